@@ -1,0 +1,319 @@
+//! Command-line parsing: clap types live here and stop here; everything past `parse` sees checked configs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, ConfigError, DriverChoice, RunConfig, ServeConfig, Target};
+use crate::runtime;
+
+#[derive(Debug, Parser)]
+#[command(name = "ssebench", version, about = "Load generator for Server-Sent Events streams")]
+struct Cli {
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Open SSE streams against URL and report latency, gaps, throughput and failures.
+    Run(RunArgs),
+    /// Serve SSE streams for load tests (the built-in target server).
+    Serve(ServeArgs),
+    /// Start the built-in server on a loopback port and run a short load test against it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DriverArg {
+    Auto,
+    #[value(name = "io_uring", alias = "io-uring", alias = "uring")]
+    IoUring,
+    Epoll,
+}
+
+impl From<DriverArg> for DriverChoice {
+    fn from(d: DriverArg) -> DriverChoice {
+        match d {
+            DriverArg::Auto => DriverChoice::Auto,
+            DriverArg::IoUring => DriverChoice::IoUring,
+            DriverArg::Epoll => DriverChoice::Epoll,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct EngineArgs {
+    /// Worker threads, one pinned runtime each [default: every available core]
+    #[arg(short = 't', long)]
+    threads: Option<usize>,
+    /// IO driver: io_uring, or epoll (the fallback when io_uring is not usable)
+    #[arg(long, value_enum, default_value = "auto")]
+    driver: DriverArg,
+}
+
+impl EngineArgs {
+    fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(runtime::available_cores)
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Target URL (http://host[:port]/path)
+    url: String,
+    /// Concurrent streams (virtual users; each opens its next stream when one ends)
+    #[arg(short = 'c', long = "connections", default_value_t = 10)]
+    connections: usize,
+    /// Run this long (e.g. 30s, 5m) [default: 10s, or until -n streams are done]
+    #[arg(short = 'd', long, value_parser = config::parse_duration)]
+    duration: Option<Duration>,
+    /// Stop after this many streams have ended (completed or failed)
+    #[arg(short = 'n', long = "streams")]
+    streams: Option<u64>,
+    /// New streams per second while ramping up [default: unlimited]
+    #[arg(long)]
+    connect_rate: Option<f64>,
+    /// Give up on a TCP connect after this long
+    #[arg(long, default_value = "10s", value_parser = config::parse_duration)]
+    connect_timeout: Duration,
+    /// HTTP method
+    #[arg(short = 'm', long, default_value = "GET")]
+    method: String,
+    /// Extra request header, 'Name: value' (repeatable)
+    #[arg(short = 'H', long = "header", value_parser = config::parse_header)]
+    headers: Vec<(String, String)>,
+    /// Request body: inline text, or @FILE to read it from a file
+    #[arg(long)]
+    body: Option<String>,
+    /// Largest event (data and partial line) a stream may buffer; larger is a failure
+    #[arg(long, default_value = "1MiB", value_parser = config::parse_size)]
+    max_event_size: usize,
+    /// Also write the report as JSON to this file
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one)
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    stream: StreamShapeArgs,
+    /// Serve this file verbatim (a whole HTTP response: status line, headers, body) to every request
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// With --replay: write the file in pieces of this many bytes
+    #[arg(long, default_value = "64KiB", value_parser = config::parse_size)]
+    replay_write_size: usize,
+    /// With --replay: pause between pieces, so clients see them in separate reads
+    #[arg(long, default_value = "0s", value_parser = config::parse_duration)]
+    replay_pause: Duration,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// The shape of the streams the built-in server generates.
+#[derive(Debug, Args)]
+struct StreamShapeArgs {
+    /// Events per stream (0: endless)
+    #[arg(long, default_value_t = 100)]
+    events: u64,
+    /// Time between events
+    #[arg(long, default_value = "100ms", value_parser = config::parse_duration)]
+    interval: Duration,
+    /// Bytes in each event's data value (starts with the send time in Unix µs)
+    #[arg(long, default_value = "100", value_parser = config::parse_size)]
+    size: usize,
+    /// Delay before the first event (simulated time to first token)
+    #[arg(long, default_value = "0s", value_parser = config::parse_duration)]
+    first_delay: Duration,
+    /// Send each event up to this much before or after its slot
+    #[arg(long, default_value = "0s", value_parser = config::parse_duration)]
+    jitter: Duration,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// How long the demo load test runs
+    #[arg(short = 'd', long, default_value = "5s", value_parser = config::parse_duration)]
+    duration: Duration,
+    /// Concurrent streams
+    #[arg(short = 'c', long = "connections", default_value_t = 200)]
+    connections: usize,
+    /// Also write the report as JSON to this file
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// What `main` runs, with checked configuration.
+#[derive(Debug)]
+pub enum Command {
+    Run(RunConfig),
+    Serve(ServeConfig),
+    Demo(DemoConfig),
+}
+
+/// The demo's own knobs; the rest of its set-up is fixed in `commands::demo`.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub duration: Duration,
+    pub connections: usize,
+    pub json_path: Option<PathBuf>,
+}
+
+/// Parses the process arguments. Usage errors print clap's message and exit with code 2.
+pub fn parse() -> Result<Command, ConfigError> {
+    parse_from(std::env::args_os())
+}
+
+pub fn parse_from<I, T>(args: I) -> Result<Command, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::parse_from(args).command {
+        CliCommand::Run(args) => run_config(args).map(Command::Run),
+        CliCommand::Serve(args) => serve_config(args).map(Command::Serve),
+        CliCommand::Demo(args) => Ok(Command::Demo(DemoConfig {
+            duration: args.duration,
+            connections: args.connections,
+            json_path: args.json,
+        })),
+    }
+}
+
+fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
+    let body = match args.body.as_deref() {
+        None => Vec::new(),
+        Some(text) => match text.strip_prefix('@') {
+            Some(path) => {
+                std::fs::read(path).map_err(|e| ConfigError(format!("--body @{path}: cannot read the file: {e}")))?
+            }
+            None => text.as_bytes().to_vec(),
+        },
+    };
+    // Without -n the run needs an end; with -n it ends when the streams are done.
+    let duration = match (args.duration, args.streams) {
+        (None, None) => Some(Duration::from_secs(10)),
+        (d, _) => d,
+    };
+    let cfg = RunConfig {
+        target: Target::parse(&args.url)?,
+        connections: args.connections,
+        duration,
+        streams_limit: args.streams,
+        connect_rate_per_s: args.connect_rate,
+        connect_timeout: args.connect_timeout,
+        method: args.method.to_ascii_uppercase(),
+        headers: args.headers,
+        body,
+        max_event_size_bytes: args.max_event_size,
+        threads: args.engine.threads(),
+        driver: args.engine.driver.into(),
+        json_path: args.json,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
+    let replay = match &args.replay {
+        None => None,
+        Some(path) => Some(
+            std::fs::read(path).map_err(|e| ConfigError(format!("--replay {}: cannot read: {e}", path.display())))?,
+        ),
+    };
+    let threads = args.engine.threads();
+    if threads == 0 {
+        return Err(ConfigError("--threads must be at least 1".into()));
+    }
+    if args.replay_write_size == 0 {
+        return Err(ConfigError("--replay-write-size must be at least 1 byte".into()));
+    }
+    let shape = args.stream;
+    Ok(ServeConfig {
+        addr: args.addr,
+        threads,
+        driver: args.engine.driver.into(),
+        events: shape.events,
+        interval: shape.interval,
+        size_bytes: shape.size,
+        first_delay: shape.first_delay,
+        jitter: shape.jitter,
+        replay,
+        replay_write_bytes: args.replay_write_size,
+        replay_pause: args.replay_pause,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<RunConfig, ConfigError> {
+        let argv = ["ssebench", "run"].iter().chain(args).copied();
+        match parse_from(argv)? {
+            Command::Run(cfg) => Ok(cfg),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_flags_reach_the_config() {
+        let cfg = run(&[
+            "http://127.0.0.1:9/x",
+            "-c",
+            "7",
+            "-d",
+            "2s",
+            "-n",
+            "30",
+            "-m",
+            "post",
+            "-H",
+            "A: 1",
+            "-H",
+            "B: 2",
+            "--body",
+            "hi",
+            "--connect-rate",
+            "50",
+            "--max-event-size",
+            "4KiB",
+            "-t",
+            "1",
+        ])
+        .unwrap();
+        assert_eq!(cfg.connections, 7);
+        assert_eq!(cfg.duration, Some(Duration::from_secs(2)));
+        assert_eq!(cfg.streams_limit, Some(30));
+        assert_eq!(cfg.method, "POST");
+        assert_eq!(cfg.headers, vec![("A".into(), "1".into()), ("B".into(), "2".into())]);
+        assert_eq!(cfg.body, b"hi");
+        assert_eq!(cfg.connect_rate_per_s, Some(50.0));
+        assert_eq!(cfg.max_event_size_bytes, 4096);
+        assert_eq!(cfg.threads, 1);
+    }
+
+    #[test]
+    fn duration_defaults_unless_streams_are_counted() {
+        assert_eq!(run(&["http://127.0.0.1:9/"]).unwrap().duration, Some(Duration::from_secs(10)));
+        assert_eq!(run(&["http://127.0.0.1:9/", "-n", "5"]).unwrap().duration, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_problem() {
+        let e = run(&["http://127.0.0.1:9/", "-c", "0"]).unwrap_err();
+        assert!(e.0.contains("--connections"), "{e}");
+        let e = run(&["http://127.0.0.1:9/", "--body", "@/nonexistent/file"]).unwrap_err();
+        assert!(e.0.contains("--body"), "{e}");
+        let e = run(&["https://127.0.0.1/"]).unwrap_err();
+        assert!(e.0.contains("https"), "{e}");
+    }
+}

@@ -1,0 +1,103 @@
+//! What each subcommand does, from a checked config to an exit code: run, serve, demo.
+
+use std::time::Duration;
+
+use crate::cli::{Command, DemoConfig};
+use crate::config::{DriverChoice, RunConfig, ServeConfig, Target};
+use crate::engine;
+use crate::report::{self, Report};
+use crate::runtime;
+use crate::server;
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const USAGE: u8 = 2;
+    pub const CANNOT_START: u8 = 3;
+}
+
+pub fn execute(command: Command) -> u8 {
+    let result = match command {
+        Command::Run(cfg) => run(&cfg, 0),
+        Command::Serve(cfg) => serve(&cfg),
+        Command::Demo(cfg) => demo(&cfg),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(message) => {
+            eprintln!("ssebench: {message}");
+            exit::CANNOT_START
+        }
+    }
+}
+
+/// Runs the load test, prints the report and writes the JSON file if asked.
+fn run(cfg: &RunConfig, first_core: usize) -> Result<(), String> {
+    let outcome = engine::run(cfg, first_core).map_err(|e| e.0)?;
+    let target = format!("http://{}{}", cfg.target.host_header, cfg.target.path);
+    let report = Report::new(&target, &outcome);
+    print!("{}", report::render_text(&report));
+    if let Some(path) = &cfg.json_path {
+        std::fs::write(path, report.to_json() + "\n")
+            .map_err(|e| format!("cannot write the JSON report to {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn serve(cfg: &ServeConfig) -> Result<(), String> {
+    let handle = server::start(cfg, 0)?;
+    eprintln!(
+        "ssebench serve: listening on http://{} ({} threads, {}); {} events per stream every {:?}",
+        handle.addr,
+        cfg.threads,
+        handle.driver.name(),
+        if cfg.events == 0 { "endless".to_string() } else { cfg.events.to_string() },
+        cfg.interval
+    );
+    handle.wait()
+}
+
+/// Built-in server on a loopback ephemeral port plus a short run against it, in one process.
+fn demo(demo: &DemoConfig) -> Result<(), String> {
+    let cores = runtime::available_cores();
+    let server_threads = (cores / 2).max(1);
+    let client_threads = cores.saturating_sub(server_threads).max(1);
+    let serve_cfg = ServeConfig {
+        addr: "127.0.0.1:0".parse().expect("literal address"),
+        threads: server_threads,
+        driver: DriverChoice::Auto,
+        events: 100,
+        interval: Duration::from_millis(20),
+        size_bytes: 100,
+        first_delay: Duration::from_millis(50),
+        jitter: Duration::from_millis(2),
+        replay: None,
+        replay_write_bytes: 1,
+        replay_pause: Duration::ZERO,
+    };
+    let handle = server::start(&serve_cfg, client_threads)?;
+    let url = format!("http://{}/", handle.addr);
+    eprintln!(
+        "demo: the same as `ssebench serve --addr {} --events 100 --interval 20ms --size 100 --first-delay 50ms \
+         --jitter 2ms` and `ssebench run {url} -c {} -d {:?}`",
+        handle.addr, demo.connections, demo.duration
+    );
+    let run_cfg = RunConfig {
+        target: Target::parse(&url).map_err(|e| e.0)?,
+        connections: demo.connections,
+        duration: Some(demo.duration),
+        streams_limit: None,
+        connect_rate_per_s: None,
+        connect_timeout: Duration::from_secs(10),
+        method: "GET".into(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        max_event_size_bytes: 1 << 20,
+        threads: client_threads,
+        driver: DriverChoice::Auto,
+        json_path: demo.json_path.clone(),
+    };
+    let result = run(&run_cfg, 0);
+    handle.stop();
+    result
+}

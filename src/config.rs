@@ -1,0 +1,278 @@
+//! Checked configuration: every limit explicit, units in names. Built from the CLI, read by everything else.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A configuration that cannot run. Start-up only, so a string is fine here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+/// Which monoio driver the runtimes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverChoice {
+    /// io_uring when the kernel allows it, else epoll.
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+/// Where the streams go: a parsed `http://` URL, resolved once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `Host` header value: the URL's authority (host and, if given, port).
+    pub host_header: String,
+    /// Origin-form request target (path and query).
+    pub path: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, ConfigError> {
+        let rest = if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
+            rest
+        } else if strip_prefix_ignore_case(url, "https://").is_some() {
+            return err(format!("{url}: https:// is not supported yet; use an http:// URL"));
+        } else {
+            return err(format!("{url}: the URL must start with http://"));
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_string()),
+        };
+        let path = match path.find('#') {
+            Some(i) => path[..i].to_string(),
+            None => path,
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return err(format!("{url}: expected http://host[:port]/path (no user info)"));
+        }
+        let (host, port) = split_host_port(authority)
+            .ok_or_else(|| ConfigError(format!("{url}: bad host or port in '{authority}'")))?;
+        if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return err(format!("{url}: the path has spaces or control characters; percent-encode them"));
+        }
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| ConfigError(format!("{url}: cannot resolve '{host}': {e}")))?
+            .next()
+            .ok_or_else(|| ConfigError(format!("{url}: '{host}' resolves to no address")))?;
+        Ok(Target { addr, host_header: authority.to_string(), path })
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`; the default port is 80.
+fn split_host_port(authority: &str) -> Option<(&str, u16)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = &rest[..end];
+        return match &rest[end + 1..] {
+            "" => Some((host, 80)),
+            port => Some((host, port.strip_prefix(':')?.parse().ok()?)),
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.contains(':') => Some((host, port.parse().ok()?)),
+        Some(_) => None,
+        None => Some((authority, 80)),
+    }
+}
+
+/// Everything `ssebench run` needs, checked.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub target: Target,
+    /// Concurrent virtual users (closed model: each runs one stream at a time).
+    pub connections: usize,
+    /// Stop this long after the start; `None` with `streams_limit` set means "until N streams are done".
+    pub duration: Option<Duration>,
+    /// Stop after this many streams have ended (completed or failed).
+    pub streams_limit: Option<u64>,
+    /// New streams per second while ramping up; `None` is unlimited.
+    pub connect_rate_per_s: Option<f64>,
+    pub connect_timeout: Duration,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub max_event_size_bytes: usize,
+    pub threads: usize,
+    pub driver: DriverChoice,
+    pub json_path: Option<PathBuf>,
+}
+
+impl RunConfig {
+    /// Checks cross-field rules that clap cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.connections == 0 {
+            return err("-c/--connections must be at least 1");
+        }
+        if self.threads == 0 {
+            return err("--threads must be at least 1");
+        }
+        if self.streams_limit == Some(0) {
+            return err("-n/--streams must be at least 1");
+        }
+        if let Some(rate) = self.connect_rate_per_s
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return err("--connect-rate must be a positive number of streams per second");
+        }
+        if self.max_event_size_bytes < 16 {
+            return err("--max-event-size must be at least 16 bytes");
+        }
+        if !self.method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_') || self.method.is_empty() {
+            return err(format!("-m/--method '{}' is not an HTTP method token", self.method));
+        }
+        Ok(())
+    }
+}
+
+/// Everything `ssebench serve` needs, checked.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub threads: usize,
+    pub driver: DriverChoice,
+    /// Events per stream; 0 streams forever.
+    pub events: u64,
+    pub interval: Duration,
+    /// Bytes in each event's `data:` value (the send timestamp counts towards it).
+    pub size_bytes: usize,
+    pub first_delay: Duration,
+    /// Each event is sent up to this much earlier or later than its schedule.
+    pub jitter: Duration,
+    /// Serve these bytes verbatim (a whole HTTP response) instead of generated events.
+    pub replay: Option<Vec<u8>>,
+    /// Write replayed bytes in pieces of this size, pausing `replay_pause` between them.
+    pub replay_write_bytes: usize,
+    pub replay_pause: Duration,
+}
+
+/// Parses `250us`, `10ms`, `1.5s`, `5m`, `1h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 30s, 5m)"))?;
+    let scale_s = match unit.trim() {
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("'{s}': unknown unit '{other}' (use us, ms, s, m or h)")),
+    };
+    let secs = value * scale_s;
+    if !secs.is_finite() || secs > 1e9 {
+        return Err(format!("'{s}' is too long"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `512`, `64KiB`, `1MiB`, `1MB`, `4k`: bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: usize = number.parse().map_err(|_| format!("'{s}' is not a size (e.g. 512, 64KiB, 1MiB)"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("'{s}': unknown unit '{other}' (use KiB, MiB or GiB)")),
+    };
+    value.checked_mul(scale).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// Parses `Name: value`, refusing bytes that would break the request framing.
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s.split_once(':').ok_or_else(|| format!("header '{s}' has no ':' (use 'Name: value')"))?;
+    let name = name.trim();
+    let is_token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(is_token) {
+        return Err(format!("header name '{name}' is not a valid HTTP token"));
+    }
+    let value = value.trim();
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(format!("header '{name}' has CR, LF or NUL in its value"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let cases = [
+            ("250us", Duration::from_micros(250)),
+            ("10ms", Duration::from_millis(10)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("30", Duration::from_secs(30)),
+            ("5m", Duration::from_secs(300)),
+            ("1h", Duration::from_secs(3600)),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_duration(input), Ok(expected), "{input}");
+        }
+        for bad in ["", "s", "10x", "-1s", "1e999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("4k"), Ok(4096));
+        assert!(parse_size("1.5MiB").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(parse_header("X-Id:  42 "), Ok(("X-Id".into(), "42".into())));
+        assert_eq!(parse_header("Authorization: Bearer a:b"), Ok(("Authorization".into(), "Bearer a:b".into())));
+        assert!(parse_header("NoColon").is_err());
+        assert!(parse_header("Bad Name: x").is_err());
+        assert!(parse_header("X: a\r\nInjected: 1").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        let t = Target::parse("http://127.0.0.1:8080/events?a=1#frag").unwrap();
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(t.host_header, "127.0.0.1:8080");
+        assert_eq!(t.path, "/events?a=1");
+        let t = Target::parse("HTTP://127.0.0.1").unwrap();
+        assert_eq!((t.addr.port(), t.path.as_str()), (80, "/"));
+        let t = Target::parse("http://[::1]:9000?x").unwrap();
+        assert_eq!(t.addr, "[::1]:9000".parse().unwrap());
+        assert_eq!(t.path, "/?x");
+        for bad in ["ftp://x/", "127.0.0.1:80", "http://", "http://h:notaport/", "http://u@h/", "https://h/"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

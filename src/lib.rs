@@ -1,0 +1,23 @@
+//! ssebench: a load generator for Server-Sent Events.
+//!
+//! One pinned monoio runtime per core owns its sockets (`worker`, `runtime`); each stream's bytes go
+//! through sans-IO parsers (`http1`, `sse`) driven by `stream`; per-core `recorder`s merge into a
+//! `report` after the threads join. `server` is the built-in target. Data flows one way:
+//! `cli` -> `config` -> `plan` -> `engine` -> `worker` -> `stream` -> `recorder` -> `report`.
+//! See ARCHITECTURE.md for the code map and the invariants.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod http1;
+pub mod plan;
+pub mod recorder;
+pub mod report;
+pub mod rng;
+pub mod runtime;
+pub mod server;
+pub mod sse;
+pub mod stream;
+pub mod sys;
+pub mod worker;

@@ -1,0 +1,295 @@
+//! Per-core measurements: microsecond HdrHistograms, counters, and failures counted by a `Copy` enum. No locks, no atomics: each core owns one and they merge after the join.
+
+use hdrhistogram::Histogram;
+
+/// Largest value a histogram holds (24 h in µs); larger samples are clamped to it.
+pub const HISTOGRAM_MAX: u64 = 24 * 3600 * 1_000_000;
+/// Three significant digits: 0.1% value precision.
+const HISTOGRAM_SIGFIG: u8 = 3;
+/// HTTP status codes are three digits, so a flat table indexed by code covers them all.
+const STATUS_SLOTS: usize = 1000;
+
+/// Why a stream failed. Small and `Copy` so the hot path counts it without formatting anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The target refused the TCP connection (nothing listening).
+    ConnectRefused,
+    /// The TCP handshake did not finish within `--connect-timeout`.
+    ConnectTimeout,
+    /// No local port (or address) was free for another connection to that target.
+    PortsExhausted,
+    /// Any other error while connecting (unreachable network, descriptor limit, ...).
+    ConnectOther,
+    /// The peer reset the connection after it was established.
+    Reset,
+    /// The response status was not 2xx; the code is counted separately.
+    HttpStatus(u16),
+    /// A 2xx response whose Content-Type is not `text/event-stream`.
+    WrongContentType,
+    /// The response head or the chunked framing broke the protocol (or a bound on it).
+    MalformedHttp,
+    /// The connection or the body ended before the response or the event under way was complete.
+    PrematureEof,
+    /// One event outgrew `--max-event-size`.
+    EventTooLarge,
+    /// Any other socket error after the connection was established.
+    Io,
+}
+
+impl Failure {
+    /// The classes in report order; `HttpStatus` stands for all codes.
+    pub const ALL: [Failure; 11] = [
+        Failure::ConnectRefused,
+        Failure::ConnectTimeout,
+        Failure::PortsExhausted,
+        Failure::ConnectOther,
+        Failure::Reset,
+        Failure::HttpStatus(0),
+        Failure::WrongContentType,
+        Failure::MalformedHttp,
+        Failure::PrematureEof,
+        Failure::EventTooLarge,
+        Failure::Io,
+    ];
+
+    pub fn index(self) -> usize {
+        match self {
+            Failure::ConnectRefused => 0,
+            Failure::ConnectTimeout => 1,
+            Failure::PortsExhausted => 2,
+            Failure::ConnectOther => 3,
+            Failure::Reset => 4,
+            Failure::HttpStatus(_) => 5,
+            Failure::WrongContentType => 6,
+            Failure::MalformedHttp => 7,
+            Failure::PrematureEof => 8,
+            Failure::EventTooLarge => 9,
+            Failure::Io => 10,
+        }
+    }
+
+    /// The report's name for the class (`HttpStatus` is reported per code as `http_<code>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::ConnectRefused => "connect_refused",
+            Failure::ConnectTimeout => "connect_timeout",
+            Failure::PortsExhausted => "ports_exhausted",
+            Failure::ConnectOther => "connect_error",
+            Failure::Reset => "reset",
+            Failure::HttpStatus(_) => "http_status",
+            Failure::WrongContentType => "wrong_content_type",
+            Failure::MalformedHttp => "malformed_http",
+            Failure::PrematureEof => "premature_eof",
+            Failure::EventTooLarge => "event_too_large",
+            Failure::Io => "io_error",
+        }
+    }
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The response ended by its own framing with no event left unfinished.
+    Completed,
+    Failed(Failure),
+    /// Still open when the run ended (duration over): neither a success nor a failure.
+    Interrupted,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX, HISTOGRAM_SIGFIG).expect("static histogram bounds are valid")
+}
+
+/// The run's histograms, in microseconds except `events_per_stream`.
+#[derive(Debug, Clone)]
+pub struct Histograms {
+    pub connect_us: Histogram<u64>,
+    pub headers_us: Histogram<u64>,
+    pub first_event_us: Histogram<u64>,
+    pub gap_us: Histogram<u64>,
+    pub stream_us: Histogram<u64>,
+    pub events_per_stream: Histogram<u64>,
+}
+
+impl Histograms {
+    fn new() -> Histograms {
+        Histograms {
+            connect_us: histogram(),
+            headers_us: histogram(),
+            first_event_us: histogram(),
+            gap_us: histogram(),
+            stream_us: histogram(),
+            events_per_stream: histogram(),
+        }
+    }
+
+    fn add(&mut self, other: &Histograms) {
+        let pairs = [
+            (&mut self.connect_us, &other.connect_us),
+            (&mut self.headers_us, &other.headers_us),
+            (&mut self.first_event_us, &other.first_event_us),
+            (&mut self.gap_us, &other.gap_us),
+            (&mut self.stream_us, &other.stream_us),
+            (&mut self.events_per_stream, &other.events_per_stream),
+        ];
+        for (mine, theirs) in pairs {
+            mine.add(theirs).expect("histograms share bounds");
+        }
+    }
+}
+
+/// One core's measurements.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    pub histograms: Histograms,
+    pub streams_started: u64,
+    pub streams_completed: u64,
+    pub streams_failed: u64,
+    pub streams_interrupted: u64,
+    pub events: u64,
+    /// Every byte read from sockets: heads, framing and payload.
+    pub bytes: u64,
+    /// Sum over streams of request start to stream end, for events/s per stream.
+    pub stream_time_us: u64,
+    failures: [u64; Failure::ALL.len()],
+    status_counts: Box<[u64; STATUS_SLOTS]>,
+    /// Streams open now (from connect start to stream end).
+    pub active: u64,
+    pub peak_active: u64,
+    /// `active` sampled at each tick of the shared sampling clock, for a cross-core peak.
+    pub active_samples: Vec<u32>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder {
+            histograms: Histograms::new(),
+            streams_started: 0,
+            streams_completed: 0,
+            streams_failed: 0,
+            streams_interrupted: 0,
+            events: 0,
+            bytes: 0,
+            stream_time_us: 0,
+            failures: [0; Failure::ALL.len()],
+            status_counts: Box::new([0; STATUS_SLOTS]),
+            active: 0,
+            peak_active: 0,
+            active_samples: Vec::new(),
+        }
+    }
+
+    pub fn stream_opened(&mut self) {
+        self.streams_started += 1;
+        self.active += 1;
+        self.peak_active = self.peak_active.max(self.active);
+    }
+
+    /// Counts one stream's end. `stream_us` runs from the request's first byte (or the connect
+    /// start, if the stream failed before any request) to the end.
+    pub fn stream_closed(&mut self, end: StreamEnd, stream_us: u64, events: u64) {
+        debug_assert!(self.active > 0, "a stream closed that never opened");
+        self.active -= 1;
+        self.stream_time_us += stream_us;
+        self.histograms.stream_us.saturating_record(stream_us);
+        self.histograms.events_per_stream.saturating_record(events);
+        match end {
+            StreamEnd::Completed => self.streams_completed += 1,
+            StreamEnd::Interrupted => self.streams_interrupted += 1,
+            StreamEnd::Failed(failure) => {
+                self.streams_failed += 1;
+                self.failures[failure.index()] += 1;
+                if let Failure::HttpStatus(code) = failure {
+                    self.status_counts[usize::from(code).min(STATUS_SLOTS - 1)] += 1;
+                }
+            }
+        }
+    }
+
+    /// Records `active` for sampling tick `tick` (ticks count from the run's common start, so
+    /// the same index on every core means the same moment).
+    pub fn sample_active(&mut self, tick: usize) {
+        if self.active_samples.len() <= tick {
+            self.active_samples.resize(tick + 1, 0);
+        }
+        let active = u32::try_from(self.active).unwrap_or(u32::MAX);
+        self.active_samples[tick] = self.active_samples[tick].max(active);
+    }
+
+    pub fn failures_of(&self, failure: Failure) -> u64 {
+        self.failures[failure.index()]
+    }
+
+    /// `(status code, count)` for every HTTP status failure seen, in code order.
+    pub fn status_failures(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.status_counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(code, n)| (code as u16, *n))
+    }
+
+    /// Folds another core's recorder into this one. Peaks come from the aligned samples: the sum
+    /// of per-core peaks would overstate a peak that the cores reached at different times.
+    pub fn merge(&mut self, other: &Recorder) {
+        self.histograms.add(&other.histograms);
+        self.streams_started += other.streams_started;
+        self.streams_completed += other.streams_completed;
+        self.streams_failed += other.streams_failed;
+        self.streams_interrupted += other.streams_interrupted;
+        self.events += other.events;
+        self.bytes += other.bytes;
+        self.stream_time_us += other.stream_time_us;
+        for (mine, theirs) in self.failures.iter_mut().zip(other.failures.iter()) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.status_counts.iter_mut().zip(other.status_counts.iter()) {
+            *mine += theirs;
+        }
+        self.active += other.active;
+        if self.active_samples.len() < other.active_samples.len() {
+            self.active_samples.resize(other.active_samples.len(), 0);
+        }
+        for (mine, theirs) in self.active_samples.iter_mut().zip(other.active_samples.iter()) {
+            *mine = mine.saturating_add(*theirs);
+        }
+        let sampled_peak = self.active_samples.iter().copied().max().unwrap_or(0) as u64;
+        self.peak_active = sampled_peak.max(self.peak_active).max(other.peak_active);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_indexes_match_the_table() {
+        for (i, failure) in Failure::ALL.iter().enumerate() {
+            assert_eq!(failure.index(), i, "{failure:?}");
+        }
+    }
+
+    #[test]
+    fn counts_and_merge() {
+        let mut a = Recorder::new();
+        let mut b = Recorder::new();
+        for rec in [&mut a, &mut b] {
+            rec.stream_opened();
+            rec.stream_opened();
+            rec.sample_active(0);
+            rec.stream_closed(StreamEnd::Completed, 1_000, 5);
+            rec.stream_closed(StreamEnd::Failed(Failure::HttpStatus(404)), 10, 0);
+            rec.sample_active(1);
+        }
+        a.merge(&b);
+        assert_eq!((a.streams_started, a.streams_completed, a.streams_failed), (4, 2, 2));
+        assert_eq!(a.failures_of(Failure::HttpStatus(0)), 2);
+        assert_eq!(a.status_failures().collect::<Vec<_>>(), vec![(404, 2)]);
+        assert_eq!(a.active_samples, vec![4, 0]);
+        assert_eq!(a.peak_active, 4);
+        assert_eq!(a.histograms.events_per_stream.len(), 4);
+        assert_eq!(a.stream_time_us, 2_020);
+    }
+}

@@ -1,0 +1,104 @@
+//! The human summary printed on stdout.
+
+use std::fmt::Write;
+
+use super::{Report, Summary};
+
+/// Renders the report as aligned text.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let s = &r.streams;
+    let e = &r.events;
+    let _ = writeln!(
+        out,
+        "ssebench {}  {}  driver {}, {} thread{}, {:.2} s",
+        r.version,
+        r.target,
+        r.engine.driver,
+        r.engine.threads,
+        if r.engine.threads == 1 { "" } else { "s" },
+        r.duration_s
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Streams   {} started, {} completed, {} failed, {} open at end; peak concurrent {}; success {:.2}%",
+        s.started,
+        s.completed,
+        s.failed,
+        s.interrupted,
+        s.peak_concurrent,
+        s.success_rate * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "Events    {} received, {:.1}/s, {:.2}/s per stream; {:.2} MB received, {:.2} MB/s",
+        e.received,
+        e.per_second,
+        e.per_stream_per_second,
+        e.bytes as f64 / 1e6,
+        e.bytes_per_second / 1e6
+    );
+    let failed: Vec<String> = s.failures.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(out, "Failures  {}", if failed.is_empty() { "none".to_string() } else { failed.join(", ") });
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<14}{:>9}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}",
+        "", "count", "min", "mean", "p50", "p90", "p99", "p99.9", "max"
+    );
+    let l = &r.latency_us;
+    for (name, h) in [
+        ("connect", &l.connect),
+        ("headers", &l.headers),
+        ("first event", &l.first_event),
+        ("event gap", &l.gap),
+        ("stream", &l.stream),
+    ] {
+        row(&mut out, name, h, duration);
+    }
+    row(&mut out, "events/stream", &r.events_per_stream, |v| format!("{v:.0}"));
+    out
+}
+
+fn row(out: &mut String, name: &str, h: &Summary, fmt: impl Fn(f64) -> String) {
+    if h.count == 0 {
+        let _ = writeln!(out, "{name:<14}{:>9}{:>11}", 0, "-");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{name:<14}{:>9}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}",
+        h.count,
+        fmt(h.min as f64),
+        fmt(h.mean),
+        fmt(h.p50 as f64),
+        fmt(h.p90 as f64),
+        fmt(h.p99 as f64),
+        fmt(h.p999 as f64),
+        fmt(h.max as f64)
+    );
+}
+
+/// Microseconds as a short human duration.
+fn duration(us: f64) -> String {
+    if us < 1_000.0 {
+        format!("{us:.0}us")
+    } else if us < 1_000_000.0 {
+        format!("{:.2}ms", us / 1e3)
+    } else {
+        format!("{:.2}s", us / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+
+    #[test]
+    fn durations_pick_a_unit() {
+        assert_eq!(duration(999.0), "999us");
+        assert_eq!(duration(10_240.0), "10.24ms");
+        assert_eq!(duration(2_500_000.0), "2.50s");
+    }
+}

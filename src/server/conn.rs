@@ -1,0 +1,200 @@
+//! One accepted connection of the built-in server: read a request, answer with an event stream (or the replay bytes), repeat while kept alive.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::ServeCore;
+use super::event::{self, LAST_CHUNK, STREAM_HEAD};
+
+/// Largest request head the server accepts; larger gets 431 and a close.
+const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
+const MAX_REQUEST_HEADERS: usize = 64;
+const INITIAL_READ_BYTES: usize = 1024;
+
+/// What the request asked for that changes the answer.
+struct Request {
+    head_len: usize,
+    body_len: usize,
+}
+
+enum ReadOutcome {
+    Request(Request),
+    /// The client closed or the socket failed: nothing to answer.
+    Gone,
+    /// A request the server cannot serve: answer this and close.
+    Refuse(&'static [u8]),
+}
+
+pub async fn serve(mut stream: TcpStream, core: Rc<ServeCore>) {
+    let _ = stream.set_nodelay(true);
+    let mut input = Vec::with_capacity(INITIAL_READ_BYTES);
+    let mut out = Vec::new();
+    loop {
+        let request = match read_request(&mut stream, &mut input).await {
+            ReadOutcome::Request(request) => request,
+            ReadOutcome::Gone => return,
+            ReadOutcome::Refuse(answer) => {
+                let _ = stream.write_all(answer).await;
+                return;
+            }
+        };
+        if !skip_body(&mut stream, &mut input, request).await {
+            return;
+        }
+        if let Some(bytes) = &core.cfg.replay {
+            replay(&mut stream, &core, bytes).await;
+            return;
+        }
+        out = match stream_events(&mut stream, &core, out).await {
+            Some(out) => out,
+            None => return,
+        };
+    }
+}
+
+/// Reads until `input` starts with a complete request head.
+async fn read_request(stream: &mut TcpStream, input: &mut Vec<u8>) -> ReadOutcome {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(input) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                let mut body_len = 0;
+                for header in request.headers.iter() {
+                    if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                        return ReadOutcome::Refuse(
+                            b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                    if header.name.eq_ignore_ascii_case("content-length") {
+                        match std::str::from_utf8(header.value).ok().and_then(|v| v.trim().parse().ok()) {
+                            Some(n) => body_len = n,
+                            None => return ReadOutcome::Refuse(BAD_REQUEST),
+                        }
+                    }
+                }
+                return ReadOutcome::Request(Request { head_len, body_len });
+            }
+            Ok(httparse::Status::Partial) if input.len() >= MAX_REQUEST_HEAD_BYTES => {
+                return ReadOutcome::Refuse(
+                    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(_) => return ReadOutcome::Refuse(BAD_REQUEST),
+        }
+        if !read_more(stream, input).await {
+            return ReadOutcome::Gone;
+        }
+    }
+}
+
+const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// Appends what one read returns to `input`; false on EOF or error.
+async fn read_more(stream: &mut TcpStream, input: &mut Vec<u8>) -> bool {
+    if input.len() == input.capacity() {
+        input.reserve(input.capacity().max(INITIAL_READ_BYTES));
+    }
+    let len = input.len();
+    let cap = input.capacity();
+    let buf = std::mem::take(input).slice_mut(len..cap);
+    let (result, buf) = stream.read(buf).await;
+    *input = buf.into_inner();
+    matches!(result, Ok(n) if n > 0)
+}
+
+/// Drops the request head and body from `input`, reading the rest of the body if needed;
+/// pipelined bytes after it stay.
+async fn skip_body(stream: &mut TcpStream, input: &mut Vec<u8>, request: Request) -> bool {
+    let mut to_drop = request.head_len + request.body_len;
+    while input.len() < to_drop {
+        to_drop -= input.len();
+        input.clear();
+        if !read_more(stream, input).await {
+            return false;
+        }
+    }
+    input.drain(..to_drop);
+    true
+}
+
+/// Sends the generated stream; returns the event buffer for reuse, or None if the connection is done.
+async fn stream_events(stream: &mut TcpStream, core: &ServeCore, out: Vec<u8>) -> Option<Vec<u8>> {
+    let cfg = &core.cfg;
+    let (result, _) = stream.write_all(STREAM_HEAD).await;
+    result.ok()?;
+    let mut out = out;
+    let mut rng = core.next_rng();
+    let first_at = Instant::now() + cfg.first_delay;
+    let mut last_at = first_at;
+    let mut seq = 1u64;
+    while cfg.events == 0 || seq <= cfg.events {
+        let scheduled = first_at + cfg.interval * (seq - 1).min(u32::MAX as u64) as u32;
+        // Jitter moves each send around its slot but never before the previous one.
+        let at = jittered(scheduled, cfg.jitter, &mut rng).max(last_at);
+        monoio::time::sleep_until(at.into()).await;
+        if core.stopping.get() {
+            return None;
+        }
+        last_at = at;
+        event::encode_event(&mut out, seq, unix_micros(), cfg.size_bytes);
+        let (result, buf) = stream.write_all(out).await;
+        out = buf;
+        result.ok()?;
+        seq += 1;
+    }
+    let (result, _) = stream.write_all(LAST_CHUNK).await;
+    result.ok()?;
+    Some(out)
+}
+
+/// Writes the replay bytes in pieces with pauses, so clients see split reads, then closes.
+async fn replay(stream: &mut TcpStream, core: &ServeCore, bytes: &Rc<[u8]>) {
+    let piece = core.cfg.replay_write_bytes.max(1);
+    for (i, start) in (0..bytes.len()).step_by(piece).enumerate() {
+        if i > 0 && !core.cfg.replay_pause.is_zero() {
+            monoio::time::sleep(core.cfg.replay_pause).await;
+        }
+        let end = (start + piece).min(bytes.len());
+        let (result, _) = stream.write_all(ReplaySlice { bytes: bytes.clone(), start, end }).await;
+        if result.is_err() {
+            return;
+        }
+    }
+}
+
+/// A shared window of the replay bytes handed to the kernel without copying.
+struct ReplaySlice {
+    bytes: Rc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+// SAFETY: the pointer stays valid while `bytes` (an owned Rc) lives, and `bytes_init` is in bounds.
+unsafe impl monoio::buf::IoBuf for ReplaySlice {
+    fn read_ptr(&self) -> *const u8 {
+        self.bytes[self.start..].as_ptr()
+    }
+
+    fn bytes_init(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+fn jittered(at: Instant, jitter: Duration, rng: &mut u64) -> Instant {
+    if jitter.is_zero() {
+        return at;
+    }
+    let span_ns = jitter.as_nanos() as u64 * 2 + 1;
+    let offset_ns = crate::rng::next(rng) % span_ns;
+    (at + Duration::from_nanos(offset_ns)).checked_sub(jitter).unwrap_or(at)
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}

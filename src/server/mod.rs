@@ -1,0 +1,142 @@
+//! The built-in target server: one pinned monoio runtime per core, each accepting on its own SO_REUSEPORT listener.
+
+mod conn;
+pub mod event;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::ServeConfig;
+use crate::runtime::{self, Driver};
+use crate::sys;
+
+/// Listen backlog per core (the kernel caps it at net.core.somaxconn).
+const BACKLOG: i32 = 4096;
+/// How often an idle accept loop looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// Pause after an accept error (e.g. EMFILE) so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// The server's per-core state, read by its connections.
+pub(crate) struct ServeCore {
+    cfg: ServeConfigShared,
+    /// Copied from the shared stop flag by the accept loop, so connections read a plain Cell.
+    stopping: Cell<bool>,
+    rng_state: Cell<u64>,
+}
+
+impl ServeCore {
+    fn next_rng(&self) -> u64 {
+        let mut state = self.rng_state.get();
+        let seed = crate::rng::next(&mut state);
+        self.rng_state.set(state);
+        seed | 1
+    }
+}
+
+/// The configuration as the connections use it: replay bytes shared without copies per connection.
+pub(crate) struct ServeConfigShared {
+    events: u64,
+    interval: Duration,
+    size_bytes: usize,
+    first_delay: Duration,
+    jitter: Duration,
+    replay: Option<Rc<[u8]>>,
+    replay_write_bytes: usize,
+    replay_pause: Duration,
+}
+
+/// A running server. Dropping it leaves the server running; `stop` ends it.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    pub driver: Driver,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl ServerHandle {
+    /// Closes the listeners and every open stream, and waits for the threads.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+
+    /// Serves until the process ends.
+    pub fn wait(self) -> Result<(), String> {
+        for thread in self.threads {
+            thread.join().map_err(|_| "a server thread panicked".to_string())?.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Binds one listener per core on `cfg.addr` (port 0 picks one port for all) and starts serving.
+/// `first_core` shifts the pinning so an in-process generator can keep other cores.
+pub fn start(cfg: &ServeConfig, first_core: usize) -> Result<ServerHandle, String> {
+    let driver = runtime::resolve(cfg.driver)?;
+    let threads = cfg.threads.max(1);
+    let first =
+        sys::reuseport_listener(cfg.addr, BACKLOG).map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
+    let addr = first.local_addr().map_err(|e| e.to_string())?;
+    let mut listeners = vec![first];
+    for _ in 1..threads {
+        listeners.push(sys::reuseport_listener(addr, BACKLOG).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::with_capacity(threads);
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let cfg = cfg.clone();
+        let stop = stop.clone();
+        let name = format!("ssebench-serve-{index}");
+        let handle =
+            runtime::spawn_pinned(name, first_core + index, driver, move || accept_loop(listener, cfg, stop, index))
+                .map_err(|e| format!("cannot start a server thread: {e}"))?;
+        handles.push(handle);
+    }
+    Ok(ServerHandle { addr, driver, stop, threads: handles })
+}
+
+async fn accept_loop(listener: std::net::TcpListener, cfg: ServeConfig, stop: Arc<AtomicBool>, index: usize) {
+    let listener = match monoio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("ssebench serve: core {index} cannot use its listener: {err}");
+            return;
+        }
+    };
+    let shared = ServeConfigShared {
+        events: cfg.events,
+        interval: cfg.interval,
+        size_bytes: cfg.size_bytes,
+        first_delay: cfg.first_delay,
+        jitter: cfg.jitter,
+        replay: cfg.replay.map(Rc::from),
+        replay_write_bytes: cfg.replay_write_bytes,
+        replay_pause: cfg.replay_pause,
+    };
+    let core = Rc::new(ServeCore {
+        cfg: shared,
+        stopping: Cell::new(false),
+        rng_state: Cell::new(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1)),
+    });
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            core.stopping.set(true);
+            return;
+        }
+        match monoio::time::timeout(STOP_POLL, listener.accept()).await {
+            Err(_) => {}
+            Ok(Ok((stream, _peer))) => {
+                monoio::spawn(conn::serve(stream, core.clone()));
+            }
+            Ok(Err(_)) => monoio::time::sleep(ACCEPT_ERROR_PAUSE).await,
+        }
+    }
+}
