@@ -135,38 +135,68 @@ async fn one_stream(
     conn: &mut Option<TcpStream>,
     machine: &mut StreamMachine,
 ) -> StreamEnd {
-    let stream = match conn.take() {
-        Some(stream) => stream,
-        None => match connect(core, &shared.cfg).await {
-            Ok(stream) => stream,
-            Err(failure) => return StreamEnd::Failed(failure),
-        },
+    if let Some(stream) = conn.take() {
+        match exchange(core, shared, stream, conn, machine).await {
+            // A kept-alive connection the server had already closed (its idle timeout raced our
+            // request) is not a failure of this stream: retry once on a fresh connection, as
+            // browsers and HTTP libraries do.
+            Exchange::StaleConnection(_) => {}
+            Exchange::Ended(end) => return end,
+        }
+    }
+    let stream = match connect(core, &shared.cfg).await {
+        Ok(stream) => stream,
+        Err(failure) => return StreamEnd::Failed(failure),
     };
+    match exchange(core, shared, stream, conn, machine).await {
+        Exchange::Ended(end) | Exchange::StaleConnection(end) => end,
+    }
+}
+
+enum Exchange {
+    Ended(StreamEnd),
+    /// Failed before a single response byte arrived.
+    StaleConnection(StreamEnd),
+}
+
+/// Writes the request on `stream` and reads the response to its end.
+async fn exchange(
+    core: &RefCell<Core>,
+    shared: &RunShared,
+    stream: TcpStream,
+    conn: &mut Option<TcpStream>,
+    machine: &mut StreamMachine,
+) -> Exchange {
     let fd = stream.as_raw_fd();
+    let mut got_bytes = false;
+    let ended = |end: StreamEnd, got_bytes: bool| {
+        if got_bytes { Exchange::Ended(end) } else { Exchange::StaleConnection(end) }
+    };
     machine.begin(Instant::now());
     if let Err(failure) = write_all(&stream, &shared.request).await {
-        return StreamEnd::Failed(failure);
+        return ended(StreamEnd::Failed(failure), false);
     }
     loop {
         if let Err(err) = stream.readable(false).await {
-            return StreamEnd::Failed(sys::io_failure(&err));
+            return ended(StreamEnd::Failed(sys::io_failure(&err)), got_bytes);
         }
         let mut core = core.borrow_mut();
         let Core { rec, scratch, .. } = &mut *core;
         for _ in 0..READS_PER_WAKE {
             let n = match sys::recv(fd, scratch) {
-                Ok(0) => return machine.on_eof(),
+                Ok(0) => return ended(machine.on_eof(), got_bytes),
                 Ok(n) => n,
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(err) => return StreamEnd::Failed(sys::io_failure(&err)),
+                Err(err) => return ended(StreamEnd::Failed(sys::io_failure(&err)), got_bytes),
             };
+            got_bytes = true;
             match machine.on_bytes(Instant::now(), &scratch[..n], rec) {
                 Progress::Done { end, reusable } => {
                     if reusable {
                         *conn = Some(stream);
                     }
-                    return end;
+                    return Exchange::Ended(end);
                 }
                 // A short read drained the socket: skip the recv that would say EAGAIN.
                 Progress::NeedMore if n < scratch.len() => break,

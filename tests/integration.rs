@@ -1,0 +1,303 @@
+//! End-to-end tests: the built-in server on 127.0.0.1:0 and the generator in one process, with exact figures.
+//!
+//! Every test keeps both sides far under the 20,000-descriptor limit of one process.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ssebench::config::{DriverChoice, RunConfig, ServeConfig, Target};
+use ssebench::engine;
+use ssebench::report::Report;
+use ssebench::server::{self, ServerHandle};
+
+fn serve_cfg() -> ServeConfig {
+    ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        driver: DriverChoice::Auto,
+        events: 10,
+        interval: Duration::from_millis(1),
+        size_bytes: 64,
+        first_delay: Duration::ZERO,
+        jitter: Duration::ZERO,
+        replay: None,
+        replay_write_bytes: 64 * 1024,
+        replay_pause: Duration::ZERO,
+    }
+}
+
+fn serve(cfg: ServeConfig) -> ServerHandle {
+    server::start(&cfg, 1).expect("server starts")
+}
+
+/// A server that answers every request with `response` verbatim, written `piece` bytes at a time.
+fn replay(response: &[u8], piece: usize) -> ServerHandle {
+    let pause = if piece < response.len() { Duration::from_millis(2) } else { Duration::ZERO };
+    serve(ServeConfig {
+        replay: Some(response.to_vec()),
+        replay_write_bytes: piece,
+        replay_pause: pause,
+        ..serve_cfg()
+    })
+}
+
+fn run_cfg(addr: SocketAddr, connections: usize) -> RunConfig {
+    RunConfig {
+        target: Target::parse(&format!("http://{addr}/events")).unwrap(),
+        connections,
+        duration: None,
+        streams_limit: None,
+        connect_rate_per_s: None,
+        connect_timeout: Duration::from_secs(5),
+        method: "GET".into(),
+        headers: vec![],
+        body: vec![],
+        max_event_size_bytes: 1 << 20,
+        threads: 1,
+        driver: DriverChoice::Auto,
+        json_path: None,
+    }
+}
+
+fn run(cfg: &RunConfig) -> Report {
+    let outcome = engine::run(cfg, 0).expect("run starts");
+    Report::new("test", &outcome)
+}
+
+/// Runs `-n streams` against the server and returns the report.
+fn run_n(addr: SocketAddr, connections: usize, streams: u64) -> Report {
+    run(&RunConfig { streams_limit: Some(streams), ..run_cfg(addr, connections) })
+}
+
+fn failures(report: &Report, class: &str) -> u64 {
+    *report.streams.failures.get(class).unwrap_or(&0)
+}
+
+#[test]
+fn every_event_of_every_stream_is_counted() {
+    let server = serve(ServeConfig { events: 50, ..serve_cfg() });
+    let report = run(&RunConfig { streams_limit: Some(200), threads: 2, ..run_cfg(server.addr, 200) });
+    assert_eq!(report.events.received, 10_000);
+    assert_eq!((report.streams.started, report.streams.completed, report.streams.failed), (200, 200, 0));
+    assert_eq!(report.events_per_stream.min, 50);
+    assert_eq!(report.events_per_stream.max, 50);
+    assert_eq!(report.latency_us.first_event.count, 200);
+    assert_eq!(report.latency_us.gap.count, 200 * 49);
+    assert!(report.streams.peak_concurrent <= 200);
+    assert_eq!(report.streams.success_rate, 1.0);
+    server.stop();
+}
+
+#[test]
+fn streams_limit_stops_after_exactly_n() {
+    let server = serve(ServeConfig { events: 3, ..serve_cfg() });
+    for (connections, n) in [(10, 37), (1, 1), (5, 5)] {
+        let report = run_n(server.addr, connections, n);
+        assert_eq!(report.streams.started, n);
+        assert_eq!(report.streams.completed, n);
+        assert_eq!(report.events.received, 3 * n);
+    }
+    server.stop();
+}
+
+#[test]
+fn keep_alive_connections_are_reused() {
+    let server = serve(ServeConfig { events: 2, ..serve_cfg() });
+    let report = run_n(server.addr, 1, 20);
+    assert_eq!(report.streams.completed, 20);
+    assert_eq!(report.latency_us.connect.count, 1, "one connection carried all 20 streams");
+    server.stop();
+}
+
+#[test]
+fn duration_closes_open_streams_on_time() {
+    let server = serve(ServeConfig { events: 0, interval: Duration::from_millis(10), ..serve_cfg() });
+    let started = Instant::now();
+    let report = run(&RunConfig { duration: Some(Duration::from_secs(1)), ..run_cfg(server.addr, 50) });
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(1800), "run took {elapsed:?}");
+    assert_eq!(report.streams.interrupted, 50);
+    assert_eq!(report.streams.failed, 0);
+    assert_eq!(report.streams.peak_concurrent, 50);
+    assert!(report.events.received > 50 * 50, "{} events", report.events.received);
+    // Gaps come from a 10 ms schedule; allow for a loaded machine.
+    let gap_p50 = report.latency_us.gap.p50;
+    assert!((8_000..20_000).contains(&gap_p50), "gap p50 {gap_p50} us");
+    server.stop();
+}
+
+#[test]
+fn first_event_latency_includes_the_servers_first_delay() {
+    let server = serve(ServeConfig { events: 2, first_delay: Duration::from_millis(50), ..serve_cfg() });
+    let report = run_n(server.addr, 4, 8);
+    let first = report.latency_us.first_event;
+    assert_eq!(first.count, 8);
+    assert!(first.min >= 50_000, "first event after {} us", first.min);
+    assert!(report.latency_us.headers.max < first.min, "headers come before the delayed first event");
+    server.stop();
+}
+
+#[test]
+fn http_status_is_counted_with_its_code() {
+    let server = replay(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found", 1 << 16);
+    let report = run_n(server.addr, 2, 6);
+    assert_eq!(report.streams.failed, 6);
+    assert_eq!(failures(&report, "http_404"), 6);
+    assert_eq!(report.latency_us.headers.count, 6);
+    server.stop();
+}
+
+#[test]
+fn wrong_content_type_is_its_own_class() {
+    let server = replay(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi", 1 << 16);
+    let report = run_n(server.addr, 1, 3);
+    assert_eq!(failures(&report, "wrong_content_type"), 3);
+    server.stop();
+}
+
+#[test]
+fn server_closing_mid_event_is_a_premature_eof() {
+    // Close-delimited body: the first event is whole, the second is cut off.
+    let server = replay(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: one\n\ndata: tw", 1 << 16);
+    let report = run_n(server.addr, 1, 2);
+    assert_eq!(failures(&report, "premature_eof"), 2);
+    assert_eq!(report.events.received, 2, "the whole first event of each stream still counts");
+    // A chunked body cut before its last chunk.
+    let server2 = replay(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: ", 1 << 16);
+    let report = run_n(server2.addr, 1, 1);
+    assert_eq!(failures(&report, "premature_eof"), 1);
+    server.stop();
+    server2.stop();
+}
+
+#[test]
+fn oversized_event_is_counted_not_buffered() {
+    let server = serve(ServeConfig { events: 3, size_bytes: 8 * 1024, ..serve_cfg() });
+    let report = run(&RunConfig { streams_limit: Some(4), max_event_size_bytes: 1024, ..run_cfg(server.addr, 2) });
+    assert_eq!(failures(&report, "event_too_large"), 4);
+    assert_eq!(report.events.received, 0);
+    server.stop();
+}
+
+#[test]
+fn malformed_response_is_classified() {
+    let server = replay(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 1 << 16);
+    let report = run_n(server.addr, 1, 2);
+    assert_eq!(failures(&report, "malformed_http"), 2);
+    let server2 = replay(b"NOT HTTP AT ALL\r\n\r\n", 1 << 16);
+    let report = run_n(server2.addr, 1, 2);
+    assert_eq!(failures(&report, "malformed_http"), 2);
+    server.stop();
+    server2.stop();
+}
+
+#[test]
+fn refused_connection_is_counted() {
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let report = run_n(addr, 2, 10);
+    assert_eq!(failures(&report, "connect_refused"), 10);
+    assert_eq!(report.streams.started, 10);
+}
+
+#[test]
+fn epoll_fallback_runs_the_same_engine() {
+    let server = serve(ServeConfig { events: 5, driver: DriverChoice::Epoll, ..serve_cfg() });
+    let report = run(&RunConfig { streams_limit: Some(40), driver: DriverChoice::Epoll, ..run_cfg(server.addr, 8) });
+    assert_eq!(report.engine.driver, "epoll");
+    assert_eq!(report.events.received, 200);
+    assert_eq!(report.streams.failed, 0);
+    server.stop();
+}
+
+/// Byte-exact streams, each served as a whole response, in one piece and one byte per write.
+/// The expected counts are what a browser's EventSource dispatches.
+#[test]
+fn event_counts_match_eventsource_for_byte_exact_streams() {
+    let sse_head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n";
+    let cases: &[(&str, String, u64)] = &[
+        ("LF", format!("{sse_head}\r\ndata: a\n\ndata: b\n\n"), 2),
+        ("CRLF", format!("{sse_head}\r\ndata: a\r\n\r\ndata: b\r\n\r\n"), 2),
+        ("CR", format!("{sse_head}\r\ndata: a\r\rdata: b\r\r"), 2),
+        ("mixed", format!("{sse_head}\r\ndata: a\r\n\ndata: b\r\rdata: c\n\r\n"), 3),
+        ("BOM", format!("{sse_head}\r\n\u{feff}data: a\n\n"), 1),
+        ("comments", format!("{sse_head}\r\n: hi\n\n:\ndata: a\n: mid\n\n"), 1),
+        ("empty data dispatches nothing", format!("{sse_head}\r\nevent: x\n\nid: 3\n\ndata: a\n\n"), 1),
+        ("field without colon", format!("{sse_head}\r\ndata\n\ndata\ndata\n\n"), 2),
+        ("unfinished event is dropped", format!("{sse_head}\r\ndata: a\n\ndata: b\n"), 1),
+        ("multi-line data", format!("{sse_head}\r\ndata: a\ndata: b\nid: 1\nevent: e\nretry: 10\n\n"), 1),
+        ("content-length", format!("{sse_head}Content-Length: 18\r\n\r\ndata: a\n\ndata: b\n\n"), 2),
+        (
+            "chunk extensions",
+            format!(
+                "{sse_head}Transfer-Encoding: chunked\r\n\r\n5;ext=1\r\ndata:\r\n4;a=\"q;x\"\r\n a\n\n\r\nA\r\ndata: bc\n\n\r\n0\r\nX-Trailer: t\r\n\r\n"
+            ),
+            2,
+        ),
+        ("uppercase chunk size", format!("{sse_head}Transfer-Encoding: chunked\r\n\r\nA\r\ndata: bc\n\n\r\n0\r\n\r\n"), 1),
+    ];
+    for (name, response, expected) in cases {
+        for piece in [1 << 16, 7, 1] {
+            let server = replay(response.as_bytes(), piece);
+            let report = run_n(server.addr, 1, 1);
+            assert_eq!(report.events.received, *expected, "{name}, written {piece} bytes at a time");
+            let premature = failures(&report, "premature_eof");
+            let ok = report.streams.completed + premature;
+            assert_eq!(ok, 1, "{name}: {:?}", report.streams.failures);
+            server.stop();
+        }
+    }
+}
+
+#[test]
+fn post_body_and_headers_reach_the_server() {
+    // The built-in server skips a request body by its Content-Length; a wrong length would break the stream.
+    let server = serve(ServeConfig { events: 2, ..serve_cfg() });
+    let cfg = RunConfig {
+        streams_limit: Some(6),
+        method: "POST".into(),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: br#"{"model":"m","stream":true}"#.to_vec(),
+        ..run_cfg(server.addr, 1)
+    };
+    let report = run(&cfg);
+    assert_eq!(report.streams.completed, 6);
+    assert_eq!(report.latency_us.connect.count, 1, "keep-alive survives the request bodies");
+    server.stop();
+}
+
+#[test]
+fn binary_writes_json_report_and_uses_exit_codes() {
+    let server = serve(ServeConfig { events: 5, ..serve_cfg() });
+    let dir = std::env::temp_dir().join(format!("ssebench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_path = dir.join("out.json");
+    let url = format!("http://{}/", server.addr);
+    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
+        .args(["run", &url, "-c", "4", "-n", "8", "-t", "1", "--json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("first event"), "{stdout}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(json["events"]["received"], 40);
+    assert_eq!(json["streams"]["completed"], 8);
+    assert!(json["engine"]["driver"].is_string());
+    for key in ["connect", "headers", "first_event", "gap", "stream"] {
+        for field in ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"] {
+            assert!(json["latency_us"][key][field].is_number(), "latency_us.{key}.{field}");
+        }
+    }
+    let bad = Command::new(env!("CARGO_BIN_EXE_ssebench")).args(["run", &url, "-c", "nope"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = Command::new(env!("CARGO_BIN_EXE_ssebench")).args(["run", "ftp://x/"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("http://"));
+    std::fs::remove_dir_all(&dir).ok();
+    server.stop();
+}
