@@ -23,32 +23,77 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
-/// A listening socket with SO_REUSEPORT, so every core can bind the same address and the
-/// kernel spreads incoming connections over them.
-pub fn reuseport_listener(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+/// Starts a non-blocking TCP connect with TCP_NODELAY set. Returns the socket and whether the
+/// handshake is still in progress (then wait for writability and check [`socket_error`]).
+///
+/// Done by hand rather than as an io_uring connect op: the op runs inside the next batch
+/// submission, so during a connect storm every connect's clock would include the whole batch.
+pub fn start_connect(addr: SocketAddr) -> io::Result<(std::net::TcpStream, bool)> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let fd = new_socket(domain, libc::SOCK_NONBLOCK)?;
+    // Requests are written whole; Nagle would only delay them.
+    set_int_option(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    let (storage, len) = sockaddr(addr);
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
+    let rc = unsafe { libc::connect(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) };
+    let in_progress = if rc == 0 {
+        false
+    } else {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(err);
+        }
+        true
+    };
+    Ok((std::net::TcpStream::from(fd), in_progress))
+}
+
+/// The pending error of a socket (SO_ERROR): how a non-blocking connect ended.
+pub fn socket_error(fd: RawFd) -> Option<io::Error> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live and sized for SO_ERROR's c_int.
+    let rc = unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut value as *mut libc::c_int).cast(), &mut len)
+    };
+    match (rc, value) {
+        (rc, _) if rc < 0 => Some(io::Error::last_os_error()),
+        (_, 0) => None,
+        (_, code) => Some(io::Error::from_raw_os_error(code)),
+    }
+}
+
+fn new_socket(domain: libc::c_int, flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the descriptor is owned by `OwnedFd` right away.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn set_int_option(fd: &OwnedFd, level: libc::c_int, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: the option value points to a live c_int of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// A listening socket with SO_REUSEPORT, so every core can bind the same address and the
+/// kernel spreads incoming connections over them.
+pub fn reuseport_listener(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let fd = new_socket(domain, 0)?;
     for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
-        let one: libc::c_int = 1;
-        // SAFETY: the option value points to a live c_int of the given size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_int_option(&fd, libc::SOL_SOCKET, option, 1)?;
     }
     let (storage, len) = sockaddr(addr);
     // SAFETY: `storage` holds a valid sockaddr of `len` bytes.

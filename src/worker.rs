@@ -208,15 +208,19 @@ async fn exchange(
 
 async fn connect(core: &RefCell<Core>, cfg: &RunConfig) -> Result<TcpStream, Failure> {
     let started = Instant::now();
-    let connecting = TcpStream::connect_addr(cfg.target.addr);
-    let stream = match monoio::time::timeout(cfg.connect_timeout, connecting).await {
-        Err(_) => return Err(Failure::ConnectTimeout),
-        Ok(Err(err)) => return Err(sys::connect_failure(&err)),
-        Ok(Ok(stream)) => stream,
-    };
+    let (socket, in_progress) = sys::start_connect(cfg.target.addr).map_err(|e| sys::connect_failure(&e))?;
+    let stream = TcpStream::from_std(socket).map_err(|e| sys::connect_failure(&e))?;
+    if in_progress {
+        match monoio::time::timeout(cfg.connect_timeout, stream.writable(false)).await {
+            Err(_) => return Err(Failure::ConnectTimeout),
+            Ok(Err(err)) => return Err(sys::connect_failure(&err)),
+            Ok(Ok(())) => {}
+        }
+        if let Some(err) = sys::socket_error(stream.as_raw_fd()) {
+            return Err(sys::connect_failure(&err));
+        }
+    }
     core.borrow_mut().rec.histograms.connect_us.saturating_record(micros_between(started, Instant::now()));
-    // Requests are small and written whole; Nagle would only delay them.
-    let _ = stream.set_nodelay(true);
     Ok(stream)
 }
 

@@ -164,7 +164,10 @@ fn server_closing_mid_event_is_a_premature_eof() {
     assert_eq!(failures(&report, "premature_eof"), 2);
     assert_eq!(report.events.received, 2, "the whole first event of each stream still counts");
     // A chunked body cut before its last chunk.
-    let server2 = replay(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: ", 1 << 16);
+    let server2 = replay(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: ",
+        1 << 16,
+    );
     let report = run_n(server2.addr, 1, 1);
     assert_eq!(failures(&report, "premature_eof"), 1);
     server.stop();
@@ -182,7 +185,10 @@ fn oversized_event_is_counted_not_buffered() {
 
 #[test]
 fn malformed_response_is_classified() {
-    let server = replay(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 1 << 16);
+    let server = replay(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        1 << 16,
+    );
     let report = run_n(server.addr, 1, 2);
     assert_eq!(failures(&report, "malformed_http"), 2);
     let server2 = replay(b"NOT HTTP AT ALL\r\n\r\n", 1 << 16);
@@ -237,7 +243,11 @@ fn event_counts_match_eventsource_for_byte_exact_streams() {
             ),
             2,
         ),
-        ("uppercase chunk size", format!("{sse_head}Transfer-Encoding: chunked\r\n\r\nA\r\ndata: bc\n\n\r\n0\r\n\r\n"), 1),
+        (
+            "uppercase chunk size",
+            format!("{sse_head}Transfer-Encoding: chunked\r\n\r\nA\r\ndata: bc\n\n\r\n0\r\n\r\n"),
+            1,
+        ),
     ];
     for (name, response, expected) in cases {
         for piece in [1 << 16, 7, 1] {

@@ -137,7 +137,10 @@ async fn stream_events(stream: &mut TcpStream, core: &ServeCore, out: Vec<u8>) -
         let scheduled = first_at + cfg.interval * (seq - 1).min(u32::MAX as u64) as u32;
         // Jitter moves each send around its slot but never before the previous one.
         let at = jittered(scheduled, cfg.jitter, &mut rng).max(last_at);
-        monoio::time::sleep_until(at.into()).await;
+        if at > Instant::now() {
+            // The timer has millisecond ticks: only sleep when there is something to wait for.
+            monoio::time::sleep_until(at.into()).await;
+        }
         if core.stopping.get() {
             return None;
         }

@@ -10,15 +10,17 @@ X-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n\r\n";
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Appends one event, framed as an HTTP chunk, to `out` (cleared first). The `data` value is the
-/// send time in Unix microseconds, then (if `size_bytes` leaves room) a space and `x` padding so
-/// the value is exactly `size_bytes` long; it is never shorter than the timestamp.
+/// send time in Unix microseconds, then (if `size_bytes` is longer than it) a space and `x`
+/// padding so the value is exactly `size_bytes` long; it is never shorter than the timestamp.
 pub fn encode_event(out: &mut Vec<u8>, seq: u64, sent_unix_us: u64, size_bytes: usize) {
     let mut seq_digits = [0u8; 20];
     let seq_text = decimal(seq, &mut seq_digits);
     let mut time_digits = [0u8; 20];
     let time_text = decimal(sent_unix_us, &mut time_digits);
+    // Room for the space is room for padding, even if the padding is empty.
+    let padded = size_bytes > time_text.len();
     let padding = size_bytes.saturating_sub(time_text.len() + 1);
-    let data_len = time_text.len() + if padding > 0 { 1 + padding } else { 0 };
+    let data_len = if padded { size_bytes } else { time_text.len() };
     let payload_len = b"id: ".len() + seq_text.len() + b"\ndata: ".len() + data_len + b"\n\n".len();
     out.clear();
     push_hex(out, payload_len);
@@ -26,7 +28,7 @@ pub fn encode_event(out: &mut Vec<u8>, seq: u64, sent_unix_us: u64, size_bytes: 
     out.extend_from_slice(seq_text);
     out.extend_from_slice(b"\ndata: ");
     out.extend_from_slice(time_text);
-    if padding > 0 {
+    if padded {
         out.push(b' ');
         out.resize(out.len() + padding, b'x');
     }
@@ -70,15 +72,15 @@ mod tests {
     fn small_size_keeps_the_whole_timestamp() {
         let mut out = Vec::new();
         encode_event(&mut out, 1, 42, 0);
-        assert_eq!(out, b"f\r\nid: 1\ndata: 42\n\n\r\n");
+        assert_eq!(out, b"10\r\nid: 1\ndata: 42\n\n\r\n");
         encode_event(&mut out, 10, 42, 3);
-        assert_eq!(out, b"10\r\nid: 10\ndata: 42\n\n\r\n", "no room for a space and padding");
+        assert_eq!(out, b"12\r\nid: 10\ndata: 42 \n\n\r\n", "room for the space, none for padding");
     }
 
     #[test]
     fn data_value_is_exactly_size_bytes() {
         let mut out = Vec::new();
-        for size in [17, 100, 4096, 70_000] {
+        for size in [16, 17, 18, 100, 4096, 70_000] {
             encode_event(&mut out, 123, 1_763_900_000_000_000, size);
             let text = std::str::from_utf8(&out).unwrap();
             let data = text.split("data: ").nth(1).unwrap().split('\n').next().unwrap();
