@@ -225,3 +225,130 @@ impl StreamMachine {
         Progress::Done { end: StreamEnd::Failed(failure), reusable: false }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const SSE_CHUNKED: &str =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+    /// Feeds `response` in reads split at `splits`, then EOF if the stream still wants bytes.
+    /// Returns (events, end, reusable, reads used).
+    fn drive(response: &[u8], splits: &[usize]) -> (u64, StreamEnd, bool, Recorder) {
+        let mut rec = Recorder::new();
+        let mut machine = StreamMachine::new(1024);
+        let t0 = Instant::now();
+        machine.begin(t0);
+        let mut bounds = vec![0];
+        bounds.extend(splits.iter().copied().filter(|&s| s > 0 && s < response.len()));
+        bounds.push(response.len());
+        for (i, pair) in bounds.windows(2).enumerate() {
+            let now = t0 + Duration::from_millis(i as u64 + 1);
+            if let Progress::Done { end, reusable } = machine.on_bytes(now, &response[pair[0]..pair[1]], &mut rec) {
+                return (machine.events(), end, reusable, rec);
+            }
+        }
+        let end = machine.on_eof();
+        (machine.events(), end, false, rec)
+    }
+
+    /// Every single split point and byte-by-byte feeding give the one-shot result.
+    fn check(response: &str, events: u64, end: StreamEnd, reusable: bool) {
+        let bytes = response.as_bytes();
+        let whole = drive(bytes, &[]);
+        assert_eq!((whole.0, whole.1, whole.2), (events, end, reusable), "one shot: {response:?}");
+        assert_eq!(whole.3.bytes, bytes.len() as u64);
+        for split in 1..bytes.len() {
+            let got = drive(bytes, &[split]);
+            assert_eq!((got.0, got.1, got.2), (events, end, reusable), "split at {split}: {response:?}");
+        }
+        let every: Vec<usize> = (1..bytes.len()).collect();
+        let got = drive(bytes, &every);
+        assert_eq!((got.0, got.1, got.2), (events, end, reusable), "byte by byte: {response:?}");
+    }
+
+    #[test]
+    fn chunked_stream_completes_and_is_reusable() {
+        let response = format!("{SSE_CHUNKED}9\r\ndata: a\n\n\r\n9\r\ndata: b\n\n\r\n0\r\n\r\n");
+        check(&response, 2, StreamEnd::Completed, true);
+    }
+
+    #[test]
+    fn connection_close_or_extra_bytes_forbid_reuse() {
+        let close = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\nContent-Length: 9\r\n\r\ndata: a\n\n";
+        check(close, 1, StreamEnd::Completed, false);
+        let extra = format!("{SSE_CHUNKED}0\r\n\r\nHTTP/1.1 200 OK\r\n");
+        assert_eq!(drive(extra.as_bytes(), &[]).2, false, "bytes after the body");
+    }
+
+    #[test]
+    fn interim_heads_are_skipped() {
+        let response = format!(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n{SSE_CHUNKED}9\r\ndata: a\n\n\r\n0\r\n\r\n"
+        );
+        check(&response, 1, StreamEnd::Completed, true);
+    }
+
+    #[test]
+    fn failures_are_classified_at_every_split() {
+        check("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 0, StreamEnd::Failed(Failure::HttpStatus(503)), false);
+        check(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{}",
+            0,
+            StreamEnd::Failed(Failure::WrongContentType),
+            false,
+        );
+        check(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n\ndata: b",
+            1,
+            StreamEnd::Failed(Failure::PrematureEof),
+            false,
+        );
+        check("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n\n", 1, StreamEnd::Completed, false);
+        check(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 30\r\n\r\ndata: a\n\n",
+            1,
+            StreamEnd::Failed(Failure::PrematureEof),
+            false,
+        );
+        check(&format!("{SSE_CHUNKED}9\r\ndata: a\n\n\r\n"), 1, StreamEnd::Failed(Failure::PrematureEof), false);
+        check(&format!("{SSE_CHUNKED}g\r\n"), 0, StreamEnd::Failed(Failure::MalformedHttp), false);
+        check("HTTP/1.1 200 OK\r\n", 0, StreamEnd::Failed(Failure::PrematureEof), false);
+        check("HTTP/9 what\r\n\r\n", 0, StreamEnd::Failed(Failure::MalformedHttp), false);
+        // Complete by its framing, but the last event never got its blank line.
+        check(&format!("{SSE_CHUNKED}7\r\ndata: a\r\n0\r\n\r\n"), 0, StreamEnd::Failed(Failure::PrematureEof), false);
+    }
+
+    #[test]
+    fn oversized_event_fails_the_stream() {
+        let big = "x".repeat(2000);
+        let response = format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: {big}\n\n");
+        let got = drive(response.as_bytes(), &[]);
+        assert_eq!(got.1, StreamEnd::Failed(Failure::EventTooLarge));
+    }
+
+    #[test]
+    fn oversized_head_is_malformed_not_buffered() {
+        let filler = format!("X-Filler: {}\r\n", "y".repeat(100));
+        let response = format!("HTTP/1.1 200 OK\r\n{}\r\n", filler.repeat(200));
+        let splits: Vec<usize> = (1..response.len()).step_by(512).collect();
+        let got = drive(response.as_bytes(), &splits);
+        assert_eq!(got.1, StreamEnd::Failed(Failure::MalformedHttp));
+    }
+
+    #[test]
+    fn timings_come_from_the_read_that_completed_each_event() {
+        // Read 1 (t0+1ms): head; read 2 (t0+2ms): first event; read 3 (t0+3ms): two more events.
+        let head = SSE_CHUNKED.len();
+        let first = "9\r\ndata: a\n\n\r\n".len();
+        let response = format!("{SSE_CHUNKED}9\r\ndata: a\n\n\r\n9\r\ndata: b\n\n\r\n9\r\ndata: c\n\n\r\n");
+        let (events, _, _, rec) = drive(response.as_bytes(), &[head, head + first]);
+        assert_eq!(events, 3);
+        let h = &rec.histograms;
+        assert_eq!(h.headers_us.max(), 1000);
+        assert_eq!(h.first_event_us.max(), 2000);
+        assert_eq!((h.gap_us.len(), h.gap_us.min(), h.gap_us.max()), (2, 0, 1000));
+    }
+}
