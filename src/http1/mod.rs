@@ -1,5 +1,14 @@
-//! Sans-IO HTTP/1.1 client codec: request encoding, response head, chunked / length / close bodies.
-
+//! Sans-IO HTTP/1.1 client codec: request encoding, response heads, chunked bodies and body framing.
+//!
+//! Layered like hyper's `proto/h1`: [`request`] encodes the request once per run; [`response`] turns
+//! the bytes of a head into a [`response::Head`] whose [`response::Framing`] picks a
+//! [`body::BodyDecoder`], which for chunked bodies drives a [`chunked::ChunkedDecoder`]. Every parser
+//! is fed `&[u8]` by the caller and answers "need more", a result, or a small `Copy` error counted
+//! by variant.
+//!
+//! Architecture Invariant: nothing in `http1` does IO or awaits; response parsing never allocates,
+//! and every input it buffers or skips has a bound (head size, header count, chunk size line,
+//! trailer section). Only `request::encode`, run once per run, allocates.
 pub mod body;
 pub mod chunked;
 pub mod request;
