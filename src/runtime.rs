@@ -31,7 +31,11 @@ impl Driver {
 /// Resolves `--driver`. `Auto` probes io_uring (it may be disabled by `kernel.io_uring_disabled`,
 /// a container's seccomp profile, or an old kernel) and falls back to epoll.
 pub fn resolve(choice: DriverChoice) -> Result<Driver, String> {
-    let uring = monoio::utils::detect_uring;
+    // The probe checks the opcodes; building a ring also checks RLIMIT_MEMLOCK and the ring size.
+    let uring = || {
+        monoio::utils::detect_uring()
+            && RuntimeBuilder::<IoUringDriver>::new().with_entries(URING_ENTRIES).build().is_ok()
+    };
     match choice {
         DriverChoice::Auto if uring() => Ok(Driver::IoUring),
         DriverChoice::Auto | DriverChoice::Epoll => Ok(Driver::Epoll),

@@ -210,6 +210,23 @@ fn refused_connection_is_counted() {
 }
 
 #[test]
+fn connect_timeout_is_counted() {
+    // A listener that never accepts: once its accept queue is full the kernel drops SYNs, so
+    // further connects hang until --connect-timeout.
+    let listener = ssebench::sys::reuseport_listener("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = RunConfig {
+        duration: Some(Duration::from_millis(1500)),
+        connect_timeout: Duration::from_millis(200),
+        ..run_cfg(addr, 8)
+    };
+    let report = run(&cfg);
+    assert!(failures(&report, "connect_timeout") >= 1, "{:?}", report.streams.failures);
+    assert_eq!(report.streams.failed, failures(&report, "connect_timeout"));
+    drop(listener);
+}
+
+#[test]
 fn epoll_fallback_runs_the_same_engine() {
     let server = serve(ServeConfig { events: 5, driver: DriverChoice::Epoll, ..serve_cfg() });
     let report = run(&RunConfig { streams_limit: Some(40), driver: DriverChoice::Epoll, ..run_cfg(server.addr, 8) });
