@@ -24,6 +24,15 @@ enum CliCommand {
     Serve(ServeArgs),
     /// Start the built-in server on a loopback port and run a short load test against it.
     Demo(DemoArgs),
+    /// Check the host's limits (descriptors, ports, kernel memory, io_uring) for a target stream count.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Concurrent streams the host should hold
+    #[arg(short = 'c', long = "connections", default_value_t = 100_000)]
+    connections: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -157,6 +166,10 @@ pub enum Command {
     Run(RunConfig),
     Serve(ServeConfig),
     Demo(DemoConfig),
+    /// Inspect the host for this many concurrent streams.
+    Doctor {
+        streams: u64,
+    },
 }
 
 /// The demo's own knobs; the rest of its set-up is fixed in `commands::demo`.
@@ -185,6 +198,7 @@ where
             connections: args.connections,
             json_path: args.json,
         })),
+        CliCommand::Doctor(args) => Ok(Command::Doctor { streams: args.connections }),
     }
 }
 

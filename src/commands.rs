@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::cli::{Command, DemoConfig};
 use crate::config::{DriverChoice, RunConfig, ServeConfig, Target};
+use crate::doctor;
 use crate::engine;
 use crate::report::{self, Report};
 use crate::runtime;
@@ -12,6 +13,8 @@ use crate::server;
 /// Exit codes, documented in the README.
 pub mod exit {
     pub const OK: u8 = 0;
+    /// `doctor` found a setting that needs a look.
+    pub const WARNINGS: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const CANNOT_START: u8 = 3;
 }
@@ -21,6 +24,7 @@ pub fn execute(command: Command) -> u8 {
         Command::Run(cfg) => run(&cfg, 0),
         Command::Serve(cfg) => serve(&cfg),
         Command::Demo(cfg) => demo(&cfg),
+        Command::Doctor { streams } => return doctor(streams),
     };
     match result {
         Ok(()) => exit::OK,
@@ -29,6 +33,13 @@ pub fn execute(command: Command) -> u8 {
             exit::CANNOT_START
         }
     }
+}
+
+/// Prints the host inspection; exit 1 when something needs a look.
+fn doctor(streams: u64) -> u8 {
+    let items = doctor::inspect(streams);
+    print!("{}", doctor::render(streams, &items));
+    if items.iter().any(|i| i.status == doctor::Status::Warn) { exit::WARNINGS } else { exit::OK }
 }
 
 /// Runs the load test, prints the report and writes the JSON file if asked.

@@ -1,14 +1,17 @@
 //! Runs a load test: plan the shards, start one pinned runtime per core, join them, merge their recorders.
 
 use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::config::RunConfig;
 use crate::http1::request::{self, RequestSpec};
+use crate::limits;
 use crate::plan;
 use crate::recorder::Recorder;
 use crate::runtime::{self, Driver};
-use crate::worker::{self, RunShared};
+use crate::sys;
+use crate::worker::{self, RunShared, Timing};
 
 /// Everything a report needs from a finished run.
 #[derive(Debug, Clone)]
@@ -17,6 +20,15 @@ pub struct RunOutcome {
     pub driver: Driver,
     pub threads: usize,
     pub elapsed: Duration,
+    /// The process's resident memory, where /proc could tell.
+    pub memory: Option<Memory>,
+}
+
+/// Resident memory before any stream connected and at the process's peak (VmHWM).
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    pub rss_before_kib: u64,
+    pub rss_peak_kib: u64,
 }
 
 /// Why a run could not start or finish. Start-up and shutdown only, so strings are fine.
@@ -37,6 +49,8 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     cfg.validate().map_err(|e| EngineError(e.0))?;
     let driver = runtime::resolve(cfg.driver).map_err(EngineError)?;
     let shards = plan::shards(cfg);
+    // Refuse before anything connects: a run that hits EMFILE halfway measures the host, not the target.
+    limits::ensure_descriptors(cfg.connections as u64, shards.len() as u64).map_err(EngineError)?;
     let request = request::encode(&RequestSpec {
         method: &cfg.method,
         path: &cfg.target.path,
@@ -44,18 +58,41 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         headers: &cfg.headers,
         body: &cfg.body,
     });
-    let start = Instant::now();
-    let shared = Arc::new(RunShared { cfg: cfg.clone(), request, start, deadline: cfg.duration.map(|d| start + d) });
+    let shared = Arc::new(RunShared { cfg: cfg.clone(), request });
     let threads = shards.len();
     let mut handles = Vec::with_capacity(threads);
+    let mut go_senders = Vec::with_capacity(threads);
+    let (ready_tx, ready_rx) = mpsc::channel();
     for shard in shards {
         let shared = shared.clone();
         let name = format!("ssebench-worker-{}", shard.core_index);
         let slot = first_core + shard.core_index;
-        let handle = runtime::spawn_pinned(name, slot, driver, move || worker::run(shard, shared))
+        let ready = ready_tx.clone();
+        let (go_tx, go_rx) = mpsc::sync_channel(1);
+        go_senders.push(go_tx);
+        // On failure the senders drop, so the workers already started return at once.
+        let handle = runtime::spawn_pinned(name, slot, driver, move || worker::run(shard, shared, ready, go_rx))
             .map_err(|e| EngineError(format!("cannot start a worker thread: {e}")))?;
         handles.push(handle);
     }
+    drop(ready_tx);
+    // Every worker has allocated its state: what the process holds now is the cost of no streams.
+    // A worker whose runtime failed to build never reports; its thread ends instead.
+    let mut ready = 0;
+    while ready < threads && !handles.iter().any(|h| h.is_finished()) {
+        if ready_rx.recv_timeout(Duration::from_millis(20)).is_ok() {
+            ready += 1;
+        }
+    }
+    let rss_before_kib = sys::memory_kib().map(|m| m.rss_kib);
+    let start = Instant::now();
+    let timing = Timing { start, deadline: cfg.duration.map(|d| start + d) };
+    if ready == threads {
+        for go in &go_senders {
+            let _ = go.send(timing);
+        }
+    }
+    drop(go_senders);
     let mut merged = Recorder::new();
     for handle in handles {
         let recorder = handle
@@ -64,5 +101,10 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
             .map_err(|e| EngineError(format!("cannot start a {} runtime: {e}", driver.name())))?;
         merged.merge(&recorder);
     }
-    Ok(RunOutcome { recorder: merged, driver, threads, elapsed: start.elapsed() })
+    let elapsed = start.elapsed();
+    let memory = match (rss_before_kib, sys::memory_kib()) {
+        (Some(before), Some(now)) => Some(Memory { rss_before_kib: before, rss_peak_kib: now.peak_rss_kib }),
+        _ => None,
+    };
+    Ok(RunOutcome { recorder: merged, driver, threads, elapsed, memory })
 }

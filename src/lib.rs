@@ -9,8 +9,10 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod engine;
 pub mod http1;
+pub mod limits;
 pub mod plan;
 pub mod recorder;
 pub mod report;

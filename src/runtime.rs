@@ -10,7 +10,7 @@ use crate::config::DriverChoice;
 
 /// Submission queue entries per runtime. In-flight operations are not bounded by it; it only
 /// sets how many can be queued between two `io_uring_enter` calls.
-const URING_ENTRIES: u32 = 4096;
+const URING_ENTRIES: u32 = 1024;
 
 /// The driver that actually runs, as named in the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

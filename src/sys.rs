@@ -48,6 +48,13 @@ pub fn start_connect(addr: SocketAddr) -> io::Result<(std::net::TcpStream, bool)
     Ok((std::net::TcpStream::from(fd), in_progress))
 }
 
+/// Shuts a socket down both ways: whatever waits on it wakes (EOF, or an error for a connect
+/// under way) and the peer sees the stream end. Errors are ignored: the socket may be gone.
+pub fn shutdown(fd: RawFd) {
+    // SAFETY: shutdown(2) on a descriptor number; the callers keep it registered only while open.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}
+
 /// The pending error of a socket (SO_ERROR): how a non-blocking connect ended.
 pub fn socket_error(fd: RawFd) -> Option<io::Error> {
     let mut value: libc::c_int = 0;
@@ -138,6 +145,24 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
         }
     };
     (storage, len as libc::socklen_t)
+}
+
+/// The process's resident memory, from /proc/self/status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryKib {
+    /// VmRSS: resident now.
+    pub rss_kib: u64,
+    /// VmHWM: the most that was ever resident.
+    pub peak_rss_kib: u64,
+}
+
+pub fn memory_kib() -> Option<MemoryKib> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..].split_whitespace().next()?.parse().ok()
+    };
+    Some(MemoryKib { rss_kib: field("VmRSS:")?, peak_rss_kib: field("VmHWM:")? })
 }
 
 /// Classifies an error from `connect`.

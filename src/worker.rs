@@ -1,9 +1,10 @@
 //! One core's share of a run: its virtual users, their sockets, and its recorder. The only client code that awaits IO.
 
-use std::cell::RefCell;
-use std::os::fd::AsRawFd;
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
@@ -18,6 +19,8 @@ use crate::sys;
 const SCRATCH_BYTES: usize = 64 * 1024;
 /// Reads per readiness wake-up, so one fast stream cannot starve the others on its core.
 const READS_PER_WAKE: usize = 16;
+/// How often the sweeper checks pending connects against `--connect-timeout`.
+const SWEEP_PERIOD: Duration = Duration::from_millis(10);
 /// How often each core samples its open-stream count for the cross-core peak.
 pub const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
 
@@ -26,9 +29,59 @@ pub struct RunShared {
     pub cfg: RunConfig,
     /// The request, encoded once.
     pub request: Vec<u8>,
+}
+
+/// The run's clock, handed to every worker once all of them are ready.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
     /// The common start: connect-rate offsets and samples count from it.
     pub start: Instant,
     pub deadline: Option<Instant>,
+}
+
+/// Why the sweeper shut a virtual user's socket down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    ConnectTimeout,
+    /// The run's duration is over.
+    RunOver,
+}
+
+/// A virtual user's control block, read by its task and by the core's sweeper. Plain `Cell`s:
+/// either side may touch it between any two await points, and both run on this core's thread.
+struct Slot {
+    /// The socket the user holds now; -1 when none.
+    fd: Cell<RawFd>,
+    /// Milliseconds after the start when the pending connect times out; 0 when none is pending.
+    connect_deadline_ms: Cell<u64>,
+    expired: Cell<Option<Expiry>>,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot { fd: Cell::new(-1), connect_deadline_ms: Cell::new(0), expired: Cell::new(None) }
+    }
+}
+
+/// A connection registered in its user's slot so the sweeper can shut it down. The slot is
+/// cleared before the descriptor closes, so a descriptor number reused by another socket (on any
+/// core) is never touched.
+struct Conn<'s> {
+    stream: TcpStream,
+    slot: &'s Slot,
+}
+
+impl<'s> Conn<'s> {
+    fn new(stream: TcpStream, slot: &'s Slot) -> Conn<'s> {
+        slot.fd.set(stream.as_raw_fd());
+        Conn { stream, slot }
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        self.slot.fd.set(-1);
+    }
 }
 
 /// The per-core mutable state. One `RefCell` borrow per read; never held across an await.
@@ -37,6 +90,10 @@ struct Core {
     scratch: Box<[u8]>,
     /// Streams this core may still start; `None` is unlimited.
     streams_left: Option<u64>,
+    /// Connects waiting for their handshake, so the sweeper scans only when there are some.
+    connecting: u32,
+    /// The run is over: no new streams.
+    stopping: bool,
     finished: bool,
 }
 
@@ -53,188 +110,427 @@ impl Core {
     }
 }
 
+/// What a core's tasks share. Virtual users hold one `Rc` of it and their index: no timers of
+/// their own (a monoio `Sleep` is 640 bytes), so an idle user costs little more than its parser.
+struct CoreCtx {
+    core: RefCell<Core>,
+    slots: Box<[Slot]>,
+    shared: Arc<RunShared>,
+    timing: Timing,
+}
+
+impl CoreCtx {
+    fn ms_since_start(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.timing.start).as_millis() as u64
+    }
+}
+
 /// Runs a shard to its end (quota used up or deadline passed) and returns its recorder.
-pub async fn run(shard: Shard, shared: Arc<RunShared>) -> Recorder {
-    let core = Rc::new(RefCell::new(Core {
-        rec: Recorder::new(),
+///
+/// Everything the core needs is allocated first; then it reports `ready` and blocks until the
+/// engine sends the run's clock (after measuring memory with nothing connected). Blocking is
+/// fine there: nothing else runs on this runtime yet.
+pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Receiver<Timing>) -> Recorder {
+    let mut rec = Recorder::new();
+    if let Some(duration) = shared.cfg.duration {
+        // Room for every sample of the run, so sampling never allocates mid-run.
+        rec.active_samples.reserve(duration.as_nanos() as usize / SAMPLE_PERIOD.as_nanos() as usize + 2);
+    }
+    let core = Core {
+        rec,
         scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
         streams_left: shard.streams_quota,
+        connecting: 0,
+        stopping: false,
         finished: false,
-    }));
-    monoio::spawn(sample_active(core.clone(), shared.clone()));
+    };
+    let slots: Box<[Slot]> = (0..shard.virtual_users).map(|_| Slot::new()).collect();
     let mut users = Vec::with_capacity(shard.virtual_users);
+    let _ = ready.send(());
+    let Ok(timing) = go.recv() else {
+        // The engine gave up before the start (another worker failed to start).
+        return core.rec;
+    };
+    let ctx = Rc::new(CoreCtx { core: RefCell::new(core), slots, shared, timing });
+    monoio::spawn(sample_active(ctx.clone()));
+    monoio::spawn(sweep(ctx.clone()));
     for local in 0..shard.virtual_users {
-        let first_start = shard.first_start_offsets.get(local).copied().unwrap_or_default();
-        users.push(monoio::spawn(virtual_user(core.clone(), shared.clone(), first_start)));
+        // With --connect-rate, users are spawned when their turn comes: a waiting user costs nothing.
+        if let Some(offset) = shard.first_start_offsets.get(local) {
+            let start_at = timing.start + *offset;
+            if timing.deadline.is_some_and(|d| start_at >= d) {
+                break;
+            }
+            if start_at > Instant::now() {
+                monoio::time::sleep_until(start_at.into()).await;
+            }
+            if ctx.core.borrow().stopping {
+                break;
+            }
+        }
+        users.push(monoio::spawn(virtual_user(ctx.clone(), local)));
     }
     for user in users {
         user.await;
     }
-    let mut core = core.borrow_mut();
+    let mut core = ctx.core.borrow_mut();
     core.finished = true;
-    let tick = shared.start.elapsed().as_nanos() / SAMPLE_PERIOD.as_nanos();
+    let tick = timing.start.elapsed().as_nanos() / SAMPLE_PERIOD.as_nanos();
     core.rec.sample_active(tick as usize);
     std::mem::take(&mut core.rec)
 }
 
-async fn sample_active(core: Rc<RefCell<Core>>, shared: Arc<RunShared>) {
+async fn sample_active(ctx: Rc<CoreCtx>) {
+    let start = ctx.timing.start;
     let mut tick = 0usize;
     loop {
         tick += 1;
-        monoio::time::sleep_until((shared.start + SAMPLE_PERIOD * tick as u32).into()).await;
-        let mut core = core.borrow_mut();
+        monoio::time::sleep_until((start + SAMPLE_PERIOD * tick as u32).into()).await;
+        let mut core = ctx.core.borrow_mut();
         if core.finished {
             return;
         }
         // A late wake-up records under the tick it belongs to, keeping cores aligned.
-        let now_tick = shared.start.elapsed().as_nanos() / SAMPLE_PERIOD.as_nanos();
+        let now_tick = start.elapsed().as_nanos() / SAMPLE_PERIOD.as_nanos();
         tick = tick.max(now_tick as usize);
         core.rec.sample_active(tick);
     }
 }
 
-/// A closed-model virtual user: one stream at a time, the next as soon as the last ends.
-async fn virtual_user(core: Rc<RefCell<Core>>, shared: Arc<RunShared>, first_start: Duration) {
-    if !first_start.is_zero() {
-        let start_at = shared.start + first_start;
-        if shared.deadline.is_some_and(|d| start_at >= d) {
+/// The core's one timer for its users: shuts down connects past `--connect-timeout`, and at the
+/// end of the run every open socket, which wakes whatever the user awaits on it.
+async fn sweep(ctx: Rc<CoreCtx>) {
+    loop {
+        let next = Instant::now() + SWEEP_PERIOD;
+        let wake = ctx.timing.deadline.map_or(next, |d| d.min(next));
+        monoio::time::sleep_until(wake.into()).await;
+        if ctx.core.borrow().finished {
             return;
         }
-        monoio::time::sleep_until(start_at.into()).await;
-    }
-    let mut machine = StreamMachine::new(shared.cfg.max_event_size_bytes);
-    let mut conn: Option<TcpStream> = None;
-    loop {
-        if shared.deadline.is_some_and(|d| Instant::now() >= d) || !core.borrow_mut().take_stream_slot() {
+        let now = Instant::now();
+        if ctx.timing.deadline.is_some_and(|d| now >= d) {
+            ctx.core.borrow_mut().stopping = true;
+            for slot in ctx.slots.iter().filter(|s| s.fd.get() >= 0) {
+                slot.expired.set(Some(Expiry::RunOver));
+                sys::shutdown(slot.fd.get());
+            }
             return;
+        }
+        if ctx.core.borrow().connecting == 0 {
+            continue;
+        }
+        let now_ms = ctx.ms_since_start(now);
+        for slot in ctx.slots.iter() {
+            let deadline_ms = slot.connect_deadline_ms.get();
+            if deadline_ms != 0 && now_ms >= deadline_ms && slot.fd.get() >= 0 {
+                slot.connect_deadline_ms.set(0);
+                slot.expired.set(Some(Expiry::ConnectTimeout));
+                sys::shutdown(slot.fd.get());
+            }
+        }
+    }
+}
+
+/// A closed-model virtual user: one stream at a time, the next as soon as the last ends.
+///
+/// The only await sites of a stream are here, so the task holds one readiness future at a time;
+/// everything between two waits is the synchronous [`Attempt::advance`].
+async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
+    let slot = &ctx.slots[index];
+    let mut machine = StreamMachine::new(ctx.shared.cfg.max_event_size_bytes);
+    let mut conn: Option<Conn<'_>> = None;
+    loop {
+        {
+            let mut core = ctx.core.borrow_mut();
+            if core.stopping || !core.take_stream_slot() {
+                return;
+            }
+            core.rec.stream_opened();
         }
         let opened_at = Instant::now();
-        core.borrow_mut().rec.stream_opened();
-        let attempt = one_stream(&core, &shared, &mut conn, &mut machine);
-        let end = match shared.deadline {
-            Some(deadline) => {
-                monoio::time::timeout_at(deadline.into(), attempt).await.unwrap_or(StreamEnd::Interrupted)
-            }
-            None => attempt.await,
+        let mut attempt = Attempt::new(conn.is_some());
+        let mut end = loop {
+            let interest = match attempt.advance(&ctx, slot, &mut conn, &mut machine) {
+                Next::Done(end) => break end,
+                Next::Wait(interest) => interest,
+            };
+            let Some(live) = conn.as_ref() else {
+                unreachable!("a wait needs a connection");
+            };
+            let woke = match interest {
+                Interest::Read => live.stream.readable(false).await,
+                Interest::Write => live.stream.writable(false).await,
+            };
+            attempt.wake_error = woke.err();
         };
+        // A socket the sweeper shut down failed for the sweeper's reason, not the one it showed.
+        match slot.expired.take() {
+            Some(Expiry::RunOver) => {
+                end = StreamEnd::Interrupted;
+                conn = None;
+            }
+            Some(Expiry::ConnectTimeout) => end = StreamEnd::Failed(Failure::ConnectTimeout),
+            None => {}
+        }
         // The stream's clock starts at its request, or at the connect if no request was sent.
         let from = machine.request_start().max(opened_at);
         let stream_us = micros_between(from, Instant::now());
-        core.borrow_mut().rec.stream_closed(end, stream_us, machine.events());
+        ctx.core.borrow_mut().rec.stream_closed(end, stream_us, machine.events());
         if end == StreamEnd::Interrupted {
             return;
         }
     }
 }
 
-/// Runs one stream on `conn` (reused if the last response allowed it) and leaves the connection
-/// there if it may carry the next request.
-async fn one_stream(
-    core: &RefCell<Core>,
-    shared: &RunShared,
-    conn: &mut Option<TcpStream>,
-    machine: &mut StreamMachine,
-) -> StreamEnd {
-    if let Some(stream) = conn.take() {
-        match exchange(core, shared, stream, conn, machine).await {
-            // A kept-alive connection the server had already closed (its idle timeout raced our
-            // request) is not a failure of this stream: retry once on a fresh connection, as
-            // browsers and HTTP libraries do.
-            Exchange::StaleConnection(_) => {}
-            Exchange::Ended(end) => return end,
-        }
-    }
-    let stream = match connect(core, &shared.cfg).await {
-        Ok(stream) => stream,
-        Err(failure) => return StreamEnd::Failed(failure),
-    };
-    match exchange(core, shared, stream, conn, machine).await {
-        Exchange::Ended(end) | Exchange::StaleConnection(end) => end,
-    }
+/// What a stream attempt waits for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interest {
+    Read,
+    Write,
 }
 
-enum Exchange {
-    Ended(StreamEnd),
-    /// Failed before a single response byte arrived.
-    StaleConnection(StreamEnd),
+enum Next {
+    Wait(Interest),
+    Done(StreamEnd),
 }
 
-/// Writes the request on `stream` and reads the response to its end.
-async fn exchange(
-    core: &RefCell<Core>,
-    shared: &RunShared,
-    stream: TcpStream,
-    conn: &mut Option<TcpStream>,
-    machine: &mut StreamMachine,
-) -> Exchange {
-    let fd = stream.as_raw_fd();
-    let mut got_bytes = false;
-    let ended = |end: StreamEnd, got_bytes: bool| {
-        if got_bytes { Exchange::Ended(end) } else { Exchange::StaleConnection(end) }
-    };
-    machine.begin(Instant::now());
-    if let Err(failure) = write_all(&stream, &shared.request).await {
-        return ended(StreamEnd::Failed(failure), false);
+/// Where one stream attempt stands between two waits.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Open a new connection.
+    Connect,
+    /// A non-blocking connect started at `started` waits for its handshake.
+    Connecting { started: Instant },
+    /// The request starts now.
+    Request,
+    /// `written` bytes of the request are out.
+    Writing { written: usize },
+    /// Reading the response; `got_bytes` once any byte of it arrived.
+    Reading { got_bytes: bool },
+}
+
+/// One stream: connect (or reuse a kept-alive connection), write the request, read the response.
+struct Attempt {
+    phase: Phase,
+    /// Running on a kept-alive connection: if it fails before any response byte, the server had
+    /// closed it (its idle timeout raced our request). That is retried once on a new connection,
+    /// as browsers and HTTP libraries do, and is not a failure of the stream.
+    on_kept_alive: bool,
+    /// What the last readiness wait returned, for the phase to judge.
+    wake_error: Option<std::io::Error>,
+}
+
+impl Attempt {
+    fn new(kept_alive: bool) -> Attempt {
+        let phase = if kept_alive { Phase::Request } else { Phase::Connect };
+        Attempt { phase, on_kept_alive: kept_alive, wake_error: None }
     }
-    loop {
-        if let Err(err) = stream.readable(false).await {
-            return ended(StreamEnd::Failed(sys::io_failure(&err)), got_bytes);
+
+    /// Does all the work that needs no waiting, up to the next wait or the stream's end.
+    fn advance<'s>(
+        &mut self,
+        ctx: &CoreCtx,
+        slot: &'s Slot,
+        conn: &mut Option<Conn<'s>>,
+        machine: &mut StreamMachine,
+    ) -> Next {
+        loop {
+            let wake_error = self.wake_error.take();
+            let step = match self.phase {
+                Phase::Connect => self.start_connect(ctx, slot, conn),
+                Phase::Connecting { started } => self.finish_connect(ctx, slot, conn, started, wake_error),
+                Phase::Request => {
+                    machine.begin(Instant::now());
+                    self.phase = Phase::Writing { written: 0 };
+                    None
+                }
+                Phase::Writing { written } => self.write(ctx, conn, written, wake_error),
+                Phase::Reading { got_bytes } => self.read(ctx, conn, machine, got_bytes, wake_error),
+            };
+            if let Some(next) = step {
+                return next;
+            }
         }
-        let mut core = core.borrow_mut();
+    }
+
+    fn start_connect<'s>(&mut self, ctx: &CoreCtx, slot: &'s Slot, conn: &mut Option<Conn<'s>>) -> Option<Next> {
+        let cfg = &ctx.shared.cfg;
+        let started = Instant::now();
+        self.on_kept_alive = false;
+        let (socket, in_progress) = match sys::start_connect(cfg.target.addr) {
+            Ok(started) => started,
+            Err(err) => return Some(Next::Done(StreamEnd::Failed(sys::connect_failure(&err)))),
+        };
+        let stream = match TcpStream::from_std(socket) {
+            Ok(stream) => stream,
+            Err(err) => return Some(Next::Done(StreamEnd::Failed(sys::connect_failure(&err)))),
+        };
+        *conn = Some(Conn::new(stream, slot));
+        if !in_progress {
+            return self.connected(ctx, started);
+        }
+        // The sweeper enforces the timeout: a timer here would sit in every user's future.
+        slot.connect_deadline_ms.set(ctx.ms_since_start(started + cfg.connect_timeout).max(1));
+        ctx.core.borrow_mut().connecting += 1;
+        self.phase = Phase::Connecting { started };
+        Some(Next::Wait(Interest::Write))
+    }
+
+    fn finish_connect(
+        &mut self,
+        ctx: &CoreCtx,
+        slot: &Slot,
+        conn: &mut Option<Conn<'_>>,
+        started: Instant,
+        wake_error: Option<std::io::Error>,
+    ) -> Option<Next> {
+        slot.connect_deadline_ms.set(0);
+        ctx.core.borrow_mut().connecting -= 1;
+        let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
+        if let Some(err) = wake_error.or_else(|| sys::socket_error(fd)) {
+            *conn = None;
+            return Some(Next::Done(StreamEnd::Failed(sys::connect_failure(&err))));
+        }
+        self.connected(ctx, started)
+    }
+
+    fn connected(&mut self, ctx: &CoreCtx, started: Instant) -> Option<Next> {
+        ctx.core.borrow_mut().rec.histograms.connect_us.saturating_record(micros_between(started, Instant::now()));
+        self.phase = Phase::Request;
+        None
+    }
+
+    fn write(
+        &mut self,
+        ctx: &CoreCtx,
+        conn: &mut Option<Conn<'_>>,
+        mut written: usize,
+        wake_error: Option<std::io::Error>,
+    ) -> Option<Next> {
+        if let Some(err) = wake_error {
+            return self.fail(conn, sys::io_failure(&err), false);
+        }
+        let request = &ctx.shared.request[..];
+        let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
+        while written < request.len() {
+            match sys::send(fd, &request[written..]) {
+                Ok(n) => written += n,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.phase = Phase::Writing { written };
+                    return Some(Next::Wait(Interest::Write));
+                }
+                Err(err) => return self.fail(conn, sys::io_failure(&err), false),
+            }
+        }
+        self.phase = Phase::Reading { got_bytes: false };
+        Some(Next::Wait(Interest::Read))
+    }
+
+    fn read(
+        &mut self,
+        ctx: &CoreCtx,
+        conn: &mut Option<Conn<'_>>,
+        machine: &mut StreamMachine,
+        mut got_bytes: bool,
+        wake_error: Option<std::io::Error>,
+    ) -> Option<Next> {
+        if let Some(err) = wake_error {
+            return self.fail(conn, sys::io_failure(&err), got_bytes);
+        }
+        let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
+        let mut core = ctx.core.borrow_mut();
         let Core { rec, scratch, .. } = &mut *core;
         for _ in 0..READS_PER_WAKE {
             let n = match sys::recv(fd, scratch) {
-                Ok(0) => return ended(machine.on_eof(), got_bytes),
+                Ok(0) => {
+                    let end = machine.on_eof();
+                    drop(core);
+                    return self.end(conn, end, got_bytes);
+                }
                 Ok(n) => n,
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(err) => return ended(StreamEnd::Failed(sys::io_failure(&err)), got_bytes),
+                Err(err) => {
+                    drop(core);
+                    return self.fail(conn, sys::io_failure(&err), got_bytes);
+                }
             };
             got_bytes = true;
             match machine.on_bytes(Instant::now(), &scratch[..n], rec) {
                 Progress::Done { end, reusable } => {
-                    if reusable {
-                        *conn = Some(stream);
+                    if !reusable {
+                        *conn = None;
                     }
-                    return Exchange::Ended(end);
+                    return Some(Next::Done(end));
                 }
                 // A short read drained the socket: skip the recv that would say EAGAIN.
                 Progress::NeedMore if n < scratch.len() => break,
                 Progress::NeedMore => {}
             }
         }
+        self.phase = Phase::Reading { got_bytes };
+        Some(Next::Wait(Interest::Read))
+    }
+
+    fn fail(&mut self, conn: &mut Option<Conn<'_>>, failure: Failure, got_bytes: bool) -> Option<Next> {
+        self.end(conn, StreamEnd::Failed(failure), got_bytes)
+    }
+
+    /// The connection is done with. A kept-alive connection that ends before any response byte
+    /// is retried on a new connection instead of failing the stream.
+    fn end(&mut self, conn: &mut Option<Conn<'_>>, end: StreamEnd, got_bytes: bool) -> Option<Next> {
+        *conn = None;
+        if self.on_kept_alive && !got_bytes {
+            self.phase = Phase::Connect;
+            return None;
+        }
+        Some(Next::Done(end))
     }
 }
 
-async fn connect(core: &RefCell<Core>, cfg: &RunConfig) -> Result<TcpStream, Failure> {
-    let started = Instant::now();
-    let (socket, in_progress) = sys::start_connect(cfg.target.addr).map_err(|e| sys::connect_failure(&e))?;
-    let stream = TcpStream::from_std(socket).map_err(|e| sys::connect_failure(&e))?;
-    if in_progress {
-        match monoio::time::timeout(cfg.connect_timeout, stream.writable(false)).await {
-            Err(_) => return Err(Failure::ConnectTimeout),
-            Ok(Err(err)) => return Err(sys::connect_failure(&err)),
-            Ok(Ok(())) => {}
-        }
-        if let Some(err) = sys::socket_error(stream.as_raw_fd()) {
-            return Err(sys::connect_failure(&err));
-        }
-    }
-    core.borrow_mut().rec.histograms.connect_us.saturating_record(micros_between(started, Instant::now()));
-    Ok(stream)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DriverChoice, RunConfig, Target};
 
-async fn write_all(stream: &TcpStream, bytes: &[u8]) -> Result<(), Failure> {
-    let mut written = 0;
-    while written < bytes.len() {
-        match sys::send(stream.as_raw_fd(), &bytes[written..]) {
-            Ok(n) => written += n,
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                stream.writable(false).await.map_err(|e| sys::io_failure(&e))?;
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(sys::io_failure(&err)),
-        }
+    fn ctx() -> Rc<CoreCtx> {
+        let cfg = RunConfig {
+            target: Target { addr: "127.0.0.1:1".parse().unwrap(), host_header: "h".into(), path: "/".into() },
+            connections: 1,
+            duration: None,
+            streams_limit: None,
+            connect_rate_per_s: None,
+            connect_timeout: Duration::from_secs(1),
+            method: "GET".into(),
+            headers: vec![],
+            body: vec![],
+            max_event_size_bytes: 1024,
+            threads: 1,
+            driver: DriverChoice::Auto,
+            json_path: None,
+        };
+        let core = Core {
+            rec: Recorder::new(),
+            scratch: Box::new([]),
+            streams_left: None,
+            connecting: 0,
+            stopping: false,
+            finished: false,
+        };
+        let timing = Timing { start: Instant::now(), deadline: None };
+        let shared = Arc::new(RunShared { cfg, request: vec![] });
+        Rc::new(CoreCtx { core: RefCell::new(core), slots: vec![Slot::new()].into(), shared, timing })
     }
-    Ok(())
+
+    /// Every open stream is one of these futures on the heap: its size is most of the
+    /// generator's memory per stream, so it has a budget.
+    #[test]
+    fn virtual_user_future_stays_small() {
+        let ctx = ctx();
+        let user = virtual_user(ctx.clone(), 0);
+        let size = std::mem::size_of_val(&user);
+        eprintln!("virtual_user future: {size} bytes");
+        assert!(size <= 576, "virtual_user future is {size} bytes");
+    }
 }

@@ -83,6 +83,17 @@ pub struct Latencies {
     pub stream: Summary,
 }
 
+/// The generator's own memory: what the streams cost it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryReport {
+    /// Resident memory once every worker was set up, before any stream connected.
+    pub rss_before_kib: u64,
+    /// The process's peak resident memory (VmHWM).
+    pub rss_peak_kib: u64,
+    /// (peak - before) / peak concurrent streams.
+    pub per_stream_bytes: u64,
+}
+
 /// The whole report, shaped as the `--json` file.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -94,6 +105,8 @@ pub struct Report {
     pub events: Events,
     pub latency_us: Latencies,
     pub events_per_stream: Summary,
+    /// Absent where /proc/self/status cannot be read.
+    pub memory: Option<MemoryReport>,
 }
 
 impl Report {
@@ -146,6 +159,13 @@ impl Report {
                 stream: Summary::of(&h.stream_us),
             },
             events_per_stream: Summary::of(&h.events_per_stream),
+            memory: outcome.memory.map(|m| MemoryReport {
+                rss_before_kib: m.rss_before_kib,
+                rss_peak_kib: m.rss_peak_kib,
+                per_stream_bytes: (m.rss_peak_kib.saturating_sub(m.rss_before_kib) * 1024)
+                    .checked_div(rec.peak_active)
+                    .unwrap_or(0),
+            }),
         }
     }
 

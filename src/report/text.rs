@@ -41,6 +41,16 @@ pub fn render(r: &Report) -> String {
     );
     let failed: Vec<String> = s.failures.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(out, "Failures  {}", if failed.is_empty() { "none".to_string() } else { failed.join(", ") });
+    if let Some(m) = &r.memory {
+        let _ = writeln!(
+            out,
+            "Memory    {:.1} MB resident before connecting, {:.1} MB peak: {} B per stream at {} streams",
+            m.rss_before_kib as f64 / 1024.0,
+            m.rss_peak_kib as f64 / 1024.0,
+            m.per_stream_bytes,
+            s.peak_concurrent
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,

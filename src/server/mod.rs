@@ -82,6 +82,8 @@ impl ServerHandle {
 pub fn start(cfg: &ServeConfig, first_core: usize) -> Result<ServerHandle, String> {
     let driver = runtime::resolve(cfg.driver)?;
     let threads = cfg.threads.max(1);
+    // Every accepted stream is a descriptor: take all the soft limit may be raised to.
+    crate::limits::raise_nofile().map_err(|e| format!("cannot raise RLIMIT_NOFILE: {e}"))?;
     let first =
         sys::reuseport_listener(cfg.addr, BACKLOG).map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
     let addr = first.local_addr().map_err(|e| e.to_string())?;

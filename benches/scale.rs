@@ -1,0 +1,189 @@
+//! Scale benchmark: `ssebench serve` and `ssebench run` as separate processes at growing stream counts.
+//!
+//! `cargo bench --bench scale` prints, per stream count: streams held, failures, generator and
+//! server RSS per stream, generator CPU time per event, and events/s; then projects what a
+//! 64-core, 256 GB box could hold. Knobs (environment):
+//! `SCALE_STREAMS` (default `1000,5000,10000,19000`), `SCALE_HOLD_S` (seconds at full count, default 20),
+//! `SCALE_DRIVER` (`auto`, `io_uring`, `epoll`), `SCALE_CONNECT_RATE` (default 5000).
+//!
+//! Under `cargo test` (no `--bench` argument) it only says how to run it: it takes minutes.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Events per stream per second and payload size: the issue's steady-state shape.
+const EVENT_INTERVAL: &str = "1s";
+const EVENT_SIZE: &str = "100";
+
+struct Row {
+    streams: u64,
+    held: u64,
+    failed: u64,
+    gen_bytes_per_stream: f64,
+    gen_external_bytes_per_stream: f64,
+    server_bytes_per_stream: f64,
+    cpu_us_per_event: f64,
+    events_per_s: f64,
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("scale: skipped under cargo test; run `cargo bench --bench scale` (takes minutes)");
+        return;
+    }
+    let streams: Vec<u64> = env_or("SCALE_STREAMS", "1000,5000,10000,19000")
+        .split(',')
+        .map(|s| s.trim().parse().expect("SCALE_STREAMS: comma-separated numbers"))
+        .collect();
+    let hold_s: u64 = env_or("SCALE_HOLD_S", "20").parse().expect("SCALE_HOLD_S: seconds");
+    let driver = env_or("SCALE_DRIVER", "auto");
+    let rate: u64 = env_or("SCALE_CONNECT_RATE", "5000").parse().expect("SCALE_CONNECT_RATE: streams/s");
+    let bin = env!("CARGO_BIN_EXE_ssebench");
+    println!(
+        "scale: {bin}, driver {driver}, {hold_s} s at full count, 1 event/s per stream, {EVENT_SIZE}-byte payloads"
+    );
+    let mut rows = Vec::new();
+    for (i, &n) in streams.iter().enumerate() {
+        let port = 19_000 + i as u16;
+        rows.push(measure(bin, n, hold_s, &driver, rate, port));
+        print_table(&rows);
+    }
+    print_projection(&rows);
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn measure(bin: &str, n: u64, hold_s: u64, driver: &str, rate: u64, port: u16) -> Row {
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(bin)
+        .args(["serve", "--addr", &addr, "--events", "0", "--interval", EVENT_INTERVAL, "--size", EVENT_SIZE])
+        .args(["--driver", driver])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the server");
+    std::thread::sleep(Duration::from_millis(500));
+    let server_rss_before = rss_kib(server.id()).expect("server RSS");
+    let ramp_s = n.div_ceil(rate);
+    let duration_s = ramp_s + hold_s + 2;
+    let json = std::env::temp_dir().join(format!("ssebench-scale-{n}.json"));
+    let mut generator = Command::new(bin)
+        .args(["run", &format!("http://{addr}/"), "-c", &n.to_string(), "-d", &format!("{duration_s}s")])
+        .args(["--connect-rate", &rate.to_string(), "--driver", driver, "--json"])
+        .arg(&json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the generator");
+    let gen_rss_start = wait_for_rss(generator.id());
+    // Sample both processes at steady state: ramp done plus half the hold.
+    std::thread::sleep(Duration::from_secs(ramp_s + 1 + hold_s / 2));
+    let server_rss_held = rss_kib(server.id()).unwrap_or(0);
+    let gen_rss_held = rss_kib(generator.id()).unwrap_or(0);
+    let (status, cpu) = wait_with_cpu(&mut generator);
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut stderr = String::new();
+    if let Some(mut e) = generator.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(status == 0, "generator exited {status}: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("JSON report")).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let events = report["events"]["received"].as_u64().unwrap_or(0);
+    let per_stream = |after: u64, before: u64| (after.saturating_sub(before) * 1024) as f64 / n as f64;
+    Row {
+        streams: n,
+        held: report["streams"]["interrupted"].as_u64().unwrap_or(0),
+        failed: report["streams"]["failed"].as_u64().unwrap_or(0),
+        gen_bytes_per_stream: report["memory"]["per_stream_bytes"].as_f64().unwrap_or(f64::NAN),
+        gen_external_bytes_per_stream: per_stream(gen_rss_held, gen_rss_start),
+        server_bytes_per_stream: per_stream(server_rss_held, server_rss_before),
+        cpu_us_per_event: if events > 0 { cpu.as_secs_f64() * 1e6 / events as f64 } else { f64::NAN },
+        events_per_s: report["events"]["per_second"].as_f64().unwrap_or(0.0),
+    }
+}
+
+/// VmRSS of a process in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The generator's RSS as soon as it is up (its workers allocate before connecting, and the
+/// connect-rate ramp starts slowly, so this is close to its no-stream cost).
+fn wait_for_rss(pid: u32) -> u64 {
+    let started = Instant::now();
+    let mut last = 0;
+    while started.elapsed() < Duration::from_millis(300) {
+        last = rss_kib(pid).unwrap_or(last);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    last
+}
+
+/// Waits for the child and returns its exit code and user+system CPU time (from wait4's rusage).
+fn wait_with_cpu(child: &mut Child) -> (i32, Duration) {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: waiting on our own child's pid with live out-pointers.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert!(rc == pid, "wait4 failed: {}", std::io::Error::last_os_error());
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    (code, tv(usage.ru_utime) + tv(usage.ru_stime))
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "{:>8} {:>8} {:>8} {:>14} {:>14} {:>14} {:>12} {:>10}",
+        "streams", "held", "failed", "gen B/stream", "(external)", "server B/str", "CPU us/event", "events/s"
+    );
+    for r in rows {
+        println!(
+            "{:>8} {:>8} {:>8} {:>14.0} {:>14.0} {:>14.0} {:>12.2} {:>10.0}",
+            r.streams,
+            r.held,
+            r.failed,
+            r.gen_bytes_per_stream,
+            r.gen_external_bytes_per_stream,
+            r.server_bytes_per_stream,
+            r.cpu_us_per_event,
+            r.events_per_s
+        );
+    }
+}
+
+/// What a 64-core, 256 GB box could hold, from the largest measured row.
+fn print_projection(rows: &[Row]) {
+    let Some(r) = rows.iter().max_by_key(|r| r.streams) else { return };
+    const CORES: f64 = 64.0;
+    const MEMORY_BYTES: f64 = 256e9;
+    // Kernel memory per mostly idle socket (socket, TCP state, small buffers), for both ends.
+    const KERNEL_BYTES_PER_SOCKET: f64 = 3072.0;
+    let per_stream_bytes = r.gen_bytes_per_stream.max(r.gen_external_bytes_per_stream) + KERNEL_BYTES_PER_SOCKET;
+    // Leave a quarter of the memory to the kernel's page cache, buffers and everything else.
+    let by_memory = MEMORY_BYTES * 0.75 / per_stream_bytes;
+    let events_per_core_s = 1e6 / r.cpu_us_per_event;
+    let by_cpu_at_1_per_s = events_per_core_s * CORES;
+    println!();
+    println!(
+        "projection, 64 cores / 256 GB, generator alone: memory allows ~{:.1} M streams ({:.0} B user + {:.0} B kernel each); \
+         CPU allows ~{:.1} M events/s ({:.2} us/event), i.e. ~{:.1} M streams at 1 event/s each",
+        by_memory / 1e6,
+        r.gen_bytes_per_stream,
+        KERNEL_BYTES_PER_SOCKET,
+        by_cpu_at_1_per_s / 1e6,
+        r.cpu_us_per_event,
+        by_cpu_at_1_per_s / 1e6
+    );
+    println!(
+        "(ports: each source address reaches ~28k streams per target address:port; use --bind and several targets)"
+    );
+}
