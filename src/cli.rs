@@ -1,6 +1,6 @@
 //! Command-line parsing: clap types live here and stop here; everything past `parse` sees checked configs.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,8 +71,15 @@ impl EngineArgs {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Target URL (http://host[:port]/path)
-    url: String,
+    /// Target URL (http://host[:port]/path); repeat it to spread streams over several servers
+    #[arg(required = true)]
+    urls: Vec<String>,
+    /// Connect to these addresses (comma-separated host:port) with the one URL's Host and path
+    #[arg(long, value_delimiter = ',')]
+    target_addrs: Vec<SocketAddr>,
+    /// Source addresses to spread streams over: a list, a range A-B, or a CIDR block (127.0.0.0/28)
+    #[arg(long, value_parser = parse_bind)]
+    bind: Option<BindList>,
     /// Concurrent streams (virtual users; each opens its next stream when one ends)
     #[arg(short = 'c', long = "connections", default_value_t = 10)]
     connections: usize,
@@ -107,11 +114,19 @@ struct RunArgs {
     engine: EngineArgs,
 }
 
+/// One `--bind` value. A newtype, because clap reads `Option<Vec<T>>` as repeated values of T.
+#[derive(Debug, Clone)]
+struct BindList(Vec<IpAddr>);
+
+fn parse_bind(s: &str) -> Result<BindList, String> {
+    config::parse_bind_list(s).map(BindList)
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// Address to listen on (port 0 picks a free one)
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: SocketAddr,
+    /// Address to listen on (port 0 picks a free one); repeat it, or give a comma list, to listen on several
+    #[arg(long = "addr", default_value = "127.0.0.1:8080", value_delimiter = ',')]
+    addrs: Vec<SocketAddr>,
     #[command(flatten)]
     stream: StreamShapeArgs,
     /// Serve this file verbatim (a whole HTTP response: status line, headers, body) to every request
@@ -217,8 +232,16 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         (None, None) => Some(Duration::from_secs(10)),
         (d, _) => d,
     };
+    let targets = match args.target_addrs.as_slice() {
+        [] => args.urls.iter().map(|u| Target::parse(u)).collect::<Result<Vec<_>, _>>()?,
+        addrs => match args.urls.as_slice() {
+            [url] => Target::with_addrs(url, addrs)?,
+            _ => return Err(ConfigError("--target-addrs takes one URL (for its Host and path), not several".into())),
+        },
+    };
     let cfg = RunConfig {
-        target: Target::parse(&args.url)?,
+        targets,
+        bind_addrs: args.bind.map(|b| b.0).unwrap_or_default(),
         connections: args.connections,
         duration,
         streams_limit: args.streams,
@@ -252,7 +275,7 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
     }
     let shape = args.stream;
     Ok(ServeConfig {
-        addr: args.addr,
+        addrs: args.addrs,
         threads,
         driver: args.engine.driver.into(),
         events: shape.events,
@@ -302,6 +325,8 @@ mod tests {
             "4KiB",
             "-t",
             "1",
+            "--bind",
+            "127.0.0.1-127.0.0.2",
         ])
         .unwrap();
         assert_eq!(cfg.connections, 7);
@@ -313,6 +338,22 @@ mod tests {
         assert_eq!(cfg.connect_rate_per_s, Some(50.0));
         assert_eq!(cfg.max_event_size_bytes, 4096);
         assert_eq!(cfg.threads, 1);
+        assert_eq!(cfg.bind_addrs.len(), 2);
+    }
+
+    #[test]
+    fn target_addrs_keep_the_urls_host_and_path() {
+        let cfg = run(&["http://svc:8080/sse", "--target-addrs", "127.0.0.1:1,127.0.0.2:2"]).unwrap();
+        let got: Vec<(String, String, String)> =
+            cfg.targets.iter().map(|t| (t.addr.to_string(), t.host_header.clone(), t.path.clone())).collect();
+        assert_eq!(
+            got,
+            [
+                ("127.0.0.1:1".into(), "svc:8080".into(), "/sse".into()),
+                ("127.0.0.2:2".into(), "svc:8080".into(), "/sse".into())
+            ]
+        );
+        assert!(run(&["http://127.0.0.1:1/", "http://127.0.0.1:2/", "--target-addrs", "127.0.0.1:3"]).is_err());
     }
 
     #[test]

@@ -45,7 +45,7 @@ fn doctor(streams: u64) -> u8 {
 /// Runs the load test, prints the report and writes the JSON file if asked.
 fn run(cfg: &RunConfig, first_core: usize) -> Result<(), String> {
     let outcome = engine::run(cfg, first_core).map_err(|e| e.0)?;
-    let target = format!("http://{}{}", cfg.target.host_header, cfg.target.path);
+    let target = cfg.targets.iter().map(|t| t.url()).collect::<Vec<_>>().join(", ");
     let report = Report::new(&target, &outcome);
     print!("{}", report::render_text(&report));
     if let Some(path) = &cfg.json_path {
@@ -58,8 +58,8 @@ fn run(cfg: &RunConfig, first_core: usize) -> Result<(), String> {
 fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let handle = server::start(cfg, 0)?;
     eprintln!(
-        "ssebench serve: listening on http://{} ({} threads, {}); {} events per stream every {:?}",
-        handle.addr,
+        "ssebench serve: listening on {} ({} threads, {}); {} events per stream every {:?}",
+        handle.addrs.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>().join(", "),
         cfg.threads,
         handle.driver.name(),
         if cfg.events == 0 { "endless".to_string() } else { cfg.events.to_string() },
@@ -74,7 +74,7 @@ fn demo(demo: &DemoConfig) -> Result<(), String> {
     let server_threads = (cores / 2).max(1);
     let client_threads = cores.saturating_sub(server_threads).max(1);
     let serve_cfg = ServeConfig {
-        addr: "127.0.0.1:0".parse().expect("literal address"),
+        addrs: vec!["127.0.0.1:0".parse().expect("literal address")],
         threads: server_threads,
         driver: DriverChoice::Auto,
         events: 100,
@@ -94,7 +94,8 @@ fn demo(demo: &DemoConfig) -> Result<(), String> {
         handle.addr, demo.connections, demo.duration
     );
     let run_cfg = RunConfig {
-        target: Target::parse(&url).map_err(|e| e.0)?,
+        targets: vec![Target::parse(&url).map_err(|e| e.0)?],
+        bind_addrs: Vec::new(),
         connections: demo.connections,
         duration: Some(demo.duration),
         streams_limit: None,

@@ -1,7 +1,7 @@
 //! Checked configuration: every limit explicit, units in names. Built from the CLI, read by everything else.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,7 +41,30 @@ pub struct Target {
 }
 
 impl Target {
+    /// The URL as the report names it.
+    pub fn url(&self) -> String {
+        format!("http://{}{}", self.host_header, self.path)
+    }
+
+    /// Parses an `http://` URL and resolves its host (once, at start-up).
     pub fn parse(url: &str) -> Result<Target, ConfigError> {
+        let (host, port, host_header, path) = Self::split(url)?;
+        let addr = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| ConfigError(format!("{url}: cannot resolve '{host}': {e}")))?
+            .next()
+            .ok_or_else(|| ConfigError(format!("{url}: '{host}' resolves to no address")))?;
+        Ok(Target { addr, host_header, path })
+    }
+
+    /// The URL's Host and path sent to each of `addrs` (`--target-addrs`): its host need not resolve.
+    pub fn with_addrs(url: &str, addrs: &[SocketAddr]) -> Result<Vec<Target>, ConfigError> {
+        let (_, _, host_header, path) = Self::split(url)?;
+        Ok(addrs.iter().map(|&addr| Target { addr, host_header: host_header.clone(), path: path.clone() }).collect())
+    }
+
+    /// (host, port, Host header, origin-form path) of an `http://` URL.
+    fn split(url: &str) -> Result<(String, u16, String, String), ConfigError> {
         let rest = if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
             rest
         } else if strip_prefix_ignore_case(url, "https://").is_some() {
@@ -66,12 +89,7 @@ impl Target {
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return err(format!("{url}: the path has spaces or control characters; percent-encode them"));
         }
-        let addr = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| ConfigError(format!("{url}: cannot resolve '{host}': {e}")))?
-            .next()
-            .ok_or_else(|| ConfigError(format!("{url}: '{host}' resolves to no address")))?;
-        Ok(Target { addr, host_header: authority.to_string(), path })
+        Ok((host.to_string(), port, authority.to_string(), path))
     }
 }
 
@@ -100,7 +118,10 @@ fn split_host_port(authority: &str) -> Option<(&str, u16)> {
 /// Everything `ssebench run` needs, checked.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub target: Target,
+    /// Where streams go; virtual user `g` uses `targets[g % targets.len()]`. Never empty.
+    pub targets: Vec<Target>,
+    /// Source addresses to spread streams over (`--bind`); empty lets the kernel choose.
+    pub bind_addrs: Vec<IpAddr>,
     /// Concurrent virtual users (closed model: each runs one stream at a time).
     pub connections: usize,
     /// Stop this long after the start; `None` with `streams_limit` set means "until N streams are done".
@@ -122,6 +143,14 @@ pub struct RunConfig {
 impl RunConfig {
     /// Checks cross-field rules that clap cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.targets.is_empty() {
+            return err("no target URL");
+        }
+        for bind in &self.bind_addrs {
+            if let Some(t) = self.targets.iter().find(|t| t.addr.is_ipv4() != bind.is_ipv4()) {
+                return err(format!("--bind {bind} cannot reach {} (IPv4 and IPv6 do not mix)", t.addr));
+            }
+        }
         if self.connections == 0 {
             return err("-c/--connections must be at least 1");
         }
@@ -149,7 +178,8 @@ impl RunConfig {
 /// Everything `ssebench serve` needs, checked.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub addr: SocketAddr,
+    /// Listen addresses; every thread listens on each. Never empty.
+    pub addrs: Vec<SocketAddr>,
     pub threads: usize,
     pub driver: DriverChoice,
     /// Events per stream; 0 streams forever.
@@ -202,6 +232,63 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         other => return Err(format!("'{s}': unknown unit '{other}' (use KiB, MiB or GiB)")),
     };
     value.checked_mul(scale).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// Most source addresses one `--bind` may expand to.
+pub const MAX_BIND_ADDRS: usize = 65_536;
+
+/// Parses `--bind`: comma-separated addresses, ranges `A-B` and CIDR blocks `A/N` (IPv4 blocks
+/// of /30 and wider leave out their network and broadcast addresses).
+pub fn parse_bind_list(s: &str) -> Result<Vec<IpAddr>, String> {
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (first, last) = bind_item_bounds(item)?;
+        let room = (MAX_BIND_ADDRS - out.len()) as u128;
+        let count = last.checked_sub(first).and_then(|d| d.checked_add(1)).filter(|&n| n <= room);
+        let Some(count) = count else {
+            return Err(format!("--bind {item}: an empty range, or more than {MAX_BIND_ADDRS} addresses in all"));
+        };
+        let v4 = item.split(['-', '/']).next().is_some_and(|a| a.parse::<Ipv4Addr>().is_ok());
+        for n in 0..count {
+            let value = first + n;
+            out.push(if v4 { IpAddr::V4(Ipv4Addr::from(value as u32)) } else { IpAddr::V6(Ipv6Addr::from(value)) });
+        }
+    }
+    if out.is_empty() {
+        return Err("--bind needs at least one address".into());
+    }
+    Ok(out)
+}
+
+/// The first and last address of one `--bind` item, as integers.
+fn bind_item_bounds(item: &str) -> Result<(u128, u128), String> {
+    let parse = |a: &str| -> Result<(u128, bool), String> {
+        match a.trim().parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) => Ok((u128::from(u32::from(v4)), true)),
+            Ok(IpAddr::V6(v6)) => Ok((u128::from(v6), false)),
+            Err(_) => Err(format!("--bind: '{a}' is not an IP address")),
+        }
+    };
+    if let Some((addr, prefix)) = item.split_once('/') {
+        let (base, v4) = parse(addr)?;
+        let bits = if v4 { 32 } else { 128 };
+        let prefix: u32 =
+            prefix.parse().ok().filter(|&p| p <= bits).ok_or(format!("--bind {item}: bad prefix length"))?;
+        let host_bits = bits - prefix;
+        let size = 1u128.checked_shl(host_bits).unwrap_or(0);
+        let first = if host_bits == 128 { 0 } else { base >> host_bits << host_bits };
+        let last = first.wrapping_add(size.wrapping_sub(1));
+        return Ok(if v4 && host_bits >= 2 { (first + 1, last - 1) } else { (first, last) });
+    }
+    if let Some((a, b)) = item.split_once('-') {
+        let ((a, a4), (b, b4)) = (parse(a)?, parse(b)?);
+        if a4 != b4 {
+            return Err(format!("--bind {item}: both ends must be IPv4 or both IPv6"));
+        }
+        return Ok((a, b));
+    }
+    let (a, _) = parse(item)?;
+    Ok((a, a))
 }
 
 /// Parses `Name: value`, refusing bytes that would break the request framing.
@@ -258,6 +345,22 @@ mod tests {
         assert!(parse_header("NoColon").is_err());
         assert!(parse_header("Bad Name: x").is_err());
         assert!(parse_header("X: a\r\nInjected: 1").is_err());
+    }
+
+    #[test]
+    fn bind_lists() {
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(parse_bind_list("127.0.0.1"), Ok(vec![v4("127.0.0.1")]));
+        assert_eq!(parse_bind_list("127.0.0.1, 127.0.0.9"), Ok(vec![v4("127.0.0.1"), v4("127.0.0.9")]));
+        assert_eq!(parse_bind_list("127.0.0.254-127.0.1.1").unwrap().len(), 4);
+        let block = parse_bind_list("127.0.0.0/28").unwrap();
+        assert_eq!((block.len(), block[0], block[13]), (14, v4("127.0.0.1"), v4("127.0.0.14")));
+        assert_eq!(parse_bind_list("10.1.2.3/32"), Ok(vec![v4("10.1.2.3")]));
+        assert_eq!(parse_bind_list("::1"), Ok(vec![v4("::1")]));
+        assert_eq!(parse_bind_list("fd00::/126").unwrap().len(), 4);
+        for bad in ["", "x", "127.0.0.9-127.0.0.1", "127.0.0.1-::1", "10.0.0.0/33", "10.0.0.0/8", "::/64"] {
+            assert!(parse_bind_list(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -51,14 +51,20 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     let shards = plan::shards(cfg);
     // Refuse before anything connects: a run that hits EMFILE halfway measures the host, not the target.
     limits::ensure_descriptors(cfg.connections as u64, shards.len() as u64).map_err(EngineError)?;
-    let request = request::encode(&RequestSpec {
-        method: &cfg.method,
-        path: &cfg.target.path,
-        host: &cfg.target.host_header,
-        headers: &cfg.headers,
-        body: &cfg.body,
-    });
-    let shared = Arc::new(RunShared { cfg: cfg.clone(), request });
+    let requests = cfg
+        .targets
+        .iter()
+        .map(|target| {
+            request::encode(&RequestSpec {
+                method: &cfg.method,
+                path: &target.path,
+                host: &target.host_header,
+                headers: &cfg.headers,
+                body: &cfg.body,
+            })
+        })
+        .collect();
+    let shared = Arc::new(RunShared { cfg: cfg.clone(), requests });
     let threads = shards.len();
     let mut handles = Vec::with_capacity(threads);
     let mut go_senders = Vec::with_capacity(threads);

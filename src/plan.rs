@@ -8,6 +8,8 @@ use crate::config::RunConfig;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shard {
     pub core_index: usize,
+    /// How many shards the run has.
+    pub threads: usize,
     /// Virtual users this core runs (each holds at most one stream at a time).
     pub virtual_users: usize,
     /// Streams this core may start in all (`-n` split across cores); `None` is unlimited.
@@ -36,7 +38,7 @@ pub fn shards(cfg: &RunConfig) -> Vec<Shard> {
                     .map(|local| Duration::from_secs_f64((local * threads + core) as f64 / rate))
                     .collect(),
             };
-            Shard { core_index: core, virtual_users, streams_quota, first_start_offsets }
+            Shard { core_index: core, threads, virtual_users, streams_quota, first_start_offsets }
         })
         .collect()
 }
@@ -48,7 +50,8 @@ mod tests {
 
     fn cfg(connections: usize, threads: usize, streams: Option<u64>, rate: Option<f64>) -> RunConfig {
         RunConfig {
-            target: Target { addr: "127.0.0.1:1".parse().unwrap(), host_header: "h".into(), path: "/".into() },
+            targets: vec![Target { addr: "127.0.0.1:1".parse().unwrap(), host_header: "h".into(), path: "/".into() }],
+            bind_addrs: vec![],
             connections,
             duration: None,
             streams_limit: streams,

@@ -4,7 +4,7 @@
 //! idle stream pins no read buffer of its own (see ARCHITECTURE.md).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::recorder::Failure;
@@ -23,16 +23,29 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
-/// Starts a non-blocking TCP connect with TCP_NODELAY set. Returns the socket and whether the
-/// handshake is still in progress (then wait for writability and check [`socket_error`]).
+/// Starts a non-blocking TCP connect with TCP_NODELAY set, from `bind` if given. Returns the
+/// socket and whether the handshake is still in progress (then wait for writability and check
+/// [`socket_error`]).
+///
+/// With a source address, IP_BIND_ADDRESS_NO_PORT defers the port choice to `connect`, so a
+/// port is unique per (source, destination) pair rather than per source: each source address
+/// gets a full port range towards every target.
 ///
 /// Done by hand rather than as an io_uring connect op: the op runs inside the next batch
 /// submission, so during a connect storm every connect's clock would include the whole batch.
-pub fn start_connect(addr: SocketAddr) -> io::Result<(std::net::TcpStream, bool)> {
+pub fn start_connect(addr: SocketAddr, bind: Option<IpAddr>) -> io::Result<(std::net::TcpStream, bool)> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     let fd = new_socket(domain, libc::SOCK_NONBLOCK)?;
     // Requests are written whole; Nagle would only delay them.
     set_int_option(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    if let Some(source) = bind {
+        set_int_option(&fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
+        let (storage, len) = sockaddr(SocketAddr::new(source, 0));
+        // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
+        if unsafe { libc::bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
     let (storage, len) = sockaddr(addr);
     // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
     let rc = unsafe { libc::connect(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) };

@@ -1,6 +1,7 @@
 //! One core's share of a run: its virtual users, their sockets, and its recorder. The only client code that awaits IO.
 
 use std::cell::{Cell, RefCell};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use crate::sys;
 const SCRATCH_BYTES: usize = 64 * 1024;
 /// Reads per readiness wake-up, so one fast stream cannot starve the others on its core.
 const READS_PER_WAKE: usize = 16;
+/// Pause before the next stream after one that failed without ever waiting.
+const FAILURE_PAUSE: Duration = Duration::from_millis(10);
 /// How often the sweeper checks pending connects against `--connect-timeout`.
 const SWEEP_PERIOD: Duration = Duration::from_millis(10);
 /// How often each core samples its open-stream count for the cross-core peak.
@@ -27,8 +30,8 @@ pub const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
 /// What every worker shares read-only.
 pub struct RunShared {
     pub cfg: RunConfig,
-    /// The request, encoded once.
-    pub request: Vec<u8>,
+    /// One request per target, each encoded once.
+    pub requests: Vec<Vec<u8>>,
 }
 
 /// The run's clock, handed to every worker once all of them are ready.
@@ -114,12 +117,29 @@ impl Core {
 /// their own (a monoio `Sleep` is 640 bytes), so an idle user costs little more than its parser.
 struct CoreCtx {
     core: RefCell<Core>,
+    /// This core's place among `threads`: user `local` here is user `local * threads + core_index`
+    /// of the run, which picks its target and source address.
+    core_index: usize,
+    threads: usize,
     slots: Box<[Slot]>,
     shared: Arc<RunShared>,
     timing: Timing,
 }
 
 impl CoreCtx {
+    /// Target index and source address of this core's user `local`: targets rotate fastest, so
+    /// every (source, target) pair gets its share of users and of ports.
+    fn endpoint(&self, local: usize) -> (usize, Option<IpAddr>) {
+        let cfg = &self.shared.cfg;
+        let global = local * self.threads + self.core_index;
+        let target = global % cfg.targets.len();
+        let bind = match cfg.bind_addrs.len() {
+            0 => None,
+            n => Some(cfg.bind_addrs[(global / cfg.targets.len()) % n]),
+        };
+        (target, bind)
+    }
+
     fn ms_since_start(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.timing.start).as_millis() as u64
     }
@@ -151,7 +171,14 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
         // The engine gave up before the start (another worker failed to start).
         return core.rec;
     };
-    let ctx = Rc::new(CoreCtx { core: RefCell::new(core), slots, shared, timing });
+    let ctx = Rc::new(CoreCtx {
+        core: RefCell::new(core),
+        core_index: shard.core_index,
+        threads: shard.threads,
+        slots,
+        shared,
+        timing,
+    });
     monoio::spawn(sample_active(ctx.clone()));
     monoio::spawn(sweep(ctx.clone()));
     for local in 0..shard.virtual_users {
@@ -240,20 +267,24 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     let mut machine = StreamMachine::new(ctx.shared.cfg.max_event_size_bytes);
     let mut conn: Option<Conn<'_>> = None;
     loop {
+        let opened_at = Instant::now();
         {
+            // The deadline is checked here too, not only by the sweeper: monoio fires timers only
+            // when its run queue drains, which users failing at once in a loop can postpone.
             let mut core = ctx.core.borrow_mut();
-            if core.stopping || !core.take_stream_slot() {
+            let over = ctx.timing.deadline.is_some_and(|d| opened_at >= d);
+            if over || core.stopping || !core.take_stream_slot() {
                 return;
             }
             core.rec.stream_opened();
         }
-        let opened_at = Instant::now();
-        let mut attempt = Attempt::new(conn.is_some());
+        let mut attempt = Attempt::new(conn.is_some(), index);
         let mut end = loop {
             let interest = match attempt.advance(&ctx, slot, &mut conn, &mut machine) {
                 Next::Done(end) => break end,
                 Next::Wait(interest) => interest,
             };
+            attempt.waited = true;
             let Some(live) = conn.as_ref() else {
                 unreachable!("a wait needs a connection");
             };
@@ -279,6 +310,32 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
         if end == StreamEnd::Interrupted {
             return;
         }
+        if attempt.waited {
+            // Give the other tasks their turn before the next stream.
+            YieldNow(false).await;
+        } else {
+            // The stream failed before any wait (no free port, no descriptor): retrying at once
+            // would spin, and monoio reaps completions and fires timers only when its run queue
+            // drains, so the healthy streams would starve and their figures lie. The pause is
+            // boxed: it is rare, and a monoio Sleep would double the size of every user.
+            Box::pin(monoio::time::sleep(FAILURE_PAUSE)).await;
+        }
+    }
+}
+
+/// Returns Pending once (after asking to be polled again), then Ready: a turn for the others.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 
@@ -318,12 +375,16 @@ struct Attempt {
     on_kept_alive: bool,
     /// What the last readiness wait returned, for the phase to judge.
     wake_error: Option<std::io::Error>,
+    /// The user's index on this core (its target and source address follow from it).
+    local: usize,
+    /// The attempt waited for readiness at least once.
+    waited: bool,
 }
 
 impl Attempt {
-    fn new(kept_alive: bool) -> Attempt {
+    fn new(kept_alive: bool, local: usize) -> Attempt {
         let phase = if kept_alive { Phase::Request } else { Phase::Connect };
-        Attempt { phase, on_kept_alive: kept_alive, wake_error: None }
+        Attempt { phase, on_kept_alive: kept_alive, wake_error: None, local, waited: false }
     }
 
     /// Does all the work that needs no waiting, up to the next wait or the stream's end.
@@ -357,7 +418,8 @@ impl Attempt {
         let cfg = &ctx.shared.cfg;
         let started = Instant::now();
         self.on_kept_alive = false;
-        let (socket, in_progress) = match sys::start_connect(cfg.target.addr) {
+        let (target, bind) = ctx.endpoint(self.local);
+        let (socket, in_progress) = match sys::start_connect(cfg.targets[target].addr, bind) {
             Ok(started) => started,
             Err(err) => return Some(Next::Done(StreamEnd::Failed(sys::connect_failure(&err)))),
         };
@@ -410,7 +472,7 @@ impl Attempt {
         if let Some(err) = wake_error {
             return self.fail(conn, sys::io_failure(&err), false);
         }
-        let request = &ctx.shared.request[..];
+        let request = &ctx.shared.requests[ctx.endpoint(self.local).0][..];
         let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
         while written < request.len() {
             match sys::send(fd, &request[written..]) {
@@ -496,7 +558,8 @@ mod tests {
 
     fn ctx() -> Rc<CoreCtx> {
         let cfg = RunConfig {
-            target: Target { addr: "127.0.0.1:1".parse().unwrap(), host_header: "h".into(), path: "/".into() },
+            targets: vec![Target { addr: "127.0.0.1:1".parse().unwrap(), host_header: "h".into(), path: "/".into() }],
+            bind_addrs: vec![],
             connections: 1,
             duration: None,
             streams_limit: None,
@@ -519,8 +582,15 @@ mod tests {
             finished: false,
         };
         let timing = Timing { start: Instant::now(), deadline: None };
-        let shared = Arc::new(RunShared { cfg, request: vec![] });
-        Rc::new(CoreCtx { core: RefCell::new(core), slots: vec![Slot::new()].into(), shared, timing })
+        let shared = Arc::new(RunShared { cfg, requests: vec![vec![]] });
+        Rc::new(CoreCtx {
+            core: RefCell::new(core),
+            core_index: 0,
+            threads: 1,
+            slots: vec![Slot::new()].into(),
+            shared,
+            timing,
+        })
     }
 
     /// Every open stream is one of these futures on the heap: its size is most of the

@@ -13,7 +13,7 @@ use ssebench::server::{self, ServerHandle};
 
 fn serve_cfg() -> ServeConfig {
     ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
+        addrs: vec!["127.0.0.1:0".parse().unwrap()],
         threads: 1,
         driver: DriverChoice::Auto,
         events: 10,
@@ -44,7 +44,8 @@ fn replay(response: &[u8], piece: usize) -> ServerHandle {
 
 fn run_cfg(addr: SocketAddr, connections: usize) -> RunConfig {
     RunConfig {
-        target: Target::parse(&format!("http://{addr}/events")).unwrap(),
+        targets: vec![Target::parse(&format!("http://{addr}/events")).unwrap()],
+        bind_addrs: vec![],
         connections,
         duration: None,
         streams_limit: None,
@@ -327,4 +328,97 @@ fn binary_writes_json_report_and_uses_exit_codes() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("http://"));
     std::fs::remove_dir_all(&dir).ok();
     server.stop();
+}
+
+/// A std-thread server that records each connection's source address and answers one fixed
+/// SSE response before closing.
+fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<std::net::IpAddr>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = tx.send(conn.peer_addr().unwrap().ip());
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: x\n\n");
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn bind_spreads_streams_over_source_addresses() {
+    let (addr, peers) = recording_server();
+    let cfg = RunConfig {
+        streams_limit: Some(16),
+        bind_addrs: ssebench::config::parse_bind_list("127.0.0.1-127.0.0.4").unwrap(),
+        threads: 2,
+        ..run_cfg(addr, 8)
+    };
+    let report = run(&cfg);
+    assert_eq!((report.streams.completed, report.events.received), (16, 16));
+    let mut seen: Vec<String> = peers.try_iter().map(|ip| ip.to_string()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]);
+}
+
+#[test]
+fn several_targets_and_listen_addresses_share_the_load() {
+    let server = serve(ServeConfig {
+        addrs: vec!["127.0.0.1:0".parse().unwrap(), "127.0.0.2:0".parse().unwrap()],
+        events: 2,
+        ..serve_cfg()
+    });
+    assert_eq!(server.addrs.len(), 2);
+    let targets = server.addrs.iter().map(|a| Target::parse(&format!("http://{a}/")).unwrap()).collect();
+    let report = run(&RunConfig { targets, streams_limit: Some(20), ..run_cfg(server.addr, 4) });
+    assert_eq!((report.streams.completed, report.events.received), (20, 40));
+    assert_eq!(report.latency_us.connect.count, 4, "each user keeps its connection to its own target");
+    server.stop();
+}
+
+/// In a network namespace of its own (needs root and `unshare`), with the port range cut to 100
+/// ports: one source address cannot hold more than 100 streams to one server address; four
+/// `--bind` addresses hold 300, three times the single-address limit. The same arithmetic takes
+/// the default 28,232 ports to 112,928 streams per target address.
+#[test]
+fn bind_lifts_the_ephemeral_port_limit_in_a_namespace() {
+    let probe = Command::new("unshare").args(["-n", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: cannot create a network namespace here (needs root and util-linux unshare)");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_ssebench");
+    let dir = std::env::temp_dir().join(format!("ssebench-netns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_s = dir.display();
+    let script = format!(
+        r#"set -e
+ip link set lo up
+echo "40000 40099" > /proc/sys/net/ipv4/ip_local_port_range
+{bin} serve --addr 127.0.0.1:9000 --events 0 --interval 200ms -t 1 >/dev/null 2>&1 &
+server=$!
+trap 'kill $server' EXIT
+sleep 0.5
+{bin} run http://127.0.0.1:9000/ -c 300 -d 2s -t 1 --json {dir_s}/single.json >/dev/null
+{bin} run http://127.0.0.1:9000/ -c 300 -d 2s -t 1 --bind 127.0.0.1-127.0.0.4 --json {dir_s}/bound.json >/dev/null
+"#
+    );
+    let output = Command::new("unshare").args(["-n", "sh", "-c", &script]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json =
+        |name: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap() };
+    let single = json("single.json");
+    let held = single["streams"]["interrupted"].as_u64().unwrap();
+    assert!(held <= 100, "one source address held {held} streams over 100 ports");
+    assert!(single["streams"]["failures"]["ports_exhausted"].as_u64().unwrap() > 0, "{single}");
+    let bound = json("bound.json");
+    assert_eq!(bound["streams"]["failed"], 0, "{bound}");
+    assert_eq!(bound["streams"]["interrupted"], 300, "{bound}");
+    assert!(bound["events"]["received"].as_u64().unwrap() >= 300 * 5, "{bound}");
+    std::fs::remove_dir_all(&dir).ok();
 }

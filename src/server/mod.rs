@@ -17,7 +17,7 @@ use crate::sys;
 
 /// Listen backlog per core (the kernel caps it at net.core.somaxconn).
 const BACKLOG: i32 = 4096;
-/// How often an idle accept loop looks at the stop flag.
+/// How often each core looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
 /// Pause after an accept error (e.g. EMFILE) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
@@ -53,7 +53,10 @@ pub(crate) struct ServeConfigShared {
 
 /// A running server. Dropping it leaves the server running; `stop` ends it.
 pub struct ServerHandle {
+    /// The first listen address (its port resolved if it was 0).
     pub addr: SocketAddr,
+    /// Every listen address, in the order given.
+    pub addrs: Vec<SocketAddr>,
     pub driver: Driver,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<std::io::Result<()>>>,
@@ -77,42 +80,46 @@ impl ServerHandle {
     }
 }
 
-/// Binds one listener per core on `cfg.addr` (port 0 picks one port for all) and starts serving.
+/// Binds one listener per core on each of `cfg.addrs` (port 0 picks one port for all cores) and
+/// starts serving.
 /// `first_core` shifts the pinning so an in-process generator can keep other cores.
 pub fn start(cfg: &ServeConfig, first_core: usize) -> Result<ServerHandle, String> {
     let driver = runtime::resolve(cfg.driver)?;
     let threads = cfg.threads.max(1);
     // Every accepted stream is a descriptor: take all the soft limit may be raised to.
     crate::limits::raise_nofile().map_err(|e| format!("cannot raise RLIMIT_NOFILE: {e}"))?;
-    let first =
-        sys::reuseport_listener(cfg.addr, BACKLOG).map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
-    let addr = first.local_addr().map_err(|e| e.to_string())?;
-    let mut listeners = vec![first];
-    for _ in 1..threads {
-        listeners.push(sys::reuseport_listener(addr, BACKLOG).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
+    // listeners[thread][address]: every thread listens on every address.
+    let mut listeners: Vec<Vec<std::net::TcpListener>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut addrs = Vec::with_capacity(cfg.addrs.len());
+    for &wanted in &cfg.addrs {
+        let listen = |addr: SocketAddr| {
+            sys::reuseport_listener(addr, BACKLOG).map_err(|e| format!("cannot listen on {addr}: {e}"))
+        };
+        let first = listen(wanted)?;
+        // Port 0 picks a port once; the other threads join it.
+        let addr = first.local_addr().map_err(|e| e.to_string())?;
+        listeners[0].push(first);
+        for thread in listeners.iter_mut().skip(1) {
+            thread.push(listen(addr)?);
+        }
+        addrs.push(addr);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::with_capacity(threads);
-    for (index, listener) in listeners.into_iter().enumerate() {
+    for (index, listeners) in listeners.into_iter().enumerate() {
         let cfg = cfg.clone();
         let stop = stop.clone();
         let name = format!("ssebench-serve-{index}");
         let handle =
-            runtime::spawn_pinned(name, first_core + index, driver, move || accept_loop(listener, cfg, stop, index))
+            runtime::spawn_pinned(name, first_core + index, driver, move || serve_core(listeners, cfg, stop, index))
                 .map_err(|e| format!("cannot start a server thread: {e}"))?;
         handles.push(handle);
     }
-    Ok(ServerHandle { addr, driver, stop, threads: handles })
+    Ok(ServerHandle { addr: addrs[0], addrs, driver, stop, threads: handles })
 }
 
-async fn accept_loop(listener: std::net::TcpListener, cfg: ServeConfig, stop: Arc<AtomicBool>, index: usize) {
-    let listener = match monoio::net::TcpListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("ssebench serve: core {index} cannot use its listener: {err}");
-            return;
-        }
-    };
+/// One server core: an accept task per listener, and this loop watching the stop flag.
+async fn serve_core(listeners: Vec<std::net::TcpListener>, cfg: ServeConfig, stop: Arc<AtomicBool>, index: usize) {
     let shared = ServeConfigShared {
         events: cfg.events,
         interval: cfg.interval,
@@ -128,17 +135,29 @@ async fn accept_loop(listener: std::net::TcpListener, cfg: ServeConfig, stop: Ar
         stopping: Cell::new(false),
         rng_state: Cell::new(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1)),
     });
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            core.stopping.set(true);
-            return;
+    for listener in listeners {
+        match monoio::net::TcpListener::from_std(listener) {
+            Ok(listener) => {
+                monoio::spawn(accept_loop(listener, core.clone()));
+            }
+            Err(err) => eprintln!("ssebench serve: core {index} cannot use a listener: {err}"),
         }
-        match monoio::time::timeout(STOP_POLL, listener.accept()).await {
-            Err(_) => {}
-            Ok(Ok((stream, _peer))) => {
+    }
+    // Returning drops the runtime with every accept loop and connection on it.
+    while !stop.load(Ordering::Relaxed) {
+        monoio::time::sleep(STOP_POLL).await;
+    }
+    core.stopping.set(true);
+}
+
+async fn accept_loop(listener: monoio::net::TcpListener, core: Rc<ServeCore>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
                 monoio::spawn(conn::serve(stream, core.clone()));
             }
-            Ok(Err(_)) => monoio::time::sleep(ACCEPT_ERROR_PAUSE).await,
+            // Out of descriptors (EMFILE) or a connection that died in the queue: pause, go on.
+            Err(_) => monoio::time::sleep(ACCEPT_ERROR_PAUSE).await,
         }
     }
 }
