@@ -1,0 +1,104 @@
+//! Steady state allocates nothing per event: a counting global allocator watches a running generator.
+//!
+//! Its own test binary, because a global allocator is per binary. The server runs as a separate
+//! process (the `ssebench` binary), so every allocation counted here is the generator's.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ssebench::config::{DriverChoice, RunConfig, Target};
+use ssebench::engine;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: defers to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Kills the server process when the test ends, whatever happens.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Streams that never end, an event every 2 ms each: after the connects, only events flow.
+fn allocations_while_events_flow(driver: DriverChoice, driver_name: &str) {
+    let port = free_port();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_ssebench"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--events", "0", "--interval", "2ms"])
+            .args(["--size", "100", "-t", "1", "--driver", driver_name])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let cfg = RunConfig {
+        targets: vec![Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap()],
+        bind_addrs: vec![],
+        connections: 50,
+        duration: Some(Duration::from_millis(3000)),
+        streams_limit: None,
+        connect_rate_per_s: None,
+        connect_timeout: Duration::from_secs(5),
+        method: "GET".into(),
+        headers: vec![],
+        body: vec![],
+        max_event_size_bytes: 1 << 20,
+        threads: 1,
+        driver,
+        json_path: None,
+    };
+    let run = std::thread::spawn(move || engine::run(&cfg, 0).unwrap());
+    // Warm-up: connections made, buffers grown to their working size.
+    std::thread::sleep(Duration::from_millis(1000));
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let outcome = run.join().unwrap();
+    let rec = &outcome.recorder;
+    assert_eq!(rec.streams_failed, 0, "{driver_name}");
+    assert_eq!(rec.streams_interrupted, 50, "{driver_name}: every stream stayed open");
+    // 50 streams x 500 events/s x 3 s, less what a loaded machine drops.
+    assert!(rec.events > 20_000, "{driver_name}: only {} events", rec.events);
+    let window_events = rec.events / 2;
+    eprintln!("{driver_name}: {} allocations in the 1.5 s window, ~{window_events} events", after - before);
+    assert_eq!(after - before, 0, "{driver_name}: allocations while ~{window_events} events flowed");
+}
+
+#[test]
+fn no_allocation_per_event_in_steady_state() {
+    allocations_while_events_flow(DriverChoice::Auto, "auto");
+    allocations_while_events_flow(DriverChoice::Epoll, "epoll");
+}
