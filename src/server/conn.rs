@@ -45,8 +45,13 @@ pub async fn serve(mut stream: TcpStream, core: Rc<ServeCore>) {
         if !skip_body(&mut stream, &mut input, request).await {
             return;
         }
+        if input.is_empty() {
+            // Nothing pipelined: a stream can last hours, so do not hold the read buffer meanwhile.
+            input = Vec::new();
+        }
         if let Some(bytes) = &core.cfg.replay {
-            replay(&mut stream, &core, bytes).await;
+            // Boxed: its pause timer would otherwise sit in every connection's future.
+            Box::pin(replay(&mut stream, &core, bytes)).await;
             return;
         }
         out = match stream_events(&mut stream, &core, out).await {
@@ -59,37 +64,44 @@ pub async fn serve(mut stream: TcpStream, core: Rc<ServeCore>) {
 /// Reads until `input` starts with a complete request head.
 async fn read_request(stream: &mut TcpStream, input: &mut Vec<u8>) -> ReadOutcome {
     loop {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        match request.parse(input) {
-            Ok(httparse::Status::Complete(head_len)) => {
-                let mut body_len = 0;
-                for header in request.headers.iter() {
-                    if header.name.eq_ignore_ascii_case("transfer-encoding") {
-                        return ReadOutcome::Refuse(
-                            b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        );
-                    }
-                    if header.name.eq_ignore_ascii_case("content-length") {
-                        match std::str::from_utf8(header.value).ok().and_then(|v| v.trim().parse().ok()) {
-                            Some(n) => body_len = n,
-                            None => return ReadOutcome::Refuse(BAD_REQUEST),
-                        }
-                    }
-                }
-                return ReadOutcome::Request(Request { head_len, body_len });
-            }
-            Ok(httparse::Status::Partial) if input.len() >= MAX_REQUEST_HEAD_BYTES => {
-                return ReadOutcome::Refuse(
-                    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(_) => return ReadOutcome::Refuse(BAD_REQUEST),
+        if let Some(outcome) = parse_request(input) {
+            return outcome;
         }
         if !read_more(stream, input).await {
             return ReadOutcome::Gone;
         }
+    }
+}
+
+/// Parses the request head at the start of `input`; None: incomplete. Synchronous on purpose:
+/// httparse's header array (2 KiB) must not live across an await, or every connection's task
+/// would carry it for as long as it streams.
+fn parse_request(input: &[u8]) -> Option<ReadOutcome> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(input) {
+        Ok(httparse::Status::Complete(head_len)) => {
+            let mut body_len = 0;
+            for header in request.headers.iter() {
+                if header.name.eq_ignore_ascii_case("transfer-encoding") {
+                    return Some(ReadOutcome::Refuse(
+                        b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    ));
+                }
+                if header.name.eq_ignore_ascii_case("content-length") {
+                    match std::str::from_utf8(header.value).ok().and_then(|v| v.trim().parse().ok()) {
+                        Some(n) => body_len = n,
+                        None => return Some(ReadOutcome::Refuse(BAD_REQUEST)),
+                    }
+                }
+            }
+            Some(ReadOutcome::Request(Request { head_len, body_len }))
+        }
+        Ok(httparse::Status::Partial) if input.len() >= MAX_REQUEST_HEAD_BYTES => Some(ReadOutcome::Refuse(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )),
+        Ok(httparse::Status::Partial) => None,
+        Err(_) => Some(ReadOutcome::Refuse(BAD_REQUEST)),
     }
 }
 
@@ -138,8 +150,7 @@ async fn stream_events(stream: &mut TcpStream, core: &ServeCore, out: Vec<u8>) -
         // Jitter moves each send around its slot but never before the previous one.
         let at = jittered(scheduled, cfg.jitter, &mut rng).max(last_at);
         if at > Instant::now() {
-            // The timer has millisecond ticks: only sleep when there is something to wait for.
-            monoio::time::sleep_until(at.into()).await;
+            core.timers.sleep_until(at).await;
         }
         if core.stopping.get() {
             return None;
@@ -200,4 +211,23 @@ fn jittered(at: Instant, jitter: Duration, rng: &mut u64) -> Instant {
 
 fn unix_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every open stream on the server is one of these futures: keep it small.
+    #[test]
+    fn connection_future_stays_small() {
+        let core = Rc::new(super::super::ServeCore::for_tests());
+        crate::runtime::block_on(crate::runtime::Driver::Epoll, async move {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let stream = TcpStream::connect_addr(listener.local_addr().unwrap()).await.unwrap();
+            let size = std::mem::size_of_val(&serve(stream, core));
+            eprintln!("server connection future: {size} bytes");
+            assert!(size <= 640, "server connection future is {size} bytes");
+        })
+        .unwrap();
+    }
 }

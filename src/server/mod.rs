@@ -2,6 +2,7 @@
 
 mod conn;
 pub mod event;
+mod timer;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -28,9 +29,30 @@ pub(crate) struct ServeCore {
     /// Copied from the shared stop flag by the accept loop, so connections read a plain Cell.
     stopping: Cell<bool>,
     rng_state: Cell<u64>,
+    /// Send times of every connection on this core.
+    timers: timer::Timers,
 }
 
 impl ServeCore {
+    #[cfg(test)]
+    fn for_tests() -> ServeCore {
+        ServeCore {
+            cfg: ServeConfigShared {
+                events: 1,
+                interval: Duration::ZERO,
+                size_bytes: 1,
+                first_delay: Duration::ZERO,
+                jitter: Duration::ZERO,
+                replay: None,
+                replay_write_bytes: 1,
+                replay_pause: Duration::ZERO,
+            },
+            stopping: Cell::new(false),
+            rng_state: Cell::new(1),
+            timers: timer::Timers::default(),
+        }
+    }
+
     fn next_rng(&self) -> u64 {
         let mut state = self.rng_state.get();
         let seed = crate::rng::next(&mut state);
@@ -134,7 +156,10 @@ async fn serve_core(listeners: Vec<std::net::TcpListener>, cfg: ServeConfig, sto
         cfg: shared,
         stopping: Cell::new(false),
         rng_state: Cell::new(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1)),
+        timers: timer::Timers::default(),
     });
+    let driver = core.clone();
+    monoio::spawn(async move { driver.timers.drive().await });
     for listener in listeners {
         match monoio::net::TcpListener::from_std(listener) {
             Ok(listener) => {
