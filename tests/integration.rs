@@ -422,3 +422,26 @@ sleep 0.5
     assert!(bound["events"]["received"].as_u64().unwrap() >= 300 * 5, "{bound}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn more_streams_than_descriptors_are_refused_before_connecting() {
+    let hard = ssebench::limits::nofile().unwrap().hard;
+    if hard >= 10_000_000 {
+        eprintln!("skipped: the hard descriptor limit ({hard}) is too large to exceed in a test");
+        return;
+    }
+    // A port nothing listens on: a run that started anyway would count connect_refused.
+    let streams = (hard + 1).max(50_000).to_string();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
+        .args(["run", "http://127.0.0.1:9/", "-c", &streams, "-d", "30s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert!(started.elapsed() < Duration::from_secs(5), "refused at once");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for part in [format!("{streams} concurrent streams"), format!("hard {hard}"), "tuning/README.md".to_string()] {
+        assert!(stderr.contains(&part), "{part} missing: {stderr}");
+    }
+    assert!(output.stdout.is_empty(), "no report for a run that never started");
+}
