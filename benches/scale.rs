@@ -10,7 +10,7 @@
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Events per stream per second and payload size: the steady-state shape.
 const EVENT_INTERVAL: &str = "1s";
@@ -20,8 +20,8 @@ struct Row {
     streams: u64,
     held: u64,
     failed: u64,
+    /// The generator's own figure: (peak RSS - RSS with workers set up, nothing connected) / streams.
     gen_bytes_per_stream: f64,
-    gen_external_bytes_per_stream: f64,
     server_bytes_per_stream: f64,
     cpu_us_per_event: f64,
     events_per_s: f64,
@@ -77,11 +77,9 @@ fn measure(bin: &str, n: u64, hold_s: u64, driver: &str, rate: u64, port: u16) -
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the generator");
-    let gen_rss_start = wait_for_rss(generator.id());
-    // Sample both processes at steady state: ramp done plus half the hold.
+    // Sample the server at steady state: ramp done plus half the hold.
     std::thread::sleep(Duration::from_secs(ramp_s + 1 + hold_s / 2));
     let server_rss_held = rss_kib(server.id()).unwrap_or(0);
-    let gen_rss_held = rss_kib(generator.id()).unwrap_or(0);
     let (status, cpu) = wait_with_cpu(&mut generator);
     let _ = server.kill();
     let _ = server.wait();
@@ -99,7 +97,6 @@ fn measure(bin: &str, n: u64, hold_s: u64, driver: &str, rate: u64, port: u16) -
         held: report["streams"]["interrupted"].as_u64().unwrap_or(0),
         failed: report["streams"]["failed"].as_u64().unwrap_or(0),
         gen_bytes_per_stream: report["memory"]["per_stream_bytes"].as_f64().unwrap_or(f64::NAN),
-        gen_external_bytes_per_stream: per_stream(gen_rss_held, gen_rss_start),
         server_bytes_per_stream: per_stream(server_rss_held, server_rss_before),
         cpu_us_per_event: if events > 0 { cpu.as_secs_f64() * 1e6 / events as f64 } else { f64::NAN },
         events_per_s: report["events"]["per_second"].as_f64().unwrap_or(0.0),
@@ -111,18 +108,6 @@ fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The generator's RSS as soon as it is up (its workers allocate before connecting, and the
-/// connect-rate ramp starts slowly, so this is close to its no-stream cost).
-fn wait_for_rss(pid: u32) -> u64 {
-    let started = Instant::now();
-    let mut last = 0;
-    while started.elapsed() < Duration::from_millis(300) {
-        last = rss_kib(pid).unwrap_or(last);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    last
 }
 
 /// Waits for the child and returns its exit code and user+system CPU time (from wait4's rusage).
@@ -142,17 +127,16 @@ fn wait_with_cpu(child: &mut Child) -> (i32, Duration) {
 fn print_table(rows: &[Row]) {
     println!();
     println!(
-        "{:>8} {:>8} {:>8} {:>14} {:>14} {:>14} {:>12} {:>10}",
-        "streams", "held", "failed", "gen B/stream", "(external)", "server B/str", "CPU us/event", "events/s"
+        "{:>8} {:>8} {:>8} {:>14} {:>14} {:>12} {:>10}",
+        "streams", "held", "failed", "gen B/stream", "server B/str", "CPU us/event", "events/s"
     );
     for r in rows {
         println!(
-            "{:>8} {:>8} {:>8} {:>14.0} {:>14.0} {:>14.0} {:>12.2} {:>10.0}",
+            "{:>8} {:>8} {:>8} {:>14.0} {:>14.0} {:>12.2} {:>10.0}",
             r.streams,
             r.held,
             r.failed,
             r.gen_bytes_per_stream,
-            r.gen_external_bytes_per_stream,
             r.server_bytes_per_stream,
             r.cpu_us_per_event,
             r.events_per_s
@@ -167,7 +151,7 @@ fn print_projection(rows: &[Row]) {
     const MEMORY_BYTES: f64 = 256e9;
     // Kernel memory per mostly idle socket (socket, TCP state, small buffers), for both ends.
     const KERNEL_BYTES_PER_SOCKET: f64 = 3072.0;
-    let per_stream_bytes = r.gen_bytes_per_stream.max(r.gen_external_bytes_per_stream) + KERNEL_BYTES_PER_SOCKET;
+    let per_stream_bytes = r.gen_bytes_per_stream + KERNEL_BYTES_PER_SOCKET;
     // Leave a quarter of the memory to the kernel's page cache, buffers and everything else.
     let by_memory = MEMORY_BYTES * 0.75 / per_stream_bytes;
     let events_per_core_s = 1e6 / r.cpu_us_per_event;

@@ -94,20 +94,11 @@ fn demo(demo: &DemoConfig) -> Result<(), String> {
         handle.addr, demo.connections, demo.duration
     );
     let run_cfg = RunConfig {
-        targets: vec![Target::parse(&url).map_err(|e| e.0)?],
-        bind_addrs: Vec::new(),
         connections: demo.connections,
         duration: Some(demo.duration),
-        streams_limit: None,
-        connect_rate_per_s: None,
-        connect_timeout: Duration::from_secs(10),
-        method: "GET".into(),
-        headers: Vec::new(),
-        body: Vec::new(),
-        max_event_size_bytes: 1 << 20,
         threads: client_threads,
-        driver: DriverChoice::Auto,
         json_path: demo.json_path.clone(),
+        ..RunConfig::new(vec![Target::parse(&url).map_err(|e| e.0)?])
     };
     let result = run(&run_cfg, 0);
     handle.stop();

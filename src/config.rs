@@ -141,6 +141,27 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// A run against `targets` with the command line's defaults: 10 connections for 10 s, GET,
+    /// 10 s connect timeout, 1 MiB events, every core, auto driver.
+    pub fn new(targets: Vec<Target>) -> RunConfig {
+        RunConfig {
+            targets,
+            bind_addrs: Vec::new(),
+            connections: 10,
+            duration: Some(Duration::from_secs(10)),
+            streams_limit: None,
+            connect_rate_per_s: None,
+            connect_timeout: Duration::from_secs(10),
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            max_event_size_bytes: 1 << 20,
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            driver: DriverChoice::Auto,
+            json_path: None,
+        }
+    }
+
     /// Checks cross-field rules that clap cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.targets.is_empty() {

@@ -46,24 +46,20 @@ pub fn shards(cfg: &RunConfig) -> Vec<Shard> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DriverChoice, Target};
+    use crate::config::Target;
 
     fn cfg(connections: usize, threads: usize, streams: Option<u64>, rate: Option<f64>) -> RunConfig {
         RunConfig {
-            targets: vec![Target { addr: "127.0.0.1:1".parse().unwrap(), host_header: "h".into(), path: "/".into() }],
-            bind_addrs: vec![],
             connections,
             duration: None,
             streams_limit: streams,
             connect_rate_per_s: rate,
-            connect_timeout: Duration::from_secs(1),
-            method: "GET".into(),
-            headers: vec![],
-            body: vec![],
-            max_event_size_bytes: 1 << 20,
             threads,
-            driver: DriverChoice::Auto,
-            json_path: None,
+            ..RunConfig::new(vec![Target {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                host_header: "h".into(),
+                path: "/".into(),
+            }])
         }
     }
 

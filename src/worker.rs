@@ -554,25 +554,11 @@ impl Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{DriverChoice, RunConfig, Target};
+    use crate::config::{RunConfig, Target};
 
     fn ctx() -> Rc<CoreCtx> {
-        let cfg = RunConfig {
-            targets: vec![Target { addr: "127.0.0.1:1".parse().unwrap(), host_header: "h".into(), path: "/".into() }],
-            bind_addrs: vec![],
-            connections: 1,
-            duration: None,
-            streams_limit: None,
-            connect_rate_per_s: None,
-            connect_timeout: Duration::from_secs(1),
-            method: "GET".into(),
-            headers: vec![],
-            body: vec![],
-            max_event_size_bytes: 1024,
-            threads: 1,
-            driver: DriverChoice::Auto,
-            json_path: None,
-        };
+        let target = Target { addr: "127.0.0.1:1".parse().unwrap(), host_header: "h".into(), path: "/".into() };
+        let cfg = RunConfig { max_event_size_bytes: 1024, threads: 1, ..RunConfig::new(vec![target]) };
         let core = Core {
             rec: Recorder::new(),
             scratch: Box::new([]),

@@ -65,20 +65,11 @@ fn allocations_while_events_flow(driver: DriverChoice, driver_name: &str) {
     );
     std::thread::sleep(Duration::from_millis(300));
     let cfg = RunConfig {
-        targets: vec![Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap()],
-        bind_addrs: vec![],
         connections: 50,
         duration: Some(Duration::from_millis(3000)),
-        streams_limit: None,
-        connect_rate_per_s: None,
-        connect_timeout: Duration::from_secs(5),
-        method: "GET".into(),
-        headers: vec![],
-        body: vec![],
-        max_event_size_bytes: 1 << 20,
         threads: 1,
         driver,
-        json_path: None,
+        ..RunConfig::new(vec![Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap()])
     };
     let run = std::thread::spawn(move || engine::run(&cfg, 0).unwrap());
     // Warm-up: connections made, buffers grown to their working size.

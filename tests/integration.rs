@@ -44,20 +44,11 @@ fn replay(response: &[u8], piece: usize) -> ServerHandle {
 
 fn run_cfg(addr: SocketAddr, connections: usize) -> RunConfig {
     RunConfig {
-        targets: vec![Target::parse(&format!("http://{addr}/events")).unwrap()],
-        bind_addrs: vec![],
         connections,
         duration: None,
-        streams_limit: None,
-        connect_rate_per_s: None,
         connect_timeout: Duration::from_secs(5),
-        method: "GET".into(),
-        headers: vec![],
-        body: vec![],
-        max_event_size_bytes: 1 << 20,
         threads: 1,
-        driver: DriverChoice::Auto,
-        json_path: None,
+        ..RunConfig::new(vec![Target::parse(&format!("http://{addr}/events")).unwrap()])
     }
 }
 
