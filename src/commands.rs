@@ -21,7 +21,7 @@ pub mod exit {
 
 pub fn execute(command: Command) -> u8 {
     let result = match command {
-        Command::Run(cfg) => run(&cfg, 0),
+        Command::Run(cfg) => run(&cfg, 0, false),
         Command::Serve(cfg) => serve(&cfg),
         Command::Demo(cfg) => demo(&cfg),
         Command::Doctor { streams } => return doctor(streams),
@@ -43,8 +43,13 @@ fn doctor(streams: u64) -> u8 {
 }
 
 /// Runs the load test, prints the report and writes the JSON file if asked.
-fn run(cfg: &RunConfig, first_core: usize) -> Result<(), String> {
-    let outcome = engine::run(cfg, first_core).map_err(|e| e.0)?;
+/// `in_process_server`: the demo's server shares the process, so its memory would be counted as
+/// the generator's; the memory figures are left out then.
+fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<(), String> {
+    let mut outcome = engine::run(cfg, first_core).map_err(|e| e.0)?;
+    if in_process_server {
+        outcome.memory = None;
+    }
     let target = cfg.targets.iter().map(|t| t.url()).collect::<Vec<_>>().join(", ");
     let report = Report::new(&target, &outcome);
     print!("{}", report::render_text(&report));
@@ -100,7 +105,7 @@ fn demo(demo: &DemoConfig) -> Result<(), String> {
         json_path: demo.json_path.clone(),
         ..RunConfig::new(vec![Target::parse(&url).map_err(|e| e.0)?])
     };
-    let result = run(&run_cfg, 0);
+    let result = run(&run_cfg, 0, true);
     handle.stop();
     result
 }
