@@ -263,13 +263,12 @@ pub const MAX_BIND_ADDRS: usize = 65_536;
 pub fn parse_bind_list(s: &str) -> Result<Vec<IpAddr>, String> {
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (first, last) = bind_item_bounds(item)?;
+        let (first, last, v4) = bind_item_bounds(item)?;
         let room = (MAX_BIND_ADDRS - out.len()) as u128;
         let count = last.checked_sub(first).and_then(|d| d.checked_add(1)).filter(|&n| n <= room);
         let Some(count) = count else {
             return Err(format!("--bind {item}: an empty range, or more than {MAX_BIND_ADDRS} addresses in all"));
         };
-        let v4 = item.split(['-', '/']).next().is_some_and(|a| a.parse::<Ipv4Addr>().is_ok());
         for n in 0..count {
             let value = first + n;
             out.push(if v4 { IpAddr::V4(Ipv4Addr::from(value as u32)) } else { IpAddr::V6(Ipv6Addr::from(value)) });
@@ -281,8 +280,8 @@ pub fn parse_bind_list(s: &str) -> Result<Vec<IpAddr>, String> {
     Ok(out)
 }
 
-/// The first and last address of one `--bind` item, as integers.
-fn bind_item_bounds(item: &str) -> Result<(u128, u128), String> {
+/// The first and last address of one `--bind` item, as integers, and whether they are IPv4.
+fn bind_item_bounds(item: &str) -> Result<(u128, u128, bool), String> {
     let parse = |a: &str| -> Result<(u128, bool), String> {
         match a.trim().parse::<IpAddr>() {
             Ok(IpAddr::V4(v4)) => Ok((u128::from(u32::from(v4)), true)),
@@ -299,17 +298,17 @@ fn bind_item_bounds(item: &str) -> Result<(u128, u128), String> {
         let size = 1u128.checked_shl(host_bits).unwrap_or(0);
         let first = if host_bits == 128 { 0 } else { base >> host_bits << host_bits };
         let last = first.wrapping_add(size.wrapping_sub(1));
-        return Ok(if v4 && host_bits >= 2 { (first + 1, last - 1) } else { (first, last) });
+        return Ok(if v4 && host_bits >= 2 { (first + 1, last - 1, v4) } else { (first, last, v4) });
     }
     if let Some((a, b)) = item.split_once('-') {
         let ((a, a4), (b, b4)) = (parse(a)?, parse(b)?);
         if a4 != b4 {
             return Err(format!("--bind {item}: both ends must be IPv4 or both IPv6"));
         }
-        return Ok((a, b));
+        return Ok((a, b, a4));
     }
-    let (a, _) = parse(item)?;
-    Ok((a, a))
+    let (a, v4) = parse(item)?;
+    Ok((a, a, v4))
 }
 
 /// Parses `Name: value`, refusing bytes that would break the request framing.
@@ -377,6 +376,8 @@ mod tests {
         let block = parse_bind_list("127.0.0.0/28").unwrap();
         assert_eq!((block.len(), block[0], block[13]), (14, v4("127.0.0.1"), v4("127.0.0.14")));
         assert_eq!(parse_bind_list("10.1.2.3/32"), Ok(vec![v4("10.1.2.3")]));
+        assert_eq!(parse_bind_list("127.0.0.1 - 127.0.0.2"), Ok(vec![v4("127.0.0.1"), v4("127.0.0.2")]));
+        assert_eq!(parse_bind_list(" 10.0.0.0 /30").unwrap()[0], v4("10.0.0.1"));
         assert_eq!(parse_bind_list("::1"), Ok(vec![v4("::1")]));
         assert_eq!(parse_bind_list("fd00::/126").unwrap().len(), 4);
         for bad in ["", "x", "127.0.0.9-127.0.0.1", "127.0.0.1-::1", "10.0.0.0/33", "10.0.0.0/8", "::/64"] {

@@ -145,8 +145,12 @@ impl StreamMachine {
                 // `input`; feed both, then hand the buffer back with its capacity.
                 let buffered = std::mem::take(&mut self.head);
                 let mut progress = self.on_head(now, head, &buffered[head.head_len..], rec);
-                if progress == Progress::NeedMore && taken < input.len() {
-                    progress = self.on_more_after_head(now, &input[taken..], rec);
+                if taken < input.len() {
+                    progress = match progress {
+                        Progress::NeedMore => self.on_more_after_head(now, &input[taken..], rec),
+                        // The body ended inside the buffered bytes, yet the read held more.
+                        Progress::Done { end, .. } => Progress::Done { end, reusable: false },
+                    };
                 }
                 if self.head.is_empty() {
                     // Keep the capacity unless a head after a 1xx started a new buffer meanwhile.
@@ -169,10 +173,22 @@ impl StreamMachine {
         }
     }
 
-    fn on_head(&mut self, now: Instant, head: Head, rest: &[u8], rec: &mut Recorder) -> Progress {
-        if (100..200).contains(&head.status) && head.status != 101 {
-            // An interim response (100 Continue, 103 Early Hints): the real one follows.
-            return if rest.is_empty() { Progress::NeedMore } else { self.on_head_bytes(now, rest, rec) };
+    fn on_head(&mut self, now: Instant, mut head: Head, mut rest: &[u8], rec: &mut Recorder) -> Progress {
+        // Interim responses (100 Continue, 103 Early Hints) precede the real one. Skipped in a
+        // loop: one read may hold thousands of them.
+        while (100..200).contains(&head.status) && head.status != 101 {
+            match response::parse_head(rest) {
+                Ok(Some(next)) => {
+                    rest = &rest[next.head_len..];
+                    head = next;
+                }
+                Ok(None) => {
+                    // Below MAX_HEAD_BYTES, or parse_head would have said TooLarge.
+                    self.head.extend_from_slice(rest);
+                    return Progress::NeedMore;
+                }
+                Err(_) => return self.fail(Failure::MalformedHttp),
+            }
         }
         rec.histograms.headers_us.saturating_record(micros_between(self.clock.request_start, now));
         if !(200..300).contains(&head.status) {
@@ -319,6 +335,13 @@ mod tests {
         check("HTTP/9 what\r\n\r\n", 0, StreamEnd::Failed(Failure::MalformedHttp), false);
         // Complete by its framing, but the last event never got its blank line.
         check(&format!("{SSE_CHUNKED}7\r\ndata: a\r\n0\r\n\r\n"), 0, StreamEnd::Failed(Failure::PrematureEof), false);
+    }
+
+    #[test]
+    fn thousands_of_interim_heads_in_one_read_are_skipped_without_recursion() {
+        let response = format!("{}{SSE_CHUNKED}9\r\ndata: a\n\n\r\n0\r\n\r\n", "HTTP/1.1 100 C\r\n\r\n".repeat(4000));
+        let (events, end, reusable, _) = drive(response.as_bytes(), &[]);
+        assert_eq!((events, end, reusable), (1, StreamEnd::Completed, true));
     }
 
     #[test]

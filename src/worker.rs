@@ -20,6 +20,8 @@ use crate::sys;
 const SCRATCH_BYTES: usize = 64 * 1024;
 /// Reads per readiness wake-up, so one fast stream cannot starve the others on its core.
 const READS_PER_WAKE: usize = 16;
+/// Samples reserved up front: one day at one per 100 ms.
+const MAX_RESERVED_SAMPLES: usize = 24 * 3600 * 10;
 /// Pause before the next stream after one that failed without ever waiting.
 const FAILURE_PAUSE: Duration = Duration::from_millis(10);
 /// How often the sweeper checks pending connects against `--connect-timeout`.
@@ -154,7 +156,9 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
     let mut rec = Recorder::new();
     if let Some(duration) = shared.cfg.duration {
         // Room for every sample of the run, so sampling never allocates mid-run.
-        rec.active_samples.reserve(duration.as_nanos() as usize / SAMPLE_PERIOD.as_nanos() as usize + 2);
+        // Capped: a run of days reserves a day and grows past it (once per 100 ms, not per event).
+        let samples = (duration.as_nanos() / SAMPLE_PERIOD.as_nanos()) as usize + 2;
+        rec.active_samples.reserve(samples.min(MAX_RESERVED_SAMPLES));
     }
     let core = Core {
         rec,
@@ -304,9 +308,12 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             None => {}
         }
         // The stream's clock starts at its request, or at the connect if no request was sent.
-        let from = machine.request_start().max(opened_at);
+        // The machine's clock and count are this stream's only if its request was written.
+        let requested = machine.request_start() >= opened_at;
+        let from = if requested { machine.request_start() } else { opened_at };
+        let events = if requested { machine.events() } else { 0 };
         let stream_us = micros_between(from, Instant::now());
-        ctx.core.borrow_mut().rec.stream_closed(end, stream_us, machine.events());
+        ctx.core.borrow_mut().rec.stream_closed(end, stream_us, events);
         if end == StreamEnd::Interrupted {
             return;
         }
@@ -418,6 +425,11 @@ impl Attempt {
         let cfg = &ctx.shared.cfg;
         let started = Instant::now();
         self.on_kept_alive = false;
+        // A retry after a stale kept-alive connection can come after the sweeper's last round:
+        // a socket opened now would be watched by nobody and outlive the run.
+        if ctx.core.borrow().stopping || ctx.timing.deadline.is_some_and(|d| started >= d) {
+            return Some(Next::Done(StreamEnd::Interrupted));
+        }
         let (target, bind) = ctx.endpoint(self.local);
         let (socket, in_progress) = match sys::start_connect(cfg.targets[target].addr, bind) {
             Ok(started) => started,
@@ -448,6 +460,12 @@ impl Attempt {
     ) -> Option<Next> {
         slot.connect_deadline_ms.set(0);
         ctx.core.borrow_mut().connecting -= 1;
+        if slot.expired.get().is_some() {
+            // The sweeper shut it down (connect timeout, end of run); the handshake may have
+            // completed meanwhile, but this connect must not be recorded as one.
+            *conn = None;
+            return Some(Next::Done(StreamEnd::Failed(Failure::ConnectTimeout)));
+        }
         let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
         if let Some(err) = wake_error.or_else(|| sys::socket_error(fd)) {
             *conn = None;

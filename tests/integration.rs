@@ -436,3 +436,79 @@ fn more_streams_than_descriptors_are_refused_before_connecting() {
     }
     assert!(output.stdout.is_empty(), "no report for a run that never started");
 }
+
+/// Reads a request head from a plain socket; false if the peer went away first.
+fn read_request_head(conn: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// At the deadline a user is waiting on a kept-alive connection; the shutdown looks like a stale
+/// connection, which must not be retried on a new one after the run is over.
+#[test]
+fn the_run_ends_on_time_while_a_kept_alive_request_waits() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (late_tx, late_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (i, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let late = late_tx.clone();
+            std::thread::spawn(move || {
+                if !read_request_head(&mut conn) {
+                    return;
+                }
+                if i > 0 {
+                    // Any later connection gets an endless stream.
+                    let _ = late.send(i);
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
+                    while conn.write_all(b"data: x\n\n").is_ok() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    return;
+                }
+                // The first: one short kept-alive response, then silence on the next request.
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 9\r\n\r\ndata: a\n\n",
+                );
+                let mut sink = [0u8; 256];
+                while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let cfg = RunConfig { duration: Some(Duration::from_millis(500)), ..run_cfg(addr, 1) };
+    std::thread::spawn(move || {
+        let _ = done_tx.send(run(&cfg));
+    });
+    let report = done_rx.recv_timeout(Duration::from_secs(5)).expect("a -d 500ms run ended within 5 s");
+    assert_eq!((report.streams.completed, report.streams.interrupted, report.streams.failed), (1, 1, 0));
+    assert!(late_rx.try_recv().is_err(), "no connection opened after the deadline");
+}
+
+#[test]
+fn a_stream_that_never_sent_its_request_counts_no_events() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        drop(listener); // the next connect is refused
+        read_request_head(&mut conn);
+        let _ = conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: a\n\ndata: b\n\ndata: c\n\n",
+        );
+    });
+    let report = run_n(addr, 1, 2);
+    assert_eq!((report.streams.completed, failures(&report, "connect_refused"), report.events.received), (1, 1, 3));
+    assert_eq!((report.events_per_stream.min, report.events_per_stream.max), (0, 3));
+}

@@ -13,6 +13,8 @@ use super::event::{self, LAST_CHUNK, STREAM_HEAD};
 /// Largest request head the server accepts; larger gets 431 and a close.
 const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 const MAX_REQUEST_HEADERS: usize = 64;
+/// Largest request body the server reads (and skips); larger gets 413 and a close.
+const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
 const INITIAL_READ_BYTES: usize = 1024;
 
 /// What the request asked for that changes the answer.
@@ -81,7 +83,7 @@ fn parse_request(input: &[u8]) -> Option<ReadOutcome> {
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(input) {
         Ok(httparse::Status::Complete(head_len)) => {
-            let mut body_len = 0;
+            let mut body_len: Option<usize> = None;
             for header in request.headers.iter() {
                 if header.name.eq_ignore_ascii_case("transfer-encoding") {
                     return Some(ReadOutcome::Refuse(
@@ -90,10 +92,18 @@ fn parse_request(input: &[u8]) -> Option<ReadOutcome> {
                 }
                 if header.name.eq_ignore_ascii_case("content-length") {
                     match std::str::from_utf8(header.value).ok().and_then(|v| v.trim().parse().ok()) {
-                        Some(n) => body_len = n,
+                        // Repeated Content-Length headers must agree (RFC 9112 6.3).
+                        Some(n) if body_len.is_none_or(|seen| seen == n) => body_len = Some(n),
+                        Some(_) => return Some(ReadOutcome::Refuse(BAD_REQUEST)),
                         None => return Some(ReadOutcome::Refuse(BAD_REQUEST)),
                     }
                 }
+            }
+            let body_len = body_len.unwrap_or(0);
+            if body_len > MAX_REQUEST_BODY_BYTES {
+                return Some(ReadOutcome::Refuse(
+                    b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                ));
             }
             Some(ReadOutcome::Request(Request { head_len, body_len }))
         }
@@ -218,6 +228,19 @@ mod tests {
     use super::*;
 
     /// Every open stream on the server is one of these futures: keep it small.
+    #[test]
+    fn request_bodies_are_bounded_and_lengths_must_agree() {
+        let refused = |input: &[u8]| match parse_request(input) {
+            Some(ReadOutcome::Refuse(answer)) => std::str::from_utf8(answer).unwrap()[9..12].to_string(),
+            Some(ReadOutcome::Request(r)) => format!("ok {}", r.body_len),
+            _ => "other".into(),
+        };
+        assert_eq!(refused(b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n"), "413");
+        assert_eq!(refused(b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"), "400");
+        assert_eq!(refused(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"), "400");
+        assert_eq!(refused(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"), "ok 3");
+    }
+
     #[test]
     fn connection_future_stays_small() {
         let core = Rc::new(super::super::ServeCore::for_tests());
