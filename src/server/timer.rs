@@ -81,10 +81,15 @@ impl Timers {
 
     /// The driver: runs until the runtime is dropped.
     pub async fn drive(&self) {
+        // One Sleep for the core's whole life, reset to each new target: nothing allocates per wait.
+        let mut sleep = Box::pin(monoio::time::sleep_until(Instant::now().into()));
         loop {
             let target = self.fire_due(Instant::now());
             self.driver_target.set(target);
-            DriverWait { timers: self, sleep: target.map(|at| Box::pin(monoio::time::sleep_until(at.into()))) }.await;
+            if let Some(at) = target {
+                sleep.as_mut().reset(at.into());
+            }
+            DriverWait { timers: self, sleep: target.map(|_| sleep.as_mut()) }.await;
         }
     }
 }
@@ -92,8 +97,8 @@ impl Timers {
 /// Waits for the driver's target, or for a registration that needs an earlier one.
 struct DriverWait<'a> {
     timers: &'a Timers,
-    /// Boxed once per wait of the driver (one per core), never per connection.
-    sleep: Option<Pin<Box<monoio::time::Sleep>>>,
+    /// The driver's sleep, set to its target; None when idle (no target).
+    sleep: Option<Pin<&'a mut monoio::time::Sleep>>,
 }
 
 impl Future for DriverWait<'_> {
