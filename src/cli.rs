@@ -95,6 +95,21 @@ struct RunArgs {
     /// Give up on a TCP connect after this long
     #[arg(long, default_value = "10s", value_parser = config::parse_duration)]
     connect_timeout: Duration,
+    /// Fail a stream whose response head has not arrived this long after its request
+    #[arg(long, value_parser = config::parse_duration)]
+    header_timeout: Option<Duration>,
+    /// Fail a stream whose first event has not arrived this long after the response head
+    #[arg(long, value_parser = config::parse_duration)]
+    first_event_timeout: Option<Duration>,
+    /// Fail a stream with no event for this long (comment-only heartbeats do not count)
+    #[arg(long, value_parser = config::parse_duration)]
+    idle_timeout: Option<Duration>,
+    /// Fail a stream that receives no byte at all for this long (a half-open connection)
+    #[arg(long, value_parser = config::parse_duration)]
+    byte_idle_timeout: Option<Duration>,
+    /// Count gaps between events longer than this as stalls
+    #[arg(long, value_parser = config::parse_duration)]
+    stall_threshold: Option<Duration>,
     /// HTTP method
     #[arg(short = 'm', long, default_value = "GET")]
     method: String,
@@ -247,6 +262,11 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         streams_limit: args.streams,
         connect_rate_per_s: args.connect_rate,
         connect_timeout: args.connect_timeout,
+        header_timeout: args.header_timeout,
+        first_event_timeout: args.first_event_timeout,
+        idle_timeout: args.idle_timeout,
+        byte_idle_timeout: args.byte_idle_timeout,
+        stall_threshold: args.stall_threshold,
         method: args.method.to_ascii_uppercase(),
         headers: args.headers,
         body,

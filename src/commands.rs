@@ -9,6 +9,7 @@ use crate::engine;
 use crate::report::{self, Report};
 use crate::runtime;
 use crate::server;
+use crate::signal;
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -17,16 +18,24 @@ pub mod exit {
     pub const WARNINGS: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const CANNOT_START: u8 = 3;
+    /// The run was stopped by Ctrl-C (its report was still printed), as shells report SIGINT.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 pub fn execute(command: Command) -> u8 {
     let result = match command {
-        Command::Run(cfg) => run(&cfg, 0, false),
+        Command::Run(cfg) => {
+            if let Err(err) = signal::install() {
+                eprintln!("ssebench: Ctrl-C will not print a report: {err}");
+            }
+            run(&cfg, 0, false)
+        }
         Command::Serve(cfg) => serve(&cfg),
         Command::Demo(cfg) => demo(&cfg),
         Command::Doctor { streams } => return doctor(streams),
     };
     match result {
+        Ok(()) if signal::interrupted() => exit::INTERRUPTED,
         Ok(()) => exit::OK,
         Err(message) => {
             eprintln!("ssebench: {message}");

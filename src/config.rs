@@ -131,6 +131,16 @@ pub struct RunConfig {
     /// New streams per second while ramping up; `None` is unlimited.
     pub connect_rate_per_s: Option<f64>,
     pub connect_timeout: Duration,
+    /// Request written to complete response head; `None` is no limit.
+    pub header_timeout: Option<Duration>,
+    /// Response head to first event.
+    pub first_event_timeout: Option<Duration>,
+    /// Longest allowed gap between events (comments do not count).
+    pub idle_timeout: Option<Duration>,
+    /// Longest allowed time without any byte (a half-open connection).
+    pub byte_idle_timeout: Option<Duration>,
+    /// A gap between events longer than this is a stall; `None` counts none.
+    pub stall_threshold: Option<Duration>,
     pub method: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -152,6 +162,11 @@ impl RunConfig {
             streams_limit: None,
             connect_rate_per_s: None,
             connect_timeout: Duration::from_secs(10),
+            header_timeout: None,
+            first_event_timeout: None,
+            idle_timeout: None,
+            byte_idle_timeout: None,
+            stall_threshold: None,
             method: "GET".into(),
             headers: Vec::new(),
             body: Vec::new(),

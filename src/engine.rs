@@ -22,6 +22,8 @@ pub struct RunOutcome {
     pub elapsed: Duration,
     /// The process's resident memory, where /proc could tell.
     pub memory: Option<Memory>,
+    /// Ctrl-C ended the run early.
+    pub stopped_by_signal: bool,
 }
 
 /// Resident memory before any stream connected and at the process's peak (VmHWM).
@@ -112,5 +114,12 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         (Some(before), Some(now)) => Some(Memory { rss_before_kib: before, rss_peak_kib: now.peak_rss_kib }),
         _ => None,
     };
-    Ok(RunOutcome { recorder: merged, driver, threads, elapsed, memory })
+    Ok(RunOutcome {
+        recorder: merged,
+        driver,
+        threads,
+        elapsed,
+        memory,
+        stopped_by_signal: crate::signal::interrupted(),
+    })
 }

@@ -19,6 +19,7 @@ pub mod report;
 pub mod rng;
 pub mod runtime;
 pub mod server;
+pub mod signal;
 pub mod sse;
 pub mod stream;
 pub mod sys;

@@ -34,11 +34,19 @@ pub enum Failure {
     EventTooLarge,
     /// Any other socket error after the connection was established.
     Io,
+    /// No complete response head within `--header-timeout` of the request.
+    HeaderTimeout,
+    /// No event within `--first-event-timeout` of the response head.
+    FirstEventTimeout,
+    /// No event within `--idle-timeout` of the last one (comments do not count).
+    IdleTimeout,
+    /// No byte at all within `--byte-idle-timeout` (a half-open connection).
+    ByteIdleTimeout,
 }
 
 impl Failure {
     /// The classes in report order; `HttpStatus` stands for all codes.
-    pub const ALL: [Failure; 11] = [
+    pub const ALL: [Failure; 15] = [
         Failure::ConnectRefused,
         Failure::ConnectTimeout,
         Failure::PortsExhausted,
@@ -50,6 +58,10 @@ impl Failure {
         Failure::PrematureEof,
         Failure::EventTooLarge,
         Failure::Io,
+        Failure::HeaderTimeout,
+        Failure::FirstEventTimeout,
+        Failure::IdleTimeout,
+        Failure::ByteIdleTimeout,
     ];
 
     pub fn index(self) -> usize {
@@ -65,6 +77,10 @@ impl Failure {
             Failure::PrematureEof => 8,
             Failure::EventTooLarge => 9,
             Failure::Io => 10,
+            Failure::HeaderTimeout => 11,
+            Failure::FirstEventTimeout => 12,
+            Failure::IdleTimeout => 13,
+            Failure::ByteIdleTimeout => 14,
         }
     }
 
@@ -82,6 +98,10 @@ impl Failure {
             Failure::PrematureEof => "premature_eof",
             Failure::EventTooLarge => "event_too_large",
             Failure::Io => "io_error",
+            Failure::HeaderTimeout => "header_timeout",
+            Failure::FirstEventTimeout => "first_event_timeout",
+            Failure::IdleTimeout => "idle_timeout",
+            Failure::ByteIdleTimeout => "byte_idle_timeout",
         }
     }
 }
@@ -109,6 +129,8 @@ pub struct Histograms {
     pub gap_us: Histogram<u64>,
     pub stream_us: Histogram<u64>,
     pub events_per_stream: Histogram<u64>,
+    /// Each stream's longest gap between events (streams with two events or more).
+    pub max_gap_us: Histogram<u64>,
 }
 
 impl Histograms {
@@ -120,6 +142,7 @@ impl Histograms {
             gap_us: histogram(),
             stream_us: histogram(),
             events_per_stream: histogram(),
+            max_gap_us: histogram(),
         }
     }
 
@@ -131,6 +154,7 @@ impl Histograms {
             (&mut self.gap_us, &other.gap_us),
             (&mut self.stream_us, &other.stream_us),
             (&mut self.events_per_stream, &other.events_per_stream),
+            (&mut self.max_gap_us, &other.max_gap_us),
         ];
         for (mine, theirs) in pairs {
             mine.add(theirs).expect("histograms share bounds");
@@ -151,6 +175,8 @@ pub struct Recorder {
     pub bytes: u64,
     /// Sum over streams of request start to stream end, for events/s per stream.
     pub stream_time_us: u64,
+    /// Gaps between events longer than `--stall-threshold`.
+    pub stalls: u64,
     failures: [u64; Failure::ALL.len()],
     status_counts: Box<[u64; STATUS_SLOTS]>,
     /// Streams open now (from connect start to stream end).
@@ -177,6 +203,7 @@ impl Recorder {
             events: 0,
             bytes: 0,
             stream_time_us: 0,
+            stalls: 0,
             failures: [0; Failure::ALL.len()],
             status_counts: Box::new([0; STATUS_SLOTS]),
             active: 0,
@@ -242,6 +269,7 @@ impl Recorder {
         self.events += other.events;
         self.bytes += other.bytes;
         self.stream_time_us += other.stream_time_us;
+        self.stalls += other.stalls;
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures.iter()) {
             *mine += theirs;
         }

@@ -34,6 +34,9 @@ struct EventClock {
     request_start: Instant,
     last_event_at: Instant,
     events: u64,
+    max_gap_us: u64,
+    /// Gaps longer than this are stalls; u64::MAX counts none.
+    stall_threshold_us: u64,
 }
 
 impl EventClock {
@@ -42,7 +45,12 @@ impl EventClock {
         if self.events == 0 {
             h.first_event_us.saturating_record(micros_between(self.request_start, now));
         } else {
-            h.gap_us.saturating_record(micros_between(self.last_event_at, now));
+            let gap_us = micros_between(self.last_event_at, now);
+            h.gap_us.saturating_record(gap_us);
+            self.max_gap_us = self.max_gap_us.max(gap_us);
+            if gap_us > self.stall_threshold_us {
+                rec.stalls += 1;
+            }
         }
         self.last_event_at = now;
         self.events += 1;
@@ -67,14 +75,20 @@ pub struct StreamMachine {
 
 impl StreamMachine {
     pub fn new(max_event_size_bytes: usize) -> StreamMachine {
+        Self::with_stall_threshold(max_event_size_bytes, None)
+    }
+
+    /// As `new`, counting gaps between events longer than `stall_threshold_us` as stalls.
+    pub fn with_stall_threshold(max_event_size_bytes: usize, stall_threshold_us: Option<u64>) -> StreamMachine {
         let now = Instant::now();
+        let stall_threshold_us = stall_threshold_us.unwrap_or(u64::MAX);
         StreamMachine {
             phase: Phase::Over,
             head: Vec::new(),
             keep_alive: false,
             body: BodyDecoder::NoBody,
             sse: Parser::new(max_event_size_bytes),
-            clock: EventClock { request_start: now, last_event_at: now, events: 0 },
+            clock: EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0, stall_threshold_us },
         }
     }
 
@@ -85,7 +99,7 @@ impl StreamMachine {
         self.keep_alive = false;
         self.body = BodyDecoder::NoBody;
         self.sse.reset();
-        self.clock = EventClock { request_start: now, last_event_at: now, events: 0 };
+        self.clock = EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0, ..self.clock };
     }
 
     pub fn request_start(&self) -> Instant {
@@ -94,6 +108,16 @@ impl StreamMachine {
 
     pub fn events(&self) -> u64 {
         self.clock.events
+    }
+
+    /// The longest gap between two events of this stream, in µs (0 with fewer than two events).
+    pub fn max_gap_us(&self) -> u64 {
+        self.clock.max_gap_us
+    }
+
+    /// The response head has been received (or the stream is over).
+    pub fn head_received(&self) -> bool {
+        self.phase != Phase::Head
     }
 
     /// The reconnection time the server asked for with `retry:`, if any.
@@ -373,5 +397,20 @@ mod tests {
         assert_eq!(h.headers_us.max(), 1000);
         assert_eq!(h.first_event_us.max(), 2000);
         assert_eq!((h.gap_us.len(), h.gap_us.min(), h.gap_us.max()), (2, 0, 1000));
+    }
+
+    #[test]
+    fn gaps_over_the_stall_threshold_are_stalls() {
+        let mut rec = Recorder::new();
+        let mut machine = StreamMachine::with_stall_threshold(1024, Some(1_500));
+        let t0 = Instant::now();
+        machine.begin(t0);
+        let event = "9\r\ndata: a\n\n\r\n";
+        machine.on_bytes(t0, SSE_CHUNKED.as_bytes(), &mut rec);
+        for ms in [1, 2, 5, 6, 10] {
+            machine.on_bytes(t0 + Duration::from_millis(ms), event.as_bytes(), &mut rec);
+        }
+        // Gaps 1, 3, 1, 4 ms: two are over 1.5 ms.
+        assert_eq!((rec.stalls, machine.max_gap_us(), machine.events()), (2, 4_000, 5));
     }
 }

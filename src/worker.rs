@@ -13,6 +13,7 @@ use monoio::net::TcpStream;
 use crate::config::RunConfig;
 use crate::plan::Shard;
 use crate::recorder::{Failure, Recorder, StreamEnd};
+use crate::signal;
 use crate::stream::{Progress, StreamMachine, micros_between};
 use crate::sys;
 
@@ -48,8 +49,26 @@ pub struct Timing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expiry {
     ConnectTimeout,
-    /// The run's duration is over.
+    HeaderTimeout,
+    FirstEventTimeout,
+    IdleTimeout,
+    ByteIdleTimeout,
+    /// The run's duration is over, or Ctrl-C.
     RunOver,
+}
+
+impl Expiry {
+    /// How the stream it cut ends.
+    fn end(self) -> StreamEnd {
+        match self {
+            Expiry::ConnectTimeout => StreamEnd::Failed(Failure::ConnectTimeout),
+            Expiry::HeaderTimeout => StreamEnd::Failed(Failure::HeaderTimeout),
+            Expiry::FirstEventTimeout => StreamEnd::Failed(Failure::FirstEventTimeout),
+            Expiry::IdleTimeout => StreamEnd::Failed(Failure::IdleTimeout),
+            Expiry::ByteIdleTimeout => StreamEnd::Failed(Failure::ByteIdleTimeout),
+            Expiry::RunOver => StreamEnd::Interrupted,
+        }
+    }
 }
 
 /// A virtual user's control block, read by its task and by the core's sweeper. Plain `Cell`s:
@@ -57,14 +76,37 @@ enum Expiry {
 struct Slot {
     /// The socket the user holds now; -1 when none.
     fd: Cell<RawFd>,
-    /// Milliseconds after the start when the pending connect times out; 0 when none is pending.
-    connect_deadline_ms: Cell<u64>,
+    /// Milliseconds after the start when the current phase times out (connect, head, first
+    /// event, next event), and which timeout that is; 0 when none applies.
+    deadline_ms: Cell<u64>,
+    deadline: Cell<Expiry>,
+    /// Milliseconds after the start when the connection has gone too long without a byte; 0: none.
+    byte_deadline_ms: Cell<u64>,
     expired: Cell<Option<Expiry>>,
 }
 
 impl Slot {
     fn new() -> Slot {
-        Slot { fd: Cell::new(-1), connect_deadline_ms: Cell::new(0), expired: Cell::new(None) }
+        Slot {
+            fd: Cell::new(-1),
+            deadline_ms: Cell::new(0),
+            deadline: Cell::new(Expiry::ConnectTimeout),
+            byte_deadline_ms: Cell::new(0),
+            expired: Cell::new(None),
+        }
+    }
+
+    /// Arms the phase timeout `kind` to fire `after` from `now`, or clears it when `after` is None.
+    fn arm(&self, ctx: &CoreCtx, kind: Expiry, now: Instant, after: Option<Duration>) {
+        self.deadline.set(kind);
+        self.deadline_ms.set(after.map_or(0, |after| ctx.ms_since_start(now + after).max(1)));
+    }
+
+    fn expire(&self, kind: Expiry) {
+        self.deadline_ms.set(0);
+        self.byte_deadline_ms.set(0);
+        self.expired.set(Some(kind));
+        sys::shutdown(self.fd.get());
     }
 }
 
@@ -228,9 +270,14 @@ async fn sample_active(ctx: Rc<CoreCtx>) {
     }
 }
 
-/// The core's one timer for its users: shuts down connects past `--connect-timeout`, and at the
-/// end of the run every open socket, which wakes whatever the user awaits on it.
+/// The core's one timer for its users: shuts down streams whose phase timed out, and at the end
+/// of the run (or on Ctrl-C) every open socket, which wakes whatever the user awaits on it.
 async fn sweep(ctx: Rc<CoreCtx>) {
+    let cfg = &ctx.shared.cfg;
+    let stream_timeouts = cfg.header_timeout.is_some()
+        || cfg.first_event_timeout.is_some()
+        || cfg.idle_timeout.is_some()
+        || cfg.byte_idle_timeout.is_some();
     loop {
         let next = Instant::now() + SWEEP_PERIOD;
         let wake = ctx.timing.deadline.map_or(next, |d| d.min(next));
@@ -239,24 +286,24 @@ async fn sweep(ctx: Rc<CoreCtx>) {
             return;
         }
         let now = Instant::now();
-        if ctx.timing.deadline.is_some_and(|d| now >= d) {
+        if ctx.timing.deadline.is_some_and(|d| now >= d) || signal::interrupted() {
             ctx.core.borrow_mut().stopping = true;
             for slot in ctx.slots.iter().filter(|s| s.fd.get() >= 0) {
-                slot.expired.set(Some(Expiry::RunOver));
-                sys::shutdown(slot.fd.get());
+                slot.expire(Expiry::RunOver);
             }
             return;
         }
-        if ctx.core.borrow().connecting == 0 {
+        // Without stream timeouts only pending connects can expire: skip the scan when none is.
+        if !stream_timeouts && ctx.core.borrow().connecting == 0 {
             continue;
         }
         let now_ms = ctx.ms_since_start(now);
-        for slot in ctx.slots.iter() {
-            let deadline_ms = slot.connect_deadline_ms.get();
-            if deadline_ms != 0 && now_ms >= deadline_ms && slot.fd.get() >= 0 {
-                slot.connect_deadline_ms.set(0);
-                slot.expired.set(Some(Expiry::ConnectTimeout));
-                sys::shutdown(slot.fd.get());
+        let due = |deadline_ms: u64| deadline_ms != 0 && now_ms >= deadline_ms;
+        for slot in ctx.slots.iter().filter(|s| s.fd.get() >= 0) {
+            if due(slot.deadline_ms.get()) {
+                slot.expire(slot.deadline.get());
+            } else if due(slot.byte_deadline_ms.get()) {
+                slot.expire(Expiry::ByteIdleTimeout);
             }
         }
     }
@@ -268,7 +315,9 @@ async fn sweep(ctx: Rc<CoreCtx>) {
 /// everything between two waits is the synchronous [`Attempt::advance`].
 async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     let slot = &ctx.slots[index];
-    let mut machine = StreamMachine::new(ctx.shared.cfg.max_event_size_bytes);
+    let cfg = &ctx.shared.cfg;
+    let stall_us = cfg.stall_threshold.map(|d| d.as_micros() as u64);
+    let mut machine = StreamMachine::with_stall_threshold(cfg.max_event_size_bytes, stall_us);
     let mut conn: Option<Conn<'_>> = None;
     loop {
         let opened_at = Instant::now();
@@ -298,14 +347,15 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             };
             attempt.wake_error = woke.err();
         };
+        slot.deadline_ms.set(0);
+        slot.byte_deadline_ms.set(0);
         // A socket the sweeper shut down failed for the sweeper's reason, not the one it showed.
-        match slot.expired.take() {
-            Some(Expiry::RunOver) => {
-                end = StreamEnd::Interrupted;
-                conn = None;
-            }
-            Some(Expiry::ConnectTimeout) => end = StreamEnd::Failed(Failure::ConnectTimeout),
-            None => {}
+        if let Some(expiry) = slot.expired.take() {
+            end = expiry.end();
+            conn = None;
+        }
+        if machine.events() >= 2 && machine.request_start() >= opened_at {
+            ctx.core.borrow_mut().rec.histograms.max_gap_us.saturating_record(machine.max_gap_us());
         }
         // The stream's clock starts at its request, or at the connect if no request was sent.
         // The machine's clock and count are this stream's only if its request was written.
@@ -412,8 +462,8 @@ impl Attempt {
                     self.phase = Phase::Writing { written: 0 };
                     None
                 }
-                Phase::Writing { written } => self.write(ctx, conn, written, wake_error),
-                Phase::Reading { got_bytes } => self.read(ctx, conn, machine, got_bytes, wake_error),
+                Phase::Writing { written } => self.write(ctx, slot, conn, written, wake_error),
+                Phase::Reading { got_bytes } => self.read(ctx, slot, conn, machine, got_bytes, wake_error),
             };
             if let Some(next) = step {
                 return next;
@@ -444,7 +494,7 @@ impl Attempt {
             return self.connected(ctx, started);
         }
         // The sweeper enforces the timeout: a timer here would sit in every user's future.
-        slot.connect_deadline_ms.set(ctx.ms_since_start(started + cfg.connect_timeout).max(1));
+        slot.arm(ctx, Expiry::ConnectTimeout, started, Some(cfg.connect_timeout));
         ctx.core.borrow_mut().connecting += 1;
         self.phase = Phase::Connecting { started };
         Some(Next::Wait(Interest::Write))
@@ -458,7 +508,7 @@ impl Attempt {
         started: Instant,
         wake_error: Option<std::io::Error>,
     ) -> Option<Next> {
-        slot.connect_deadline_ms.set(0);
+        slot.deadline_ms.set(0);
         ctx.core.borrow_mut().connecting -= 1;
         if slot.expired.get().is_some() {
             // The sweeper shut it down (connect timeout, end of run); the handshake may have
@@ -483,12 +533,13 @@ impl Attempt {
     fn write(
         &mut self,
         ctx: &CoreCtx,
+        slot: &Slot,
         conn: &mut Option<Conn<'_>>,
         mut written: usize,
         wake_error: Option<std::io::Error>,
     ) -> Option<Next> {
         if let Some(err) = wake_error {
-            return self.fail(conn, sys::io_failure(&err), false);
+            return self.fail(slot, conn, sys::io_failure(&err), false);
         }
         let request = &ctx.shared.requests[ctx.endpoint(self.local).0][..];
         let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
@@ -500,8 +551,15 @@ impl Attempt {
                     self.phase = Phase::Writing { written };
                     return Some(Next::Wait(Interest::Write));
                 }
-                Err(err) => return self.fail(conn, sys::io_failure(&err), false),
+                Err(err) => return self.fail(slot, conn, sys::io_failure(&err), false),
             }
+        }
+        // The request is out: the response head is due, and bytes must keep coming.
+        let cfg = &ctx.shared.cfg;
+        let now = Instant::now();
+        slot.arm(ctx, Expiry::HeaderTimeout, now, cfg.header_timeout);
+        if let Some(after) = cfg.byte_idle_timeout {
+            slot.byte_deadline_ms.set(ctx.ms_since_start(now + after).max(1));
         }
         self.phase = Phase::Reading { got_bytes: false };
         Some(Next::Wait(Interest::Read))
@@ -510,14 +568,16 @@ impl Attempt {
     fn read(
         &mut self,
         ctx: &CoreCtx,
+        slot: &Slot,
         conn: &mut Option<Conn<'_>>,
         machine: &mut StreamMachine,
         mut got_bytes: bool,
         wake_error: Option<std::io::Error>,
     ) -> Option<Next> {
         if let Some(err) = wake_error {
-            return self.fail(conn, sys::io_failure(&err), got_bytes);
+            return self.fail(slot, conn, sys::io_failure(&err), got_bytes);
         }
+        let cfg = &ctx.shared.cfg;
         let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
         let mut core = ctx.core.borrow_mut();
         let Core { rec, scratch, .. } = &mut *core;
@@ -526,18 +586,31 @@ impl Attempt {
                 Ok(0) => {
                     let end = machine.on_eof();
                     drop(core);
-                    return self.end(conn, end, got_bytes);
+                    return self.end(slot, conn, end, got_bytes);
                 }
                 Ok(n) => n,
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(err) => {
                     drop(core);
-                    return self.fail(conn, sys::io_failure(&err), got_bytes);
+                    return self.fail(slot, conn, sys::io_failure(&err), got_bytes);
                 }
             };
             got_bytes = true;
-            match machine.on_bytes(Instant::now(), &scratch[..n], rec) {
+            let now = Instant::now();
+            let (had_head, events_before) = (machine.head_received(), machine.events());
+            let progress = machine.on_bytes(now, &scratch[..n], rec);
+            // Timeouts move on with the stream: any byte resets the byte-idle one; the head
+            // starts the first-event one; each event restarts the idle one.
+            if let Some(after) = cfg.byte_idle_timeout {
+                slot.byte_deadline_ms.set(ctx.ms_since_start(now + after).max(1));
+            }
+            if machine.events() > events_before {
+                slot.arm(ctx, Expiry::IdleTimeout, now, cfg.idle_timeout);
+            } else if !had_head && machine.head_received() {
+                slot.arm(ctx, Expiry::FirstEventTimeout, now, cfg.first_event_timeout);
+            }
+            match progress {
                 Progress::Done { end, reusable } => {
                     if !reusable {
                         *conn = None;
@@ -553,15 +626,16 @@ impl Attempt {
         Some(Next::Wait(Interest::Read))
     }
 
-    fn fail(&mut self, conn: &mut Option<Conn<'_>>, failure: Failure, got_bytes: bool) -> Option<Next> {
-        self.end(conn, StreamEnd::Failed(failure), got_bytes)
+    fn fail(&mut self, slot: &Slot, conn: &mut Option<Conn<'_>>, failure: Failure, got_bytes: bool) -> Option<Next> {
+        self.end(slot, conn, StreamEnd::Failed(failure), got_bytes)
     }
 
     /// The connection is done with. A kept-alive connection that ends before any response byte
     /// is retried on a new connection instead of failing the stream.
-    fn end(&mut self, conn: &mut Option<Conn<'_>>, end: StreamEnd, got_bytes: bool) -> Option<Next> {
+    fn end(&mut self, slot: &Slot, conn: &mut Option<Conn<'_>>, end: StreamEnd, got_bytes: bool) -> Option<Next> {
         *conn = None;
-        if self.on_kept_alive && !got_bytes {
+        // A socket the sweeper shut down (a timeout, the end of the run) is not a stale one.
+        if self.on_kept_alive && !got_bytes && slot.expired.get().is_none() {
             self.phase = Phase::Connect;
             return None;
         }

@@ -512,3 +512,120 @@ fn a_stream_that_never_sent_its_request_counts_no_events() {
     assert_eq!((report.streams.completed, failures(&report, "connect_refused"), report.events.received), (1, 1, 3));
     assert_eq!((report.events_per_stream.min, report.events_per_stream.max), (0, 3));
 }
+
+/// A plain-socket server: for each connection, reads the request, then runs `script` on it.
+fn scripted_server(script: fn(&mut std::net::TcpStream)) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                if read_request_head(&mut conn) {
+                    script(&mut conn);
+                }
+            });
+        }
+    });
+    addr
+}
+
+const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+
+#[test]
+fn header_timeout_is_its_own_class() {
+    let addr = scripted_server(|_| std::thread::sleep(Duration::from_secs(3)));
+    let cfg = RunConfig { header_timeout: Some(Duration::from_millis(200)), ..run_cfg(addr, 2) };
+    let report = run(&RunConfig { streams_limit: Some(2), ..cfg });
+    assert_eq!((failures(&report, "header_timeout"), report.streams.failed), (2, 2));
+}
+
+#[test]
+fn first_event_timeout_is_its_own_class() {
+    let server = serve(ServeConfig { events: 1, first_delay: Duration::from_secs(3), ..serve_cfg() });
+    let cfg = RunConfig { first_event_timeout: Some(Duration::from_millis(200)), ..run_cfg(server.addr, 2) };
+    let report = run(&RunConfig { streams_limit: Some(2), ..cfg });
+    assert_eq!((failures(&report, "first_event_timeout"), report.latency_us.headers.count), (2, 2));
+    server.stop();
+}
+
+/// The server keeps sending comment heartbeats but no event: that is idle, not byte-idle.
+#[test]
+fn heartbeats_do_not_keep_an_idle_stream_alive() {
+    use std::io::Write;
+    let addr = scripted_server(|conn| {
+        let _ = conn.write_all(SSE_HEAD);
+        let _ = conn.write_all(b"data: one\n\n");
+        for _ in 0..60 {
+            if conn.write_all(b": heartbeat\n\n").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let cfg = RunConfig {
+        streams_limit: Some(1),
+        idle_timeout: Some(Duration::from_millis(400)),
+        byte_idle_timeout: Some(Duration::from_millis(200)),
+        ..run_cfg(addr, 1)
+    };
+    let started = Instant::now();
+    let report = run(&cfg);
+    assert_eq!((failures(&report, "idle_timeout"), failures(&report, "byte_idle_timeout")), (1, 0));
+    assert_eq!(report.events.received, 1);
+    assert!(started.elapsed() < Duration::from_millis(1500), "failed after {:?}", started.elapsed());
+}
+
+#[test]
+fn a_silent_connection_is_a_byte_idle_timeout() {
+    use std::io::Write;
+    let addr = scripted_server(|conn| {
+        let _ = conn.write_all(SSE_HEAD);
+        let _ = conn.write_all(b"data: one\n\n");
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    let cfg =
+        RunConfig { streams_limit: Some(1), byte_idle_timeout: Some(Duration::from_millis(200)), ..run_cfg(addr, 1) };
+    let report = run(&cfg);
+    assert_eq!((failures(&report, "byte_idle_timeout"), report.events.received), (1, 1));
+}
+
+#[test]
+fn long_gaps_are_counted_as_stalls() {
+    let server = serve(ServeConfig { events: 5, interval: Duration::from_millis(40), ..serve_cfg() });
+    let cfg = RunConfig {
+        streams_limit: Some(2),
+        stall_threshold: Some(Duration::from_millis(20)),
+        ..run_cfg(server.addr, 1)
+    };
+    let report = run(&cfg);
+    assert_eq!(report.events.received, 10);
+    assert_eq!(report.events.stalls, 8, "every 40 ms gap is over 20 ms");
+    assert_eq!(report.latency_us.max_gap.count, 2, "one longest gap per stream");
+    assert!(report.latency_us.max_gap.min >= 30_000, "{:?}", report.latency_us.max_gap);
+    let relaxed = RunConfig { stall_threshold: Some(Duration::from_millis(500)), ..cfg };
+    assert_eq!(run(&relaxed).events.stalls, 0);
+    server.stop();
+}
+
+#[test]
+fn ctrl_c_prints_the_report_at_once() {
+    let server = serve(ServeConfig { events: 0, interval: Duration::from_millis(20), ..serve_cfg() });
+    let url = format!("http://{}/", server.addr);
+    let child = Command::new(env!("CARGO_BIN_EXE_ssebench"))
+        .args(["run", &url, "-c", "20", "-d", "60s", "-t", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let sent = Instant::now();
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(1), "report after {:?}", sent.elapsed());
+    assert_eq!(output.status.code(), Some(130));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Stopped   by Ctrl-C"), "{stdout}");
+    assert!(stdout.contains("20 open at end"), "{stdout}");
+    server.stop();
+}

@@ -72,6 +72,8 @@ pub struct Events {
     pub bytes_per_second: f64,
     /// Events over the summed lifetime of all streams.
     pub per_stream_per_second: f64,
+    /// Gaps longer than `--stall-threshold` (0 without one).
+    pub stalls: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +83,8 @@ pub struct Latencies {
     pub first_event: Summary,
     pub gap: Summary,
     pub stream: Summary,
+    /// Each stream's longest gap between events.
+    pub max_gap: Summary,
 }
 
 /// The generator's own memory: what the streams cost it.
@@ -101,6 +105,8 @@ pub struct Report {
     pub target: String,
     pub engine: Engine,
     pub duration_s: f64,
+    /// Ctrl-C ended the run before its duration or stream count.
+    pub stopped_by_signal: bool,
     pub streams: Streams,
     pub events: Events,
     pub latency_us: Latencies,
@@ -135,6 +141,7 @@ impl Report {
             target: target.to_string(),
             engine: Engine { driver: outcome.driver.name(), threads: outcome.threads },
             duration_s,
+            stopped_by_signal: outcome.stopped_by_signal,
             streams: Streams {
                 started: rec.streams_started,
                 completed: rec.streams_completed,
@@ -150,6 +157,7 @@ impl Report {
                 per_second: per_s(rec.events),
                 bytes_per_second: per_s(rec.bytes),
                 per_stream_per_second: if stream_time_s > 0.0 { rec.events as f64 / stream_time_s } else { 0.0 },
+                stalls: rec.stalls,
             },
             latency_us: Latencies {
                 connect: Summary::of(&h.connect_us),
@@ -157,6 +165,7 @@ impl Report {
                 first_event: Summary::of(&h.first_event_us),
                 gap: Summary::of(&h.gap_us),
                 stream: Summary::of(&h.stream_us),
+                max_gap: Summary::of(&h.max_gap_us),
             },
             events_per_stream: Summary::of(&h.events_per_stream),
             memory: outcome.memory.map(|m| MemoryReport {

@@ -20,6 +20,9 @@ pub fn render(r: &Report) -> String {
         r.duration_s
     );
     let _ = writeln!(out);
+    if r.stopped_by_signal {
+        let _ = writeln!(out, "Stopped   by Ctrl-C: the figures cover the run up to then");
+    }
     let _ = writeln!(
         out,
         "Streams   {} started, {} completed, {} failed, {} open at end; peak concurrent {}; success {:.2}%",
@@ -32,12 +35,13 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "Events    {} received, {:.1}/s, {:.2}/s per stream; {:.2} MB received, {:.2} MB/s",
+        "Events    {} received, {:.1}/s, {:.2}/s per stream; {:.2} MB received, {:.2} MB/s; {} stalls",
         e.received,
         e.per_second,
         e.per_stream_per_second,
         e.bytes as f64 / 1e6,
-        e.bytes_per_second / 1e6
+        e.bytes_per_second / 1e6,
+        e.stalls
     );
     let failed: Vec<String> = s.failures.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(out, "Failures  {}", if failed.is_empty() { "none".to_string() } else { failed.join(", ") });
@@ -64,6 +68,7 @@ pub fn render(r: &Report) -> String {
         ("first event", &l.first_event),
         ("event gap", &l.gap),
         ("stream", &l.stream),
+        ("max gap", &l.max_gap),
     ] {
         row(&mut out, name, h, duration);
     }
