@@ -19,7 +19,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum CliCommand {
     /// Open SSE streams against URL and report latency, gaps, throughput and failures.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve SSE streams for load tests (the built-in target server).
     Serve(ServeArgs),
     /// Start the built-in server on a loopback port and run a short load test against it.
@@ -110,6 +110,9 @@ struct RunArgs {
     /// Count gaps between events longer than this as stalls
     #[arg(long, value_parser = config::parse_duration)]
     stall_threshold: Option<Duration>,
+    /// Close each stream after this long (or a length drawn from LOW..HIGH): a completed stream
+    #[arg(long, value_parser = config::parse_duration_range)]
+    stream_duration: Option<(Duration, Duration)>,
     /// HTTP method
     #[arg(short = 'm', long, default_value = "GET")]
     method: String,
@@ -221,7 +224,7 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     match Cli::parse_from(args).command {
-        CliCommand::Run(args) => run_config(args).map(Command::Run),
+        CliCommand::Run(args) => run_config(*args).map(Command::Run),
         CliCommand::Serve(args) => serve_config(args).map(Command::Serve),
         CliCommand::Demo(args) => Ok(Command::Demo(DemoConfig {
             duration: args.duration,
@@ -267,6 +270,7 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         idle_timeout: args.idle_timeout,
         byte_idle_timeout: args.byte_idle_timeout,
         stall_threshold: args.stall_threshold,
+        stream_duration: args.stream_duration,
         method: args.method.to_ascii_uppercase(),
         headers: args.headers,
         body,

@@ -141,6 +141,9 @@ pub struct RunConfig {
     pub byte_idle_timeout: Option<Duration>,
     /// A gap between events longer than this is a stall; `None` counts none.
     pub stall_threshold: Option<Duration>,
+    /// Close each stream gracefully after a length drawn from this range (inclusive); `None`
+    /// leaves streams open until the server ends them or the run does.
+    pub stream_duration: Option<(Duration, Duration)>,
     pub method: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -167,6 +170,7 @@ impl RunConfig {
             idle_timeout: None,
             byte_idle_timeout: None,
             stall_threshold: None,
+            stream_duration: None,
             method: "GET".into(),
             headers: Vec::new(),
             body: Vec::new(),
@@ -252,6 +256,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' is too long"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `--stream-duration`: `30s`, or a range `30s..5m` drawn from uniformly per stream.
+pub fn parse_duration_range(s: &str) -> Result<(Duration, Duration), String> {
+    let (low, high) = match s.split_once("..") {
+        Some((low, high)) => (parse_duration(low)?, parse_duration(high)?),
+        None => {
+            let d = parse_duration(s)?;
+            (d, d)
+        }
+    };
+    if low.is_zero() || high < low {
+        return Err(format!("'{s}': expected a positive duration or a range LOW..HIGH with LOW <= HIGH"));
+    }
+    Ok((low, high))
 }
 
 /// Parses `512`, `64KiB`, `1MiB`, `1MB`, `4k`: bytes.
@@ -360,6 +379,16 @@ mod tests {
         }
         for bad in ["", "s", "10x", "-1s", "1e999s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn duration_ranges() {
+        let s = Duration::from_secs;
+        assert_eq!(parse_duration_range("30s"), Ok((s(30), s(30))));
+        assert_eq!(parse_duration_range("30s..5m"), Ok((s(30), s(300))));
+        for bad in ["0s", "5m..30s", "..", "1s..x"] {
+            assert!(parse_duration_range(bad).is_err(), "{bad}");
         }
     }
 

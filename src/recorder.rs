@@ -131,6 +131,9 @@ pub struct Histograms {
     pub events_per_stream: Histogram<u64>,
     /// Each stream's longest gap between events (streams with two events or more).
     pub max_gap_us: Histogram<u64>,
+    /// With `--stream-duration`: how long streams ended early (by the server, a proxy, an
+    /// error) had lasted. A proxy that cuts streams at 60 s shows as a spike at 60 s.
+    pub premature_end_us: Histogram<u64>,
 }
 
 impl Histograms {
@@ -143,6 +146,7 @@ impl Histograms {
             stream_us: histogram(),
             events_per_stream: histogram(),
             max_gap_us: histogram(),
+            premature_end_us: histogram(),
         }
     }
 
@@ -155,6 +159,7 @@ impl Histograms {
             (&mut self.stream_us, &other.stream_us),
             (&mut self.events_per_stream, &other.events_per_stream),
             (&mut self.max_gap_us, &other.max_gap_us),
+            (&mut self.premature_end_us, &other.premature_end_us),
         ];
         for (mine, theirs) in pairs {
             mine.add(theirs).expect("histograms share bounds");

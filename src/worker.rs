@@ -53,6 +53,8 @@ enum Expiry {
     FirstEventTimeout,
     IdleTimeout,
     ByteIdleTimeout,
+    /// The stream reached its `--stream-duration`: closed on purpose, a completed stream.
+    SessionEnd,
     /// The run's duration is over, or Ctrl-C.
     RunOver,
 }
@@ -66,6 +68,7 @@ impl Expiry {
             Expiry::FirstEventTimeout => StreamEnd::Failed(Failure::FirstEventTimeout),
             Expiry::IdleTimeout => StreamEnd::Failed(Failure::IdleTimeout),
             Expiry::ByteIdleTimeout => StreamEnd::Failed(Failure::ByteIdleTimeout),
+            Expiry::SessionEnd => StreamEnd::Completed,
             Expiry::RunOver => StreamEnd::Interrupted,
         }
     }
@@ -82,6 +85,8 @@ struct Slot {
     deadline: Cell<Expiry>,
     /// Milliseconds after the start when the connection has gone too long without a byte; 0: none.
     byte_deadline_ms: Cell<u64>,
+    /// Milliseconds after the start when the stream reaches its `--stream-duration`; 0: none.
+    session_deadline_ms: Cell<u64>,
     expired: Cell<Option<Expiry>>,
 }
 
@@ -92,6 +97,7 @@ impl Slot {
             deadline_ms: Cell::new(0),
             deadline: Cell::new(Expiry::ConnectTimeout),
             byte_deadline_ms: Cell::new(0),
+            session_deadline_ms: Cell::new(0),
             expired: Cell::new(None),
         }
     }
@@ -105,6 +111,7 @@ impl Slot {
     fn expire(&self, kind: Expiry) {
         self.deadline_ms.set(0);
         self.byte_deadline_ms.set(0);
+        self.session_deadline_ms.set(0);
         self.expired.set(Some(kind));
         sys::shutdown(self.fd.get());
     }
@@ -182,6 +189,20 @@ impl CoreCtx {
             n => Some(cfg.bind_addrs[(global / cfg.targets.len()) % n]),
         };
         (target, bind)
+    }
+
+    /// This stream's `--stream-duration`: a range is drawn from uniformly, to the millisecond,
+    /// with a hash of the user and the time as the random source (no state per user).
+    fn stream_length(&self, local: usize, now: Instant) -> Option<Duration> {
+        let (low, high) = self.shared.cfg.stream_duration?;
+        let span_ms = (high - low).as_millis() as u64;
+        if span_ms == 0 {
+            return Some(low);
+        }
+        let mut seed = (now.saturating_duration_since(self.timing.start).as_nanos() as u64)
+            ^ ((local * self.threads + self.core_index) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            | 1;
+        Some(low + Duration::from_millis(crate::rng::next(&mut seed) % (span_ms + 1)))
     }
 
     fn ms_since_start(&self, at: Instant) -> u64 {
@@ -277,7 +298,8 @@ async fn sweep(ctx: Rc<CoreCtx>) {
     let stream_timeouts = cfg.header_timeout.is_some()
         || cfg.first_event_timeout.is_some()
         || cfg.idle_timeout.is_some()
-        || cfg.byte_idle_timeout.is_some();
+        || cfg.byte_idle_timeout.is_some()
+        || cfg.stream_duration.is_some();
     loop {
         let next = Instant::now() + SWEEP_PERIOD;
         let wake = ctx.timing.deadline.map_or(next, |d| d.min(next));
@@ -304,6 +326,8 @@ async fn sweep(ctx: Rc<CoreCtx>) {
                 slot.expire(slot.deadline.get());
             } else if due(slot.byte_deadline_ms.get()) {
                 slot.expire(Expiry::ByteIdleTimeout);
+            } else if due(slot.session_deadline_ms.get()) {
+                slot.expire(Expiry::SessionEnd);
             }
         }
     }
@@ -349,21 +373,14 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
         };
         slot.deadline_ms.set(0);
         slot.byte_deadline_ms.set(0);
+        slot.session_deadline_ms.set(0);
         // A socket the sweeper shut down failed for the sweeper's reason, not the one it showed.
-        if let Some(expiry) = slot.expired.take() {
+        let expiry = slot.expired.take();
+        if let Some(expiry) = expiry {
             end = expiry.end();
             conn = None;
         }
-        if machine.events() >= 2 && machine.request_start() >= opened_at {
-            ctx.core.borrow_mut().rec.histograms.max_gap_us.saturating_record(machine.max_gap_us());
-        }
-        // The stream's clock starts at its request, or at the connect if no request was sent.
-        // The machine's clock and count are this stream's only if its request was written.
-        let requested = machine.request_start() >= opened_at;
-        let from = if requested { machine.request_start() } else { opened_at };
-        let events = if requested { machine.events() } else { 0 };
-        let stream_us = micros_between(from, Instant::now());
-        ctx.core.borrow_mut().rec.stream_closed(end, stream_us, events);
+        record_end(&ctx, &machine, opened_at, end, expiry == Some(Expiry::SessionEnd));
         if end == StreamEnd::Interrupted {
             return;
         }
@@ -394,6 +411,25 @@ impl std::future::Future for YieldNow {
         cx.waker().wake_by_ref();
         std::task::Poll::Pending
     }
+}
+
+/// Counts one stream's end. The machine's clock and count belong to this stream only if its
+/// request was written (`request_start` after `opened_at`); else it is timed from its connect.
+fn record_end(ctx: &CoreCtx, machine: &StreamMachine, opened_at: Instant, end: StreamEnd, reached_length: bool) {
+    let now = Instant::now();
+    let requested = machine.request_start() >= opened_at;
+    let mut core = ctx.core.borrow_mut();
+    let rec = &mut core.rec;
+    if requested && machine.events() >= 2 {
+        rec.histograms.max_gap_us.saturating_record(machine.max_gap_us());
+    }
+    if requested && ctx.shared.cfg.stream_duration.is_some() && end != StreamEnd::Interrupted && !reached_length {
+        // Ended before its intended length: by the server, a proxy, or an error.
+        rec.histograms.premature_end_us.saturating_record(micros_between(machine.request_start(), now));
+    }
+    let from = if requested { machine.request_start() } else { opened_at };
+    let events = if requested { machine.events() } else { 0 };
+    rec.stream_closed(end, micros_between(from, now), events);
 }
 
 /// What a stream attempt waits for next.
@@ -458,7 +494,11 @@ impl Attempt {
                 Phase::Connect => self.start_connect(ctx, slot, conn),
                 Phase::Connecting { started } => self.finish_connect(ctx, slot, conn, started, wake_error),
                 Phase::Request => {
-                    machine.begin(Instant::now());
+                    let now = Instant::now();
+                    machine.begin(now);
+                    if let Some(length) = ctx.stream_length(self.local, now) {
+                        slot.session_deadline_ms.set(ctx.ms_since_start(now + length).max(1));
+                    }
                     self.phase = Phase::Writing { written: 0 };
                     None
                 }

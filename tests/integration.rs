@@ -629,3 +629,38 @@ fn ctrl_c_prints_the_report_at_once() {
     assert!(stdout.contains("20 open at end"), "{stdout}");
     server.stop();
 }
+
+#[test]
+fn stream_duration_closes_streams_as_completed() {
+    let server = serve(ServeConfig { events: 0, interval: Duration::from_millis(20), ..serve_cfg() });
+    let cfg = RunConfig {
+        duration: Some(Duration::from_millis(1300)),
+        stream_duration: Some((Duration::from_millis(300), Duration::from_millis(300))),
+        ..run_cfg(server.addr, 5)
+    };
+    let report = run(&cfg);
+    assert_eq!(report.streams.failed, 0, "{:?}", report.streams.failures);
+    assert!(report.streams.completed >= 10, "{} completed", report.streams.completed);
+    let stream = report.latency_us.stream;
+    assert!((300_000..400_000).contains(&stream.p50), "stream p50 {} us", stream.p50);
+    assert_eq!(report.latency_us.premature_end.count, 0, "none ended before 300 ms");
+    server.stop();
+}
+
+/// The server ends every stream after ~200 ms, before the 2 s the client intends: each is a
+/// premature end, and their ages cluster at 200 ms.
+#[test]
+fn streams_ended_before_their_length_show_when_they_ended() {
+    let server = serve(ServeConfig { events: 10, interval: Duration::from_millis(20), ..serve_cfg() });
+    let cfg = RunConfig {
+        streams_limit: Some(6),
+        stream_duration: Some((Duration::from_secs(2), Duration::from_secs(3))),
+        ..run_cfg(server.addr, 3)
+    };
+    let report = run(&cfg);
+    assert_eq!(report.streams.completed, 6);
+    let ended = report.latency_us.premature_end;
+    assert_eq!(ended.count, 6);
+    assert!((180_000..400_000).contains(&ended.p50), "ended early at {} us", ended.p50);
+    server.stop();
+}

@@ -85,6 +85,8 @@ pub struct Latencies {
     pub stream: Summary,
     /// Each stream's longest gap between events.
     pub max_gap: Summary,
+    /// With `--stream-duration`: the age of streams that ended before their length.
+    pub premature_end: Summary,
 }
 
 /// The generator's own memory: what the streams cost it.
@@ -166,6 +168,7 @@ impl Report {
                 gap: Summary::of(&h.gap_us),
                 stream: Summary::of(&h.stream_us),
                 max_gap: Summary::of(&h.max_gap_us),
+                premature_end: Summary::of(&h.premature_end_us),
             },
             events_per_stream: Summary::of(&h.events_per_stream),
             memory: outcome.memory.map(|m| MemoryReport {

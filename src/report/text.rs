@@ -69,6 +69,7 @@ pub fn render(r: &Report) -> String {
         ("event gap", &l.gap),
         ("stream", &l.stream),
         ("max gap", &l.max_gap),
+        ("ended early", &l.premature_end),
     ] {
         row(&mut out, name, h, duration);
     }
