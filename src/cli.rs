@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigError, DriverChoice, RunConfig, ServeConfig, Target};
 use crate::runtime;
+use crate::slo::Slo;
 
 #[derive(Debug, Parser)]
 #[command(name = "ssebench", version, about = "Load generator for Server-Sent Events streams")]
@@ -113,6 +114,9 @@ struct RunArgs {
     /// Close each stream after this long (or a length drawn from LOW..HIGH): a completed stream
     #[arg(long, value_parser = config::parse_duration_range)]
     stream_duration: Option<(Duration, Duration)>,
+    /// Objective judged at the end, e.g. 'first_event.p99<500ms', 'success_rate>=99%' (repeatable); a failure exits 1
+    #[arg(long = "slo", value_parser = Slo::parse)]
+    slos: Vec<Slo>,
     /// HTTP method
     #[arg(short = 'm', long, default_value = "GET")]
     method: String,
@@ -196,7 +200,7 @@ struct DemoArgs {
 /// What `main` runs, with checked configuration.
 #[derive(Debug)]
 pub enum Command {
-    Run(RunConfig),
+    Run(Box<RunConfig>),
     Serve(ServeConfig),
     Demo(DemoConfig),
     /// Inspect the host for this many concurrent streams.
@@ -224,7 +228,7 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     match Cli::parse_from(args).command {
-        CliCommand::Run(args) => run_config(*args).map(Command::Run),
+        CliCommand::Run(args) => run_config(*args).map(|cfg| Command::Run(Box::new(cfg))),
         CliCommand::Serve(args) => serve_config(args).map(Command::Serve),
         CliCommand::Demo(args) => Ok(Command::Demo(DemoConfig {
             duration: args.duration,
@@ -271,6 +275,7 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         byte_idle_timeout: args.byte_idle_timeout,
         stall_threshold: args.stall_threshold,
         stream_duration: args.stream_duration,
+        slos: args.slos,
         method: args.method.to_ascii_uppercase(),
         headers: args.headers,
         body,
@@ -320,7 +325,7 @@ mod tests {
     fn run(args: &[&str]) -> Result<RunConfig, ConfigError> {
         let argv = ["ssebench", "run"].iter().chain(args).copied();
         match parse_from(argv)? {
-            Command::Run(cfg) => Ok(cfg),
+            Command::Run(cfg) => Ok(*cfg),
             other => panic!("{other:?}"),
         }
     }

@@ -16,6 +16,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// `doctor` found a setting that needs a look.
     pub const WARNINGS: u8 = 1;
+    /// `run`: an `--slo` failed (the report says which).
+    pub const SLO_FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const CANNOT_START: u8 = 3;
     /// The run was stopped by Ctrl-C (its report was still printed), as shells report SIGINT.
@@ -28,10 +30,13 @@ pub fn execute(command: Command) -> u8 {
             if let Err(err) = signal::install() {
                 eprintln!("ssebench: Ctrl-C will not print a report: {err}");
             }
-            run(&cfg, 0, false)
+            match run(&cfg, 0, false) {
+                Ok(false) if !signal::interrupted() => return exit::SLO_FAILED,
+                other => other.map(|_| ()),
+            }
         }
         Command::Serve(cfg) => serve(&cfg),
-        Command::Demo(cfg) => demo(&cfg),
+        Command::Demo(cfg) => demo(&cfg).map(|_| ()),
         Command::Doctor { streams } => return doctor(streams),
     };
     match result {
@@ -54,19 +59,21 @@ fn doctor(streams: u64) -> u8 {
 /// Runs the load test, prints the report and writes the JSON file if asked.
 /// `in_process_server`: the demo's server shares the process, so its memory would be counted as
 /// the generator's; the memory figures are left out then.
-fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<(), String> {
+/// Returns whether every `--slo` passed.
+fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bool, String> {
     let mut outcome = engine::run(cfg, first_core).map_err(|e| e.0)?;
     if in_process_server {
         outcome.memory = None;
     }
     let target = cfg.targets.iter().map(|t| t.url()).collect::<Vec<_>>().join(", ");
-    let report = Report::new(&target, &outcome);
+    let mut report = Report::new(&target, &outcome);
+    report.slos = cfg.slos.iter().map(|slo| slo.judge(&report)).collect();
     print!("{}", report::render_text(&report));
     if let Some(path) = &cfg.json_path {
         std::fs::write(path, report.to_json() + "\n")
             .map_err(|e| format!("cannot write the JSON report to {}: {e}", path.display()))?;
     }
-    Ok(())
+    Ok(report.slos.iter().all(|v| v.pass))
 }
 
 fn serve(cfg: &ServeConfig) -> Result<(), String> {
@@ -83,7 +90,7 @@ fn serve(cfg: &ServeConfig) -> Result<(), String> {
 }
 
 /// Built-in server on a loopback ephemeral port plus a short run against it, in one process.
-fn demo(demo: &DemoConfig) -> Result<(), String> {
+fn demo(demo: &DemoConfig) -> Result<bool, String> {
     let cores = runtime::available_cores();
     let server_threads = (cores / 2).max(1);
     let client_threads = cores.saturating_sub(server_threads).max(1);

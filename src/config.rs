@@ -144,6 +144,8 @@ pub struct RunConfig {
     /// Close each stream gracefully after a length drawn from this range (inclusive); `None`
     /// leaves streams open until the server ends them or the run does.
     pub stream_duration: Option<(Duration, Duration)>,
+    /// Objectives judged at the end; any failing one makes the exit code 1.
+    pub slos: Vec<crate::slo::Slo>,
     pub method: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -171,6 +173,7 @@ impl RunConfig {
             byte_idle_timeout: None,
             stall_threshold: None,
             stream_duration: None,
+            slos: Vec::new(),
             method: "GET".into(),
             headers: Vec::new(),
             body: Vec::new(),

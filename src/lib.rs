@@ -20,6 +20,7 @@ pub mod rng;
 pub mod runtime;
 pub mod server;
 pub mod signal;
+pub mod slo;
 pub mod sse;
 pub mod stream;
 pub mod sys;

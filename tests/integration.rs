@@ -664,3 +664,30 @@ fn streams_ended_before_their_length_show_when_they_ended() {
     assert!((180_000..400_000).contains(&ended.p50), "ended early at {} us", ended.p50);
     server.stop();
 }
+
+#[test]
+fn a_failed_slo_exits_1_and_says_which() {
+    let server = serve(ServeConfig { events: 5, first_delay: Duration::from_millis(50), ..serve_cfg() });
+    let url = format!("http://{}/", server.addr);
+    let slo_run = |slos: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssebench"));
+        cmd.args(["run", &url, "-c", "2", "-n", "4", "-t", "1"]);
+        for slo in slos {
+            cmd.args(["--slo", slo]);
+        }
+        cmd.output().unwrap()
+    };
+    let pass = slo_run(&["first_event.p50 > 40ms", "success_rate >= 100%", "events_per_stream.min>=5"]);
+    assert_eq!(pass.status.code(), Some(0), "{}", String::from_utf8_lossy(&pass.stdout));
+    let out = String::from_utf8_lossy(&pass.stdout);
+    assert_eq!(out.matches("SLO  pass").count(), 3, "{out}");
+    let fail = slo_run(&["first_event.p99<10ms", "success_rate>=99%"]);
+    assert_eq!(fail.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&fail.stdout);
+    assert!(out.contains("SLO  FAIL  first_event.p99<10ms  (measured 5"), "{out}");
+    assert!(out.contains("SLO  pass  success_rate>=99%  (measured 100.000%)"), "{out}");
+    let bad = Command::new(env!("CARGO_BIN_EXE_ssebench")).args(["run", &url, "--slo", "latency<1s"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--slo 'latency<1s'"));
+    server.stop();
+}

@@ -115,6 +115,8 @@ pub struct Report {
     pub events_per_stream: Summary,
     /// Absent where /proc/self/status cannot be read.
     pub memory: Option<MemoryReport>,
+    /// Each `--slo`, judged over the whole run.
+    pub slos: Vec<crate::slo::Verdict>,
 }
 
 impl Report {
@@ -178,6 +180,7 @@ impl Report {
                     .checked_div(rec.peak_active)
                     .unwrap_or(0),
             }),
+            slos: Vec::new(),
         }
     }
 

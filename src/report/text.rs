@@ -74,6 +74,12 @@ pub fn render(r: &Report) -> String {
         row(&mut out, name, h, duration);
     }
     row(&mut out, "events/stream", &r.events_per_stream, |v| format!("{v:.0}"));
+    if !r.slos.is_empty() {
+        let _ = writeln!(out);
+    }
+    for v in &r.slos {
+        let _ = writeln!(out, "SLO  {}  {}  (measured {})", if v.pass { "pass" } else { "FAIL" }, v.slo, measured(v));
+    }
     out
 }
 
@@ -94,6 +100,18 @@ fn row(out: &mut String, name: &str, h: &Summary, fmt: impl Fn(f64) -> String) {
         fmt(h.p999 as f64),
         fmt(h.max as f64)
     );
+}
+
+/// A verdict's measured value in the unit its objective was written in.
+fn measured(v: &crate::slo::Verdict) -> String {
+    let name = v.slo.split(['<', '>']).next().unwrap_or("").trim();
+    if name.ends_with("_rate") {
+        format!("{:.3}%", v.measured * 100.0)
+    } else if name.starts_with("events_per") {
+        format!("{:.1}", v.measured)
+    } else {
+        duration(v.measured)
+    }
 }
 
 /// Microseconds as a short human duration.
