@@ -114,6 +114,15 @@ struct RunArgs {
     /// Close each stream after this long (or a length drawn from LOW..HIGH): a completed stream
     #[arg(long, value_parser = config::parse_duration_range)]
     stream_duration: Option<(Duration, Duration)>,
+    /// Reconnect like a browser: wait the server's retry: (or --retry-default), send Last-Event-ID
+    #[arg(long)]
+    reconnect: bool,
+    /// Reconnection delay when the server sent no retry:
+    #[arg(long, default_value = "3s", value_parser = config::parse_duration)]
+    retry_default: Duration,
+    /// Check that numeric event ids are consecutive per virtual user (across reconnects): count lost and duplicated events
+    #[arg(long)]
+    verify_seq: bool,
     /// Objective judged at the end, e.g. 'first_event.p99<500ms', 'success_rate>=99%' (repeatable); a failure exits 1
     #[arg(long = "slo", value_parser = Slo::parse)]
     slos: Vec<Slo>,
@@ -182,6 +191,9 @@ struct StreamShapeArgs {
     /// Send each event up to this much before or after its slot
     #[arg(long, default_value = "0s", value_parser = config::parse_duration)]
     jitter: Duration,
+    /// Cut each connection after this many events, mid-stream (clients reconnect with Last-Event-ID)
+    #[arg(long)]
+    disconnect_after: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +288,9 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         stall_threshold: args.stall_threshold,
         stream_duration: args.stream_duration,
         slos: args.slos,
+        reconnect: args.reconnect,
+        retry_default: args.retry_default,
+        verify_seq: args.verify_seq,
         method: args.method.to_ascii_uppercase(),
         headers: args.headers,
         body,
@@ -315,6 +330,7 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         replay,
         replay_write_bytes: args.replay_write_size,
         replay_pause: args.replay_pause,
+        disconnect_after: shape.disconnect_after,
     })
 }
 

@@ -106,6 +106,7 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
         replay: None,
         replay_write_bytes: 1,
         replay_pause: Duration::ZERO,
+        disconnect_after: None,
     };
     let handle = server::start(&serve_cfg, client_threads)?;
     let url = format!("http://{}/", handle.addr);

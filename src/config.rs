@@ -144,6 +144,12 @@ pub struct RunConfig {
     /// Close each stream gracefully after a length drawn from this range (inclusive); `None`
     /// leaves streams open until the server ends them or the run does.
     pub stream_duration: Option<(Duration, Duration)>,
+    /// Reconnect like a browser: wait the server's `retry:` (else `retry_default`) after each
+    /// stream, then send `Last-Event-ID` with the last event's id.
+    pub reconnect: bool,
+    pub retry_default: Duration,
+    /// Check that numeric event ids run consecutively within a virtual user, across reconnects.
+    pub verify_seq: bool,
     /// Objectives judged at the end; any failing one makes the exit code 1.
     pub slos: Vec<crate::slo::Slo>,
     pub method: String,
@@ -173,6 +179,9 @@ impl RunConfig {
             byte_idle_timeout: None,
             stall_threshold: None,
             stream_duration: None,
+            reconnect: false,
+            retry_default: Duration::from_secs(3),
+            verify_seq: false,
             slos: Vec::new(),
             method: "GET".into(),
             headers: Vec::new(),
@@ -238,6 +247,8 @@ pub struct ServeConfig {
     /// Write replayed bytes in pieces of this size, pausing `replay_pause` between them.
     pub replay_write_bytes: usize,
     pub replay_pause: Duration,
+    /// Cut each connection after this many events (no last chunk); `None` never.
+    pub disconnect_after: Option<u64>,
 }
 
 /// Parses `250us`, `10ms`, `1.5s`, `5m`, `1h`; a bare number is seconds.

@@ -134,6 +134,8 @@ pub struct Histograms {
     /// With `--stream-duration`: how long streams ended early (by the server, a proxy, an
     /// error) had lasted. A proxy that cuts streams at 60 s shows as a spike at 60 s.
     pub premature_end_us: Histogram<u64>,
+    /// `--reconnect`: from a stream's end to its reconnect's request.
+    pub reconnect_delay_us: Histogram<u64>,
 }
 
 impl Histograms {
@@ -147,6 +149,7 @@ impl Histograms {
             events_per_stream: histogram(),
             max_gap_us: histogram(),
             premature_end_us: histogram(),
+            reconnect_delay_us: histogram(),
         }
     }
 
@@ -160,6 +163,7 @@ impl Histograms {
             (&mut self.events_per_stream, &other.events_per_stream),
             (&mut self.max_gap_us, &other.max_gap_us),
             (&mut self.premature_end_us, &other.premature_end_us),
+            (&mut self.reconnect_delay_us, &other.reconnect_delay_us),
         ];
         for (mine, theirs) in pairs {
             mine.add(theirs).expect("histograms share bounds");
@@ -182,6 +186,11 @@ pub struct Recorder {
     pub stream_time_us: u64,
     /// Gaps between events longer than `--stall-threshold`.
     pub stalls: u64,
+    /// `--reconnect`: streams opened as a reconnect (after a wait, with Last-Event-ID when known).
+    pub reconnects: u64,
+    /// `--verify-seq`: ids skipped (events lost) and ids seen again (duplicates).
+    pub lost_events: u64,
+    pub duplicate_events: u64,
     failures: [u64; Failure::ALL.len()],
     status_counts: Box<[u64; STATUS_SLOTS]>,
     /// Streams open now (from connect start to stream end).
@@ -209,6 +218,9 @@ impl Recorder {
             bytes: 0,
             stream_time_us: 0,
             stalls: 0,
+            reconnects: 0,
+            lost_events: 0,
+            duplicate_events: 0,
             failures: [0; Failure::ALL.len()],
             status_counts: Box::new([0; STATUS_SLOTS]),
             active: 0,
@@ -275,6 +287,9 @@ impl Recorder {
         self.bytes += other.bytes;
         self.stream_time_us += other.stream_time_us;
         self.stalls += other.stalls;
+        self.reconnects += other.reconnects;
+        self.lost_events += other.lost_events;
+        self.duplicate_events += other.duplicate_events;
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures.iter()) {
             *mine += theirs;
         }

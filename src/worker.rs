@@ -142,6 +142,8 @@ impl Drop for Conn<'_> {
 struct Core {
     rec: Recorder,
     scratch: Box<[u8]>,
+    /// A request with a `Last-Event-ID` header, built here for each write (`--reconnect`).
+    request_buf: Vec<u8>,
     /// Streams this core may still start; `None` is unlimited.
     streams_left: Option<u64>,
     /// Connects waiting for their handshake, so the sweeper scans only when there are some.
@@ -226,6 +228,7 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
     let core = Core {
         rec,
         scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
+        request_buf: Vec::with_capacity(shared.requests.iter().map(Vec::len).max().unwrap_or(0) + 64),
         streams_left: shard.streams_quota,
         connecting: 0,
         stopping: false,
@@ -342,8 +345,19 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     let cfg = &ctx.shared.cfg;
     let stall_us = cfg.stall_threshold.map(|d| d.as_micros() as u64);
     let mut machine = StreamMachine::with_stall_threshold(cfg.max_event_size_bytes, stall_us);
+    if cfg.reconnect || cfg.verify_seq {
+        machine.track_ids(cfg.verify_seq);
+    }
     let mut conn: Option<Conn<'_>> = None;
+    let mut first = true;
     loop {
+        if cfg.reconnect && !std::mem::take(&mut first) {
+            let retry = machine.retry_ms().map_or(cfg.retry_default, Duration::from_millis);
+            // Boxed: reconnects are rare next to events, and every byte here is in every user.
+            if !Box::pin(wait_to_reconnect(&ctx, retry)).await {
+                return;
+            }
+        }
         let opened_at = Instant::now();
         {
             // The deadline is checked here too, not only by the sweeper: monoio fires timers only
@@ -397,6 +411,27 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     }
 }
 
+/// Waits `retry` before a reconnect and counts it; false if the run ended meanwhile. Sleeps in
+/// steps of at most 100 ms, so the end of the run (or Ctrl-C) is noticed at once.
+async fn wait_to_reconnect(ctx: &CoreCtx, retry: Duration) -> bool {
+    const STEP: Duration = Duration::from_millis(100);
+    let from = Instant::now();
+    let until = from + retry;
+    loop {
+        let now = Instant::now();
+        if ctx.core.borrow().stopping || ctx.timing.deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        if now >= until {
+            let mut core = ctx.core.borrow_mut();
+            core.rec.reconnects += 1;
+            core.rec.histograms.reconnect_delay_us.saturating_record(micros_between(from, now));
+            return true;
+        }
+        monoio::time::sleep((until - now).min(STEP)).await;
+    }
+}
+
 /// Returns Pending once (after asking to be polled again), then Ready: a turn for the others.
 struct YieldNow(bool);
 
@@ -411,6 +446,17 @@ impl std::future::Future for YieldNow {
         cx.waker().wake_by_ref();
         std::task::Poll::Pending
     }
+}
+
+/// `request` (encoded once) with a `Last-Event-ID: id` header added at the end of its head.
+fn with_last_event_id(out: &mut Vec<u8>, request: &[u8], id: u64) {
+    let head_end = memchr::memmem::find(request, b"\r\n\r\n").map_or(request.len(), |i| i + 2);
+    out.clear();
+    out.extend_from_slice(&request[..head_end]);
+    out.extend_from_slice(b"Last-Event-ID: ");
+    out.extend_from_slice(crate::http1::request::decimal(id, &mut [0u8; 20]));
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&request[head_end..]);
 }
 
 /// Counts one stream's end. The machine's clock and count belong to this stream only if its
@@ -502,7 +548,10 @@ impl Attempt {
                     self.phase = Phase::Writing { written: 0 };
                     None
                 }
-                Phase::Writing { written } => self.write(ctx, slot, conn, written, wake_error),
+                Phase::Writing { written } => {
+                    let resume_after = if ctx.shared.cfg.reconnect { machine.last_id() } else { None };
+                    self.write(ctx, slot, conn, written, wake_error, resume_after)
+                }
                 Phase::Reading { got_bytes } => self.read(ctx, slot, conn, machine, got_bytes, wake_error),
             };
             if let Some(next) = step {
@@ -577,11 +626,21 @@ impl Attempt {
         conn: &mut Option<Conn<'_>>,
         mut written: usize,
         wake_error: Option<std::io::Error>,
+        resume_after: Option<u64>,
     ) -> Option<Next> {
         if let Some(err) = wake_error {
             return self.fail(slot, conn, sys::io_failure(&err), false);
         }
-        let request = &ctx.shared.requests[ctx.endpoint(self.local).0][..];
+        let base = &ctx.shared.requests[ctx.endpoint(self.local).0][..];
+        let mut core = ctx.core.borrow_mut();
+        // Rebuilt on every call, identically, so a write that waited resumes at `written`.
+        let request = match resume_after {
+            None => base,
+            Some(id) => {
+                with_last_event_id(&mut core.request_buf, base, id);
+                &core.request_buf[..]
+            }
+        };
         let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
         while written < request.len() {
             match sys::send(fd, &request[written..]) {
@@ -591,9 +650,13 @@ impl Attempt {
                     self.phase = Phase::Writing { written };
                     return Some(Next::Wait(Interest::Write));
                 }
-                Err(err) => return self.fail(slot, conn, sys::io_failure(&err), false),
+                Err(err) => {
+                    drop(core);
+                    return self.fail(slot, conn, sys::io_failure(&err), false);
+                }
             }
         }
+        drop(core);
         // The request is out: the response head is due, and bytes must keep coming.
         let cfg = &ctx.shared.cfg;
         let now = Instant::now();
@@ -694,6 +757,7 @@ mod tests {
         let core = Core {
             rec: Recorder::new(),
             scratch: Box::new([]),
+            request_buf: Vec::new(),
             streams_left: None,
             connecting: 0,
             stopping: false,

@@ -24,6 +24,7 @@ fn serve_cfg() -> ServeConfig {
         replay: None,
         replay_write_bytes: 64 * 1024,
         replay_pause: Duration::ZERO,
+        disconnect_after: None,
     }
 }
 
@@ -689,5 +690,38 @@ fn a_failed_slo_exits_1_and_says_which() {
     let bad = Command::new(env!("CARGO_BIN_EXE_ssebench")).args(["run", &url, "--slo", "latency<1s"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--slo 'latency<1s'"));
+    server.stop();
+}
+
+/// The server cuts every connection after 7 events; users reconnect with Last-Event-ID and the
+/// server resumes after it: every user gets events 1..=30 exactly once.
+#[test]
+fn reconnects_resume_with_no_event_lost_or_repeated() {
+    let server = serve(ServeConfig { events: 30, disconnect_after: Some(7), ..serve_cfg() });
+    let cfg = RunConfig {
+        duration: Some(Duration::from_millis(1500)),
+        reconnect: true,
+        retry_default: Duration::from_millis(20),
+        verify_seq: true,
+        ..run_cfg(server.addr, 4)
+    };
+    let report = run(&cfg);
+    assert_eq!(report.events.received, 4 * 30, "{:?}", report.streams);
+    assert_eq!((report.events.lost, report.events.duplicates), (0, 0));
+    // 30 events in cuts of 7: four cuts per user before its stream completes.
+    assert_eq!(failures(&report, "premature_eof"), 4 * 4);
+    assert!(report.streams.reconnects >= 4 * 4, "{} reconnects", report.streams.reconnects);
+    assert!(report.latency_us.reconnect_delay.min >= 20_000, "{:?}", report.latency_us.reconnect_delay);
+    server.stop();
+}
+
+#[test]
+fn verify_seq_counts_lost_and_repeated_ids() {
+    let body = "id: 1\ndata: a\n\nid: 2\ndata: b\n\nid: 5\ndata: c\n\nid: 5\ndata: d\n\nid: 6\ndata: e\n\n";
+    let response = format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n{body}");
+    let server = replay(response.as_bytes(), 1 << 16);
+    let report = run(&RunConfig { streams_limit: Some(1), verify_seq: true, ..run_cfg(server.addr, 1) });
+    assert_eq!(report.events.received, 5);
+    assert_eq!((report.events.lost, report.events.duplicates), (2, 1), "ids 3 and 4 lost, 5 repeated");
     server.stop();
 }

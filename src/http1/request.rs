@@ -47,6 +47,20 @@ pub fn encode(spec: &RequestSpec<'_>) -> Vec<u8> {
     out
 }
 
+/// Writes `n` in decimal into the end of `buf` and returns the digits: no allocation, for the
+/// server's events and the client's `Last-Event-ID`.
+pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
 fn push_line(out: &mut Vec<u8>, parts: &[&str]) {
     for part in parts {
         out.extend_from_slice(part.as_bytes());

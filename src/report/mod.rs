@@ -59,6 +59,8 @@ pub struct Streams {
     /// Every failure class (zero included) plus `http_<code>` for each status seen.
     pub failures: BTreeMap<String, u64>,
     pub peak_concurrent: u64,
+    /// `--reconnect`: streams opened as reconnects.
+    pub reconnects: u64,
     /// Streams that did not fail, over streams started.
     pub success_rate: f64,
 }
@@ -74,6 +76,9 @@ pub struct Events {
     pub per_stream_per_second: f64,
     /// Gaps longer than `--stall-threshold` (0 without one).
     pub stalls: u64,
+    /// `--verify-seq`: event ids skipped (lost events) and ids seen again (duplicates).
+    pub lost: u64,
+    pub duplicates: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +92,8 @@ pub struct Latencies {
     pub max_gap: Summary,
     /// With `--stream-duration`: the age of streams that ended before their length.
     pub premature_end: Summary,
+    /// `--reconnect`: the wait before each reconnect.
+    pub reconnect_delay: Summary,
 }
 
 /// The generator's own memory: what the streams cost it.
@@ -153,6 +160,7 @@ impl Report {
                 interrupted: rec.streams_interrupted,
                 failures,
                 peak_concurrent: rec.peak_active,
+                reconnects: rec.reconnects,
                 success_rate,
             },
             events: Events {
@@ -162,6 +170,8 @@ impl Report {
                 bytes_per_second: per_s(rec.bytes),
                 per_stream_per_second: if stream_time_s > 0.0 { rec.events as f64 / stream_time_s } else { 0.0 },
                 stalls: rec.stalls,
+                lost: rec.lost_events,
+                duplicates: rec.duplicate_events,
             },
             latency_us: Latencies {
                 connect: Summary::of(&h.connect_us),
@@ -171,6 +181,7 @@ impl Report {
                 stream: Summary::of(&h.stream_us),
                 max_gap: Summary::of(&h.max_gap_us),
                 premature_end: Summary::of(&h.premature_end_us),
+                reconnect_delay: Summary::of(&h.reconnect_delay_us),
             },
             events_per_stream: Summary::of(&h.events_per_stream),
             memory: outcome.memory.map(|m| MemoryReport {

@@ -25,23 +25,26 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "Streams   {} started, {} completed, {} failed, {} open at end; peak concurrent {}; success {:.2}%",
+        "Streams   {} started, {} completed, {} failed, {} open at end; peak concurrent {}; {} reconnects; success {:.2}%",
         s.started,
         s.completed,
         s.failed,
         s.interrupted,
         s.peak_concurrent,
+        s.reconnects,
         s.success_rate * 100.0
     );
     let _ = writeln!(
         out,
-        "Events    {} received, {:.1}/s, {:.2}/s per stream; {:.2} MB received, {:.2} MB/s; {} stalls",
+        "Events    {} received, {:.1}/s, {:.2}/s per stream; {:.2} MB received, {:.2} MB/s; {} stalls, {} lost, {} duplicated",
         e.received,
         e.per_second,
         e.per_stream_per_second,
         e.bytes as f64 / 1e6,
         e.bytes_per_second / 1e6,
-        e.stalls
+        e.stalls,
+        e.lost,
+        e.duplicates
     );
     let failed: Vec<String> = s.failures.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(out, "Failures  {}", if failed.is_empty() { "none".to_string() } else { failed.join(", ") });
@@ -70,6 +73,7 @@ pub fn render(r: &Report) -> String {
         ("stream", &l.stream),
         ("max gap", &l.max_gap),
         ("ended early", &l.premature_end),
+        ("reconnect wait", &l.reconnect_delay),
     ] {
         row(&mut out, name, h, duration);
     }

@@ -3,6 +3,8 @@
 //! Every event is `id: <sequence number>` plus `data: <send time, Unix µs> <padding>`, sent as one
 //! HTTP chunk, so a client can check sequence numbers and compute delivery lag from the data alone.
 
+use crate::http1::request::decimal;
+
 /// The response head of a generated stream. `X-Accel-Buffering: no` asks nginx not to buffer it.
 pub const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
 X-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -33,19 +35,6 @@ pub fn encode_event(out: &mut Vec<u8>, seq: u64, sent_unix_us: u64, size_bytes: 
         out.resize(out.len() + padding, b'x');
     }
     out.extend_from_slice(b"\n\n\r\n");
-}
-
-/// Writes `n` in decimal into the end of `buf` and returns the digits.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 fn push_hex(out: &mut Vec<u8>, n: usize) {

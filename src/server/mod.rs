@@ -46,6 +46,7 @@ impl ServeCore {
                 replay: None,
                 replay_write_bytes: 1,
                 replay_pause: Duration::ZERO,
+                disconnect_after: None,
             },
             stopping: Cell::new(false),
             rng_state: Cell::new(1),
@@ -71,6 +72,7 @@ pub(crate) struct ServeConfigShared {
     replay: Option<Rc<[u8]>>,
     replay_write_bytes: usize,
     replay_pause: Duration,
+    disconnect_after: Option<u64>,
 }
 
 /// A running server. Dropping it leaves the server running; `stop` ends it.
@@ -151,6 +153,7 @@ async fn serve_core(listeners: Vec<std::net::TcpListener>, cfg: ServeConfig, sto
         replay: cfg.replay.map(Rc::from),
         replay_write_bytes: cfg.replay_write_bytes,
         replay_pause: cfg.replay_pause,
+        disconnect_after: cfg.disconnect_after,
     };
     let core = Rc::new(ServeCore {
         cfg: shared,
