@@ -26,7 +26,7 @@ pub struct RunOutcome {
     pub stopped_by_signal: bool,
 }
 
-/// Resident memory before any stream connected and at the process's peak (VmHWM).
+/// Resident memory before any stream connected, and the most sampled while streams were open.
 #[derive(Debug, Clone, Copy)]
 pub struct Memory {
     pub rss_before_kib: u64,
@@ -44,6 +44,24 @@ impl std::fmt::Display for EngineError {
 }
 
 impl std::error::Error for EngineError {}
+
+/// How often the engine samples the process's resident memory while streams are open.
+const RSS_SAMPLE_PERIOD: Duration = Duration::from_millis(50);
+
+/// The most memory resident while every worker still runs its streams, sampled from VmRSS.
+/// Sampling stops when the first worker finishes: what a worker allocates to hand back its
+/// recorder, and the merge, are costs of the end of the run, not of the streams (VmHWM would
+/// count them).
+fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>]) -> Option<u64> {
+    let mut peak = sys::memory_kib().map(|m| m.rss_kib);
+    while !workers.iter().any(|w| w.is_finished()) {
+        std::thread::sleep(RSS_SAMPLE_PERIOD);
+        if let Some(now) = sys::memory_kib() {
+            peak = Some(peak.map_or(now.rss_kib, |p| p.max(now.rss_kib)));
+        }
+    }
+    peak
+}
 
 /// Runs the load test described by `cfg` and blocks until it is over. `first_core` shifts the
 /// pinning, so an in-process server (the demo) can keep other cores.
@@ -101,6 +119,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         }
     }
     drop(go_senders);
+    let rss_peak_kib = watch_rss(&handles);
     let mut merged = Recorder::new();
     for handle in handles {
         let recorder = handle
@@ -110,8 +129,8 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         merged.merge(&recorder);
     }
     let elapsed = start.elapsed();
-    let memory = match (rss_before_kib, sys::memory_kib()) {
-        (Some(before), Some(now)) => Some(Memory { rss_before_kib: before, rss_peak_kib: now.peak_rss_kib }),
+    let memory = match (rss_before_kib, rss_peak_kib) {
+        (Some(before), Some(peak)) => Some(Memory { rss_before_kib: before, rss_peak_kib: peak }),
         _ => None,
     };
     Ok(RunOutcome {

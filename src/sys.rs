@@ -165,17 +165,27 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 pub struct MemoryKib {
     /// VmRSS: resident now.
     pub rss_kib: u64,
-    /// VmHWM: the most that was ever resident.
-    pub peak_rss_kib: u64,
 }
 
+/// Reads VmRSS from /proc/self/status into a stack buffer: the engine samples it during the
+/// run, and the run's steady state allocates nothing (tests/alloc.rs counts).
 pub fn memory_kib() -> Option<MemoryKib> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        line[name.len()..].split_whitespace().next()?.parse().ok()
-    };
-    Some(MemoryKib { rss_kib: field("VmRSS:")?, peak_rss_kib: field("VmHWM:")? })
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let mut file = std::fs::File::open("/proc/self/status").ok()?;
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(_) => return None,
+        }
+    }
+    let status = &buf[..len];
+    let at = memchr::memmem::find(status, b"VmRSS:")? + b"VmRSS:".len();
+    let digits = status[at..].iter().skip_while(|b| b.is_ascii_whitespace()).take_while(|b| b.is_ascii_digit());
+    let rss_kib = digits.fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(MemoryKib { rss_kib })
 }
 
 /// Classifies an error from `connect`.
@@ -209,5 +219,11 @@ mod tests {
         assert_eq!(connect_failure(&e(libc::ENETUNREACH)), Failure::ConnectOther);
         assert_eq!(io_failure(&e(libc::ECONNRESET)), Failure::Reset);
         assert_eq!(io_failure(&e(libc::EIO)), Failure::Io);
+    }
+
+    #[test]
+    fn resident_memory_is_read() {
+        let rss = memory_kib().unwrap().rss_kib;
+        assert!((1_000..10_000_000).contains(&rss), "{rss} KiB");
     }
 }

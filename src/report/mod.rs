@@ -101,7 +101,7 @@ pub struct Latencies {
 pub struct MemoryReport {
     /// Resident memory once every worker was set up, before any stream connected.
     pub rss_before_kib: u64,
-    /// The process's peak resident memory (VmHWM).
+    /// The most resident memory sampled (every 50 ms) while every worker still ran its streams.
     pub rss_peak_kib: u64,
     /// (peak - before) / peak concurrent streams.
     pub per_stream_bytes: u64,
