@@ -105,13 +105,18 @@ impl Slot {
     /// Arms the phase timeout `kind` to fire `after` from `now`, or clears it when `after` is None.
     fn arm(&self, ctx: &CoreCtx, kind: Expiry, now: Instant, after: Option<Duration>) {
         self.deadline.set(kind);
-        self.deadline_ms.set(after.map_or(0, |after| ctx.ms_since_start(now + after).max(1)));
+        self.deadline_ms.set(ctx.deadline_ms(now, after));
     }
 
-    fn expire(&self, kind: Expiry) {
+    /// Clears every deadline (the stream is over, or expired).
+    fn disarm(&self) {
         self.deadline_ms.set(0);
         self.byte_deadline_ms.set(0);
         self.session_deadline_ms.set(0);
+    }
+
+    fn expire(&self, kind: Expiry) {
+        self.disarm();
         self.expired.set(Some(kind));
         sys::shutdown(self.fd.get());
     }
@@ -130,6 +135,11 @@ impl<'s> Conn<'s> {
         slot.fd.set(stream.as_raw_fd());
         Conn { stream, slot }
     }
+}
+
+/// The descriptor of the connection, or -1 (calls on it then fail with EBADF) when there is none.
+fn raw_fd(conn: &Option<Conn<'_>>) -> RawFd {
+    conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd())
 }
 
 impl Drop for Conn<'_> {
@@ -184,7 +194,7 @@ impl CoreCtx {
     /// every (source, target) pair gets its share of users and of ports.
     fn endpoint(&self, local: usize) -> (usize, Option<IpAddr>) {
         let cfg = &self.shared.cfg;
-        let global = local * self.threads + self.core_index;
+        let global = self.global_index(local);
         let target = global % cfg.targets.len();
         let bind = match cfg.bind_addrs.len() {
             0 => None,
@@ -202,13 +212,24 @@ impl CoreCtx {
             return Some(low);
         }
         let mut seed = (now.saturating_duration_since(self.timing.start).as_nanos() as u64)
-            ^ ((local * self.threads + self.core_index) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ (self.global_index(local) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
             | 1;
         Some(low + Duration::from_millis(crate::rng::next(&mut seed) % (span_ms + 1)))
     }
 
+    /// The run-wide index of this core's user `local`.
+    fn global_index(&self, local: usize) -> usize {
+        local * self.threads + self.core_index
+    }
+
     fn ms_since_start(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.timing.start).as_millis() as u64
+    }
+
+    /// A slot deadline `after` from `now`, in ms since the start (never 0, which means none);
+    /// 0 when `after` is None.
+    fn deadline_ms(&self, now: Instant, after: Option<Duration>) -> u64 {
+        after.map_or(0, |after| self.ms_since_start(now + after).max(1))
     }
 }
 
@@ -385,9 +406,7 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             };
             attempt.wake_error = woke.err();
         };
-        slot.deadline_ms.set(0);
-        slot.byte_deadline_ms.set(0);
-        slot.session_deadline_ms.set(0);
+        slot.disarm();
         // A socket the sweeper shut down failed for the sweeper's reason, not the one it showed.
         let expiry = slot.expired.take();
         if let Some(expiry) = expiry {
@@ -542,9 +561,7 @@ impl Attempt {
                 Phase::Request => {
                     let now = Instant::now();
                     machine.begin(now);
-                    if let Some(length) = ctx.stream_length(self.local, now) {
-                        slot.session_deadline_ms.set(ctx.ms_since_start(now + length).max(1));
-                    }
+                    slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(self.local, now)));
                     self.phase = Phase::Writing { written: 0 };
                     None
                 }
@@ -605,7 +622,7 @@ impl Attempt {
             *conn = None;
             return Some(Next::Done(StreamEnd::Failed(Failure::ConnectTimeout)));
         }
-        let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
+        let fd = raw_fd(conn);
         if let Some(err) = wake_error.or_else(|| sys::socket_error(fd)) {
             *conn = None;
             return Some(Next::Done(StreamEnd::Failed(sys::connect_failure(&err))));
@@ -641,7 +658,7 @@ impl Attempt {
                 &core.request_buf[..]
             }
         };
-        let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
+        let fd = raw_fd(conn);
         while written < request.len() {
             match sys::send(fd, &request[written..]) {
                 Ok(n) => written += n,
@@ -661,9 +678,7 @@ impl Attempt {
         let cfg = &ctx.shared.cfg;
         let now = Instant::now();
         slot.arm(ctx, Expiry::HeaderTimeout, now, cfg.header_timeout);
-        if let Some(after) = cfg.byte_idle_timeout {
-            slot.byte_deadline_ms.set(ctx.ms_since_start(now + after).max(1));
-        }
+        slot.byte_deadline_ms.set(ctx.deadline_ms(now, cfg.byte_idle_timeout));
         self.phase = Phase::Reading { got_bytes: false };
         Some(Next::Wait(Interest::Read))
     }
@@ -681,7 +696,7 @@ impl Attempt {
             return self.fail(slot, conn, sys::io_failure(&err), got_bytes);
         }
         let cfg = &ctx.shared.cfg;
-        let fd = conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd());
+        let fd = raw_fd(conn);
         let mut core = ctx.core.borrow_mut();
         let Core { rec, scratch, .. } = &mut *core;
         for _ in 0..READS_PER_WAKE {
@@ -705,8 +720,8 @@ impl Attempt {
             let progress = machine.on_bytes(now, &scratch[..n], rec);
             // Timeouts move on with the stream: any byte resets the byte-idle one; the head
             // starts the first-event one; each event restarts the idle one.
-            if let Some(after) = cfg.byte_idle_timeout {
-                slot.byte_deadline_ms.set(ctx.ms_since_start(now + after).max(1));
+            if cfg.byte_idle_timeout.is_some() {
+                slot.byte_deadline_ms.set(ctx.deadline_ms(now, cfg.byte_idle_timeout));
             }
             if machine.events() > events_before {
                 slot.arm(ctx, Expiry::IdleTimeout, now, cfg.idle_timeout);
