@@ -186,6 +186,9 @@ pub struct Recorder {
     pub stream_time_us: u64,
     /// Gaps between events longer than `--stall-threshold`.
     pub stalls: u64,
+    /// `--stall-threshold` in µs (u64::MAX: none). A setting of the measurement, kept here
+    /// because every stream on the core shares it.
+    pub stall_threshold_us: u64,
     /// `--reconnect`: streams opened as a reconnect (after a wait, with Last-Event-ID when known).
     pub reconnects: u64,
     /// `--verify-seq`: ids skipped (events lost) and ids seen again (duplicates).
@@ -218,6 +221,7 @@ impl Recorder {
             bytes: 0,
             stream_time_us: 0,
             stalls: 0,
+            stall_threshold_us: u64::MAX,
             reconnects: 0,
             lost_events: 0,
             duplicate_events: 0,

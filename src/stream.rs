@@ -35,8 +35,6 @@ struct EventClock {
     last_event_at: Instant,
     events: u64,
     max_gap_us: u64,
-    /// Gaps longer than this are stalls; u64::MAX counts none.
-    stall_threshold_us: u64,
 }
 
 impl EventClock {
@@ -48,7 +46,7 @@ impl EventClock {
             let gap_us = micros_between(self.last_event_at, now);
             h.gap_us.saturating_record(gap_us);
             self.max_gap_us = self.max_gap_us.max(gap_us);
-            if gap_us > self.stall_threshold_us {
+            if gap_us > rec.stall_threshold_us {
                 rec.stalls += 1;
             }
         }
@@ -115,13 +113,7 @@ pub struct StreamMachine {
 
 impl StreamMachine {
     pub fn new(max_event_size_bytes: usize) -> StreamMachine {
-        Self::with_stall_threshold(max_event_size_bytes, None)
-    }
-
-    /// As `new`, counting gaps between events longer than `stall_threshold_us` as stalls.
-    pub fn with_stall_threshold(max_event_size_bytes: usize, stall_threshold_us: Option<u64>) -> StreamMachine {
         let now = Instant::now();
-        let stall_threshold_us = stall_threshold_us.unwrap_or(u64::MAX);
         StreamMachine {
             phase: Phase::Over,
             ids: EventIds::default(),
@@ -129,7 +121,7 @@ impl StreamMachine {
             keep_alive: false,
             body: BodyDecoder::NoBody,
             sse: Parser::new(max_event_size_bytes),
-            clock: EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0, stall_threshold_us },
+            clock: EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0 },
         }
     }
 
@@ -140,7 +132,7 @@ impl StreamMachine {
         self.keep_alive = false;
         self.body = BodyDecoder::NoBody;
         self.sse.reset();
-        self.clock = EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0, ..self.clock };
+        self.clock = EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0 };
     }
 
     /// Tracks numeric event ids across this user's streams; with `verify`, counts lost and
@@ -459,7 +451,8 @@ mod tests {
     #[test]
     fn gaps_over_the_stall_threshold_are_stalls() {
         let mut rec = Recorder::new();
-        let mut machine = StreamMachine::with_stall_threshold(1024, Some(1_500));
+        rec.stall_threshold_us = 1_500;
+        let mut machine = StreamMachine::new(1024);
         let t0 = Instant::now();
         machine.begin(t0);
         let event = "9\r\ndata: a\n\n\r\n";

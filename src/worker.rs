@@ -240,6 +240,9 @@ impl CoreCtx {
 /// fine there: nothing else runs on this runtime yet.
 pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Receiver<Timing>) -> Recorder {
     let mut rec = Recorder::new();
+    if let Some(stall) = shared.cfg.stall_threshold {
+        rec.stall_threshold_us = stall.as_micros() as u64;
+    }
     if let Some(duration) = shared.cfg.duration {
         // Room for every sample of the run, so sampling never allocates mid-run.
         // Capped: a run of days reserves a day and grows past it (once per 100 ms, not per event).
@@ -364,8 +367,7 @@ async fn sweep(ctx: Rc<CoreCtx>) {
 async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     let slot = &ctx.slots[index];
     let cfg = &ctx.shared.cfg;
-    let stall_us = cfg.stall_threshold.map(|d| d.as_micros() as u64);
-    let mut machine = StreamMachine::with_stall_threshold(cfg.max_event_size_bytes, stall_us);
+    let mut machine = StreamMachine::new(cfg.max_event_size_bytes);
     if cfg.reconnect || cfg.verify_seq {
         machine.track_ids(cfg.verify_seq);
     }
