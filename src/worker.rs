@@ -222,6 +222,12 @@ impl CoreCtx {
         local * self.threads + self.core_index
     }
 
+    /// No new stream or connection may start at `now`: the sweeper stopped the run, or its
+    /// deadline passed (checked directly too: timers fire only when the run queue drains).
+    fn run_over(&self, now: Instant) -> bool {
+        self.core.borrow().stopping || self.timing.deadline.is_some_and(|d| now >= d)
+    }
+
     fn ms_since_start(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.timing.start).as_millis() as u64
     }
@@ -285,7 +291,7 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
             if start_at > Instant::now() {
                 monoio::time::sleep_until(start_at.into()).await;
             }
-            if ctx.core.borrow().stopping {
+            if ctx.run_over(Instant::now()) {
                 break;
             }
         }
@@ -382,16 +388,11 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             }
         }
         let opened_at = Instant::now();
-        {
-            // The deadline is checked here too, not only by the sweeper: monoio fires timers only
-            // when its run queue drains, which users failing at once in a loop can postpone.
-            let mut core = ctx.core.borrow_mut();
-            let over = ctx.timing.deadline.is_some_and(|d| opened_at >= d);
-            if over || core.stopping || !core.take_stream_slot() {
-                return;
-            }
-            core.rec.stream_opened();
+        // Users failing at once in a loop can postpone the sweeper: see `run_over`.
+        if ctx.run_over(opened_at) || !ctx.core.borrow_mut().take_stream_slot() {
+            return;
         }
+        ctx.core.borrow_mut().rec.stream_opened();
         let mut attempt = Attempt::new(conn.is_some(), index);
         let mut end = loop {
             let interest = match attempt.advance(&ctx, slot, &mut conn, &mut machine) {
@@ -440,7 +441,7 @@ async fn wait_to_reconnect(ctx: &CoreCtx, retry: Duration) -> bool {
     let until = from + retry;
     loop {
         let now = Instant::now();
-        if ctx.core.borrow().stopping || ctx.timing.deadline.is_some_and(|d| now >= d) {
+        if ctx.run_over(now) {
             return false;
         }
         if now >= until {
@@ -585,7 +586,7 @@ impl Attempt {
         self.on_kept_alive = false;
         // A retry after a stale kept-alive connection can come after the sweeper's last round:
         // a socket opened now would be watched by nobody and outlive the run.
-        if ctx.core.borrow().stopping || ctx.timing.deadline.is_some_and(|d| started >= d) {
+        if ctx.run_over(started) {
             return Some(Next::Done(StreamEnd::Interrupted));
         }
         let (target, bind) = ctx.endpoint(self.local);
