@@ -10,6 +10,13 @@ use monoio::net::TcpStream;
 use super::ServeCore;
 use super::event::{self, LAST_CHUNK, STREAM_HEAD};
 
+/// A bodiless answer with `status`, after which the server closes the connection.
+macro_rules! refusal {
+    ($status:literal) => {
+        concat!("HTTP/1.1 ", $status, "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes()
+    };
+}
+
 /// Largest request head the server accepts; larger gets 431 and a close.
 const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 const MAX_REQUEST_HEADERS: usize = 64;
@@ -35,7 +42,8 @@ enum ReadOutcome {
 
 pub async fn serve(mut stream: TcpStream, core: Rc<ServeCore>) {
     let _ = stream.set_nodelay(true);
-    let mut input = Vec::with_capacity(INITIAL_READ_BYTES);
+    // Sized by the first `read_more`.
+    let mut input = Vec::new();
     let mut out = Vec::new();
     loop {
         let request = match read_request(&mut stream, &mut input).await {
@@ -90,9 +98,7 @@ fn parse_request(input: &[u8]) -> Option<ReadOutcome> {
             let mut resume_after = 0;
             for header in request.headers.iter() {
                 if header.name.eq_ignore_ascii_case("transfer-encoding") {
-                    return Some(ReadOutcome::Refuse(
-                        b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    ));
+                    return Some(ReadOutcome::Refuse(refusal!("501 Not Implemented")));
                 }
                 if header.name.eq_ignore_ascii_case("last-event-id") {
                     resume_after =
@@ -109,21 +115,19 @@ fn parse_request(input: &[u8]) -> Option<ReadOutcome> {
             }
             let body_len = body_len.unwrap_or(0);
             if body_len > MAX_REQUEST_BODY_BYTES {
-                return Some(ReadOutcome::Refuse(
-                    b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                ));
+                return Some(ReadOutcome::Refuse(refusal!("413 Content Too Large")));
             }
             Some(ReadOutcome::Request(Request { head_len, body_len, resume_after }))
         }
-        Ok(httparse::Status::Partial) if input.len() >= MAX_REQUEST_HEAD_BYTES => Some(ReadOutcome::Refuse(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        )),
+        Ok(httparse::Status::Partial) if input.len() >= MAX_REQUEST_HEAD_BYTES => {
+            Some(ReadOutcome::Refuse(refusal!("431 Request Header Fields Too Large")))
+        }
         Ok(httparse::Status::Partial) => None,
         Err(_) => Some(ReadOutcome::Refuse(BAD_REQUEST)),
     }
 }
 
-const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const BAD_REQUEST: &[u8] = refusal!("400 Bad Request");
 
 /// Appends what one read returns to `input`; false on EOF or error.
 async fn read_more(stream: &mut TcpStream, input: &mut Vec<u8>) -> bool {
