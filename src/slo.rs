@@ -62,11 +62,22 @@ pub struct Slo {
     threshold: f64,
 }
 
+/// The unit of a measured value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Microseconds,
+    /// 0..1.
+    Fraction,
+    Number,
+}
+
 /// One objective judged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     pub slo: String,
     pub measured: f64,
+    pub unit: Unit,
     pub pass: bool,
 }
 
@@ -104,7 +115,12 @@ impl Slo {
             Op::Gt => measured > self.threshold,
             Op::Ge => measured >= self.threshold,
         };
-        Verdict { slo: self.text.clone(), measured, pass }
+        let unit = match self.metric {
+            Metric::Latency(..) => Unit::Microseconds,
+            Metric::SuccessRate | Metric::StallRate | Metric::DisconnectRate => Unit::Fraction,
+            Metric::EventsPerStream(_) | Metric::EventsPerS => Unit::Number,
+        };
+        Verdict { slo: self.text.clone(), measured, unit, pass }
     }
 }
 

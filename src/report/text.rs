@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::{Report, Summary};
+use crate::slo::Unit;
 
 /// Renders the report as aligned text.
 pub fn render(r: &Report) -> String {
@@ -106,15 +107,12 @@ fn row(out: &mut String, name: &str, h: &Summary, fmt: impl Fn(f64) -> String) {
     );
 }
 
-/// A verdict's measured value in the unit its objective was written in.
+/// A verdict's measured value in its unit.
 fn measured(v: &crate::slo::Verdict) -> String {
-    let name = v.slo.split(['<', '>']).next().unwrap_or("").trim();
-    if name.ends_with("_rate") {
-        format!("{:.3}%", v.measured * 100.0)
-    } else if name.starts_with("events_per") {
-        format!("{:.1}", v.measured)
-    } else {
-        duration(v.measured)
+    match v.unit {
+        Unit::Fraction => format!("{:.3}%", v.measured * 100.0),
+        Unit::Number => format!("{:.1}", v.measured),
+        Unit::Microseconds => duration(v.measured),
     }
 }
 
