@@ -187,7 +187,7 @@ impl RunConfig {
             headers: Vec::new(),
             body: Vec::new(),
             max_event_size_bytes: 1 << 20,
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            threads: crate::runtime::available_cores(),
             driver: DriverChoice::Auto,
             json_path: None,
         }
