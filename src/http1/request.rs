@@ -1,4 +1,5 @@
-//! HTTP/1.1 request encoding: the request bytes are built once per run and written as-is for every stream.
+//! HTTP/1.1 request encoding: the request bytes are built once per run and written as-is for every stream,
+//! or, for templated requests, rebuilt per stream by `template` through the same head writer.
 
 /// What goes into a request. Header names and values were checked by `config` (no CR, LF or NUL).
 pub struct RequestSpec<'a> {
@@ -23,28 +24,59 @@ const DEFAULT_HEADERS: [(&str, &str); 3] = [
 /// Encodes the whole request (head and body) into one buffer.
 pub fn encode(spec: &RequestSpec<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + spec.body.len());
-    let user_has = |name: &str| spec.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-    push_line(&mut out, &[spec.method, " ", spec.path, " HTTP/1.1"]);
+    write_request(
+        &mut out,
+        spec.method,
+        spec.host,
+        spec.headers,
+        |out| out.extend_from_slice(spec.path.as_bytes()),
+        |_, value, out| out.extend_from_slice(value.as_bytes()),
+        spec.body,
+    );
+    out
+}
+
+/// Appends a whole request to `out`: the one place that decides which headers a request carries, shared by
+/// [`encode`] and per-user templates so both produce the same bytes. `write_path` writes the request target;
+/// `write_value(i, value, out)` writes the value of user header `i`. Allocates nothing beyond `out`'s growth.
+pub(crate) fn write_request<V>(
+    out: &mut Vec<u8>,
+    method: &str,
+    host: &str,
+    headers: &[(String, V)],
+    write_path: impl FnOnce(&mut Vec<u8>),
+    mut write_value: impl FnMut(usize, &V, &mut Vec<u8>),
+    body: &[u8],
+) {
+    let user_has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    write_path(out);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
     if !user_has("Host") {
-        push_line(&mut out, &["Host: ", spec.host]);
+        push_line(out, &["Host: ", host]);
     }
     for (name, value) in DEFAULT_HEADERS {
         if !user_has(name) {
-            push_line(&mut out, &[name, ": ", value]);
+            push_line(out, &[name, ": ", value]);
         }
     }
-    for (name, value) in spec.headers {
-        push_line(&mut out, &[name, ": ", value]);
+    for (i, (name, value)) in headers.iter().enumerate() {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        write_value(i, value, out);
+        out.extend_from_slice(b"\r\n");
     }
     // A body needs its length; so does a method that usually has one, even when empty,
     // because some servers answer 411 to a bodiless POST.
-    let wants_length = !spec.body.is_empty() || matches!(spec.method, "POST" | "PUT" | "PATCH");
+    let wants_length = !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH");
     if wants_length && !user_has("Content-Length") {
-        push_line(&mut out, &["Content-Length: ", &spec.body.len().to_string()]);
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(decimal(body.len() as u64, &mut [0; 20]));
+        out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(spec.body);
-    out
+    out.extend_from_slice(body);
 }
 
 /// Writes `n` in decimal into the end of `buf` and returns the digits: no allocation, for the

@@ -1,0 +1,777 @@
+//! Per-user request templating: `{{...}}` placeholders in the path, header values and body, the optional data
+//! file (CSV or JSON lines) they draw fields from, and the allocation-free per-stream render of the request bytes.
+
+use std::path::Path;
+
+use crate::http1::request::{self, RequestSpec, decimal};
+use crate::rng;
+
+/// The rows of a data file; a `{{field}}` placeholder takes its value from one row.
+#[derive(Debug, Clone)]
+pub struct DataSet {
+    fields: Vec<String>,
+    /// Row-major: row `i` is `values[i * fields.len()..(i + 1) * fields.len()]`.
+    values: Vec<String>,
+    rows: usize,
+}
+
+impl DataSet {
+    /// Loads `path` as CSV (`.csv`) or JSON lines (`.jsonl`, `.ndjson`). Errors name the file.
+    pub fn load(path: &Path) -> Result<DataSet, String> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let parse: fn(&str) -> Result<DataSet, String> = match ext.as_str() {
+            "csv" => DataSet::parse_csv,
+            "jsonl" | "ndjson" => DataSet::parse_jsonl,
+            _ => return Err(format!("data file {}: expected a .csv, .jsonl or .ndjson file", path.display())),
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| format!("data file {}: {e}", path.display()))?;
+        parse(&text).map_err(|e| format!("data file {}: {e}", path.display()))
+    }
+
+    /// Parses RFC 4180 CSV whose first row names the fields. Blank lines are skipped; values are kept as written
+    /// (not trimmed), header names are trimmed.
+    pub fn parse_csv(text: &str) -> Result<DataSet, String> {
+        let mut records = csv_records(text)?.into_iter();
+        let Some((header_line, header)) = records.next() else { return Err("no header row".into()) };
+        let fields: Vec<String> = header.iter().map(|f| f.trim().to_string()).collect();
+        for (i, field) in fields.iter().enumerate() {
+            if field.is_empty() {
+                return Err(format!("line {header_line}: header field {} is empty", i + 1));
+            }
+            if fields[..i].contains(field) {
+                return Err(format!("line {header_line}: header field \"{field}\" appears twice"));
+            }
+        }
+        let mut data = DataSet { fields, values: Vec::new(), rows: 0 };
+        for (line, record) in records {
+            if record.len() != data.fields.len() {
+                return Err(format!("line {line}: {} fields, but the header has {}", record.len(), data.fields.len()));
+            }
+            data.push_row(line, record)?;
+        }
+        data.finish()
+    }
+
+    /// Parses JSON lines: one object per non-blank line, values strings, numbers or booleans. Fields are the
+    /// keys (sorted within each line, then in order of first appearance), and every row must have all of them.
+    pub fn parse_jsonl(text: &str) -> Result<DataSet, String> {
+        use serde_json::Value;
+        let mut objects = Vec::new();
+        let mut fields: Vec<String> = Vec::new();
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let value: Value = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+            let Value::Object(object) = value else { return Err(format!("line {}: expected a JSON object", i + 1)) };
+            for key in object.keys() {
+                if !fields.contains(key) {
+                    fields.push(key.clone());
+                }
+            }
+            objects.push((i + 1, object));
+        }
+        let mut data = DataSet { fields, values: Vec::new(), rows: 0 };
+        for (line, object) in objects {
+            let mut row = Vec::with_capacity(data.fields.len());
+            for field in &data.fields {
+                row.push(match object.get(field) {
+                    None => return Err(format!("line {line}: missing key \"{field}\"")),
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                    Some(_) => return Err(format!("line {line}: \"{field}\" must be a string, number or boolean")),
+                });
+            }
+            data.push_row(line, row)?;
+        }
+        data.finish()
+    }
+
+    /// Field names, in file order.
+    pub fn fields(&self) -> &[String] {
+        &self.fields
+    }
+
+    /// Number of data rows (at least one).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Row `i`'s values, one per field. Panics when `i >= rows()`.
+    pub fn row(&self, i: usize) -> &[String] {
+        let width = self.fields.len();
+        &self.values[i * width..(i + 1) * width]
+    }
+
+    /// Values go into request headers, where CR, LF or NUL would split or truncate the head.
+    fn push_row(&mut self, line: usize, row: Vec<String>) -> Result<(), String> {
+        for (field, value) in self.fields.iter().zip(&row) {
+            if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+                return Err(format!("line {line}: value of \"{field}\" contains CR, LF or NUL"));
+            }
+        }
+        self.values.extend(row);
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<DataSet, String> {
+        match () {
+            _ if self.rows == 0 => Err("no data rows".into()),
+            _ if self.fields.is_empty() => Err("no fields".into()),
+            _ => Ok(self),
+        }
+    }
+}
+
+/// Splits CSV into records, each with the 1-based line it starts on. Lenient where RFC 4180 is silent (a quote
+/// inside an unquoted field is kept); blank or whitespace-only lines are skipped.
+fn csv_records(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
+    let mut records = Vec::new();
+    let (mut fields, mut field) = (Vec::new(), String::new());
+    let (mut line, mut record_line) = (1, 1);
+    let (mut in_quotes, mut was_quoted) = (false, false);
+    let mut chars = text.chars().peekable();
+    loop {
+        let c = chars.next();
+        if in_quotes {
+            match c {
+                None => return Err(format!("line {record_line}: quoted field is never closed")),
+                Some('"') if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                Some('"') => in_quotes = false,
+                Some(c) => {
+                    line += usize::from(c == '\n');
+                    field.push(c);
+                }
+            }
+            continue;
+        }
+        match c {
+            Some('"') if field.is_empty() => (in_quotes, was_quoted) = (true, true),
+            Some(',') => fields.push(std::mem::take(&mut field)),
+            Some('\r') if chars.peek() == Some(&'\n') => {}
+            None | Some('\n') => {
+                let blank = fields.is_empty() && !was_quoted && field.trim().is_empty();
+                if !blank {
+                    fields.push(std::mem::take(&mut field));
+                    records.push((record_line, std::mem::take(&mut fields)));
+                }
+                field.clear();
+                was_quoted = false;
+                if c.is_none() {
+                    return Ok(records);
+                }
+                line += 1;
+                record_line = line;
+            }
+            Some(c) => field.push(c),
+        }
+    }
+}
+
+/// Which data row a render uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataMode {
+    /// Each user keeps one row: `vu % rows`.
+    Vu,
+    /// Each request takes the next row: `(seq * users + vu) % rows`, so concurrent requests use distinct rows.
+    Request,
+}
+
+impl DataMode {
+    /// The row (of `rows`) that user `vu`'s stream `seq` uses in a run of `users` virtual users.
+    pub fn row_index(self, vu: u64, seq: u64, users: u64, rows: usize) -> usize {
+        // u128 so that a huge seq * users cannot wrap and skew the rotation.
+        let index = match self {
+            DataMode::Vu => u128::from(vu),
+            DataMode::Request => u128::from(seq) * u128::from(users) + u128::from(vu),
+        };
+        (index % rows.max(1) as u128) as usize
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Lit(Vec<u8>),
+    Vu,
+    Seq,
+    Uuid,
+    RandInt(i64, i64),
+    /// Index into the data file's fields.
+    Field(usize),
+}
+
+/// What a render substitutes for `{{vu}}`, `{{seq}}` and `{{field}}`.
+#[derive(Debug, Clone, Copy)]
+pub struct Vars<'a> {
+    pub vu: u64,
+    pub seq: u64,
+    pub row: Option<&'a [String]>,
+}
+
+/// A parsed template: literal bytes and placeholders, rendered many times.
+#[derive(Debug, Clone)]
+pub struct Template {
+    parts: Vec<Part>,
+    /// No `{{...}}` at all, so a render gives back the source text.
+    literal: bool,
+}
+
+impl Template {
+    /// Parses `text`. `fields` are the data file's fields (`None`: no data file); `env` looks up `{{env NAME}}`,
+    /// which is read here, once, and becomes literal text.
+    pub fn parse(
+        text: &[u8],
+        fields: Option<&[String]>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut lit = Vec::new();
+        let mut rest = text;
+        let literal = find(text, b"{{").is_none();
+        while let Some(open) = find(rest, b"{{") {
+            lit.extend_from_slice(&rest[..open]);
+            let after = &rest[open + 2..];
+            let Some(close) = find(after, b"}}") else {
+                return Err(format!("unterminated \"{{{{\" in template at \"{}\"", excerpt(&rest[open..])));
+            };
+            let quoted = excerpt(&rest[open..open + close + 4]);
+            match placeholder(&after[..close], fields, env) {
+                Err(e) => return Err(format!("template placeholder \"{quoted}\": {e}")),
+                Ok(Part::Lit(bytes)) => lit.extend(bytes),
+                Ok(part) => {
+                    if !lit.is_empty() {
+                        parts.push(Part::Lit(std::mem::take(&mut lit)));
+                    }
+                    parts.push(part);
+                }
+            }
+            rest = &after[close + 2..];
+        }
+        lit.extend_from_slice(rest);
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        Ok(Template { parts, literal })
+    }
+
+    /// True when the text has no placeholder, so it renders as itself. An `{{env NAME}}` counts as a
+    /// placeholder: the rendering differs from the source text even though it never varies.
+    pub fn is_literal(&self) -> bool {
+        self.literal
+    }
+
+    /// Appends the rendering to `out`. `rng` (non-zero) feeds `{{uuid}}` and `{{rand_int}}`. Allocates only if
+    /// `out` must grow.
+    pub fn render(&self, vars: &Vars<'_>, rng: &mut u64, out: &mut Vec<u8>) {
+        let mut digits = [0u8; 20];
+        for part in &self.parts {
+            match *part {
+                Part::Lit(ref bytes) => out.extend_from_slice(bytes),
+                Part::Vu => out.extend_from_slice(decimal(vars.vu, &mut digits)),
+                Part::Seq => out.extend_from_slice(decimal(vars.seq, &mut digits)),
+                Part::Uuid => push_uuid(rng, out),
+                Part::RandInt(low, high) => {
+                    let n = rand_int(rng, low, high);
+                    if n < 0 {
+                        out.push(b'-');
+                    }
+                    out.extend_from_slice(decimal(n.unsigned_abs(), &mut digits));
+                }
+                // Parse checked the field against the data file, so a missing row is a caller bug: write nothing.
+                Part::Field(i) => {
+                    if let Some(value) = vars.row.and_then(|row| row.get(i)) {
+                        out.extend_from_slice(value.as_bytes());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Parses what is between `{{` and `}}`.
+fn placeholder(inner: &[u8], fields: Option<&[String]>, env: &dyn Fn(&str) -> Option<String>) -> Result<Part, String> {
+    if !inner.is_ascii() {
+        return Err("a placeholder must be ASCII".into());
+    }
+    let inner = std::str::from_utf8(inner).map_err(|e| e.to_string())?;
+    let words: Vec<&str> = inner.split_ascii_whitespace().collect();
+    let Some((&name, args)) = words.split_first() else { return Err("empty placeholder".into()) };
+    let int = |s: &str| s.parse::<i64>().map_err(|_| format!("rand_int bound \"{s}\" is not a 64-bit integer"));
+    match (name, args) {
+        ("vu", []) => Ok(Part::Vu),
+        ("seq", []) => Ok(Part::Seq),
+        ("uuid", []) => Ok(Part::Uuid),
+        ("rand_int", &[low, high]) => match (int(low)?, int(high)?) {
+            (low, high) if low > high => Err(format!("rand_int needs A <= B, got {low} > {high}")),
+            (low, high) => Ok(Part::RandInt(low, high)),
+        },
+        ("env", &[var]) => match env(var) {
+            None => Err(format!("environment variable {var} is not set")),
+            Some(v) if v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) => {
+                Err(format!("environment variable {var} contains CR, LF or NUL"))
+            }
+            Some(v) => Ok(Part::Lit(v.into_bytes())),
+        },
+        ("vu" | "seq" | "uuid", _) => Err(format!("{name} takes no arguments")),
+        ("rand_int", _) => Err("rand_int takes two arguments: {{rand_int A B}}".into()),
+        ("env", _) => Err("env takes one argument: {{env NAME}}".into()),
+        (_, [_, ..]) => Err(format!("unknown function \"{name}\" (functions: uuid, rand_int A B, env NAME)")),
+        (_, []) => match fields {
+            None => Err(format!("field \"{name}\" needs a data file, and none is given (available fields: none)")),
+            Some(fields) => fields.iter().position(|f| f == name).map(Part::Field).ok_or_else(|| {
+                format!("the data file has no field \"{name}\" (available fields: {})", fields.join(", "))
+            }),
+        },
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The start of `bytes` for an error message: a long body should not flood the terminal.
+fn excerpt(bytes: &[u8]) -> String {
+    const MAX_BYTES: usize = 60;
+    let cut = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BYTES)]).into_owned();
+    if bytes.len() > MAX_BYTES { cut + "..." } else { cut }
+}
+
+fn push_uuid(rng: &mut u64, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&rng::next(rng).to_le_bytes());
+    bytes[8..].copy_from_slice(&rng::next(rng).to_le_bytes());
+    bytes[6] = bytes[6] & 0x0f | 0x40; // version 4
+    bytes[8] = bytes[8] & 0x3f | 0x80; // RFC 4122 variant
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push(b'-');
+        }
+        out.extend_from_slice(&[HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]]);
+    }
+}
+
+/// Uniform in `low..=high` (Lemire's multiply-and-reject, so no modulo bias even for huge ranges).
+fn rand_int(rng: &mut u64, low: i64, high: i64) -> i64 {
+    let span = high.wrapping_sub(low) as u64 as u128 + 1;
+    let reject_below = ((1u128 << 64) - span) % span;
+    loop {
+        let product = u128::from(rng::next(rng)) * span;
+        if product as u64 as u128 >= reject_below {
+            return low.wrapping_add((product >> 64) as u64 as i64);
+        }
+    }
+}
+
+/// The xorshift state for one template of one request: a pure function of its inputs, so a partly written
+/// request can be rendered again byte for byte, and never zero.
+fn rng_state(seed: u64, vu: u64, seq: u64, slot: u64) -> u64 {
+    const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+    // splitmix64's finalizer: every input bit flips about half of the output bits.
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let state =
+        [vu, seq, slot].into_iter().fold(mix(seed ^ GOLDEN), |h, x| mix(h.wrapping_add(x).wrapping_add(GOLDEN)));
+    if state == 0 { GOLDEN } else { state }
+}
+
+/// A request whose path, header values and body are templates, rendered per user and stream.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    method: String,
+    host: String,
+    path: Template,
+    headers: Vec<(String, Template)>,
+    body: Template,
+    data: Option<DataSet>,
+    mode: DataMode,
+    users: u64,
+    seed: u64,
+}
+
+impl RequestTemplate {
+    /// Parses the templates in `spec`'s path, header values and body. `users` is the run's total virtual users
+    /// (for [`DataMode::Request`]); `seed` varies the random placeholders between runs.
+    pub fn new(
+        spec: &RequestSpec<'_>,
+        data: Option<DataSet>,
+        mode: DataMode,
+        users: u64,
+        seed: u64,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RequestTemplate, String> {
+        let fields = data.as_ref().map(DataSet::fields);
+        let parse = |what: &str, text: &[u8]| Template::parse(text, fields, env).map_err(|e| format!("{what}: {e}"));
+        let path = parse("path", spec.path.as_bytes())?;
+        let headers = spec
+            .headers
+            .iter()
+            .map(|(name, value)| Ok((name.clone(), parse(&format!("header {name}"), value.as_bytes())?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let body = parse("body", spec.body)?;
+        let (method, host) = (spec.method.to_string(), spec.host.to_string());
+        Ok(RequestTemplate { method, host, path, headers, body, data, mode, users, seed })
+    }
+
+    /// True when nothing has a placeholder (`{{env}}` included), so [`request::encode`] of the same spec gives
+    /// the same bytes and the caller can encode once.
+    pub fn is_static(&self) -> bool {
+        self.path.is_literal() && self.body.is_literal() && self.headers.iter().all(|(_, t)| t.is_literal())
+    }
+
+    /// Writes user `vu`'s stream `seq` request (head and body) into `out`, replacing its contents; `body_buf` is
+    /// scratch for the body. The same `(vu, seq)` always gives the same bytes. Allocates only if a buffer grows.
+    pub fn render(&self, vu: u64, seq: u64, body_buf: &mut Vec<u8>, out: &mut Vec<u8>) {
+        let row = self.data.as_ref().map(|d| d.row(self.mode.row_index(vu, seq, self.users, d.rows())));
+        let vars = Vars { vu, seq, row };
+        // One random stream per template (slot), so the closures below need no shared mutable state.
+        let state = |slot: usize| rng_state(self.seed, vu, seq, slot as u64);
+        body_buf.clear();
+        self.body.render(&vars, &mut state(0), body_buf);
+        out.clear();
+        request::write_request(
+            out,
+            &self.method,
+            &self.host,
+            &self.headers,
+            |out| self.path.render(&vars, &mut state(1), out),
+            |i, value, out| value.render(&vars, &mut state(2 + i), out),
+            body_buf,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn test_env(name: &str) -> Option<String> {
+        match name {
+            "TOKEN" => Some("s3cret".into()),
+            "BAD" => Some("a\r\nb".into()),
+            _ => None,
+        }
+    }
+
+    fn fields() -> Vec<String> {
+        vec!["token".into(), "user".into()]
+    }
+
+    fn render(t: &Template, vars: &Vars<'_>, mut rng: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        t.render(vars, &mut rng, &mut out);
+        out
+    }
+
+    /// Parses `text` with fields `token, user` and checks its render for vu 7, seq 3, row `t0, u0`.
+    fn check(text: &[u8], expected: &[u8]) {
+        let fields = fields();
+        let t = Template::parse(text, Some(&fields), &test_env).unwrap_or_else(|e| panic!("{e}"));
+        let row = ["t0".to_string(), "u0".to_string()];
+        let out = render(&t, &Vars { vu: 7, seq: 3, row: Some(&row) }, 1);
+        assert_eq!(out, expected, "template {:?}", String::from_utf8_lossy(text));
+    }
+
+    #[test]
+    fn renders_placeholders() {
+        for (text, expected) in [
+            ("/u/{{vu}}/s/{{seq}}", "/u/7/s/3"),
+            ("{{ vu }}-{{\tseq  }}", "7-3"),
+            ("Bearer {{token}} {{ user }}", "Bearer t0 u0"),
+            ("{{env TOKEN}}!", "s3cret!"),
+            ("{{rand_int 5 5}}|{{rand_int  -2   -2}}", "5|-2"),
+            ("{ a }} b { {", "{ a }} b { {"),
+            ("{\"a\":{\"b\":{{vu}}}}", "{\"a\":{\"b\":7}}"),
+            ("", ""),
+        ] {
+            check(text.as_bytes(), expected.as_bytes());
+        }
+        check(b"\xff\xfe{{vu}}\x80}}", b"\xff\xfe7\x80}}");
+    }
+
+    #[test]
+    fn literal_means_no_placeholder_at_all() {
+        for (text, literal) in [("plain", true), ("{{env TOKEN}}", false), ("{{vu}}", false), ("{{token}}", false)] {
+            let t = Template::parse(text.as_bytes(), Some(&fields()), &test_env).unwrap();
+            assert_eq!(t.is_literal(), literal, "{text}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_problem() {
+        let fields = fields();
+        for (text, with_fields, needle) in [
+            ("a {{vu", true, "\"{{vu\""),
+            ("{{}}", true, "empty"),
+            ("{{  }}", true, "empty"),
+            ("{{nope}}", true, "\"nope\" (available fields: token, user)"),
+            ("{{token}}", false, "\"token\" needs a data file"),
+            ("{{frob 1}}", true, "\"frob\""),
+            ("{{vu 1}}", true, "vu takes no arguments"),
+            ("{{rand_int 1}}", true, "rand_int takes two"),
+            ("{{rand_int 5 1}}", true, "5 > 1"),
+            ("{{rand_int x 1}}", true, "\"x\""),
+            ("{{rand_int 1 99999999999999999999}}", true, "\"99999999999999999999\""),
+            ("{{env}}", true, "env takes one"),
+            ("{{env A B}}", true, "env takes one"),
+            ("{{env MISSING}}", true, "MISSING is not set"),
+            ("{{env BAD}}", true, "BAD contains CR"),
+            ("{{t\u{f6}k}}", true, "ASCII"),
+        ] {
+            match Template::parse(text.as_bytes(), with_fields.then_some(&fields[..]), &test_env) {
+                Ok(_) => panic!("{text:?} parsed"),
+                Err(e) => assert!(e.contains(needle) && e.contains(&text[text.find("{{").unwrap()..]), "{text:?}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let t = Template::parse(b"{{uuid}}", None, &test_env).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for seed in 1..500 {
+            let uuid = String::from_utf8(render(&t, &Vars { vu: 0, seq: 0, row: None }, seed)).unwrap();
+            let b = uuid.as_bytes();
+            assert_eq!(b.len(), 36, "{uuid}");
+            for (i, &c) in b.iter().enumerate() {
+                let ok = if matches!(i, 8 | 13 | 18 | 23) { c == b'-' } else { matches!(c, b'0'..=b'9' | b'a'..=b'f') };
+                assert!(ok, "{uuid}");
+            }
+            assert_eq!(b[14], b'4', "{uuid}");
+            assert!(matches!(b[19], b'8' | b'9' | b'a' | b'b'), "{uuid}");
+            assert!(seen.insert(uuid));
+        }
+    }
+
+    #[test]
+    fn rand_int_covers_small_and_extreme_ranges() {
+        let t = Template::parse(b"{{rand_int -1 1}}", None, &test_env).unwrap();
+        let seen: std::collections::HashSet<Vec<u8>> =
+            (1..200).map(|seed| render(&t, &Vars { vu: 0, seq: 0, row: None }, seed)).collect();
+        assert_eq!(seen.len(), 3);
+        let full = format!("{{{{rand_int {} {}}}}}", i64::MIN, i64::MAX);
+        let t = Template::parse(full.as_bytes(), None, &test_env).unwrap();
+        let out = render(&t, &Vars { vu: 0, seq: 0, row: None }, 42);
+        assert!(std::str::from_utf8(&out).unwrap().parse::<i64>().is_ok());
+        assert_eq!(rand_int(&mut 9, i64::MIN, i64::MIN), i64::MIN);
+    }
+
+    proptest! {
+        #[test]
+        fn rand_int_stays_in_range(a in any::<i64>(), b in prop_oneof![any::<i64>(), -3i64..3], seed in 1u64..) {
+            let (low, high) = (a.min(b), a.max(b));
+            let t = Template::parse(format!("{{{{rand_int {low} {high}}}}}").as_bytes(), None, &test_env).unwrap();
+            let out = render(&t, &Vars { vu: 0, seq: 0, row: None }, seed);
+            let n: i64 = std::str::from_utf8(&out).unwrap().parse().unwrap();
+            prop_assert!(low <= n && n <= high, "{} not in {}..={}", n, low, high);
+        }
+
+        #[test]
+        fn rng_state_is_never_zero_and_pure(seed in any::<u64>(), vu in any::<u64>(), seq in any::<u64>()) {
+            let state = rng_state(seed, vu, seq, 0);
+            prop_assert!(state != 0);
+            prop_assert_eq!(state, rng_state(seed, vu, seq, 0));
+        }
+    }
+
+    #[test]
+    fn csv_parses_quotes_crlf_and_blank_lines() {
+        let d = DataSet::parse_csv(" name , token\r\n\"a,b\",\"say \"\"hi\"\"\"\r\n\r\n  \nplain,\n").unwrap();
+        assert_eq!(d.fields(), ["name", "token"]);
+        assert_eq!(d.rows(), 2);
+        assert_eq!(d.row(0), ["a,b", "say \"hi\""]);
+        assert_eq!(d.row(1), ["plain", ""]);
+        assert_eq!(DataSet::parse_csv("x\n1").unwrap().row(0), ["1"]);
+    }
+
+    #[test]
+    fn csv_errors_name_the_line() {
+        for (text, needle) in [
+            ("a,b\n1,2,3\n", "line 2: 3 fields, but the header has 2"),
+            ("a,b\n1,2\n\n3\n", "line 4: 1 fields"),
+            ("a, a\n1,2\n", "\"a\" appears twice"),
+            ("a, \n1,2\n", "header field 2 is empty"),
+            ("a\n\"x\ny\"\n", "line 2: value of \"a\" contains CR"),
+            ("a\nx\ry\n", "line 2: value of \"a\""),
+            ("a,b\n1,x\0\n", "line 2: value of \"b\""),
+            ("a\n\"open\n", "line 2: quoted field is never closed"),
+            ("a,b\n", "no data rows"),
+            ("\n", "no header row"),
+        ] {
+            let e = DataSet::parse_csv(text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn jsonl_takes_scalars_in_key_order() {
+        let d = DataSet::parse_jsonl(
+            "{\"id\":1,\"name\":\"ann\",\"ok\":true}\n\n{\"ok\":false,\"name\":\"b\",\"id\":2.5}\r\n",
+        )
+        .unwrap();
+        assert_eq!(d.fields(), ["id", "name", "ok"]);
+        assert_eq!(
+            (d.row(0), d.row(1)),
+            (&["1", "ann", "true"].map(String::from)[..], &["2.5", "b", "false"].map(String::from)[..])
+        );
+    }
+
+    #[test]
+    fn jsonl_errors_name_line_and_key() {
+        for (text, needle) in [
+            ("{\"a\":1}\n{\"a\":2,\"b\":3}\n", "line 1: missing key \"b\""),
+            ("{\"a\":1,\"b\":2}\n\n{\"b\":2}\n", "line 3: missing key \"a\""),
+            ("[1,2]\n", "line 1: expected a JSON object"),
+            ("{\"a\":null}\n", "line 1: \"a\" must be"),
+            ("{\"a\":{\"b\":1}}\n", "line 1: \"a\" must be"),
+            ("{\"a\":\"x\\ny\"}\n", "line 1: value of \"a\" contains"),
+            ("{\"a\":1}\nnope\n", "line 2"),
+            ("{}\n", "no fields"),
+            ("\n \n", "no data rows"),
+        ] {
+            let e = DataSet::parse_jsonl(text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn load_picks_the_format_by_extension() {
+        let dir = std::env::temp_dir().join(format!("tmpl-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text, result) in [
+            ("d.csv", "a\n1\n", Ok(1)),
+            ("d.NDJSON", "{\"a\":1}\n{\"a\":2}\n", Ok(2)),
+            ("d.txt", "a\n1\n", Err("expected a .csv")),
+            ("missing.csv", "", Err("missing.csv")),
+        ] {
+            let path = dir.join(name);
+            if !name.starts_with("missing") {
+                std::fs::write(&path, text).unwrap();
+            }
+            match (DataSet::load(&path), result) {
+                (Ok(d), Ok(rows)) => assert_eq!(d.rows(), rows),
+                (Err(e), Err(needle)) => assert!(e.contains(needle), "{name}: {e}"),
+                (got, _) => panic!("{name}: {got:?}"),
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn data_mode_picks_rows() {
+        use DataMode::{Request, Vu};
+        for (mode, vu, seq, users, rows, expected) in [
+            (Vu, 0, 9, 4, 3, 0),
+            (Vu, 4, 9, 10, 3, 1),
+            (Request, 1, 0, 4, 10, 1),
+            (Request, 1, 2, 4, 10, 9),
+            (Request, 3, 2, 4, 5, 1),
+            // (2^64 - 1) * 2^64 mod 7 = 1 * 2: no wrap-around in seq * users + vu.
+            (Request, u64::MAX, u64::MAX, u64::MAX, 7, 2),
+        ] {
+            assert_eq!(mode.row_index(vu, seq, users, rows), expected, "{mode:?} vu {vu} seq {seq}");
+        }
+        // With as many rows as 3 users make requests in 2 rounds, every row is used exactly once.
+        let mut used: Vec<usize> =
+            (0..3).flat_map(|vu| (0..2).map(move |seq| Request.row_index(vu, seq, 3, 6))).collect();
+        used.sort();
+        assert_eq!(used, [0, 1, 2, 3, 4, 5]);
+    }
+
+    fn spec_template(
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        data: Option<DataSet>,
+    ) -> (Vec<u8>, RequestTemplate) {
+        let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let spec = RequestSpec { method, path, host: "h:80", headers: &headers, body };
+        let template =
+            RequestTemplate::new(&spec, data, DataMode::Vu, 4, 99, &test_env).unwrap_or_else(|e| panic!("{e}"));
+        (request::encode(&spec), template)
+    }
+
+    fn render_request(t: &RequestTemplate, vu: u64, seq: u64) -> Vec<u8> {
+        let (mut body, mut out) = (Vec::new(), vec![b'x'; 3]);
+        t.render(vu, seq, &mut body, &mut out);
+        out
+    }
+
+    #[test]
+    fn static_templates_match_encode() {
+        for (method, path, headers, body) in [
+            ("GET", "/sse", &[][..], &b""[..]),
+            ("POST", "/sse?x=1", &[("Content-Type", "application/json")][..], &b"{\"a\":{\"b\":1}}"[..]),
+            ("POST", "/", &[("host", "other"), ("Content-Length", "0"), ("accept", "*/*")][..], &b""[..]),
+            ("PUT", "/", &[("X-A", "}}{")][..], &b"\xff"[..]),
+        ] {
+            let (encoded, template) = spec_template(method, path, headers, body, None);
+            assert!(template.is_static(), "{path}");
+            let rendered = render_request(&template, 3, 5);
+            assert_eq!(String::from_utf8_lossy(&rendered), String::from_utf8_lossy(&encoded));
+            assert_eq!(rendered, encoded);
+        }
+        for (path, headers, body) in [
+            ("/{{vu}}", &[][..], &b""[..]),
+            ("/", &[("X", "{{seq}}")][..], &b""[..]),
+            ("/", &[][..], &b"{{uuid}}"[..]),
+            ("/?t={{env TOKEN}}", &[][..], &b""[..]),
+        ] {
+            assert!(!spec_template("POST", path, headers, body, None).1.is_static(), "{path} {headers:?}");
+        }
+    }
+
+    #[test]
+    fn content_length_follows_rendered_body() {
+        let (_, template) = spec_template("POST", "/", &[], b"{\"vu\":{{vu}}}", None);
+        for (vu, length) in [(5, 8), (12345, 12)] {
+            let request = render_request(&template, vu, 0);
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut parsed = httparse::Request::new(&mut headers);
+            let httparse::Status::Complete(head_len) = parsed.parse(&request).unwrap() else { panic!("partial head") };
+            let declared = parsed.headers.iter().find(|h| h.name == "Content-Length").unwrap().value;
+            assert_eq!(declared, length.to_string().as_bytes());
+            assert_eq!(&request[head_len..], format!("{{\"vu\":{vu}}}").as_bytes());
+        }
+    }
+
+    #[test]
+    fn renders_are_pure_and_random_parts_vary_by_stream() {
+        let (_, t) = spec_template("POST", "/{{rand_int 0 1000000000}}", &[("X-Id", "{{uuid}}")], b"{{uuid}}", None);
+        assert_eq!(render_request(&t, 3, 4), render_request(&t, 3, 4));
+        assert_ne!(render_request(&t, 3, 4), render_request(&t, 3, 5));
+        assert_ne!(render_request(&t, 3, 4), render_request(&t, 4, 4));
+    }
+
+    #[test]
+    fn header_from_csv_field_differs_per_vu() {
+        let data = DataSet::parse_csv("token\nAAA\nBBB\nCCC\n").unwrap();
+        let (_, t) = spec_template("GET", "/", &[("Authorization", "Bearer {{token}}")], b"", Some(data));
+        for (vu, token) in [(0, "AAA"), (1, "BBB"), (2, "CCC"), (3, "AAA")] {
+            let request = String::from_utf8(render_request(&t, vu, 7)).unwrap();
+            assert!(request.contains(&format!("\r\nAuthorization: Bearer {token}\r\n")), "{request}");
+        }
+    }
+
+    #[test]
+    fn rendering_into_grown_buffers_does_not_reallocate() {
+        let data = DataSet::parse_csv("token\nAAA\nBBBBBBBBBBBBBBBB\n").unwrap();
+        let headers = [("Authorization", "Bearer {{token}}"), ("X-Id", "{{uuid}}")];
+        let body = b"{\"n\":{{rand_int -9223372036854775808 9223372036854775807}},\"vu\":{{vu}},\"seq\":{{seq}}}";
+        let (_, t) = spec_template("POST", "/u/{{vu}}", &headers, body, Some(data));
+        let (mut body_buf, mut out) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
+        let (body_ptr, out_ptr) = (body_buf.as_ptr(), out.as_ptr());
+        let capacities = (body_buf.capacity(), out.capacity());
+        for i in 0..2000u64 {
+            t.render(i * 7919, u64::MAX - i, &mut body_buf, &mut out);
+            assert_eq!((body_buf.capacity(), out.capacity()), capacities);
+            assert_eq!((body_buf.as_ptr(), out.as_ptr()), (body_ptr, out_ptr));
+        }
+    }
+}
