@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, ConfigError, DriverChoice, RunConfig, ServeConfig, Target};
+use crate::config::{self, Arrivals, ConfigError, DriverChoice, RunConfig, ServeConfig, Target};
 use crate::runtime;
 use crate::slo::Slo;
+use crate::template::{DataMode, DataSet};
 
 #[derive(Debug, Parser)]
 #[command(name = "ssebench", version, about = "Load generator for Server-Sent Events streams")]
@@ -90,9 +91,24 @@ struct RunArgs {
     /// Stop after this many streams have ended (completed or failed)
     #[arg(short = 'n', long = "streams")]
     streams: Option<u64>,
-    /// New streams per second while ramping up [default: unlimited]
+    /// New streams per second while ramping up (and between --stages) [default: unlimited]
     #[arg(long)]
     connect_rate: Option<f64>,
+    /// Step ramp: target concurrent streams and hold time per stage, e.g. 100:30s,500:30s,1000:1m; a report per stage
+    #[arg(long, value_parser = parse_stages, conflicts_with_all = ["connections", "duration", "streams"])]
+    stages: Option<StageList>,
+    /// Open model: start this many new streams per second, whether or not earlier ones ended
+    #[arg(long, conflicts_with_all = ["connections", "stages"])]
+    arrival_rate: Option<f64>,
+    /// With --arrival-rate: even gaps between arrivals, or exponential ones (a Poisson process)
+    #[arg(long, value_enum, default_value = "constant", requires = "arrival_rate")]
+    arrivals: ArrivalsArg,
+    /// With --arrival-rate: most streams open at once; arrivals beyond it are dropped and counted
+    #[arg(long, default_value_t = 10_000, requires = "arrival_rate")]
+    max_streams: usize,
+    /// Seed for Poisson arrivals, --stream-duration ranges and template randomness
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Give up on a TCP connect after this long
     #[arg(long, default_value = "10s", value_parser = config::parse_duration)]
     connect_timeout: Duration,
@@ -135,6 +151,12 @@ struct RunArgs {
     /// Request body: inline text, or @FILE to read it from a file
     #[arg(long)]
     body: Option<String>,
+    /// Rows for {{field}} placeholders in headers, path and body: a .csv (with a header row) or .jsonl file
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// With --data: each virtual user keeps one row (vu), or each request takes the next row (request)
+    #[arg(long, value_enum, default_value = "vu", requires = "data")]
+    data_mode: DataModeArg,
     /// Largest event (data and partial line) a stream may buffer; larger is a failure
     #[arg(long, default_value = "1MiB", value_parser = config::parse_size)]
     max_event_size: usize,
@@ -143,6 +165,26 @@ struct RunArgs {
     json: Option<PathBuf>,
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DataModeArg {
+    Vu,
+    Request,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ArrivalsArg {
+    Constant,
+    Poisson,
+}
+
+/// The `--stages` value, a newtype for the same reason as `BindList`.
+#[derive(Debug, Clone)]
+struct StageList(Vec<config::Stage>);
+
+fn parse_stages(s: &str) -> Result<StageList, String> {
+    config::parse_stages(s).map(StageList)
 }
 
 /// One `--bind` value. A newtype, because clap reads `Option<Vec<T>>` as repeated values of T.
@@ -273,13 +315,28 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
             _ => return Err(ConfigError("--target-addrs takes one URL (for its Host and path), not several".into())),
         },
     };
+    let stages = args.stages.map(|s| s.0).unwrap_or_default();
+    let arrivals = args.arrival_rate.map(|rate_per_s| Arrivals {
+        rate_per_s,
+        poisson: args.arrivals == ArrivalsArg::Poisson,
+        max_streams: args.max_streams,
+    });
+    // Stages and arrivals size the run themselves: the most streams open at once, and (stages) its length.
+    let (connections, duration) = match (&arrivals, stages.iter().map(|s| s.streams).max()) {
+        (Some(arrivals), _) => (arrivals.max_streams, duration),
+        (None, Some(most)) => (most, None),
+        (None, None) => (args.connections, duration),
+    };
     let cfg = RunConfig {
         targets,
         bind_addrs: args.bind.map(|b| b.0).unwrap_or_default(),
-        connections: args.connections,
+        connections,
         duration,
         streams_limit: args.streams,
         connect_rate_per_s: args.connect_rate,
+        stages,
+        arrivals,
+        seed: args.seed,
         connect_timeout: args.connect_timeout,
         header_timeout: args.header_timeout,
         first_event_timeout: args.first_event_timeout,
@@ -294,6 +351,14 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         method: args.method.to_ascii_uppercase(),
         headers: args.headers,
         body,
+        data: match &args.data {
+            None => None,
+            Some(path) => Some(DataSet::load(path).map_err(|e| ConfigError(format!("--data: {e}")))?),
+        },
+        data_mode: match args.data_mode {
+            DataModeArg::Vu => DataMode::Vu,
+            DataModeArg::Request => DataMode::Request,
+        },
         max_event_size_bytes: args.max_event_size,
         threads: args.engine.threads(),
         driver: args.engine.driver.into(),
@@ -384,6 +449,34 @@ mod tests {
         assert_eq!(cfg.max_event_size_bytes, 4096);
         assert_eq!(cfg.threads, 1);
         assert_eq!(cfg.bind_addrs.len(), 2);
+    }
+
+    #[test]
+    fn load_shapes_reach_the_config() {
+        let cfg = run(&["http://127.0.0.1:9/", "--stages", "10:1s,30:2s", "--connect-rate", "5"]).unwrap();
+        assert_eq!(cfg.stages.iter().map(|s| s.streams).collect::<Vec<_>>(), vec![10, 30]);
+        assert_eq!((cfg.connections, cfg.duration), (30, None));
+        let cfg = run(&["http://127.0.0.1:9/", "--arrival-rate", "50", "--arrivals", "poisson", "--max-streams", "7"])
+            .unwrap();
+        let arrivals = cfg.arrivals.unwrap();
+        assert_eq!((arrivals.rate_per_s, arrivals.poisson, arrivals.max_streams), (50.0, true, 7));
+        assert_eq!(cfg.connections, 7);
+        assert_eq!(run(&["http://127.0.0.1:9/", "--arrival-rate", "5"]).unwrap().arrivals.unwrap().max_streams, 10_000);
+        let dir = std::env::temp_dir().join(format!("ssebench-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let users = dir.join("users.csv");
+        std::fs::write(&users, "token\na\nb\n").unwrap();
+        let cfg =
+            run(&["http://127.0.0.1:9/", "-H", "Authorization: Bearer {{token}}", "--data", users.to_str().unwrap()])
+                .unwrap();
+        assert_eq!(cfg.data.as_ref().map(|d| d.rows()), Some(2));
+        let missing =
+            run(&["http://127.0.0.1:9/", "-H", "X: {{nope}}", "--data", users.to_str().unwrap()]).unwrap_err();
+        assert!(missing.0.contains("nope"), "{}", missing.0);
+        let unused = run(&["http://127.0.0.1:9/", "--data", users.to_str().unwrap()]).unwrap_err();
+        assert!(unused.0.contains("--data"), "{}", unused.0);
+        assert!(run(&["http://127.0.0.1:9/", "--body", "{{rand_int 5 1}}"]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -66,14 +66,13 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
         outcome.memory = None;
     }
     let target = cfg.targets.iter().map(|t| t.url()).collect::<Vec<_>>().join(", ");
-    let mut report = Report::new(&target, &outcome);
-    report.slos = cfg.slos.iter().map(|slo| slo.judge(&report)).collect();
+    let report = Report::new(&target, &outcome, &cfg.slos);
     print!("{}", report::render_text(&report));
     if let Some(path) = &cfg.json_path {
         std::fs::write(path, report.to_json() + "\n")
             .map_err(|e| format!("cannot write the JSON report to {}: {e}", path.display()))?;
     }
-    Ok(report.slos.iter().all(|v| v.pass))
+    Ok(report.slos_pass())
 }
 
 fn serve(cfg: &ServeConfig) -> Result<(), String> {

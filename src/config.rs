@@ -5,6 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::http1::request::RequestSpec;
+use crate::template::{DataMode, DataSet, RequestTemplate};
+
 /// A configuration that cannot run. Start-up only, so a string is fine here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -130,6 +133,14 @@ pub struct RunConfig {
     pub streams_limit: Option<u64>,
     /// New streams per second while ramping up; `None` is unlimited.
     pub connect_rate_per_s: Option<f64>,
+    /// `--stages`: a step ramp of target concurrent streams; empty runs `connections` throughout.
+    /// With stages, `connections` is the largest target and the stages set the duration.
+    pub stages: Vec<Stage>,
+    /// `--arrival-rate`: the open model; `None` is the closed model (virtual users).
+    pub arrivals: Option<Arrivals>,
+    /// Seeds Poisson arrivals, `--stream-duration` ranges and template randomness: the same seed
+    /// gives the same schedule.
+    pub seed: u64,
     pub connect_timeout: Duration,
     /// Request written to complete response head; `None` is no limit.
     pub header_timeout: Option<Duration>,
@@ -153,8 +164,12 @@ pub struct RunConfig {
     /// Objectives judged at the end; any failing one makes the exit code 1.
     pub slos: Vec<crate::slo::Slo>,
     pub method: String,
+    /// Header values, the URL path and the body may hold `{{...}}` placeholders (see `template`).
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// `--data`: rows for `{{field}}` placeholders, and which row a request uses.
+    pub data: Option<DataSet>,
+    pub data_mode: DataMode,
     pub max_event_size_bytes: usize,
     pub threads: usize,
     pub driver: DriverChoice,
@@ -172,6 +187,9 @@ impl RunConfig {
             duration: Some(Duration::from_secs(10)),
             streams_limit: None,
             connect_rate_per_s: None,
+            stages: Vec::new(),
+            arrivals: None,
+            seed: 1,
             connect_timeout: Duration::from_secs(10),
             header_timeout: None,
             first_event_timeout: None,
@@ -186,6 +204,8 @@ impl RunConfig {
             method: "GET".into(),
             headers: Vec::new(),
             body: Vec::new(),
+            data: None,
+            data_mode: DataMode::Vu,
             max_event_size_bytes: 1 << 20,
             threads: crate::runtime::available_cores(),
             driver: DriverChoice::Auto,
@@ -203,6 +223,9 @@ impl RunConfig {
                 return err(format!("--bind {bind} cannot reach {} (IPv4 and IPv6 do not mix)", t.addr));
             }
         }
+        if self.arrivals.is_some_and(|a| a.max_streams == 0) {
+            return err("--max-streams must be at least 1");
+        }
         if self.connections == 0 {
             return err("-c/--connections must be at least 1");
         }
@@ -217,14 +240,98 @@ impl RunConfig {
         {
             return err("--connect-rate must be a positive number of streams per second");
         }
+        if let Some(arrivals) = &self.arrivals {
+            if !(arrivals.rate_per_s.is_finite() && arrivals.rate_per_s > 0.0) {
+                return err("--arrival-rate must be a positive number of streams per second");
+            }
+            if !self.stages.is_empty() {
+                return err("--arrival-rate and --stages do not combine: one is an open model, the other closed");
+            }
+            if self.reconnect {
+                return err("--reconnect needs virtual users (the closed model), not --arrival-rate");
+            }
+        }
+        if !self.stages.is_empty() && self.streams_limit.is_some() {
+            return err("--stages sets the run's length; -n/--streams does not combine with it");
+        }
         if self.max_event_size_bytes < 16 {
             return err("--max-event-size must be at least 16 bytes");
         }
         if !self.method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_') || self.method.is_empty() {
             return err(format!("-m/--method '{}' is not an HTTP method token", self.method));
         }
+        // Templates are parsed now, so a bad one stops the run before it starts, never midway.
+        self.request_templates(&|name| std::env::var(name).ok())?;
         Ok(())
     }
+
+    /// Each target's request as a template, or `None` where it has no placeholder (and is
+    /// encoded once). `env` looks up `{{env NAME}}`.
+    pub fn request_templates(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Option<RequestTemplate>>, ConfigError> {
+        let users = self.connections as u64;
+        let mut templates = Vec::with_capacity(self.targets.len());
+        for target in &self.targets {
+            let spec = RequestSpec {
+                method: &self.method,
+                path: &target.path,
+                host: &target.host_header,
+                headers: &self.headers,
+                body: &self.body,
+            };
+            let template = RequestTemplate::new(&spec, self.data.clone(), self.data_mode, users, self.seed, env)
+                .map_err(ConfigError)?;
+            templates.push((!template.is_static()).then_some(template));
+        }
+        if self.data.is_some() && templates.iter().all(Option::is_none) {
+            return err("--data is given but no header, path or body uses a {{field}} from it");
+        }
+        Ok(templates)
+    }
+}
+
+/// One step of `--stages`: hold `streams` concurrent streams for `hold` (after ramping to them
+/// at `--connect-rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stage {
+    pub streams: usize,
+    pub hold: Duration,
+}
+
+/// The open model: new streams arrive on a schedule, whether or not earlier ones have ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Arrivals {
+    pub rate_per_s: f64,
+    /// Exponential gaps between arrivals (a Poisson process) instead of even ones.
+    pub poisson: bool,
+    /// Most streams open at once; an arrival finding them all busy is dropped and counted.
+    pub max_streams: usize,
+}
+
+/// Parses `--stages 100:30s,500:30s,1000:1m`: target concurrent streams and hold time per stage.
+pub fn parse_stages(s: &str) -> Result<Vec<Stage>, String> {
+    let mut stages = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((streams, hold)) = item.split_once(':') else {
+            return Err(format!("stage '{item}': expected STREAMS:HOLD, e.g. 100:30s"));
+        };
+        let streams: usize =
+            streams.trim().parse().map_err(|_| format!("stage '{item}': '{streams}' is not a stream count"))?;
+        let hold = parse_duration(hold).map_err(|e| format!("stage '{item}': {e}"))?;
+        if hold.is_zero() {
+            return Err(format!("stage '{item}': the hold time must be positive"));
+        }
+        stages.push(Stage { streams, hold });
+    }
+    if stages.is_empty() {
+        return Err("expected at least one stage, e.g. 100:30s,500:30s".into());
+    }
+    if stages.iter().all(|s| s.streams == 0) {
+        return Err(format!("'{s}': every stage has 0 streams"));
+    }
+    Ok(stages)
 }
 
 /// Everything `ssebench serve` needs, checked.
@@ -403,6 +510,23 @@ mod tests {
         assert_eq!(parse_duration_range("30s..5m"), Ok((s(30), s(300))));
         for bad in ["0s", "5m..30s", "..", "1s..x"] {
             assert!(parse_duration_range(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stages() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            parse_stages("100:30s, 500:1m,0:5s"),
+            Ok(vec![
+                Stage { streams: 100, hold: s(30) },
+                Stage { streams: 500, hold: s(60) },
+                Stage { streams: 0, hold: s(5) }
+            ])
+        );
+        for bad in ["", "100", "100:0s", "x:1s", "100:fast", "0:1s,0:2s", "-5:1s"] {
+            let err = parse_stages(bad).unwrap_err();
+            assert!(err.contains(bad) || bad.is_empty() || bad == "-5:1s", "{bad}: {err}");
         }
     }
 

@@ -17,6 +17,8 @@ use crate::worker::{self, RunShared, Timing};
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub recorder: Recorder,
+    /// `--stages`: each stage's own figures, with its place on the run's clock.
+    pub stages: Vec<StageOutcome>,
     pub driver: Driver,
     pub threads: usize,
     pub elapsed: Duration,
@@ -24,6 +26,15 @@ pub struct RunOutcome {
     pub memory: Option<Memory>,
     /// Ctrl-C ended the run early.
     pub stopped_by_signal: bool,
+    /// `--arrival-rate` ran the open model.
+    pub open_model: bool,
+}
+
+/// One stage's figures, merged over the cores.
+#[derive(Debug, Clone)]
+pub struct StageOutcome {
+    pub window: plan::StageWindow,
+    pub recorder: Recorder,
 }
 
 /// Resident memory before any stream connected, and the most sampled while streams were open.
@@ -84,7 +95,8 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
             })
         })
         .collect();
-    let shared = Arc::new(RunShared { cfg: cfg.clone(), requests });
+    let templates = cfg.request_templates(&|name| std::env::var(name).ok()).map_err(|e| EngineError(e.0))?;
+    let shared = Arc::new(RunShared { cfg: cfg.clone(), requests, templates });
     let threads = shards.len();
     let mut handles = Vec::with_capacity(threads);
     let mut go_senders = Vec::with_capacity(threads);
@@ -112,7 +124,9 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     }
     let rss_before_kib = sys::memory_kib().map(|m| m.rss_kib);
     let start = Instant::now();
-    let timing = Timing { start, deadline: cfg.duration.map(|d| start + d) };
+    let windows = plan::stage_windows(&cfg.stages, cfg.connect_rate_per_s);
+    let length = windows.last().map(|w| w.end).or(cfg.duration);
+    let timing = Timing { start, deadline: length.map(|d| start + d) };
     if ready == threads {
         for go in &go_senders {
             let _ = go.send(timing);
@@ -121,13 +135,23 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     drop(go_senders);
     let rss_peak_kib = watch_rss(&handles);
     let mut merged = Recorder::new();
+    let mut stages: Vec<StageOutcome> =
+        windows.iter().map(|&window| StageOutcome { window, recorder: Recorder::new() }).collect();
     for handle in handles {
-        let recorder = handle
+        let recorders = handle
             .join()
             .map_err(|_| EngineError("a worker thread panicked".into()))?
             .map_err(|e| EngineError(format!("cannot start a {} runtime: {e}", driver.name())))?;
-        merged.merge(&recorder);
+        // A run stopped early (Ctrl-C) hands back fewer stages than planned.
+        for (stage, recorder) in stages.iter_mut().zip(&recorders) {
+            stage.recorder.merge(recorder);
+        }
+        for recorder in &recorders {
+            merged.merge(recorder);
+        }
     }
+    // Streams carried from stage to stage are the same streams: the run saw each once.
+    merged.carried_in = 0;
     let elapsed = start.elapsed();
     let memory = match (rss_before_kib, rss_peak_kib) {
         (Some(before), Some(peak)) => Some(Memory { rss_before_kib: before, rss_peak_kib: peak }),
@@ -135,10 +159,12 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     };
     Ok(RunOutcome {
         recorder: merged,
+        stages,
         driver,
         threads,
         elapsed,
         memory,
         stopped_by_signal: crate::signal::interrupted(),
+        open_model: cfg.arrivals.is_some(),
     })
 }

@@ -23,6 +23,6 @@ pub mod signal;
 pub mod slo;
 pub mod sse;
 pub mod stream;
-pub mod template;
 pub mod sys;
+pub mod template;
 pub mod worker;

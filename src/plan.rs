@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, Stage};
 
 /// One core's share of the run. Shards never talk to each other: every limit is split up front.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,8 +14,94 @@ pub struct Shard {
     pub virtual_users: usize,
     /// Streams this core may start in all (`-n` split across cores); `None` is unlimited.
     pub streams_quota: Option<u64>,
-    /// Delay before each local virtual user's first stream, in order; empty when there is no `--connect-rate`.
+    /// Delay before each local virtual user's first stream, in order; empty when there is no
+    /// `--connect-rate` (and with `--stages`, whose ramps are timed by `stage_start_offset`).
     pub first_start_offsets: Vec<Duration>,
+    /// `--stages`: how many of this core's users run in each stage (users `0..n` locally).
+    pub stage_users: Vec<usize>,
+    /// `--arrival-rate`: this core's share of the arrivals; `virtual_users` is then its share of
+    /// `--max-streams`.
+    pub arrivals: Option<ArrivalClock>,
+}
+
+/// Where a stage sits on the run's clock (offsets from the common start). Every core gets the
+/// same windows, so per-stage figures from different cores cover the same time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StageWindow {
+    pub start: Duration,
+    /// The ramp to `streams` at `--connect-rate` (zero when going down or unlimited) plus the hold.
+    pub end: Duration,
+    pub streams: usize,
+    /// The previous stage's target (0 before the first): users from here up start in the ramp.
+    pub from_streams: usize,
+}
+
+/// Lays the stages end to end: each ramps from the last one's target at `connect_rate` (at once
+/// without one, or when it goes down), then holds its target for its hold time.
+pub fn stage_windows(stages: &[Stage], connect_rate: Option<f64>) -> Vec<StageWindow> {
+    let mut windows = Vec::with_capacity(stages.len());
+    let (mut at, mut from_streams) = (Duration::ZERO, 0);
+    for stage in stages {
+        let ramp = match connect_rate {
+            Some(rate) if stage.streams > from_streams => {
+                Duration::from_secs_f64((stage.streams - from_streams) as f64 / rate)
+            }
+            _ => Duration::ZERO,
+        };
+        let end = at + ramp + stage.hold;
+        windows.push(StageWindow { start: at, end, streams: stage.streams, from_streams });
+        (at, from_streams) = (end, stage.streams);
+    }
+    windows
+}
+
+/// When, after the stage's start, run-wide user `global` (one of the users the stage adds)
+/// starts: users join at `connect_rate` in index order, all at once without a rate.
+pub fn stage_start_offset(window: &StageWindow, global: usize, connect_rate: Option<f64>) -> Duration {
+    match connect_rate {
+        Some(rate) if global >= window.from_streams => {
+            Duration::from_secs_f64((global - window.from_streams) as f64 / rate)
+        }
+        _ => Duration::ZERO,
+    }
+}
+
+/// One core's arrival schedule: offsets from the start at which its streams are due. Cores
+/// interleave even arrivals (run-wide arrival `k` is core `k % threads`'s); with Poisson arrivals
+/// each core runs its own Poisson process at `rate / threads`, and their sum is one at `rate`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrivalClock {
+    rate_per_s: f64,
+    threads: usize,
+    core_index: usize,
+    poisson: bool,
+    /// Arrivals handed out so far.
+    count: u64,
+    /// Poisson: the last arrival's offset in seconds, and the generator's state.
+    last_s: f64,
+    rng: u64,
+}
+
+impl ArrivalClock {
+    pub fn new(rate_per_s: f64, poisson: bool, threads: usize, core_index: usize, seed: u64) -> ArrivalClock {
+        let rng = (seed ^ (core_index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+        ArrivalClock { rate_per_s, threads, core_index, poisson, count: 0, last_s: 0.0, rng }
+    }
+
+    /// This core's next arrival: its run-wide number (arrival `k` of this core is number
+    /// `k * threads + core`) and its offset from the start.
+    pub fn next_arrival(&mut self) -> (u64, Duration) {
+        let k = self.count;
+        self.count += 1;
+        let number = k * self.threads as u64 + self.core_index as u64;
+        if !self.poisson {
+            return (number, Duration::from_secs_f64(number as f64 / self.rate_per_s));
+        }
+        // Exponential gaps with mean threads / rate: -ln(U) for U uniform in (0, 1].
+        let uniform = ((crate::rng::next(&mut self.rng) >> 11) + 1) as f64 / (1u64 << 53) as f64;
+        self.last_s += -uniform.ln() * self.threads as f64 / self.rate_per_s;
+        (number, Duration::from_secs_f64(self.last_s))
+    }
 }
 
 /// Splits `total` into `parts` near-equal pieces, the larger ones first.
@@ -32,13 +118,24 @@ pub fn shards(cfg: &RunConfig) -> Vec<Shard> {
         .map(|core| {
             let virtual_users = split_even(cfg.connections as u64, threads, core) as usize;
             let streams_quota = cfg.streams_limit.map(|n| split_even(n, threads, core));
-            let first_start_offsets = match cfg.connect_rate_per_s {
+            let ramped_at_start = cfg.stages.is_empty() && cfg.arrivals.is_none();
+            let first_start_offsets = match cfg.connect_rate_per_s.filter(|_| ramped_at_start) {
                 None => Vec::new(),
                 Some(rate) => (0..virtual_users)
                     .map(|local| Duration::from_secs_f64((local * threads + core) as f64 / rate))
                     .collect(),
             };
-            Shard { core_index: core, threads, virtual_users, streams_quota, first_start_offsets }
+            let stage_users = cfg.stages.iter().map(|s| split_even(s.streams as u64, threads, core) as usize).collect();
+            let arrivals = cfg.arrivals.map(|a| ArrivalClock::new(a.rate_per_s, a.poisson, threads, core, cfg.seed));
+            Shard {
+                core_index: core,
+                threads,
+                virtual_users,
+                streams_quota,
+                first_start_offsets,
+                stage_users,
+                arrivals,
+            }
         })
         .collect()
 }
@@ -74,6 +171,59 @@ mod tests {
                 assert_eq!(plan.iter().map(|s| s.streams_quota.unwrap()).sum::<u64>(), n);
             }
         }
+    }
+
+    #[test]
+    fn stages_ramp_at_the_connect_rate_and_hold() {
+        let s = Duration::from_secs;
+        let stages = [
+            Stage { streams: 100, hold: s(10) },
+            Stage { streams: 300, hold: s(10) },
+            Stage { streams: 50, hold: s(5) },
+        ];
+        let windows = stage_windows(&stages, Some(100.0));
+        let bounds: Vec<_> = windows.iter().map(|w| (w.start.as_secs(), w.end.as_secs(), w.from_streams)).collect();
+        // 1 s to reach 100, 2 s from 100 to 300, no ramp going down.
+        assert_eq!(bounds, vec![(0, 11, 0), (11, 23, 100), (23, 28, 300)]);
+        assert_eq!(stage_start_offset(&windows[1], 150, Some(100.0)), Duration::from_millis(500));
+        assert_eq!(stage_start_offset(&windows[1], 150, None), Duration::ZERO);
+        assert_eq!(stage_windows(&stages, None)[1].start, s(10));
+
+        let mut c = cfg(300, 2, None, Some(100.0));
+        c.stages = stages.to_vec();
+        let plan = shards(&c);
+        assert_eq!(plan[0].stage_users, vec![50, 150, 25]);
+        assert_eq!(plan[1].stage_users, vec![50, 150, 25]);
+        assert!(plan[0].first_start_offsets.is_empty());
+    }
+
+    #[test]
+    fn even_arrivals_interleave_cores() {
+        let mut clocks: Vec<_> = (0..2).map(|core| ArrivalClock::new(10.0, false, 2, core, 1)).collect();
+        let ms = |c: &mut ArrivalClock| (0..3).map(|_| c.next_arrival().1.as_millis()).collect::<Vec<_>>();
+        assert_eq!(ms(&mut clocks[0]), vec![0, 200, 400]);
+        assert_eq!(ms(&mut clocks[1]), vec![100, 300, 500]);
+        assert_eq!(clocks[1].next_arrival().0, 7);
+    }
+
+    #[test]
+    fn poisson_arrivals_keep_their_rate() {
+        // 1000/s over 2 cores: each core's 20,000 arrivals should span about 40 s.
+        let mut clock = ArrivalClock::new(1000.0, true, 2, 1, 7);
+        let mut last = Duration::ZERO;
+        let mut gaps_under_mean = 0;
+        for _ in 0..20_000 {
+            let next = clock.next_arrival().1;
+            assert!(next >= last);
+            gaps_under_mean += usize::from((next - last).as_secs_f64() < 0.002);
+            last = next;
+        }
+        let span_s = last.as_secs_f64();
+        assert!((38.0..42.0).contains(&span_s), "{span_s}");
+        // Exponential gaps: 1 - 1/e (63%) of them are shorter than the mean.
+        assert!((12_200..13_100).contains(&gaps_under_mean), "{gaps_under_mean}");
+        let first = || ArrivalClock::new(1000.0, true, 2, 1, 7).next_arrival();
+        assert_eq!(first(), first());
     }
 
     #[test]

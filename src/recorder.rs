@@ -6,6 +6,9 @@ use hdrhistogram::Histogram;
 pub const HISTOGRAM_MAX: u64 = 24 * 3600 * 1_000_000;
 /// Three significant digits: 0.1% value precision.
 const HISTOGRAM_SIGFIG: u8 = 3;
+/// An arrival that starts more than this after its schedule is a late start (the generator fell
+/// behind); its lag is in the `start_lag_us` histogram either way.
+pub const LATE_START_US: u64 = 10_000;
 /// HTTP status codes are three digits, so a flat table indexed by code covers them all.
 const STATUS_SLOTS: usize = 1000;
 
@@ -136,6 +139,8 @@ pub struct Histograms {
     pub premature_end_us: Histogram<u64>,
     /// `--reconnect`: from a stream's end to its reconnect's request.
     pub reconnect_delay_us: Histogram<u64>,
+    /// `--arrival-rate`: from each started stream's scheduled start to its actual start.
+    pub start_lag_us: Histogram<u64>,
 }
 
 impl Histograms {
@@ -150,6 +155,7 @@ impl Histograms {
             max_gap_us: histogram(),
             premature_end_us: histogram(),
             reconnect_delay_us: histogram(),
+            start_lag_us: histogram(),
         }
     }
 
@@ -164,6 +170,7 @@ impl Histograms {
             (&mut self.max_gap_us, &other.max_gap_us),
             (&mut self.premature_end_us, &other.premature_end_us),
             (&mut self.reconnect_delay_us, &other.reconnect_delay_us),
+            (&mut self.start_lag_us, &other.start_lag_us),
         ];
         for (mine, theirs) in pairs {
             mine.add(theirs).expect("histograms share bounds");
@@ -194,8 +201,17 @@ pub struct Recorder {
     /// `--verify-seq`: ids skipped (events lost) and ids seen again (duplicates).
     pub lost_events: u64,
     pub duplicate_events: u64,
+    /// `--arrival-rate`: arrivals due, those dropped because `--max-streams` were open, and
+    /// those started more than `LATE_START_US` after their schedule.
+    pub arrivals: u64,
+    pub dropped_starts: u64,
+    pub late_starts: u64,
     failures: [u64; Failure::ALL.len()],
     status_counts: Box<[u64; STATUS_SLOTS]>,
+    /// `--stages`: streams already open when this stage began.
+    pub carried_in: u64,
+    /// Streams open when this recorder's stretch ended: its stage's end, or the run's stop.
+    pub open_at_end: u64,
     /// Streams open now (from connect start to stream end).
     pub active: u64,
     pub peak_active: u64,
@@ -225,8 +241,13 @@ impl Recorder {
             reconnects: 0,
             lost_events: 0,
             duplicate_events: 0,
+            arrivals: 0,
+            dropped_starts: 0,
+            late_starts: 0,
             failures: [0; Failure::ALL.len()],
             status_counts: Box::new([0; STATUS_SLOTS]),
+            carried_in: 0,
+            open_at_end: 0,
             active: 0,
             peak_active: 0,
             active_samples: Vec::new(),
@@ -270,6 +291,29 @@ impl Recorder {
         self.active_samples[tick] = self.active_samples[tick].max(active);
     }
 
+    /// An arrival that found every `--max-streams` slot busy.
+    pub fn start_dropped(&mut self) {
+        self.arrivals += 1;
+        self.dropped_starts += 1;
+    }
+
+    /// An arrival started `lag_us` after its schedule.
+    pub fn start_on_schedule(&mut self, lag_us: u64) {
+        self.arrivals += 1;
+        self.histograms.start_lag_us.saturating_record(lag_us);
+        self.late_starts += u64::from(lag_us > LATE_START_US);
+    }
+
+    /// Hands this stage's figures back and carries on in `fresh` (allocated up front): the
+    /// streams open now carry over, everything else starts from zero.
+    pub fn next_stage(&mut self, mut fresh: Recorder) -> Recorder {
+        self.open_at_end = self.active;
+        fresh.active = self.active;
+        fresh.carried_in = self.active;
+        fresh.stall_threshold_us = self.stall_threshold_us;
+        std::mem::replace(self, fresh)
+    }
+
     pub fn failures_of(&self, failure: Failure) -> u64 {
         self.failures[failure.index()]
     }
@@ -294,12 +338,17 @@ impl Recorder {
         self.reconnects += other.reconnects;
         self.lost_events += other.lost_events;
         self.duplicate_events += other.duplicate_events;
+        self.arrivals += other.arrivals;
+        self.dropped_starts += other.dropped_starts;
+        self.late_starts += other.late_starts;
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures.iter()) {
             *mine += theirs;
         }
         for (mine, theirs) in self.status_counts.iter_mut().zip(other.status_counts.iter()) {
             *mine += theirs;
         }
+        self.carried_in += other.carried_in;
+        self.open_at_end += other.open_at_end;
         self.active += other.active;
         if self.active_samples.len() < other.active_samples.len() {
             self.active_samples.resize(other.active_samples.len(), 0);
@@ -343,5 +392,22 @@ mod tests {
         assert_eq!(a.peak_active, 4);
         assert_eq!(a.histograms.events_per_stream.len(), 4);
         assert_eq!(a.stream_time_us, 2_020);
+    }
+
+    #[test]
+    fn stages_carry_open_streams_only() {
+        let mut rec = Recorder::new();
+        rec.stall_threshold_us = 5;
+        rec.stream_opened();
+        rec.stream_opened();
+        rec.start_dropped();
+        rec.start_on_schedule(LATE_START_US + 1);
+        let first = rec.next_stage(Recorder::new());
+        assert_eq!((first.streams_started, first.active, first.arrivals, first.dropped_starts), (2, 2, 2, 1));
+        assert_eq!(first.late_starts, 1);
+        assert_eq!((rec.streams_started, rec.active, rec.stall_threshold_us, rec.arrivals), (0, 2, 5, 0));
+        assert_eq!(rec.carried_in, 2);
+        rec.stream_closed(StreamEnd::Completed, 10, 1);
+        assert_eq!((rec.streams_completed, rec.active), (1, 1));
     }
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::config::parse_duration;
-use crate::report::{Report, Summary};
+use crate::report::{Figures, Summary};
 
 /// What an objective measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,8 +106,8 @@ impl Slo {
         Ok(Slo { text: text.trim().to_string(), metric, op, threshold })
     }
 
-    /// Judges the objective against a finished run.
-    pub fn judge(&self, report: &Report) -> Verdict {
+    /// Judges the objective against a finished run, or one stage of it.
+    pub fn judge(&self, report: &Figures) -> Verdict {
         let measured = measure(self.metric, report);
         let pass = match self.op {
             Op::Lt => measured < self.threshold,
@@ -188,7 +188,7 @@ fn stat_of(summary: &Summary, stat: Stat) -> f64 {
     }
 }
 
-fn measure(metric: Metric, r: &Report) -> f64 {
+fn measure(metric: Metric, r: &Figures) -> f64 {
     let l = &r.latency_us;
     let ratio = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
     match metric {
@@ -212,7 +212,7 @@ fn measure(metric: Metric, r: &Report) -> f64 {
                 .iter()
                 .map(|class| r.streams.failures.get(*class).copied().unwrap_or(0))
                 .sum();
-            ratio(r.streams.failed.saturating_sub(connect_failures), r.streams.started)
+            ratio(r.streams.failed.saturating_sub(connect_failures), r.streams.started + r.streams.open_at_start)
         }
         Metric::EventsPerS => r.events.per_second,
     }

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 
 use crate::config::RunConfig;
-use crate::plan::Shard;
+use crate::plan::{self, Shard};
 use crate::recorder::{Failure, Recorder, StreamEnd};
 use crate::signal;
 use crate::stream::{Progress, StreamMachine, micros_between};
 use crate::sys;
+use crate::template::RequestTemplate;
 
 /// Bytes one `recv` may return; one buffer per core, shared by all its streams.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -35,6 +36,9 @@ pub struct RunShared {
     pub cfg: RunConfig,
     /// One request per target, each encoded once.
     pub requests: Vec<Vec<u8>>,
+    /// Per target: the request as a template, rendered for each stream; `None` where it has no
+    /// placeholder (then `requests` is sent as it is).
+    pub templates: Vec<Option<RequestTemplate>>,
 }
 
 /// The run's clock, handed to every worker once all of them are ready.
@@ -57,6 +61,8 @@ enum Expiry {
     SessionEnd,
     /// The run's duration is over, or Ctrl-C.
     RunOver,
+    /// A `--stages` step down: the generator closed the stream on purpose.
+    StageEnd,
 }
 
 impl Expiry {
@@ -69,7 +75,7 @@ impl Expiry {
             Expiry::IdleTimeout => StreamEnd::Failed(Failure::IdleTimeout),
             Expiry::ByteIdleTimeout => StreamEnd::Failed(Failure::ByteIdleTimeout),
             Expiry::SessionEnd => StreamEnd::Completed,
-            Expiry::RunOver => StreamEnd::Interrupted,
+            Expiry::RunOver | Expiry::StageEnd => StreamEnd::Interrupted,
         }
     }
 }
@@ -88,6 +94,12 @@ struct Slot {
     /// Milliseconds after the start when the stream reaches its `--stream-duration`; 0: none.
     session_deadline_ms: Cell<u64>,
     expired: Cell<Option<Expiry>>,
+    /// A task runs this user (or open-model stream) now.
+    running: Cell<bool>,
+    /// Open model: when this slot's stream is due, in µs after the start, and the arrival's
+    /// run-wide number (its `{{vu}}`: each arrival is a new user).
+    due_us: Cell<u64>,
+    arrival: Cell<u64>,
 }
 
 impl Slot {
@@ -99,6 +111,9 @@ impl Slot {
             byte_deadline_ms: Cell::new(0),
             session_deadline_ms: Cell::new(0),
             expired: Cell::new(None),
+            running: Cell::new(false),
+            due_us: Cell::new(0),
+            arrival: Cell::new(0),
         }
     }
 
@@ -154,8 +169,18 @@ struct Core {
     scratch: Box<[u8]>,
     /// A request with a `Last-Event-ID` header, built here for each write (`--reconnect`).
     request_buf: Vec<u8>,
+    /// A templated request rendered for one stream, and its body (rendered first, for its length).
+    render_buf: Vec<u8>,
+    body_buf: Vec<u8>,
     /// Streams this core may still start; `None` is unlimited.
     streams_left: Option<u64>,
+    /// Users `0..user_limit` may start streams; the others end at their next start (`--stages`).
+    user_limit: usize,
+    /// `--stages`: recorders for the stages to come (allocated up front) and the finished ones.
+    spare_recs: Vec<Recorder>,
+    done_recs: Vec<Recorder>,
+    /// `--arrival-rate`: slots with no stream, taken by arrivals.
+    free_slots: Vec<usize>,
     /// Connects waiting for their handshake, so the sweeper scans only when there are some.
     connecting: u32,
     /// The run is over: no new streams.
@@ -217,6 +242,17 @@ impl CoreCtx {
         Some(low + Duration::from_millis(crate::rng::next(&mut seed) % (span_ms + 1)))
     }
 
+    /// User `local` may start a stream: `--stages` has not stepped down past it.
+    fn may_start(&self, local: usize) -> bool {
+        local < self.core.borrow().user_limit
+    }
+
+    /// `{{vu}}` of the stream in `slot`: the run-wide user index, or in the open model the
+    /// arrival's number.
+    fn vu(&self, slot: &Slot, local: usize) -> u64 {
+        if self.shared.cfg.arrivals.is_some() { slot.arrival.get() } else { self.global_index(local) as u64 }
+    }
+
     /// The run-wide index of this core's user `local`.
     fn global_index(&self, local: usize) -> usize {
         local * self.threads + self.core_index
@@ -239,37 +275,51 @@ impl CoreCtx {
     }
 }
 
-/// Runs a shard to its end (quota used up or deadline passed) and returns its recorder.
+/// Runs a shard to its end (quota used up or deadline passed) and returns its recorders: one per
+/// `--stages` stage, or one for the whole run.
 ///
 /// Everything the core needs is allocated first; then it reports `ready` and blocks until the
 /// engine sends the run's clock (after measuring memory with nothing connected). Blocking is
 /// fine there: nothing else runs on this runtime yet.
-pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Receiver<Timing>) -> Recorder {
-    let mut rec = Recorder::new();
-    if let Some(stall) = shared.cfg.stall_threshold {
-        rec.stall_threshold_us = stall.as_micros() as u64;
-    }
-    if let Some(duration) = shared.cfg.duration {
-        // Room for every sample of the run, so sampling never allocates mid-run.
-        // Capped: a run of days reserves a day and grows past it (once per 100 ms, not per event).
-        let samples = (duration.as_nanos() / SAMPLE_PERIOD.as_nanos()) as usize + 2;
-        rec.active_samples.reserve(samples.min(MAX_RESERVED_SAMPLES));
-    }
+pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Receiver<Timing>) -> Vec<Recorder> {
+    let new_recorder = || {
+        let mut rec = Recorder::new();
+        if let Some(stall) = shared.cfg.stall_threshold {
+            rec.stall_threshold_us = stall.as_micros() as u64;
+        }
+        // Room for every sample of the run, so sampling never allocates mid-run. Capped: a run
+        // of days reserves a day and grows past it (once per 100 ms, not per event).
+        let run_length = match shared.cfg.stages.last() {
+            Some(_) => plan::stage_windows(&shared.cfg.stages, shared.cfg.connect_rate_per_s).last().map(|w| w.end),
+            None => shared.cfg.duration,
+        };
+        if let Some(length) = run_length {
+            let samples = (length.as_nanos() / SAMPLE_PERIOD.as_nanos()) as usize + 2;
+            rec.active_samples.reserve(samples.min(MAX_RESERVED_SAMPLES));
+        }
+        rec
+    };
+    let stages = shard.stage_users.len().max(1);
     let core = Core {
-        rec,
+        rec: new_recorder(),
         scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
         request_buf: Vec::with_capacity(shared.requests.iter().map(Vec::len).max().unwrap_or(0) + 64),
+        render_buf: Vec::new(),
+        body_buf: Vec::new(),
         streams_left: shard.streams_quota,
+        user_limit: shard.virtual_users,
+        spare_recs: (1..stages).map(|_| new_recorder()).collect(),
+        done_recs: Vec::with_capacity(stages),
+        free_slots: (0..shard.virtual_users).rev().collect(),
         connecting: 0,
         stopping: false,
         finished: false,
     };
     let slots: Box<[Slot]> = (0..shard.virtual_users).map(|_| Slot::new()).collect();
-    let mut users = Vec::with_capacity(shard.virtual_users);
     let _ = ready.send(());
     let Ok(timing) = go.recv() else {
         // The engine gave up before the start (another worker failed to start).
-        return core.rec;
+        return vec![core.rec];
     };
     let ctx = Rc::new(CoreCtx {
         core: RefCell::new(core),
@@ -281,6 +331,26 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
     });
     monoio::spawn(sample_active(ctx.clone()));
     monoio::spawn(sweep(ctx.clone()));
+    match &shard.arrivals {
+        Some(clock) => drive_arrivals(&ctx, clock.clone()).await,
+        None if !shard.stage_users.is_empty() => drive_stages(&ctx, &shard.stage_users).await,
+        None => drive_users(&ctx, &shard).await,
+    }
+    let mut core = ctx.core.borrow_mut();
+    core.finished = true;
+    let tick = timing.start.elapsed().as_nanos() / SAMPLE_PERIOD.as_nanos();
+    core.rec.sample_active(tick as usize);
+    let last = std::mem::take(&mut core.rec);
+    let mut recorders = std::mem::take(&mut core.done_recs);
+    recorders.push(last);
+    recorders
+}
+
+/// The closed model: every virtual user runs from the start (or from its `--connect-rate` turn)
+/// to the end.
+async fn drive_users(ctx: &Rc<CoreCtx>, shard: &Shard) {
+    let timing = ctx.timing;
+    let mut users = Vec::with_capacity(shard.virtual_users);
     for local in 0..shard.virtual_users {
         // With --connect-rate, users are spawned when their turn comes: a waiting user costs nothing.
         if let Some(offset) = shard.first_start_offsets.get(local) {
@@ -295,16 +365,104 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
                 break;
             }
         }
-        users.push(monoio::spawn(virtual_user(ctx.clone(), local)));
+        users.push(spawn_user(ctx, local));
     }
     for user in users {
         user.await;
     }
-    let mut core = ctx.core.borrow_mut();
-    core.finished = true;
-    let tick = timing.start.elapsed().as_nanos() / SAMPLE_PERIOD.as_nanos();
-    core.rec.sample_active(tick as usize);
-    std::mem::take(&mut core.rec)
+}
+
+fn spawn_user(ctx: &Rc<CoreCtx>, local: usize) -> monoio::task::JoinHandle<()> {
+    ctx.slots[local].running.set(true);
+    monoio::spawn(virtual_user(ctx.clone(), local))
+}
+
+/// `--stages`: at each stage's start, switch to its recorder, close the users a step down
+/// removes, and start the ones a step up adds (at `--connect-rate`).
+async fn drive_stages(ctx: &Rc<CoreCtx>, stage_users: &[usize]) {
+    let cfg = &ctx.shared.cfg;
+    let windows = plan::stage_windows(&cfg.stages, cfg.connect_rate_per_s);
+    let mut users: Vec<Option<monoio::task::JoinHandle<()>>> = (0..ctx.slots.len()).map(|_| None).collect();
+    let mut running = 0;
+    'stages: for (stage, (window, &target)) in windows.iter().zip(stage_users).enumerate() {
+        let stage_start = ctx.timing.start + window.start;
+        if stage_start > Instant::now() {
+            monoio::time::sleep_until(stage_start.into()).await;
+        }
+        if ctx.run_over(Instant::now()) {
+            break;
+        }
+        if stage > 0 {
+            let mut core = ctx.core.borrow_mut();
+            let fresh = core.spare_recs.pop().expect("a recorder is allocated for every stage");
+            let done = core.rec.next_stage(fresh);
+            core.done_recs.push(done);
+        }
+        ctx.core.borrow_mut().user_limit = target;
+        // A step down: the users past the target stop; an open stream is closed now (counted as
+        // open at the end of its stage, not as a failure), an idle user stops at its next start.
+        for slot in ctx.slots.iter().take(running).skip(target).filter(|s| s.fd.get() >= 0) {
+            slot.expire(Expiry::StageEnd);
+        }
+        let first_new = running.min(target);
+        for (local, user) in users.iter_mut().enumerate().take(target).skip(first_new) {
+            let global = ctx.global_index(local);
+            let start_at = stage_start + plan::stage_start_offset(window, global, cfg.connect_rate_per_s);
+            if start_at > Instant::now() {
+                monoio::time::sleep_until(start_at.into()).await;
+            }
+            if ctx.run_over(Instant::now()) {
+                break 'stages;
+            }
+            // A user stopped by an earlier step down may still be winding down; it carries on.
+            if !ctx.slots[local].running.get() {
+                *user = Some(spawn_user(ctx, local));
+            }
+        }
+        running = target;
+    }
+    for user in users.into_iter().flatten() {
+        user.await;
+    }
+}
+
+/// The open model: a stream starts at each arrival, whether or not earlier ones have ended, in
+/// a free slot; with every slot (`--max-streams`) busy the arrival is dropped and counted.
+async fn drive_arrivals(ctx: &Rc<CoreCtx>, mut clock: plan::ArrivalClock) {
+    let mut streams: Vec<Option<monoio::task::JoinHandle<()>>> = (0..ctx.slots.len()).map(|_| None).collect();
+    loop {
+        let (number, offset) = clock.next_arrival();
+        let due = ctx.timing.start + offset;
+        if ctx.timing.deadline.is_some_and(|d| due >= d) {
+            break;
+        }
+        if due > Instant::now() {
+            monoio::time::sleep_until(due.into()).await;
+        }
+        // Arrivals that fell due while this task waited for its turn start now, late: their
+        // lag is measured, and their latencies count from `due`.
+        let now = Instant::now();
+        if ctx.run_over(now) {
+            break;
+        }
+        let mut core = ctx.core.borrow_mut();
+        if !core.take_stream_slot() {
+            break;
+        }
+        let Some(index) = core.free_slots.pop() else {
+            core.rec.start_dropped();
+            continue;
+        };
+        core.rec.start_on_schedule(micros_between(due, now));
+        drop(core);
+        ctx.slots[index].due_us.set(micros_between(ctx.timing.start, due));
+        ctx.slots[index].arrival.set(number);
+        // The previous stream in this slot has returned it, so its task is done.
+        streams[index] = Some(spawn_user(ctx, index));
+    }
+    for stream in streams.into_iter().flatten() {
+        stream.await;
+    }
 }
 
 async fn sample_active(ctx: Rc<CoreCtx>) {
@@ -342,7 +500,10 @@ async fn sweep(ctx: Rc<CoreCtx>) {
         }
         let now = Instant::now();
         if ctx.timing.deadline.is_some_and(|d| now >= d) || signal::interrupted() {
-            ctx.core.borrow_mut().stopping = true;
+            let mut core = ctx.core.borrow_mut();
+            core.stopping = true;
+            core.rec.open_at_end = core.rec.active;
+            drop(core);
             for slot in ctx.slots.iter().filter(|s| s.fd.get() >= 0) {
                 slot.expire(Expiry::RunOver);
             }
@@ -366,34 +527,48 @@ async fn sweep(ctx: Rc<CoreCtx>) {
     }
 }
 
-/// A closed-model virtual user: one stream at a time, the next as soon as the last ends.
+/// A virtual user: one stream at a time, the next as soon as the last ends. In the open model
+/// (`--arrival-rate`) it runs the one stream its slot was given, timed from its scheduled start.
 ///
 /// The only await sites of a stream are here, so the task holds one readiness future at a time;
 /// everything between two waits is the synchronous [`Attempt::advance`].
 async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     let slot = &ctx.slots[index];
     let cfg = &ctx.shared.cfg;
+    let open_model = cfg.arrivals.is_some();
     let mut machine = StreamMachine::new(cfg.max_event_size_bytes);
     if cfg.reconnect || cfg.verify_seq {
         machine.track_ids(cfg.verify_seq);
     }
     let mut conn: Option<Conn<'_>> = None;
-    let mut first = true;
+    // This user's streams so far: `{{seq}}`.
+    let mut seq = 0u32;
     loop {
-        if cfg.reconnect && !std::mem::take(&mut first) {
+        if cfg.reconnect && seq > 0 {
             let retry = machine.retry_ms().map_or(cfg.retry_default, Duration::from_millis);
             // Boxed: reconnects are rare next to events, and every byte here is in every user.
-            if !Box::pin(wait_to_reconnect(&ctx, retry)).await {
-                return;
+            if !Box::pin(wait_to_reconnect(&ctx, index, retry)).await {
+                break;
             }
         }
-        let opened_at = Instant::now();
-        // Users failing at once in a loop can postpone the sweeper: see `run_over`.
-        if ctx.run_over(opened_at) || !ctx.core.borrow_mut().take_stream_slot() {
-            return;
+        // Users failing at once in a loop can postpone the sweeper: see `run_over`. An arrival
+        // was admitted by `drive_arrivals`, which checked all this.
+        if !open_model
+            && (ctx.run_over(Instant::now()) || !ctx.may_start(index) || !ctx.core.borrow_mut().take_stream_slot())
+        {
+            break;
         }
+        let opened_at = if open_model {
+            // Timed from the schedule, not from when this task got to run.
+            let due = ctx.timing.start + Duration::from_micros(slot.due_us.get());
+            machine.begin(due);
+            due
+        } else {
+            Instant::now()
+        };
         ctx.core.borrow_mut().rec.stream_opened();
-        let mut attempt = Attempt::new(conn.is_some(), index);
+        let mut attempt = Attempt::new(conn.is_some(), index, seq, open_model);
+        seq = seq.wrapping_add(1);
         let mut end = loop {
             let interest = match attempt.advance(&ctx, slot, &mut conn, &mut machine) {
                 Next::Done(end) => break end,
@@ -416,9 +591,9 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             end = expiry.end();
             conn = None;
         }
-        record_end(&ctx, &machine, opened_at, end, expiry == Some(Expiry::SessionEnd));
-        if end == StreamEnd::Interrupted {
-            return;
+        record_end(&ctx, &machine, opened_at, attempt.requested, end, expiry == Some(Expiry::SessionEnd));
+        if end == StreamEnd::Interrupted || open_model {
+            break;
         }
         if attempt.waited {
             // Give the other tasks their turn before the next stream.
@@ -431,17 +606,22 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             Box::pin(monoio::time::sleep(FAILURE_PAUSE)).await;
         }
     }
+    drop(conn);
+    slot.running.set(false);
+    if open_model {
+        ctx.core.borrow_mut().free_slots.push(index);
+    }
 }
 
 /// Waits `retry` before a reconnect and counts it; false if the run ended meanwhile. Sleeps in
 /// steps of at most 100 ms, so the end of the run (or Ctrl-C) is noticed at once.
-async fn wait_to_reconnect(ctx: &CoreCtx, retry: Duration) -> bool {
+async fn wait_to_reconnect(ctx: &CoreCtx, index: usize, retry: Duration) -> bool {
     const STEP: Duration = Duration::from_millis(100);
     let from = Instant::now();
     let until = from + retry;
     loop {
         let now = Instant::now();
-        if ctx.run_over(now) {
+        if ctx.run_over(now) || !ctx.may_start(index) {
             return false;
         }
         if now >= until {
@@ -482,10 +662,16 @@ fn with_last_event_id(out: &mut Vec<u8>, request: &[u8], id: u64) {
 }
 
 /// Counts one stream's end. The machine's clock and count belong to this stream only if its
-/// request was written (`request_start` after `opened_at`); else it is timed from its connect.
-fn record_end(ctx: &CoreCtx, machine: &StreamMachine, opened_at: Instant, end: StreamEnd, reached_length: bool) {
+/// request started (`requested`); else it is timed from `opened_at`.
+fn record_end(
+    ctx: &CoreCtx,
+    machine: &StreamMachine,
+    opened_at: Instant,
+    requested: bool,
+    end: StreamEnd,
+    reached_length: bool,
+) {
     let now = Instant::now();
-    let requested = machine.request_start() >= opened_at;
     let mut core = ctx.core.borrow_mut();
     let rec = &mut core.rec;
     if requested && machine.events() >= 2 {
@@ -538,14 +724,29 @@ struct Attempt {
     wake_error: Option<std::io::Error>,
     /// The user's index on this core (its target and source address follow from it).
     local: usize,
+    /// The user's stream number, for templates.
+    seq: u32,
     /// The attempt waited for readiness at least once.
     waited: bool,
+    /// The request started: the machine's clock and events are this stream's.
+    requested: bool,
+    /// The machine's clock was started before the attempt (the open model's scheduled start).
+    clock_started: bool,
 }
 
 impl Attempt {
-    fn new(kept_alive: bool, local: usize) -> Attempt {
+    fn new(kept_alive: bool, local: usize, seq: u32, clock_started: bool) -> Attempt {
         let phase = if kept_alive { Phase::Request } else { Phase::Connect };
-        Attempt { phase, on_kept_alive: kept_alive, wake_error: None, local, waited: false }
+        Attempt {
+            phase,
+            on_kept_alive: kept_alive,
+            wake_error: None,
+            local,
+            seq,
+            waited: false,
+            requested: false,
+            clock_started,
+        }
     }
 
     /// Does all the work that needs no waiting, up to the next wait or the stream's end.
@@ -563,7 +764,10 @@ impl Attempt {
                 Phase::Connecting { started } => self.finish_connect(ctx, slot, conn, started, wake_error),
                 Phase::Request => {
                     let now = Instant::now();
-                    machine.begin(now);
+                    if !self.clock_started {
+                        machine.begin(now);
+                    }
+                    self.requested = true;
                     slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(self.local, now)));
                     self.phase = Phase::Writing { written: 0 };
                     None
@@ -651,14 +855,23 @@ impl Attempt {
         if let Some(err) = wake_error {
             return self.fail(slot, conn, sys::io_failure(&err), false);
         }
-        let base = &ctx.shared.requests[ctx.endpoint(self.local).0][..];
+        let target = ctx.endpoint(self.local).0;
         let mut core = ctx.core.borrow_mut();
-        // Rebuilt on every call, identically, so a write that waited resumes at `written`.
+        let Core { request_buf, render_buf, body_buf, .. } = &mut *core;
+        // Rebuilt on every call, identically (a render is a pure function of the user and its
+        // stream number), so a write that waited resumes at `written`.
+        let base = match &ctx.shared.templates[target] {
+            None => &ctx.shared.requests[target][..],
+            Some(template) => {
+                template.render(ctx.vu(slot, self.local), u64::from(self.seq), body_buf, render_buf);
+                &render_buf[..]
+            }
+        };
         let request = match resume_after {
             None => base,
             Some(id) => {
-                with_last_event_id(&mut core.request_buf, base, id);
-                &core.request_buf[..]
+                with_last_event_id(request_buf, base, id);
+                &request_buf[..]
             }
         };
         let fd = raw_fd(conn);
@@ -776,13 +989,19 @@ mod tests {
             rec: Recorder::new(),
             scratch: Box::new([]),
             request_buf: Vec::new(),
+            render_buf: Vec::new(),
+            body_buf: Vec::new(),
             streams_left: None,
+            user_limit: 1,
+            spare_recs: Vec::new(),
+            done_recs: Vec::new(),
+            free_slots: Vec::new(),
             connecting: 0,
             stopping: false,
             finished: false,
         };
         let timing = Timing { start: Instant::now(), deadline: None };
-        let shared = Arc::new(RunShared { cfg, requests: vec![vec![]] });
+        let shared = Arc::new(RunShared { cfg, requests: vec![vec![]], templates: vec![None] });
         Rc::new(CoreCtx {
             core: RefCell::new(core),
             core_index: 0,
@@ -800,7 +1019,12 @@ mod tests {
         let ctx = ctx();
         let user = virtual_user(ctx.clone(), 0);
         let size = std::mem::size_of_val(&user);
-        eprintln!("virtual_user future: {size} bytes");
+        eprintln!(
+            "virtual_user future: {size} bytes; attempt {} phase {} machine {}",
+            std::mem::size_of::<Attempt>(),
+            std::mem::size_of::<Phase>(),
+            std::mem::size_of::<StreamMachine>()
+        );
         assert!(size <= 576, "virtual_user future is {size} bytes");
     }
 }

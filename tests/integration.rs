@@ -55,7 +55,7 @@ fn run_cfg(addr: SocketAddr, connections: usize) -> RunConfig {
 
 fn run(cfg: &RunConfig) -> Report {
     let outcome = engine::run(cfg, 0).expect("run starts");
-    Report::new("test", &outcome)
+    Report::new("test", &outcome, &cfg.slos)
 }
 
 /// Runs `-n streams` against the server and returns the report.
@@ -64,21 +64,24 @@ fn run_n(addr: SocketAddr, connections: usize, streams: u64) -> Report {
 }
 
 fn failures(report: &Report, class: &str) -> u64 {
-    *report.streams.failures.get(class).unwrap_or(&0)
+    *report.figures.streams.failures.get(class).unwrap_or(&0)
 }
 
 #[test]
 fn every_event_of_every_stream_is_counted() {
     let server = serve(ServeConfig { events: 50, ..serve_cfg() });
     let report = run(&RunConfig { streams_limit: Some(200), threads: 2, ..run_cfg(server.addr, 200) });
-    assert_eq!(report.events.received, 10_000);
-    assert_eq!((report.streams.started, report.streams.completed, report.streams.failed), (200, 200, 0));
-    assert_eq!(report.events_per_stream.min, 50);
-    assert_eq!(report.events_per_stream.max, 50);
-    assert_eq!(report.latency_us.first_event.count, 200);
-    assert_eq!(report.latency_us.gap.count, 200 * 49);
-    assert!(report.streams.peak_concurrent <= 200);
-    assert_eq!(report.streams.success_rate, 1.0);
+    assert_eq!(report.figures.events.received, 10_000);
+    assert_eq!(
+        (report.figures.streams.started, report.figures.streams.completed, report.figures.streams.failed),
+        (200, 200, 0)
+    );
+    assert_eq!(report.figures.events_per_stream.min, 50);
+    assert_eq!(report.figures.events_per_stream.max, 50);
+    assert_eq!(report.figures.latency_us.first_event.count, 200);
+    assert_eq!(report.figures.latency_us.gap.count, 200 * 49);
+    assert!(report.figures.streams.peak_concurrent <= 200);
+    assert_eq!(report.figures.streams.success_rate, 1.0);
     server.stop();
 }
 
@@ -87,9 +90,9 @@ fn streams_limit_stops_after_exactly_n() {
     let server = serve(ServeConfig { events: 3, ..serve_cfg() });
     for (connections, n) in [(10, 37), (1, 1), (5, 5)] {
         let report = run_n(server.addr, connections, n);
-        assert_eq!(report.streams.started, n);
-        assert_eq!(report.streams.completed, n);
-        assert_eq!(report.events.received, 3 * n);
+        assert_eq!(report.figures.streams.started, n);
+        assert_eq!(report.figures.streams.completed, n);
+        assert_eq!(report.figures.events.received, 3 * n);
     }
     server.stop();
 }
@@ -98,8 +101,8 @@ fn streams_limit_stops_after_exactly_n() {
 fn keep_alive_connections_are_reused() {
     let server = serve(ServeConfig { events: 2, ..serve_cfg() });
     let report = run_n(server.addr, 1, 20);
-    assert_eq!(report.streams.completed, 20);
-    assert_eq!(report.latency_us.connect.count, 1, "one connection carried all 20 streams");
+    assert_eq!(report.figures.streams.completed, 20);
+    assert_eq!(report.figures.latency_us.connect.count, 1, "one connection carried all 20 streams");
     server.stop();
 }
 
@@ -110,12 +113,12 @@ fn duration_closes_open_streams_on_time() {
     let report = run(&RunConfig { duration: Some(Duration::from_secs(1)), ..run_cfg(server.addr, 50) });
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_millis(1800), "run took {elapsed:?}");
-    assert_eq!(report.streams.interrupted, 50);
-    assert_eq!(report.streams.failed, 0);
-    assert_eq!(report.streams.peak_concurrent, 50);
-    assert!(report.events.received > 50 * 50, "{} events", report.events.received);
+    assert_eq!(report.figures.streams.interrupted, 50);
+    assert_eq!(report.figures.streams.failed, 0);
+    assert_eq!(report.figures.streams.peak_concurrent, 50);
+    assert!(report.figures.events.received > 50 * 50, "{} events", report.figures.events.received);
     // Gaps come from a 10 ms schedule; allow for a loaded machine.
-    let gap_p50 = report.latency_us.gap.p50;
+    let gap_p50 = report.figures.latency_us.gap.p50;
     assert!((8_000..20_000).contains(&gap_p50), "gap p50 {gap_p50} us");
     server.stop();
 }
@@ -124,10 +127,10 @@ fn duration_closes_open_streams_on_time() {
 fn first_event_latency_includes_the_servers_first_delay() {
     let server = serve(ServeConfig { events: 2, first_delay: Duration::from_millis(50), ..serve_cfg() });
     let report = run_n(server.addr, 4, 8);
-    let first = report.latency_us.first_event;
+    let first = report.figures.latency_us.first_event;
     assert_eq!(first.count, 8);
     assert!(first.min >= 50_000, "first event after {} us", first.min);
-    assert!(report.latency_us.headers.max < first.min, "headers come before the delayed first event");
+    assert!(report.figures.latency_us.headers.max < first.min, "headers come before the delayed first event");
     server.stop();
 }
 
@@ -135,9 +138,9 @@ fn first_event_latency_includes_the_servers_first_delay() {
 fn http_status_is_counted_with_its_code() {
     let server = replay(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found", 1 << 16);
     let report = run_n(server.addr, 2, 6);
-    assert_eq!(report.streams.failed, 6);
+    assert_eq!(report.figures.streams.failed, 6);
     assert_eq!(failures(&report, "http_404"), 6);
-    assert_eq!(report.latency_us.headers.count, 6);
+    assert_eq!(report.figures.latency_us.headers.count, 6);
     server.stop();
 }
 
@@ -155,7 +158,7 @@ fn server_closing_mid_event_is_a_premature_eof() {
     let server = replay(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: one\n\ndata: tw", 1 << 16);
     let report = run_n(server.addr, 1, 2);
     assert_eq!(failures(&report, "premature_eof"), 2);
-    assert_eq!(report.events.received, 2, "the whole first event of each stream still counts");
+    assert_eq!(report.figures.events.received, 2, "the whole first event of each stream still counts");
     // A chunked body cut before its last chunk.
     let server2 = replay(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: ",
@@ -172,7 +175,7 @@ fn oversized_event_is_counted_not_buffered() {
     let server = serve(ServeConfig { events: 3, size_bytes: 8 * 1024, ..serve_cfg() });
     let report = run(&RunConfig { streams_limit: Some(4), max_event_size_bytes: 1024, ..run_cfg(server.addr, 2) });
     assert_eq!(failures(&report, "event_too_large"), 4);
-    assert_eq!(report.events.received, 0);
+    assert_eq!(report.figures.events.received, 0);
     server.stop();
 }
 
@@ -199,7 +202,7 @@ fn refused_connection_is_counted() {
     };
     let report = run_n(addr, 2, 10);
     assert_eq!(failures(&report, "connect_refused"), 10);
-    assert_eq!(report.streams.started, 10);
+    assert_eq!(report.figures.streams.started, 10);
 }
 
 #[test]
@@ -214,8 +217,8 @@ fn connect_timeout_is_counted() {
         ..run_cfg(addr, 8)
     };
     let report = run(&cfg);
-    assert!(failures(&report, "connect_timeout") >= 1, "{:?}", report.streams.failures);
-    assert_eq!(report.streams.failed, failures(&report, "connect_timeout"));
+    assert!(failures(&report, "connect_timeout") >= 1, "{:?}", report.figures.streams.failures);
+    assert_eq!(report.figures.streams.failed, failures(&report, "connect_timeout"));
     drop(listener);
 }
 
@@ -224,8 +227,8 @@ fn epoll_fallback_runs_the_same_engine() {
     let server = serve(ServeConfig { events: 5, driver: DriverChoice::Epoll, ..serve_cfg() });
     let report = run(&RunConfig { streams_limit: Some(40), driver: DriverChoice::Epoll, ..run_cfg(server.addr, 8) });
     assert_eq!(report.engine.driver, "epoll");
-    assert_eq!(report.events.received, 200);
-    assert_eq!(report.streams.failed, 0);
+    assert_eq!(report.figures.events.received, 200);
+    assert_eq!(report.figures.streams.failed, 0);
     server.stop();
 }
 
@@ -263,10 +266,10 @@ fn event_counts_match_eventsource_for_byte_exact_streams() {
         for piece in [1 << 16, 7, 1] {
             let server = replay(response.as_bytes(), piece);
             let report = run_n(server.addr, 1, 1);
-            assert_eq!(report.events.received, *expected, "{name}, written {piece} bytes at a time");
+            assert_eq!(report.figures.events.received, *expected, "{name}, written {piece} bytes at a time");
             let premature = failures(&report, "premature_eof");
-            let ok = report.streams.completed + premature;
-            assert_eq!(ok, 1, "{name}: {:?}", report.streams.failures);
+            let ok = report.figures.streams.completed + premature;
+            assert_eq!(ok, 1, "{name}: {:?}", report.figures.streams.failures);
             server.stop();
         }
     }
@@ -284,8 +287,8 @@ fn post_body_and_headers_reach_the_server() {
         ..run_cfg(server.addr, 1)
     };
     let report = run(&cfg);
-    assert_eq!(report.streams.completed, 6);
-    assert_eq!(report.latency_us.connect.count, 1, "keep-alive survives the request bodies");
+    assert_eq!(report.figures.streams.completed, 6);
+    assert_eq!(report.figures.latency_us.connect.count, 1, "keep-alive survives the request bodies");
     server.stop();
 }
 
@@ -322,19 +325,18 @@ fn binary_writes_json_report_and_uses_exit_codes() {
     server.stop();
 }
 
-/// A std-thread server that records each connection's source address and answers one fixed
-/// SSE response before closing.
-fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<std::net::IpAddr>) {
-    use std::io::{Read, Write};
+/// A std-thread server that records each connection's source address and request head, and
+/// answers one fixed SSE response before closing.
+fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<(std::net::IpAddr, String)>) {
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
-            let _ = tx.send(conn.peer_addr().unwrap().ip());
-            let mut request = [0u8; 4096];
-            let _ = conn.read(&mut request);
+            let Some(head) = read_head(&mut conn) else { continue };
+            let _ = tx.send((conn.peer_addr().unwrap().ip(), head));
             let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: x\n\n");
         }
     });
@@ -351,8 +353,8 @@ fn bind_spreads_streams_over_source_addresses() {
         ..run_cfg(addr, 8)
     };
     let report = run(&cfg);
-    assert_eq!((report.streams.completed, report.events.received), (16, 16));
-    let mut seen: Vec<String> = peers.try_iter().map(|ip| ip.to_string()).collect();
+    assert_eq!((report.figures.streams.completed, report.figures.events.received), (16, 16));
+    let mut seen: Vec<String> = peers.try_iter().map(|(ip, _)| ip.to_string()).collect();
     seen.sort();
     seen.dedup();
     assert_eq!(seen, ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]);
@@ -368,8 +370,8 @@ fn several_targets_and_listen_addresses_share_the_load() {
     assert_eq!(server.addrs.len(), 2);
     let targets = server.addrs.iter().map(|a| Target::parse(&format!("http://{a}/")).unwrap()).collect();
     let report = run(&RunConfig { targets, streams_limit: Some(20), ..run_cfg(server.addr, 4) });
-    assert_eq!((report.streams.completed, report.events.received), (20, 40));
-    assert_eq!(report.latency_us.connect.count, 4, "each user keeps its connection to its own target");
+    assert_eq!((report.figures.streams.completed, report.figures.events.received), (20, 40));
+    assert_eq!(report.figures.latency_us.connect.count, 4, "each user keeps its connection to its own target");
     server.stop();
 }
 
@@ -440,16 +442,21 @@ fn more_streams_than_descriptors_are_refused_before_connecting() {
 
 /// Reads a request head from a plain socket; false if the peer went away first.
 fn read_request_head(conn: &mut std::net::TcpStream) -> bool {
+    read_head(conn).is_some()
+}
+
+/// Reads a request head from a plain socket, byte by byte (so nothing past it is consumed).
+fn read_head(conn: &mut std::net::TcpStream) -> Option<String> {
     use std::io::Read;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         match conn.read(&mut byte) {
             Ok(1) => head.push(byte[0]),
-            _ => return false,
+            _ => return None,
         }
     }
-    true
+    String::from_utf8(head).ok()
 }
 
 /// At the deadline a user is waiting on a kept-alive connection; the shutdown looks like a stale
@@ -492,7 +499,10 @@ fn the_run_ends_on_time_while_a_kept_alive_request_waits() {
         let _ = done_tx.send(run(&cfg));
     });
     let report = done_rx.recv_timeout(Duration::from_secs(5)).expect("a -d 500ms run ended within 5 s");
-    assert_eq!((report.streams.completed, report.streams.interrupted, report.streams.failed), (1, 1, 0));
+    assert_eq!(
+        (report.figures.streams.completed, report.figures.streams.interrupted, report.figures.streams.failed),
+        (1, 1, 0)
+    );
     assert!(late_rx.try_recv().is_err(), "no connection opened after the deadline");
 }
 
@@ -510,8 +520,11 @@ fn a_stream_that_never_sent_its_request_counts_no_events() {
         );
     });
     let report = run_n(addr, 1, 2);
-    assert_eq!((report.streams.completed, failures(&report, "connect_refused"), report.events.received), (1, 1, 3));
-    assert_eq!((report.events_per_stream.min, report.events_per_stream.max), (0, 3));
+    assert_eq!(
+        (report.figures.streams.completed, failures(&report, "connect_refused"), report.figures.events.received),
+        (1, 1, 3)
+    );
+    assert_eq!((report.figures.events_per_stream.min, report.figures.events_per_stream.max), (0, 3));
 }
 
 /// A plain-socket server: for each connection, reads the request, then runs `script` on it.
@@ -538,7 +551,7 @@ fn header_timeout_is_its_own_class() {
     let addr = scripted_server(|_| std::thread::sleep(Duration::from_secs(3)));
     let cfg = RunConfig { header_timeout: Some(Duration::from_millis(200)), ..run_cfg(addr, 2) };
     let report = run(&RunConfig { streams_limit: Some(2), ..cfg });
-    assert_eq!((failures(&report, "header_timeout"), report.streams.failed), (2, 2));
+    assert_eq!((failures(&report, "header_timeout"), report.figures.streams.failed), (2, 2));
 }
 
 #[test]
@@ -546,7 +559,7 @@ fn first_event_timeout_is_its_own_class() {
     let server = serve(ServeConfig { events: 1, first_delay: Duration::from_secs(3), ..serve_cfg() });
     let cfg = RunConfig { first_event_timeout: Some(Duration::from_millis(200)), ..run_cfg(server.addr, 2) };
     let report = run(&RunConfig { streams_limit: Some(2), ..cfg });
-    assert_eq!((failures(&report, "first_event_timeout"), report.latency_us.headers.count), (2, 2));
+    assert_eq!((failures(&report, "first_event_timeout"), report.figures.latency_us.headers.count), (2, 2));
     server.stop();
 }
 
@@ -573,7 +586,7 @@ fn heartbeats_do_not_keep_an_idle_stream_alive() {
     let started = Instant::now();
     let report = run(&cfg);
     assert_eq!((failures(&report, "idle_timeout"), failures(&report, "byte_idle_timeout")), (1, 0));
-    assert_eq!(report.events.received, 1);
+    assert_eq!(report.figures.events.received, 1);
     assert!(started.elapsed() < Duration::from_millis(1500), "failed after {:?}", started.elapsed());
 }
 
@@ -588,7 +601,7 @@ fn a_silent_connection_is_a_byte_idle_timeout() {
     let cfg =
         RunConfig { streams_limit: Some(1), byte_idle_timeout: Some(Duration::from_millis(200)), ..run_cfg(addr, 1) };
     let report = run(&cfg);
-    assert_eq!((failures(&report, "byte_idle_timeout"), report.events.received), (1, 1));
+    assert_eq!((failures(&report, "byte_idle_timeout"), report.figures.events.received), (1, 1));
 }
 
 #[test]
@@ -600,12 +613,12 @@ fn long_gaps_are_counted_as_stalls() {
         ..run_cfg(server.addr, 1)
     };
     let report = run(&cfg);
-    assert_eq!(report.events.received, 10);
-    assert_eq!(report.events.stalls, 8, "every 40 ms gap is over 20 ms");
-    assert_eq!(report.latency_us.max_gap.count, 2, "one longest gap per stream");
-    assert!(report.latency_us.max_gap.min >= 30_000, "{:?}", report.latency_us.max_gap);
+    assert_eq!(report.figures.events.received, 10);
+    assert_eq!(report.figures.events.stalls, 8, "every 40 ms gap is over 20 ms");
+    assert_eq!(report.figures.latency_us.max_gap.count, 2, "one longest gap per stream");
+    assert!(report.figures.latency_us.max_gap.min >= 30_000, "{:?}", report.figures.latency_us.max_gap);
     let relaxed = RunConfig { stall_threshold: Some(Duration::from_millis(500)), ..cfg };
-    assert_eq!(run(&relaxed).events.stalls, 0);
+    assert_eq!(run(&relaxed).figures.events.stalls, 0);
     server.stop();
 }
 
@@ -627,7 +640,7 @@ fn ctrl_c_prints_the_report_at_once() {
     assert_eq!(output.status.code(), Some(130));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("Stopped   by Ctrl-C"), "{stdout}");
-    assert!(stdout.contains("20 open at end"), "{stdout}");
+    assert!(stdout.contains("20 still open when stopped"), "{stdout}");
     server.stop();
 }
 
@@ -640,11 +653,11 @@ fn stream_duration_closes_streams_as_completed() {
         ..run_cfg(server.addr, 5)
     };
     let report = run(&cfg);
-    assert_eq!(report.streams.failed, 0, "{:?}", report.streams.failures);
-    assert!(report.streams.completed >= 10, "{} completed", report.streams.completed);
-    let stream = report.latency_us.stream;
+    assert_eq!(report.figures.streams.failed, 0, "{:?}", report.figures.streams.failures);
+    assert!(report.figures.streams.completed >= 10, "{} completed", report.figures.streams.completed);
+    let stream = report.figures.latency_us.stream;
     assert!((300_000..400_000).contains(&stream.p50), "stream p50 {} us", stream.p50);
-    assert_eq!(report.latency_us.premature_end.count, 0, "none ended before 300 ms");
+    assert_eq!(report.figures.latency_us.premature_end.count, 0, "none ended before 300 ms");
     server.stop();
 }
 
@@ -659,8 +672,8 @@ fn streams_ended_before_their_length_show_when_they_ended() {
         ..run_cfg(server.addr, 3)
     };
     let report = run(&cfg);
-    assert_eq!(report.streams.completed, 6);
-    let ended = report.latency_us.premature_end;
+    assert_eq!(report.figures.streams.completed, 6);
+    let ended = report.figures.latency_us.premature_end;
     assert_eq!(ended.count, 6);
     assert!((180_000..400_000).contains(&ended.p50), "ended early at {} us", ended.p50);
     server.stop();
@@ -706,12 +719,12 @@ fn reconnects_resume_with_no_event_lost_or_repeated() {
         ..run_cfg(server.addr, 4)
     };
     let report = run(&cfg);
-    assert_eq!(report.events.received, 4 * 30, "{:?}", report.streams);
-    assert_eq!((report.events.lost, report.events.duplicates), (0, 0));
+    assert_eq!(report.figures.events.received, 4 * 30, "{:?}", report.figures.streams);
+    assert_eq!((report.figures.events.lost, report.figures.events.duplicates), (0, 0));
     // 30 events in cuts of 7: four cuts per user before its stream completes.
     assert_eq!(failures(&report, "premature_eof"), 4 * 4);
-    assert!(report.streams.reconnects >= 4 * 4, "{} reconnects", report.streams.reconnects);
-    assert!(report.latency_us.reconnect_delay.min >= 20_000, "{:?}", report.latency_us.reconnect_delay);
+    assert!(report.figures.streams.reconnects >= 4 * 4, "{} reconnects", report.figures.streams.reconnects);
+    assert!(report.figures.latency_us.reconnect_delay.min >= 20_000, "{:?}", report.figures.latency_us.reconnect_delay);
     server.stop();
 }
 
@@ -721,7 +734,164 @@ fn verify_seq_counts_lost_and_repeated_ids() {
     let response = format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n{body}");
     let server = replay(response.as_bytes(), 1 << 16);
     let report = run(&RunConfig { streams_limit: Some(1), verify_seq: true, ..run_cfg(server.addr, 1) });
-    assert_eq!(report.events.received, 5);
-    assert_eq!((report.events.lost, report.events.duplicates), (2, 1), "ids 3 and 4 lost, 5 repeated");
+    assert_eq!(report.figures.events.received, 5);
+    assert_eq!((report.figures.events.lost, report.figures.events.duplicates), (2, 1), "ids 3 and 4 lost, 5 repeated");
     server.stop();
+}
+
+/// A step ramp up and down: each stage's own figures show its target concurrency, and an
+/// objective that only the middle stage misses names it as the breakpoint.
+#[test]
+fn stages_hold_each_target_and_name_the_breakpoint() {
+    let server = serve(ServeConfig { events: 0, interval: Duration::from_millis(100), ..serve_cfg() });
+    let stage = |streams, ms| ssebench::config::Stage { streams, hold: Duration::from_millis(ms) };
+    let cfg = RunConfig {
+        stages: vec![stage(20, 1000), stage(50, 1000), stage(10, 800)],
+        connect_rate_per_s: Some(200.0),
+        // 20 and 10 streams send 200 and 100 events/s; 50 send 500.
+        slos: vec![ssebench::slo::Slo::parse("events_per_s<300").unwrap()],
+        ..run_cfg(server.addr, 50)
+    };
+    let started = Instant::now();
+    let report = run(&cfg);
+    // 100 ms to ramp to 20, 150 ms more to 50: 3.05 s in all.
+    assert!(started.elapsed() < Duration::from_millis(4000), "{:?}", started.elapsed());
+    let table: Vec<(usize, u64, u64, u64, u64)> = report
+        .stages
+        .iter()
+        .map(|s| {
+            let streams = &s.figures.streams;
+            (s.target_streams, streams.peak_concurrent, s.open_at_end, streams.open_at_start, streams.started)
+        })
+        .collect();
+    assert_eq!(table, vec![(20, 20, 20, 0, 20), (50, 50, 50, 20, 30), (10, 10, 10, 50, 0)]);
+    assert_eq!(report.figures.streams.peak_concurrent, 50);
+    assert_eq!(report.figures.streams.failed, 0, "{:?}", report.figures.streams.failures);
+    // The step down closed 40 streams, the end of the run the last 10: none of them failed.
+    assert_eq!(report.stages[2].figures.streams.interrupted, 50);
+    let verdicts: Vec<bool> = report.stages.iter().map(|s| s.slos[0].pass).collect();
+    assert_eq!(verdicts, vec![true, false, true]);
+    let breakpoint = report.breakpoint.as_ref().expect("stage 2 broke");
+    assert_eq!((breakpoint.stage, breakpoint.target_streams), (2, 50));
+    assert!(breakpoint.reason.contains("events_per_s<300"), "{}", breakpoint.reason);
+    assert!(!report.slos_pass());
+    server.stop();
+}
+
+/// 200 arrivals/s for 3 s with room for 50 streams of ~0.95 s each: about 52 streams/s fit,
+/// the rest are dropped; latencies count from each stream's scheduled start.
+#[test]
+fn open_model_drops_what_max_streams_cannot_absorb() {
+    let server = serve(ServeConfig {
+        events: 10,
+        interval: Duration::from_millis(100),
+        first_delay: Duration::from_millis(50),
+        ..serve_cfg()
+    });
+    let cfg = RunConfig {
+        arrivals: Some(ssebench::config::Arrivals { rate_per_s: 200.0, poisson: false, max_streams: 50 }),
+        duration: Some(Duration::from_secs(3)),
+        ..run_cfg(server.addr, 50)
+    };
+    let report = run(&cfg);
+    let streams = &report.figures.streams;
+    let arrivals = streams.arrivals.as_ref().expect("open-model figures");
+    assert_eq!(arrivals.scheduled, 600, "one every 5 ms for 3 s");
+    assert_eq!(arrivals.started + arrivals.dropped, arrivals.scheduled);
+    assert_eq!(arrivals.started, streams.started);
+    // Each of the 50 slots runs streams back to back: 3 or 4 in 3 s, ~176 in all.
+    assert!((150..=200).contains(&streams.started), "{} started", streams.started);
+    assert!((400..=450).contains(&arrivals.dropped), "{} dropped", arrivals.dropped);
+    assert_eq!(streams.peak_concurrent, 50);
+    assert_eq!(streams.failed, 0, "{:?}", streams.failures);
+    let l = &report.figures.latency_us;
+    assert_eq!(l.start_lag.count, streams.started);
+    // Measured from the schedule: the server's 50 ms, plus the start's lag and the connect.
+    assert!(l.first_event.min >= 50_000, "{}", l.first_event.min);
+    assert!(l.first_event.min >= 50_000 + l.start_lag.min, "{} vs lag {}", l.first_event.min, l.start_lag.min);
+    assert!(l.first_event.p50 < 80_000, "{}", l.first_event.p50);
+    server.stop();
+}
+
+/// Per-user tokens from a CSV reach the server: with `vu` rows each user keeps its own, with
+/// `request` rows every request takes the next one.
+#[test]
+fn per_user_tokens_from_a_csv_reach_the_server() {
+    let dir = std::env::temp_dir().join(format!("ssebench-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.csv");
+    let mut csv = String::from("user,token\n");
+    for i in 0..8 {
+        csv += &format!("u{i},\"tok-{i}\"\n");
+    }
+    std::fs::write(&users, csv).unwrap();
+    for mode in [ssebench::template::DataMode::Vu, ssebench::template::DataMode::Request] {
+        let (addr, requests) = recording_server();
+        let mut cfg = RunConfig {
+            streams_limit: Some(8),
+            headers: vec![("Authorization".into(), "Bearer {{token}}".into())],
+            data: Some(ssebench::template::DataSet::load(&users).unwrap()),
+            data_mode: mode,
+            ..run_cfg(addr, 4)
+        };
+        cfg.targets[0].path = "/events?user={{user}}&seq={{seq}}&vu={{vu}}".into();
+        let report = run(&cfg);
+        assert_eq!(report.figures.streams.completed, 8, "{:?}", report.figures.streams.failures);
+        let mut seen: Vec<(String, String, String)> = requests
+            .try_iter()
+            .map(|(_, head)| {
+                let query = head.split(' ').nth(1).unwrap().to_string();
+                let token = head.lines().find_map(|l| l.strip_prefix("Authorization: Bearer ")).unwrap().to_string();
+                let user = query.split(['?', '&']).find_map(|kv| kv.strip_prefix("user=")).unwrap().to_string();
+                (user, token, query)
+            })
+            .collect();
+        seen.sort();
+        for (user, token, _) in &seen {
+            assert_eq!(token.strip_prefix("tok-"), user.strip_prefix('u'), "{user} got {token}");
+        }
+        let tokens: Vec<&str> = seen.iter().map(|(_, t, _)| t.as_str()).collect();
+        match mode {
+            // Users 0..3 each run 2 streams, each on its own row.
+            ssebench::template::DataMode::Vu => {
+                assert_eq!(tokens, ["tok-0", "tok-0", "tok-1", "tok-1", "tok-2", "tok-2", "tok-3", "tok-3"]);
+                assert!(seen[0].2.contains("seq=0") && seen[1].2.contains("seq=1"), "{seen:?}");
+            }
+            // Stream n of user u takes row n * 4 + u: every row once.
+            ssebench::template::DataMode::Request => {
+                assert_eq!(tokens, ["tok-0", "tok-1", "tok-2", "tok-3", "tok-4", "tok-5", "tok-6", "tok-7"]);
+            }
+        }
+    }
+    // A placeholder naming no column stops the run before it starts, naming the field.
+    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
+        .args(["run", "http://127.0.0.1:9/", "-H", "X-Session: {{session}}", "--data"])
+        .arg(&users)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("session") && stderr.contains("token"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_load_shape_flags_exit_2_naming_the_flag() {
+    for (args, flag) in [
+        (&["--stages", "100"][..], "--stages"),
+        (&["--stages", "10:1s", "-c", "5"], "--stages"),
+        (&["--arrival-rate", "0"], "--arrival-rate"),
+        (&["--max-streams", "5"], "--max-streams"),
+        (&["--arrival-rate", "5", "--max-streams", "0"], "--max-streams"),
+        (&["--data-mode", "request"], "--data-mode"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
+            .args(["run", "http://127.0.0.1:9/"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
 }

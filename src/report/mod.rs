@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::engine::RunOutcome;
-use crate::recorder::Failure;
+use crate::engine::{RunOutcome, StageOutcome};
+use crate::recorder::{Failure, LATE_START_US, Recorder};
 
 pub use text::render as render_text;
 
@@ -54,15 +54,34 @@ pub struct Streams {
     pub started: u64,
     pub completed: u64,
     pub failed: u64,
-    /// Still open when the run ended: neither success nor failure.
+    /// Still open when the run stopped (or, with `--stages`, when a step down closed them):
+    /// neither success nor failure.
     pub interrupted: u64,
     /// Every failure class (zero included) plus `http_<code>` for each status seen.
     pub failures: BTreeMap<String, u64>,
     pub peak_concurrent: u64,
     /// `--reconnect`: streams opened as reconnects.
     pub reconnects: u64,
-    /// Streams that did not fail, over streams started.
+    /// Streams that did not fail, over the streams seen: started, plus (for a stage) those
+    /// already open when it began. 1 when there were none.
     pub success_rate: f64,
+    /// `--stages`: streams already open when the stage began (0 for the whole run).
+    pub open_at_start: u64,
+    /// `--arrival-rate`: what happened to the scheduled arrivals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<Arrivals>,
+}
+
+/// The open model's arrivals: every scheduled one either started or was dropped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Arrivals {
+    pub scheduled: u64,
+    pub started: u64,
+    /// Found `--max-streams` streams open, so never started.
+    pub dropped: u64,
+    /// Started more than `late_threshold_us` after their schedule (the generator fell behind).
+    pub late: u64,
+    pub late_threshold_us: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +113,150 @@ pub struct Latencies {
     pub premature_end: Summary,
     /// `--reconnect`: the wait before each reconnect.
     pub reconnect_delay: Summary,
+    /// `--arrival-rate`: scheduled start to actual start of each started stream.
+    pub start_lag: Summary,
+}
+
+/// What a stretch of the run measured: the whole run, or one stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    pub streams: Streams,
+    pub events: Events,
+    pub latency_us: Latencies,
+    pub events_per_stream: Summary,
+}
+
+impl Figures {
+    /// `rec`'s figures over `duration_s` seconds. `open_model`: report the arrivals.
+    pub fn of(rec: &Recorder, duration_s: f64, open_model: bool) -> Figures {
+        let h = &rec.histograms;
+        let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+        let mut failures = BTreeMap::new();
+        for failure in Failure::ALL {
+            if !matches!(failure, Failure::HttpStatus(_)) {
+                failures.insert(failure.name().to_string(), rec.failures_of(failure));
+            }
+        }
+        for (code, count) in rec.status_failures() {
+            failures.insert(format!("http_{code}"), count);
+        }
+        let seen = rec.streams_started + rec.carried_in;
+        let success_rate = if seen == 0 { 1.0 } else { (seen - rec.streams_failed.min(seen)) as f64 / seen as f64 };
+        let stream_time_s = rec.stream_time_us as f64 / 1e6;
+        Figures {
+            streams: Streams {
+                started: rec.streams_started,
+                completed: rec.streams_completed,
+                failed: rec.streams_failed,
+                interrupted: rec.streams_interrupted,
+                failures,
+                peak_concurrent: rec.peak_active,
+                reconnects: rec.reconnects,
+                success_rate,
+                open_at_start: rec.carried_in,
+                arrivals: open_model.then_some(Arrivals {
+                    scheduled: rec.arrivals,
+                    started: rec.arrivals - rec.dropped_starts,
+                    dropped: rec.dropped_starts,
+                    late: rec.late_starts,
+                    late_threshold_us: LATE_START_US,
+                }),
+            },
+            events: Events {
+                received: rec.events,
+                bytes: rec.bytes,
+                per_second: per_s(rec.events),
+                bytes_per_second: per_s(rec.bytes),
+                per_stream_per_second: if stream_time_s > 0.0 { rec.events as f64 / stream_time_s } else { 0.0 },
+                stalls: rec.stalls,
+                lost: rec.lost_events,
+                duplicates: rec.duplicate_events,
+            },
+            latency_us: Latencies {
+                connect: Summary::of(&h.connect_us),
+                headers: Summary::of(&h.headers_us),
+                first_event: Summary::of(&h.first_event_us),
+                gap: Summary::of(&h.gap_us),
+                stream: Summary::of(&h.stream_us),
+                max_gap: Summary::of(&h.max_gap_us),
+                premature_end: Summary::of(&h.premature_end_us),
+                reconnect_delay: Summary::of(&h.reconnect_delay_us),
+                start_lag: Summary::of(&h.start_lag_us),
+            },
+            events_per_stream: Summary::of(&h.events_per_stream),
+        }
+    }
+}
+
+/// One `--stages` step, measured alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    /// 1-based, as the user counts them.
+    pub stage: usize,
+    pub target_streams: usize,
+    /// Where the stage sat on the run's clock (its ramp, then its hold).
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Streams open when the stage ended.
+    pub open_at_end: u64,
+    #[serde(flatten)]
+    pub figures: Figures,
+    /// Each `--slo`, judged over this stage alone.
+    pub slos: Vec<crate::slo::Verdict>,
+}
+
+/// The first stage that broke, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakpoint {
+    pub stage: usize,
+    pub target_streams: usize,
+    pub reason: String,
+}
+
+/// Below this success rate a stage counts as broken (without `--slo`).
+const BREAK_SUCCESS_RATE: f64 = 0.99;
+/// A stage whose first-event p99 is more than this many times the first stage's counts as broken
+/// (without `--slo`).
+const BREAK_FIRST_EVENT_FACTOR: u64 = 3;
+
+impl StageReport {
+    fn new(index: usize, stage: &StageOutcome, elapsed_s: f64, open_model: bool) -> StageReport {
+        let start_s = stage.window.start.as_secs_f64();
+        let end_s = stage.window.end.as_secs_f64();
+        // A run stopped early (Ctrl-C) ends its last stage early.
+        let duration_s = (end_s.min(elapsed_s) - start_s).max(0.0);
+        StageReport {
+            stage: index + 1,
+            target_streams: stage.window.streams,
+            start_s,
+            end_s,
+            open_at_end: stage.recorder.open_at_end,
+            figures: Figures::of(&stage.recorder, duration_s, open_model),
+            slos: Vec::new(),
+        }
+    }
+
+    /// Why this stage counts as broken, or None. With objectives, a failed one; without, a
+    /// success rate under 99% or a first-event p99 over 3x the first stage's.
+    fn broken(&self, first: &StageReport, judged: bool) -> Option<String> {
+        if judged {
+            let failed: Vec<&str> = self.slos.iter().filter(|v| !v.pass).map(|v| v.slo.as_str()).collect();
+            return (!failed.is_empty()).then(|| format!("failed --slo {}", failed.join(", ")));
+        }
+        let streams = &self.figures.streams;
+        if streams.success_rate < BREAK_SUCCESS_RATE {
+            return Some(format!(
+                "success rate {:.2}% < {}%",
+                streams.success_rate * 100.0,
+                BREAK_SUCCESS_RATE * 100.0
+            ));
+        }
+        let (p99, base) = (self.figures.latency_us.first_event.p99, first.figures.latency_us.first_event.p99);
+        if base > 0 && p99 > BREAK_FIRST_EVENT_FACTOR * base {
+            return Some(format!("first-event p99 {} us > {BREAK_FIRST_EVENT_FACTOR}x stage 1's {} us", p99, base));
+        }
+        None
+    }
 }
 
 /// The generator's own memory: what the streams cost it.
@@ -116,74 +279,45 @@ pub struct Report {
     pub duration_s: f64,
     /// Ctrl-C ended the run before its duration or stream count.
     pub stopped_by_signal: bool,
-    pub streams: Streams,
-    pub events: Events,
-    pub latency_us: Latencies,
-    pub events_per_stream: Summary,
+    #[serde(flatten)]
+    pub figures: Figures,
     /// Absent where /proc/self/status cannot be read.
     pub memory: Option<MemoryReport>,
     /// Each `--slo`, judged over the whole run.
     pub slos: Vec<crate::slo::Verdict>,
+    /// `--stages`: each stage alone (empty without stages).
+    pub stages: Vec<StageReport>,
+    /// `--stages`: the first stage that broke; absent when every stage held (or without stages).
+    pub breakpoint: Option<Breakpoint>,
 }
 
 impl Report {
-    pub fn new(target: &str, outcome: &RunOutcome) -> Report {
+    /// The report of a finished run, with each `slo` judged over the run and over each stage.
+    pub fn new(target: &str, outcome: &RunOutcome, slos: &[crate::slo::Slo]) -> Report {
         let rec = &outcome.recorder;
-        let h = &rec.histograms;
         let duration_s = outcome.elapsed.as_secs_f64();
-        let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
-        let mut failures = BTreeMap::new();
-        for failure in Failure::ALL {
-            if !matches!(failure, Failure::HttpStatus(_)) {
-                failures.insert(failure.name().to_string(), rec.failures_of(failure));
-            }
+        let figures = Figures::of(rec, duration_s, outcome.open_model);
+        let mut stages: Vec<StageReport> = outcome
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| StageReport::new(i, stage, duration_s, outcome.open_model))
+            .collect();
+        for stage in &mut stages {
+            stage.slos = slos.iter().map(|slo| slo.judge(&stage.figures)).collect();
         }
-        for (code, count) in rec.status_failures() {
-            failures.insert(format!("http_{code}"), count);
-        }
-        let success_rate = if rec.streams_started == 0 {
-            0.0
-        } else {
-            (rec.streams_started - rec.streams_failed) as f64 / rec.streams_started as f64
-        };
-        let stream_time_s = rec.stream_time_us as f64 / 1e6;
+        let breakpoint = stages.first().and_then(|first| {
+            stages.iter().find_map(|stage| {
+                let reason = stage.broken(first, !slos.is_empty())?;
+                Some(Breakpoint { stage: stage.stage, target_streams: stage.target_streams, reason })
+            })
+        });
         Report {
             version: env!("CARGO_PKG_VERSION"),
             target: target.to_string(),
             engine: Engine { driver: outcome.driver.name(), threads: outcome.threads },
             duration_s,
             stopped_by_signal: outcome.stopped_by_signal,
-            streams: Streams {
-                started: rec.streams_started,
-                completed: rec.streams_completed,
-                failed: rec.streams_failed,
-                interrupted: rec.streams_interrupted,
-                failures,
-                peak_concurrent: rec.peak_active,
-                reconnects: rec.reconnects,
-                success_rate,
-            },
-            events: Events {
-                received: rec.events,
-                bytes: rec.bytes,
-                per_second: per_s(rec.events),
-                bytes_per_second: per_s(rec.bytes),
-                per_stream_per_second: if stream_time_s > 0.0 { rec.events as f64 / stream_time_s } else { 0.0 },
-                stalls: rec.stalls,
-                lost: rec.lost_events,
-                duplicates: rec.duplicate_events,
-            },
-            latency_us: Latencies {
-                connect: Summary::of(&h.connect_us),
-                headers: Summary::of(&h.headers_us),
-                first_event: Summary::of(&h.first_event_us),
-                gap: Summary::of(&h.gap_us),
-                stream: Summary::of(&h.stream_us),
-                max_gap: Summary::of(&h.max_gap_us),
-                premature_end: Summary::of(&h.premature_end_us),
-                reconnect_delay: Summary::of(&h.reconnect_delay_us),
-            },
-            events_per_stream: Summary::of(&h.events_per_stream),
             memory: outcome.memory.map(|m| MemoryReport {
                 rss_before_kib: m.rss_before_kib,
                 rss_peak_kib: m.rss_peak_kib,
@@ -191,8 +325,16 @@ impl Report {
                     .checked_div(rec.peak_active)
                     .unwrap_or(0),
             }),
-            slos: Vec::new(),
+            slos: slos.iter().map(|slo| slo.judge(&figures)).collect(),
+            figures,
+            stages,
+            breakpoint,
         }
+    }
+
+    /// Every objective passed, over the run and over each stage.
+    pub fn slos_pass(&self) -> bool {
+        self.slos.iter().chain(self.stages.iter().flat_map(|s| &s.slos)).all(|v| v.pass)
     }
 
     pub fn to_json(&self) -> String {

@@ -2,14 +2,12 @@
 
 use std::fmt::Write;
 
-use super::{Report, Summary};
+use super::{Figures, Report, Summary};
 use crate::slo::Unit;
 
-/// Renders the report as aligned text.
+/// Renders the report as aligned text: the whole run, then each stage alone.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
-    let s = &r.streams;
-    let e = &r.events;
     let _ = writeln!(
         out,
         "ssebench {}  {}  driver {}, {} thread{}, {:.2} s",
@@ -24,9 +22,49 @@ pub fn render(r: &Report) -> String {
     if r.stopped_by_signal {
         let _ = writeln!(out, "Stopped   by Ctrl-C: the figures cover the run up to then");
     }
+    figures(&mut out, &r.figures);
+    if let Some(m) = &r.memory {
+        let _ = writeln!(
+            out,
+            "Memory    {:.1} MB resident before connecting, {:.1} MB peak: {} B per stream at {} streams",
+            m.rss_before_kib as f64 / 1024.0,
+            m.rss_peak_kib as f64 / 1024.0,
+            m.per_stream_bytes,
+            r.figures.streams.peak_concurrent
+        );
+    }
+    let _ = writeln!(out);
+    latencies(&mut out, &r.figures);
+    verdicts(&mut out, &r.slos);
+    for stage in &r.stages {
+        let _ = writeln!(
+            out,
+            "\n== Stage {}: {} streams, {:.1} s to {:.1} s; {} open at start, {} at end",
+            stage.stage,
+            stage.target_streams,
+            stage.start_s,
+            stage.end_s,
+            stage.figures.streams.open_at_start,
+            stage.open_at_end
+        );
+        figures(&mut out, &stage.figures);
+        let _ = writeln!(out);
+        latencies(&mut out, &stage.figures);
+        verdicts(&mut out, &stage.slos);
+    }
+    if !r.stages.is_empty() {
+        stage_table(&mut out, r);
+    }
+    out
+}
+
+/// The streams, events and failures lines.
+fn figures(out: &mut String, f: &Figures) {
+    let s = &f.streams;
+    let e = &f.events;
     let _ = writeln!(
         out,
-        "Streams   {} started, {} completed, {} failed, {} open at end; peak concurrent {}; {} reconnects; success {:.2}%",
+        "Streams   {} started, {} completed, {} failed, {} still open when stopped; peak concurrent {}; {} reconnects; success {:.2}%",
         s.started,
         s.completed,
         s.failed,
@@ -35,6 +73,17 @@ pub fn render(r: &Report) -> String {
         s.reconnects,
         s.success_rate * 100.0
     );
+    if let Some(a) = &s.arrivals {
+        let _ = writeln!(
+            out,
+            "Arrivals  {} scheduled, {} started, {} dropped (--max-streams open), {} late (> {})",
+            a.scheduled,
+            a.started,
+            a.dropped,
+            a.late,
+            duration(a.late_threshold_us as f64)
+        );
+    }
     let _ = writeln!(
         out,
         "Events    {} received, {:.1}/s, {:.2}/s per stream; {:.2} MB received, {:.2} MB/s; {} stalls, {} lost, {} duplicated",
@@ -49,23 +98,15 @@ pub fn render(r: &Report) -> String {
     );
     let failed: Vec<String> = s.failures.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(out, "Failures  {}", if failed.is_empty() { "none".to_string() } else { failed.join(", ") });
-    if let Some(m) = &r.memory {
-        let _ = writeln!(
-            out,
-            "Memory    {:.1} MB resident before connecting, {:.1} MB peak: {} B per stream at {} streams",
-            m.rss_before_kib as f64 / 1024.0,
-            m.rss_peak_kib as f64 / 1024.0,
-            m.per_stream_bytes,
-            s.peak_concurrent
-        );
-    }
-    let _ = writeln!(out);
+}
+
+fn latencies(out: &mut String, f: &Figures) {
     let _ = writeln!(
         out,
         "{:<14}{:>9}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}",
         "", "count", "min", "mean", "p50", "p90", "p99", "p99.9", "max"
     );
-    let l = &r.latency_us;
+    let l = &f.latency_us;
     for (name, h) in [
         ("connect", &l.connect),
         ("headers", &l.headers),
@@ -76,16 +117,52 @@ pub fn render(r: &Report) -> String {
         ("ended early", &l.premature_end),
         ("reconnect wait", &l.reconnect_delay),
     ] {
-        row(&mut out, name, h, duration);
+        row(out, name, h, duration);
     }
-    row(&mut out, "events/stream", &r.events_per_stream, |v| format!("{v:.0}"));
-    if !r.slos.is_empty() {
+    if f.streams.arrivals.is_some() {
+        row(out, "start lag", &l.start_lag, duration);
+    }
+    row(out, "events/stream", &f.events_per_stream, |v| format!("{v:.0}"));
+}
+
+fn verdicts(out: &mut String, slos: &[crate::slo::Verdict]) {
+    if !slos.is_empty() {
         let _ = writeln!(out);
     }
-    for v in &r.slos {
+    for v in slos {
         let _ = writeln!(out, "SLO  {}  {}  (measured {})", if v.pass { "pass" } else { "FAIL" }, v.slo, measured(v));
     }
-    out
+}
+
+/// One line per stage, then the breakpoint.
+fn stage_table(out: &mut String, r: &Report) {
+    let _ = writeln!(out, "\n== Stages");
+    let _ = writeln!(
+        out,
+        "{:>5}{:>9}{:>8}{:>9}{:>9}{:>8}{:>10}{:>12}{:>12}{:>12}",
+        "stage", "target", "peak", "started", "failed", "success", "events/s", "first p50", "first p99", "gap p99"
+    );
+    for stage in &r.stages {
+        let (s, l) = (&stage.figures.streams, &stage.figures.latency_us);
+        let _ = writeln!(
+            out,
+            "{:>5}{:>9}{:>8}{:>9}{:>9}{:>7.2}%{:>10.1}{:>12}{:>12}{:>12}",
+            stage.stage,
+            stage.target_streams,
+            s.peak_concurrent,
+            s.started,
+            s.failed,
+            s.success_rate * 100.0,
+            stage.figures.events.per_second,
+            duration(l.first_event.p50 as f64),
+            duration(l.first_event.p99 as f64),
+            duration(l.gap.p99 as f64)
+        );
+    }
+    let _ = match &r.breakpoint {
+        Some(b) => writeln!(out, "Breakpoint  stage {} ({} streams): {}", b.stage, b.target_streams, b.reason),
+        None => writeln!(out, "Breakpoint  none: every stage held"),
+    };
 }
 
 fn row(out: &mut String, name: &str, h: &Summary, fmt: impl Fn(f64) -> String) {
