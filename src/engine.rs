@@ -137,12 +137,14 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     let mut merged = Recorder::new();
     let mut stages: Vec<StageOutcome> =
         windows.iter().map(|&window| StageOutcome { window, recorder: Recorder::new() }).collect();
+    let mut stages_begun = 0;
     for handle in handles {
         let recorders = handle
             .join()
             .map_err(|_| EngineError("a worker thread panicked".into()))?
             .map_err(|e| EngineError(format!("cannot start a {} runtime: {e}", driver.name())))?;
-        // A run stopped early (Ctrl-C) hands back fewer stages than planned.
+        // A run stopped early (Ctrl-C) hands back only the stages it began.
+        stages_begun = stages_begun.max(recorders.len());
         for (stage, recorder) in stages.iter_mut().zip(&recorders) {
             stage.recorder.merge(recorder);
         }
@@ -150,6 +152,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
             merged.merge(recorder);
         }
     }
+    stages.truncate(stages_begun);
     // Streams carried from stage to stage are the same streams: the run saw each once.
     merged.carried_in = 0;
     let elapsed = start.elapsed();

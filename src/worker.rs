@@ -346,6 +346,22 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
     recorders
 }
 
+/// Sleeps until `at`; false if the run ended first (its deadline, or Ctrl-C: noticed within
+/// 100 ms, however far off `at` is, so a slow ramp cannot hold the report back).
+async fn wait_until(ctx: &CoreCtx, at: Instant) -> bool {
+    const STEP: Duration = Duration::from_millis(100);
+    loop {
+        let now = Instant::now();
+        if ctx.run_over(now) {
+            return false;
+        }
+        if now >= at {
+            return true;
+        }
+        monoio::time::sleep_until(at.min(now + STEP).into()).await;
+    }
+}
+
 /// The closed model: every virtual user runs from the start (or from its `--connect-rate` turn)
 /// to the end.
 async fn drive_users(ctx: &Rc<CoreCtx>, shard: &Shard) {
@@ -358,10 +374,7 @@ async fn drive_users(ctx: &Rc<CoreCtx>, shard: &Shard) {
             if timing.deadline.is_some_and(|d| start_at >= d) {
                 break;
             }
-            if start_at > Instant::now() {
-                monoio::time::sleep_until(start_at.into()).await;
-            }
-            if ctx.run_over(Instant::now()) {
+            if !wait_until(ctx, start_at).await {
                 break;
             }
         }
@@ -386,10 +399,7 @@ async fn drive_stages(ctx: &Rc<CoreCtx>, stage_users: &[usize]) {
     let mut running = 0;
     'stages: for (stage, (window, &target)) in windows.iter().zip(stage_users).enumerate() {
         let stage_start = ctx.timing.start + window.start;
-        if stage_start > Instant::now() {
-            monoio::time::sleep_until(stage_start.into()).await;
-        }
-        if ctx.run_over(Instant::now()) {
+        if !wait_until(ctx, stage_start).await {
             break;
         }
         if stage > 0 {
@@ -408,10 +418,7 @@ async fn drive_stages(ctx: &Rc<CoreCtx>, stage_users: &[usize]) {
         for (local, user) in users.iter_mut().enumerate().take(target).skip(first_new) {
             let global = ctx.global_index(local);
             let start_at = stage_start + plan::stage_start_offset(window, global, cfg.connect_rate_per_s);
-            if start_at > Instant::now() {
-                monoio::time::sleep_until(start_at.into()).await;
-            }
-            if ctx.run_over(Instant::now()) {
+            if !wait_until(ctx, start_at).await {
                 break 'stages;
             }
             // A user stopped by an earlier step down may still be winding down; it carries on.
@@ -436,15 +443,12 @@ async fn drive_arrivals(ctx: &Rc<CoreCtx>, mut clock: plan::ArrivalClock) {
         if ctx.timing.deadline.is_some_and(|d| due >= d) {
             break;
         }
-        if due > Instant::now() {
-            monoio::time::sleep_until(due.into()).await;
+        if !wait_until(ctx, due).await {
+            break;
         }
         // Arrivals that fell due while this task waited for its turn start now, late: their
         // lag is measured, and their latencies count from `due`.
         let now = Instant::now();
-        if ctx.run_over(now) {
-            break;
-        }
         let mut core = ctx.core.borrow_mut();
         if !core.take_stream_slot() {
             break;
@@ -613,25 +617,17 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     }
 }
 
-/// Waits `retry` before a reconnect and counts it; false if the run ended meanwhile. Sleeps in
-/// steps of at most 100 ms, so the end of the run (or Ctrl-C) is noticed at once.
+/// Waits `retry` before a reconnect and counts it; false if the run ended meanwhile, or a
+/// `--stages` step down stopped this user.
 async fn wait_to_reconnect(ctx: &CoreCtx, index: usize, retry: Duration) -> bool {
-    const STEP: Duration = Duration::from_millis(100);
     let from = Instant::now();
-    let until = from + retry;
-    loop {
-        let now = Instant::now();
-        if ctx.run_over(now) || !ctx.may_start(index) {
-            return false;
-        }
-        if now >= until {
-            let mut core = ctx.core.borrow_mut();
-            core.rec.reconnects += 1;
-            core.rec.histograms.reconnect_delay_us.saturating_record(micros_between(from, now));
-            return true;
-        }
-        monoio::time::sleep((until - now).min(STEP)).await;
+    if !wait_until(ctx, from + retry).await || !ctx.may_start(index) {
+        return false;
     }
+    let mut core = ctx.core.borrow_mut();
+    core.rec.reconnects += 1;
+    core.rec.histograms.reconnect_delay_us.saturating_record(micros_between(from, Instant::now()));
+    true
 }
 
 /// Returns Pending once (after asking to be polled again), then Ready: a turn for the others.

@@ -626,21 +626,30 @@ fn long_gaps_are_counted_as_stalls() {
 fn ctrl_c_prints_the_report_at_once() {
     let server = serve(ServeConfig { events: 0, interval: Duration::from_millis(20), ..serve_cfg() });
     let url = format!("http://{}/", server.addr);
-    let child = Command::new(env!("CARGO_BIN_EXE_ssebench"))
-        .args(["run", &url, "-c", "20", "-d", "60s", "-t", "1"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
-    let sent = Instant::now();
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let output = child.wait_with_output().unwrap();
-    assert!(sent.elapsed() < Duration::from_secs(1), "report after {:?}", sent.elapsed());
-    assert_eq!(output.status.code(), Some(130));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("Stopped   by Ctrl-C"), "{stdout}");
-    assert!(stdout.contains("20 still open when stopped"), "{stdout}");
+    // A plain run, and load shapes whose next step is far off (the next stage in 60 s, the next
+    // arrival in 30 s): none of them may hold the report back.
+    for (args, expect) in [
+        (&["-c", "20", "-d", "60s"][..], "20 still open when stopped"),
+        (&["--stages", "5:60s,50:60s"], "== Stage 1: 5 streams"),
+        (&["--arrival-rate", "0.033", "-d", "60s"], "Arrivals  1 scheduled, 1 started"),
+    ] {
+        let child = Command::new(env!("CARGO_BIN_EXE_ssebench"))
+            .args(["run", &url, "-t", "1"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let sent = Instant::now();
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let output = child.wait_with_output().unwrap();
+        assert!(sent.elapsed() < Duration::from_secs(1), "{args:?}: report after {:?}", sent.elapsed());
+        assert_eq!(output.status.code(), Some(130), "{args:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("Stopped   by Ctrl-C"), "{stdout}");
+        assert!(stdout.contains(expect), "{args:?}: {stdout}");
+    }
     server.stop();
 }
 
