@@ -229,16 +229,18 @@ impl CoreCtx {
     }
 
     /// This stream's `--stream-duration`: a range is drawn from uniformly, to the millisecond,
-    /// with a hash of the user and the time as the random source (no state per user).
-    fn stream_length(&self, local: usize, now: Instant) -> Option<Duration> {
+    /// from a hash of `--seed`, the user and its stream number (no state per user; the same
+    /// seed draws the same lengths).
+    fn stream_length(&self, slot: &Slot, local: usize, seq: u32) -> Option<Duration> {
         let (low, high) = self.shared.cfg.stream_duration?;
         let span_ms = (high - low).as_millis() as u64;
         if span_ms == 0 {
             return Some(low);
         }
-        let mut seed = (now.saturating_duration_since(self.timing.start).as_nanos() as u64)
-            ^ (self.global_index(local) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            | 1;
+        let stream = (self.vu(slot, local) << 32) ^ u64::from(seq);
+        let mut seed = (self.shared.cfg.seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+        // Mix once more: neighbouring users' first draws would be close otherwise.
+        crate::rng::next(&mut seed);
         Some(low + Duration::from_millis(crate::rng::next(&mut seed) % (span_ms + 1)))
     }
 
@@ -764,7 +766,7 @@ impl Attempt {
                         machine.begin(now);
                     }
                     self.requested = true;
-                    slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(self.local, now)));
+                    slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(slot, self.local, self.seq)));
                     self.phase = Phase::Writing { written: 0 };
                     None
                 }
