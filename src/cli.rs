@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Arrivals, ConfigError, DriverChoice, RunConfig, ServeConfig, Target};
 use crate::runtime;
+use crate::server::openai::ModelShape;
 use crate::slo::Slo;
 use crate::template::{DataMode, DataSet};
 
@@ -211,6 +212,21 @@ struct ServeArgs {
     /// With --replay: pause between pieces, so clients see them in separate reads
     #[arg(long, default_value = "0s", value_parser = config::parse_duration)]
     replay_pause: Duration,
+    /// Answer /v1/chat/completions and /v1/completions (stream: true) as a simulated model server
+    #[arg(long, conflicts_with = "replay")]
+    openai: bool,
+    /// With --openai: generated tokens per second per answer
+    #[arg(long, default_value_t = 50.0, requires = "openai")]
+    tokens_per_s: f64,
+    /// With --openai: tokens per content chunk
+    #[arg(long, default_value_t = 1, requires = "openai")]
+    tokens_per_chunk: u32,
+    /// With --openai: time to first token per prompt token (added to --first-delay); one token per prompt word
+    #[arg(long, default_value_t = 0, requires = "openai")]
+    prefill_us_per_token: u64,
+    /// With --openai: tokens an answer has when max_tokens does not cut it short
+    #[arg(long, default_value_t = 128, requires = "openai")]
+    output_tokens: u64,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -379,6 +395,12 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
     if threads == 0 {
         return Err(ConfigError("--threads must be at least 1".into()));
     }
+    if args.openai && !(args.tokens_per_s.is_finite() && args.tokens_per_s > 0.0) {
+        return Err(ConfigError("--tokens-per-s must be a positive number".into()));
+    }
+    if args.openai && args.tokens_per_chunk == 0 {
+        return Err(ConfigError("--tokens-per-chunk must be at least 1".into()));
+    }
     if args.replay_write_size == 0 {
         return Err(ConfigError("--replay-write-size must be at least 1 byte".into()));
     }
@@ -396,6 +418,12 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         replay_write_bytes: args.replay_write_size,
         replay_pause: args.replay_pause,
         disconnect_after: shape.disconnect_after,
+        openai: args.openai.then_some(ModelShape {
+            tokens_per_s: args.tokens_per_s,
+            tokens_per_chunk: args.tokens_per_chunk,
+            prefill_us_per_token: args.prefill_us_per_token,
+            output_tokens: args.output_tokens,
+        }),
     })
 }
 

@@ -77,13 +77,22 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
 
 fn serve(cfg: &ServeConfig) -> Result<(), String> {
     let handle = server::start(cfg, 0)?;
+    let what = match &cfg.openai {
+        Some(model) => format!(
+            "answering /v1/chat/completions and /v1/completions: {} tokens/s, {} per chunk, {} tokens unless max_tokens cuts them",
+            model.tokens_per_s, model.tokens_per_chunk, model.output_tokens
+        ),
+        None => format!(
+            "{} events per stream every {:?}",
+            if cfg.events == 0 { "endless".to_string() } else { cfg.events.to_string() },
+            cfg.interval
+        ),
+    };
     eprintln!(
-        "ssebench serve: listening on {} ({} threads, {}); {} events per stream every {:?}",
+        "ssebench serve: listening on {} ({} threads, {}); {what}",
         handle.addrs.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>().join(", "),
         cfg.threads,
         handle.driver.name(),
-        if cfg.events == 0 { "endless".to_string() } else { cfg.events.to_string() },
-        cfg.interval
     );
     handle.wait()
 }
@@ -106,6 +115,7 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
         replay_write_bytes: 1,
         replay_pause: Duration::ZERO,
         disconnect_after: None,
+        openai: None,
     };
     let handle = server::start(&serve_cfg, client_threads)?;
     let url = format!("http://{}/", handle.addr);

@@ -356,6 +356,8 @@ pub struct ServeConfig {
     pub replay_pause: Duration,
     /// Cut each connection after this many events (no last chunk); `None` never.
     pub disconnect_after: Option<u64>,
+    /// `--openai`: answer `/v1/chat/completions` and `/v1/completions` as a model would.
+    pub openai: Option<crate::server::openai::ModelShape>,
 }
 
 /// Parses `250us`, `10ms`, `1.5s`, `5m`, `1h`; a bare number is seconds.

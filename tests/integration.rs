@@ -25,6 +25,7 @@ fn serve_cfg() -> ServeConfig {
         replay_write_bytes: 64 * 1024,
         replay_pause: Duration::ZERO,
         disconnect_after: None,
+        openai: None,
     }
 }
 
@@ -903,4 +904,36 @@ fn bad_load_shape_flags_exit_2_naming_the_flag() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
+}
+
+/// `serve --openai` streams like a model server: a role chunk, content chunks at the token rate,
+/// the finish chunk, usage when asked, `[DONE]`; each is one SSE event.
+#[test]
+fn the_openai_server_streams_chunks_at_its_token_rate() {
+    use ssebench::server::openai::ModelShape;
+    let model = ModelShape { tokens_per_s: 100.0, tokens_per_chunk: 2, prefill_us_per_token: 1_000, output_tokens: 64 };
+    let server = serve(ServeConfig { openai: Some(model), ..serve_cfg() });
+    let body = r#"{"model":"m","stream":true,"max_tokens":10,"stream_options":{"include_usage":true},
+        "messages":[{"role":"user","content":"one two three four five six seven eight nine ten"}]}"#;
+    let cfg = RunConfig {
+        streams_limit: Some(4),
+        method: "POST".into(),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.as_bytes().to_vec(),
+        ..run_cfg(server.addr, 2)
+    };
+    let report = run(&cfg);
+    let f = &report.figures;
+    assert_eq!(f.streams.completed, 4, "{:?}", f.streams.failures);
+    // role + 5 content chunks of 2 tokens + finish + usage + [DONE]
+    assert_eq!((f.events_per_stream.min, f.events_per_stream.max), (9, 9));
+    // The role chunk comes at once; the first content chunk after 10 prompt words x 1 ms.
+    assert!(f.latency_us.first_event.p50 < 5_000, "{}", f.latency_us.first_event.p50);
+    // Per stream 8 gaps: role to first content 10 ms, four of 20 ms between content chunks (2
+    // tokens at 100 tokens/s), then finish, usage and [DONE] at once.
+    let gap = &f.latency_us.gap;
+    assert_eq!(gap.count, 4 * 8);
+    assert!((19_000..22_000).contains(&gap.p90) && gap.max < 25_000, "gap p90 {} max {}", gap.p90, gap.max);
+    assert!((85_000..110_000).contains(&f.latency_us.stream.p50), "stream p50 {}", f.latency_us.stream.p50);
+    server.stop();
 }

@@ -9,6 +9,7 @@ use monoio::net::TcpStream;
 
 use super::ServeCore;
 use super::event::{self, LAST_CHUNK, STREAM_HEAD};
+use super::openai;
 
 /// A bodiless answer with `status`, after which the server closes the connection.
 macro_rules! refusal {
@@ -55,6 +56,14 @@ pub async fn serve(mut stream: TcpStream, core: Rc<ServeCore>) {
             }
         };
         let resume_after = request.resume_after;
+        if let Some(shape) = &core.cfg.openai {
+            // Boxed: the model's answer has its own state, kept out of plain SSE connections.
+            out = match Box::pin(answer_completion(&mut stream, &core, shape, &mut input, request, out)).await {
+                Some(out) => out,
+                None => return,
+            };
+            continue;
+        }
         if !skip_body(&mut stream, &mut input, request).await {
             return;
         }
@@ -155,6 +164,54 @@ async fn skip_body(stream: &mut TcpStream, input: &mut Vec<u8>, request: Request
     }
     input.drain(..to_drop);
     true
+}
+
+/// `serve --openai`: reads the request body, then streams the simulated model's answer (or
+/// answers 400 and closes). Returns the buffer for reuse, or None if the connection is done.
+async fn answer_completion(
+    stream: &mut TcpStream,
+    core: &ServeCore,
+    shape: &openai::ModelShape,
+    input: &mut Vec<u8>,
+    request: Request,
+    out: Vec<u8>,
+) -> Option<Vec<u8>> {
+    let body_end = request.head_len + request.body_len;
+    while input.len() < body_end {
+        if !read_more(stream, input).await {
+            return None;
+        }
+    }
+    let completion = openai::parse_request(&input[request.head_len..body_end], shape);
+    input.drain(..body_end);
+    let completion = match completion {
+        Ok(completion) => completion,
+        Err(_) => {
+            let _ = stream.write_all(BAD_REQUEST).await;
+            return None;
+        }
+    };
+    let (result, _) = stream.write_all(STREAM_HEAD).await;
+    result.ok()?;
+    let mut out = out;
+    let id = core.next_rng();
+    let started = Instant::now();
+    for (after, piece) in openai::Answer::new(&completion, shape, core.cfg.first_delay) {
+        let at = started + after;
+        if at > Instant::now() {
+            core.timers.sleep_until(at).await;
+        }
+        if core.stopping.get() {
+            return None;
+        }
+        openai::encode(&mut out, &completion, id, piece);
+        let (result, buf) = stream.write_all(out).await;
+        out = buf;
+        result.ok()?;
+    }
+    let (result, _) = stream.write_all(LAST_CHUNK).await;
+    result.ok()?;
+    Some(out)
 }
 
 /// Sends the generated stream; returns the event buffer for reuse, or None if the connection is done.

@@ -2,6 +2,7 @@
 
 mod conn;
 pub mod event;
+pub mod openai;
 mod timer;
 
 use std::cell::Cell;
@@ -47,6 +48,7 @@ impl ServeCore {
                 replay_write_bytes: 1,
                 replay_pause: Duration::ZERO,
                 disconnect_after: None,
+                openai: None,
             },
             stopping: Cell::new(false),
             rng_state: Cell::new(1),
@@ -73,6 +75,8 @@ pub(crate) struct ServeConfigShared {
     replay_write_bytes: usize,
     replay_pause: Duration,
     disconnect_after: Option<u64>,
+    /// `--openai`: answer as a model server instead of generating events.
+    openai: Option<openai::ModelShape>,
 }
 
 /// A running server. Dropping it leaves the server running; `stop` ends it.
@@ -154,6 +158,7 @@ async fn serve_core(listeners: Vec<std::net::TcpListener>, cfg: ServeConfig, sto
         replay_write_bytes: cfg.replay_write_bytes,
         replay_pause: cfg.replay_pause,
         disconnect_after: cfg.disconnect_after,
+        openai: cfg.openai,
     };
     let core = Rc::new(ServeCore {
         cfg: shared,
