@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod engine;
 pub mod http1;
 pub mod limits;
+pub mod llm;
 pub mod plan;
 pub mod recorder;
 pub mod report;

@@ -1,0 +1,3 @@
+//! LLM streaming mode (OpenAI-compatible chat and completions streams): what each chunk says, sans IO.
+
+pub mod chunk;

@@ -1,0 +1,277 @@
+//! LLM chunk scanning against byte-exact streams in the formats OpenAI, vLLM, llama.cpp and OpenRouter send
+//! (`tests/fixtures/llm/`): exact totals per stream, agreement with a serde_json model per event, and no
+//! allocation while scanning (a counting allocator that watches only the scanning thread; its own binary,
+//! because a global allocator is per binary).
+
+#[path = "llm/common.rs"]
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // Per thread, so the harness's own threads cannot disturb the count.
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note() {
+    if WATCHING.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; counting has no effect on the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made on this thread while running `f`.
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    WATCHING.set(true);
+    f();
+    WATCHING.set(false);
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn scan_does_not_allocate() {
+    let mut payloads: Vec<Vec<u8>> = common::fixture_names().iter().flat_map(|n| common::payloads(n)).collect();
+    assert!(payloads.len() > 100, "fixtures present");
+    payloads.push(br#"{"choices":[{"delta":{"content":"unterminated"#.to_vec());
+    payloads.push(br#"{"choices":[{"delta":{"\u0063ontent":"\ud83d\ude00 caf\u00e9 \ud800"}}]}"#.to_vec());
+    payloads.push("[".repeat(1000).into_bytes());
+
+    // The counter must see allocations at all, or a zero below would prove nothing.
+    assert!(allocations_during(|| drop(black_box(vec![0u8; 64]))) > 0);
+
+    let seen = allocations_during(|| {
+        for _ in 0..1000 {
+            for payload in &payloads {
+                let _ = black_box(scan(black_box(payload)));
+            }
+        }
+    });
+    assert_eq!(seen, 0);
+}
+
+use serde_json::Value;
+use ssebench::llm::chunk::{ChunkInfo, Finish, Usage, scan};
+
+/// What a whole stream adds up to.
+#[derive(Debug, Default, PartialEq)]
+struct Totals {
+    events: u32,
+    content_chunks: u32,
+    content_bytes: u32,
+    content_chars: u32,
+    reasoning_chunks: u32,
+    reasoning_bytes: u32,
+    role_only: u32,
+    errors: u32,
+    finish: Option<Finish>,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl Totals {
+    fn add(&mut self, info: &ChunkInfo) {
+        assert!(!self.done, "event after [DONE]");
+        self.events += 1;
+        self.content_chunks += u32::from(info.content_bytes > 0);
+        self.content_bytes += info.content_bytes;
+        self.content_chars += info.content_chars;
+        self.reasoning_chunks += u32::from(info.reasoning_bytes > 0);
+        self.reasoning_bytes += info.reasoning_bytes;
+        self.role_only += u32::from(info.role_only);
+        self.errors += u32::from(info.error);
+        self.finish = info.finish.or(self.finish);
+        self.usage = info.usage.or(self.usage);
+        self.done = info.done;
+    }
+}
+
+fn usage(prompt_tokens: u64, completion_tokens: u64, reasoning_tokens: Option<u64>) -> Option<Usage> {
+    Some(Usage { prompt_tokens, completion_tokens, reasoning_tokens })
+}
+
+fn expected(name: &str) -> Totals {
+    let base = Totals { done: true, ..Totals::default() };
+    match name {
+        "openai_chat.sse" => Totals {
+            events: 13,
+            content_chunks: 9,
+            content_bytes: 34,
+            content_chars: 34,
+            role_only: 1,
+            finish: Some(Finish::Stop),
+            usage: usage(23, 9, Some(0)),
+            ..base
+        },
+        "vllm_chat_reasoning.sse" => Totals {
+            events: 25,
+            content_chunks: 8,
+            content_bytes: 15,
+            content_chars: 15,
+            reasoning_chunks: 13,
+            reasoning_bytes: 37,
+            role_only: 1,
+            finish: Some(Finish::Stop),
+            usage: usage(14, 23, None),
+            ..base
+        },
+        "vllm_completions_multitoken.sse" => Totals {
+            events: 13,
+            content_chunks: 11,
+            content_bytes: 192,
+            content_chars: 192,
+            finish: Some(Finish::Length),
+            usage: usage(6, 48, None),
+            ..base
+        },
+        // Content: "Bonjour ! Voici un café crème ☕\n日本語 \"quoted\" 😀 🎉." with é and 🎉 sent as \u escapes.
+        "llamacpp_chat.sse" => Totals {
+            events: 16,
+            content_chunks: 13,
+            content_bytes: 65,
+            content_chars: 49,
+            role_only: 1,
+            finish: Some(Finish::Stop),
+            usage: usage(27, 16, None),
+            ..base
+        },
+        "inline_error.sse" => {
+            Totals { events: 6, content_chunks: 2, content_bytes: 9, content_chars: 9, role_only: 1, errors: 2, ..base }
+        }
+        // Only "Let me save that." counts; logprobs.content[] and the tool arguments do not.
+        "openai_tools_logprobs.sse" => Totals {
+            events: 19,
+            content_chunks: 5,
+            content_bytes: 17,
+            content_chars: 17,
+            role_only: 1,
+            finish: Some(Finish::ToolCalls),
+            usage: usage(82, 27, Some(0)),
+            ..base
+        },
+        // Role rides on every delta, so no chunk is role-only; reasoning_details[].text does not count.
+        "openrouter_reasoning.sse" => Totals {
+            events: 17,
+            content_chunks: 5,
+            content_bytes: 16,
+            content_chars: 16,
+            reasoning_chunks: 9,
+            reasoning_bytes: 29,
+            finish: Some(Finish::Stop),
+            usage: usage(11, 24, Some(18)),
+            ..base
+        },
+        other => panic!("fixture {other} has no expected totals"),
+    }
+}
+
+#[test]
+fn fixture_totals() {
+    let names = common::fixture_names();
+    assert_eq!(names.len(), 7, "{names:?}");
+    for name in names {
+        let mut totals = Totals::default();
+        for payload in common::payloads(&name) {
+            let info = scan(&payload).unwrap_or_else(|e| panic!("{name}: {e}: {}", String::from_utf8_lossy(&payload)));
+            totals.add(&info);
+        }
+        assert_eq!(totals, expected(&name), "{name}");
+    }
+}
+
+#[test]
+fn fixtures_agree_with_reference_model() {
+    for name in common::fixture_names() {
+        for payload in common::payloads(&name) {
+            let text = String::from_utf8_lossy(&payload);
+            assert_eq!(scan(&payload), Ok(reference(&payload)), "{name}: {text}");
+        }
+    }
+}
+
+#[test]
+fn naive_split_handles_multiline_and_crlf() {
+    let body = b": comment\r\n\r\nevent: x\r\ndata: a\r\ndata:b\r\n\r\ndata: tail-without-blank-line";
+    assert_eq!(common::split_events(body), vec![b"a\nb".to_vec()]);
+}
+
+/// The same rules as `scan`, written against `serde_json::Value` (no duplicate keys in the fixtures, so
+/// last-wins maps are equivalent).
+fn reference(payload: &[u8]) -> ChunkInfo {
+    if payload.trim_ascii() == b"[DONE]" {
+        return ChunkInfo { done: true, ..ChunkInfo::default() };
+    }
+    let root: Value = serde_json::from_slice(payload).expect("fixture payload is JSON");
+    let mut info = ChunkInfo::default();
+    let mut role = false;
+    for choice in root["choices"].as_array().into_iter().flatten() {
+        let delta = &choice["delta"];
+        for text in [&delta["content"], &choice["text"]].into_iter().filter_map(Value::as_str) {
+            info.content_bytes += text.len() as u32;
+            info.content_chars += text.chars().count() as u32;
+        }
+        let reasoning = |key: &str| delta[key].as_str().map_or(0, str::len) as u32;
+        info.reasoning_bytes += reasoning("reasoning_content").max(reasoning("reasoning"));
+        role |= delta["role"].is_string();
+        if let Some(reason) = choice["finish_reason"].as_str() {
+            info.finish = Some(match reason {
+                "stop" => Finish::Stop,
+                "length" => Finish::Length,
+                "tool_calls" | "function_call" => Finish::ToolCalls,
+                "content_filter" => Finish::ContentFilter,
+                _ => Finish::Other,
+            });
+        }
+    }
+    if let Some(usage) = root["usage"].as_object() {
+        let number = |v: Option<&Value>| v.and_then(Value::as_u64);
+        info.usage = Some(Usage {
+            prompt_tokens: number(usage.get("prompt_tokens")).unwrap_or(0),
+            completion_tokens: number(usage.get("completion_tokens")).unwrap_or(0),
+            reasoning_tokens: number(usage.get("completion_tokens_details").and_then(|d| d.get("reasoning_tokens"))),
+        });
+    }
+    info.error = !matches!(root["error"], Value::Null | Value::Bool(false)) || root["object"] == "error";
+    info.role_only = role
+        && info.content_bytes == 0
+        && info.reasoning_bytes == 0
+        && info.finish.is_none()
+        && info.usage.is_none()
+        && !info.error;
+    info
+}
