@@ -438,9 +438,15 @@ async fn drive_stages(ctx: &Rc<CoreCtx>, stage_users: &[usize]) {
 /// The open model: a stream starts at each arrival, whether or not earlier ones have ended, in
 /// a free slot; with every slot (`--max-streams`) busy the arrival is dropped and counted.
 async fn drive_arrivals(ctx: &Rc<CoreCtx>, mut clock: plan::ArrivalClock) {
+    /// Arrivals handled between two turns for the other tasks, when a backlog of due arrivals
+    /// never lets this task sleep: the users and the sweeper must keep running meanwhile.
+    const ARRIVALS_PER_TURN: u64 = 32;
     let mut streams: Vec<Option<monoio::task::JoinHandle<()>>> = (0..ctx.slots.len()).map(|_| None).collect();
     loop {
         let (number, offset) = clock.next_arrival();
+        if number % (ARRIVALS_PER_TURN * ctx.threads as u64) == ctx.core_index as u64 && number > 0 {
+            YieldNow(false).await;
+        }
         let due = ctx.timing.start + offset;
         if ctx.timing.deadline.is_some_and(|d| due >= d) {
             break;
