@@ -153,8 +153,6 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         }
     }
     stages.truncate(stages_begun);
-    // Streams carried from stage to stage are the same streams: the run saw each once.
-    merged.carried_in = 0;
     let elapsed = start.elapsed();
     let memory = match (rss_before_kib, rss_peak_kib) {
         (Some(before), Some(peak)) => Some(Memory { rss_before_kib: before, rss_peak_kib: peak }),

@@ -208,8 +208,6 @@ pub struct Recorder {
     pub late_starts: u64,
     failures: [u64; Failure::ALL.len()],
     status_counts: Box<[u64; STATUS_SLOTS]>,
-    /// `--stages`: streams already open when this stage began.
-    pub carried_in: u64,
     /// Streams open when this recorder's stretch ended: its stage's end, or the run's stop.
     pub open_at_end: u64,
     /// Streams open now (from connect start to stream end).
@@ -246,7 +244,6 @@ impl Recorder {
             late_starts: 0,
             failures: [0; Failure::ALL.len()],
             status_counts: Box::new([0; STATUS_SLOTS]),
-            carried_in: 0,
             open_at_end: 0,
             active: 0,
             peak_active: 0,
@@ -309,7 +306,6 @@ impl Recorder {
     pub fn next_stage(&mut self, mut fresh: Recorder) -> Recorder {
         self.open_at_end = self.active;
         fresh.active = self.active;
-        fresh.carried_in = self.active;
         fresh.stall_threshold_us = self.stall_threshold_us;
         std::mem::replace(self, fresh)
     }
@@ -347,7 +343,6 @@ impl Recorder {
         for (mine, theirs) in self.status_counts.iter_mut().zip(other.status_counts.iter()) {
             *mine += theirs;
         }
-        self.carried_in += other.carried_in;
         self.open_at_end += other.open_at_end;
         self.active += other.active;
         if self.active_samples.len() < other.active_samples.len() {
@@ -406,7 +401,7 @@ mod tests {
         assert_eq!((first.streams_started, first.active, first.arrivals, first.dropped_starts), (2, 2, 2, 1));
         assert_eq!(first.late_starts, 1);
         assert_eq!((rec.streams_started, rec.active, rec.stall_threshold_us, rec.arrivals), (0, 2, 5, 0));
-        assert_eq!(rec.carried_in, 2);
+        assert_eq!(first.open_at_end, 2);
         rec.stream_closed(StreamEnd::Completed, 10, 1);
         assert_eq!((rec.streams_completed, rec.active), (1, 1));
     }

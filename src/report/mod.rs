@@ -127,8 +127,9 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// `rec`'s figures over `duration_s` seconds. `open_model`: report the arrivals.
-    pub fn of(rec: &Recorder, duration_s: f64, open_model: bool) -> Figures {
+    /// `rec`'s figures over `duration_s` seconds. `open_at_start`: streams already open when
+    /// this stretch began (a stage's; 0 for the run). `open_model`: report the arrivals.
+    pub fn of(rec: &Recorder, duration_s: f64, open_at_start: u64, open_model: bool) -> Figures {
         let h = &rec.histograms;
         let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
         let mut failures = BTreeMap::new();
@@ -140,7 +141,7 @@ impl Figures {
         for (code, count) in rec.status_failures() {
             failures.insert(format!("http_{code}"), count);
         }
-        let seen = rec.streams_started + rec.carried_in;
+        let seen = rec.streams_started + open_at_start;
         let success_rate = if seen == 0 { 1.0 } else { (seen - rec.streams_failed.min(seen)) as f64 / seen as f64 };
         let stream_time_s = rec.stream_time_us as f64 / 1e6;
         Figures {
@@ -153,7 +154,7 @@ impl Figures {
                 peak_concurrent: rec.peak_active,
                 reconnects: rec.reconnects,
                 success_rate,
-                open_at_start: rec.carried_in,
+                open_at_start,
                 arrivals: open_model.then_some(Arrivals {
                     scheduled: rec.arrivals,
                     started: rec.arrivals - rec.dropped_starts,
@@ -220,7 +221,8 @@ const BREAK_SUCCESS_RATE: f64 = 0.99;
 const BREAK_FIRST_EVENT_FACTOR: u64 = 3;
 
 impl StageReport {
-    fn new(index: usize, stage: &StageOutcome, elapsed_s: f64, open_model: bool) -> StageReport {
+    /// `open_at_start`: the previous stage's `open_at_end` (the streams it handed over).
+    fn new(index: usize, stage: &StageOutcome, open_at_start: u64, elapsed_s: f64, open_model: bool) -> StageReport {
         let start_s = stage.window.start.as_secs_f64();
         let end_s = stage.window.end.as_secs_f64();
         // A run stopped early (Ctrl-C) ends its last stage early.
@@ -231,7 +233,7 @@ impl StageReport {
             start_s,
             end_s,
             open_at_end: stage.recorder.open_at_end,
-            figures: Figures::of(&stage.recorder, duration_s, open_model),
+            figures: Figures::of(&stage.recorder, duration_s, open_at_start, open_model),
             slos: Vec::new(),
         }
     }
@@ -296,13 +298,12 @@ impl Report {
     pub fn new(target: &str, outcome: &RunOutcome, slos: &[crate::slo::Slo]) -> Report {
         let rec = &outcome.recorder;
         let duration_s = outcome.elapsed.as_secs_f64();
-        let figures = Figures::of(rec, duration_s, outcome.open_model);
-        let mut stages: Vec<StageReport> = outcome
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, stage)| StageReport::new(i, stage, duration_s, outcome.open_model))
-            .collect();
+        let figures = Figures::of(rec, duration_s, 0, outcome.open_model);
+        let mut stages: Vec<StageReport> = Vec::with_capacity(outcome.stages.len());
+        for (i, stage) in outcome.stages.iter().enumerate() {
+            let open_at_start = stages.last().map_or(0, |previous| previous.open_at_end);
+            stages.push(StageReport::new(i, stage, open_at_start, duration_s, outcome.open_model));
+        }
         for stage in &mut stages {
             stage.slos = slos.iter().map(|slo| slo.judge(&stage.figures)).collect();
         }
