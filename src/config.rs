@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::http1::request::RequestSpec;
-use crate::template::{DataMode, DataSet, RequestTemplate};
+use crate::template::{DataMode, DataSet, RequestTemplate, TargetRequest};
 
 /// A configuration that cannot run. Start-up only, so a string is fine here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,18 +261,15 @@ impl RunConfig {
             return err(format!("-m/--method '{}' is not an HTTP method token", self.method));
         }
         // Templates are parsed now, so a bad one stops the run before it starts, never midway.
-        self.request_templates(&|name| std::env::var(name).ok())?;
+        self.requests(&|name| std::env::var(name).ok())?;
         Ok(())
     }
 
-    /// Each target's request as a template, or `None` where it has no placeholder (and is
-    /// encoded once). `env` looks up `{{env NAME}}`.
-    pub fn request_templates(
-        &self,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Vec<Option<RequestTemplate>>, ConfigError> {
+    /// Each target's request: encoded once, or a template where it has placeholders. `env`
+    /// looks up `{{env NAME}}`.
+    pub fn requests(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<TargetRequest>, ConfigError> {
         let users = self.connections as u64;
-        let mut templates = Vec::with_capacity(self.targets.len());
+        let mut requests = Vec::with_capacity(self.targets.len());
         for target in &self.targets {
             let spec = RequestSpec {
                 method: &self.method,
@@ -283,12 +280,16 @@ impl RunConfig {
             };
             let template = RequestTemplate::new(&spec, self.data.clone(), self.data_mode, users, self.seed, env)
                 .map_err(ConfigError)?;
-            templates.push((!template.is_static()).then_some(template));
+            requests.push(if template.is_static() {
+                TargetRequest::Encoded(crate::http1::request::encode(&spec))
+            } else {
+                TargetRequest::Template(template)
+            });
         }
-        if self.data.is_some() && templates.iter().all(Option::is_none) {
+        if self.data.is_some() && requests.iter().all(|r| matches!(r, TargetRequest::Encoded(_))) {
             return err("--data is given but no header, path or body uses a {{field}} from it");
         }
-        Ok(templates)
+        Ok(requests)
     }
 }
 

@@ -5,7 +5,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::config::RunConfig;
-use crate::http1::request::{self, RequestSpec};
 use crate::limits;
 use crate::plan;
 use crate::recorder::Recorder;
@@ -82,21 +81,8 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     let shards = plan::shards(cfg);
     // Refuse before anything connects: a run that hits EMFILE halfway measures the host, not the target.
     limits::ensure_descriptors(cfg.connections as u64, shards.len() as u64).map_err(EngineError)?;
-    let requests = cfg
-        .targets
-        .iter()
-        .map(|target| {
-            request::encode(&RequestSpec {
-                method: &cfg.method,
-                path: &target.path,
-                host: &target.host_header,
-                headers: &cfg.headers,
-                body: &cfg.body,
-            })
-        })
-        .collect();
-    let templates = cfg.request_templates(&|name| std::env::var(name).ok()).map_err(|e| EngineError(e.0))?;
-    let shared = Arc::new(RunShared { cfg: cfg.clone(), requests, templates });
+    let requests = cfg.requests(&|name| std::env::var(name).ok()).map_err(|e| EngineError(e.0))?;
+    let shared = Arc::new(RunShared { cfg: cfg.clone(), requests });
     let threads = shards.len();
     let mut handles = Vec::with_capacity(threads);
     let mut go_senders = Vec::with_capacity(threads);

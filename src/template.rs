@@ -379,6 +379,14 @@ fn rng_state(seed: u64, vu: u64, seq: u64, slot: u64) -> u64 {
     if state == 0 { GOLDEN } else { state }
 }
 
+/// What a target's streams send: the same bytes every time, encoded once, or a template
+/// rendered for each stream.
+#[derive(Debug, Clone)]
+pub enum TargetRequest {
+    Encoded(Vec<u8>),
+    Template(RequestTemplate),
+}
+
 /// A request whose path, header values and body are templates, rendered per user and stream.
 #[derive(Debug, Clone)]
 pub struct RequestTemplate {

@@ -16,7 +16,7 @@ use crate::recorder::{Failure, Recorder, StreamEnd};
 use crate::signal;
 use crate::stream::{Progress, StreamMachine, micros_between};
 use crate::sys;
-use crate::template::RequestTemplate;
+use crate::template::TargetRequest;
 
 /// Bytes one `recv` may return; one buffer per core, shared by all its streams.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -34,11 +34,8 @@ pub const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
 /// What every worker shares read-only.
 pub struct RunShared {
     pub cfg: RunConfig,
-    /// One request per target, each encoded once.
-    pub requests: Vec<Vec<u8>>,
-    /// Per target: the request as a template, rendered for each stream; `None` where it has no
-    /// placeholder (then `requests` is sent as it is).
-    pub templates: Vec<Option<RequestTemplate>>,
+    /// One request per target: encoded once, or a template rendered for each stream.
+    pub requests: Vec<TargetRequest>,
 }
 
 /// The run's clock, handed to every worker once all of them are ready.
@@ -305,7 +302,7 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
     let core = Core {
         rec: new_recorder(),
         scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
-        request_buf: Vec::with_capacity(shared.requests.iter().map(Vec::len).max().unwrap_or(0) + 64),
+        request_buf: Vec::with_capacity(shared.requests.iter().map(encoded_len).max().unwrap_or(0) + 64),
         render_buf: Vec::new(),
         body_buf: Vec::new(),
         streams_left: shard.streams_quota,
@@ -654,6 +651,14 @@ impl std::future::Future for YieldNow {
     }
 }
 
+/// Bytes of an encoded request (0 for a template: its buffers grow on first use).
+fn encoded_len(request: &TargetRequest) -> usize {
+    match request {
+        TargetRequest::Encoded(bytes) => bytes.len(),
+        TargetRequest::Template(_) => 0,
+    }
+}
+
 /// `request` (encoded once) with a `Last-Event-ID: id` header added at the end of its head.
 fn with_last_event_id(out: &mut Vec<u8>, request: &[u8], id: u64) {
     let head_end = memchr::memmem::find(request, b"\r\n\r\n").map_or(request.len(), |i| i + 2);
@@ -864,9 +869,9 @@ impl Attempt {
         let Core { request_buf, render_buf, body_buf, .. } = &mut *core;
         // Rebuilt on every call, identically (a render is a pure function of the user and its
         // stream number), so a write that waited resumes at `written`.
-        let base = match &ctx.shared.templates[target] {
-            None => &ctx.shared.requests[target][..],
-            Some(template) => {
+        let base = match &ctx.shared.requests[target] {
+            TargetRequest::Encoded(bytes) => &bytes[..],
+            TargetRequest::Template(template) => {
                 template.render(ctx.vu(slot, self.local), u64::from(self.seq), body_buf, render_buf);
                 &render_buf[..]
             }
@@ -1005,7 +1010,7 @@ mod tests {
             finished: false,
         };
         let timing = Timing { start: Instant::now(), deadline: None };
-        let shared = Arc::new(RunShared { cfg, requests: vec![vec![]], templates: vec![None] });
+        let shared = Arc::new(RunShared { cfg, requests: vec![TargetRequest::Encoded(vec![])] });
         Rc::new(CoreCtx {
             core: RefCell::new(core),
             core_index: 0,
