@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, Arrivals, ConfigError, DriverChoice, RunConfig, ServeConfig, Target};
+use std::sync::Arc;
+
+use crate::config::{self, Arrivals, ConfigError, DriverChoice, LlmConfig, RunConfig, ServeConfig, Target};
+use crate::llm::prompt::{self, Api, PromptSource};
+use crate::llm::scenario::{Scenario, UserTurns};
 use crate::runtime;
 use crate::server::openai::ModelShape;
 use crate::slo::Slo;
@@ -143,9 +147,9 @@ struct RunArgs {
     /// Objective judged at the end, e.g. 'first_event.p99<500ms', 'success_rate>=99%' (repeatable); a failure exits 1
     #[arg(long = "slo", value_parser = Slo::parse)]
     slos: Vec<Slo>,
-    /// HTTP method
-    #[arg(short = 'm', long, default_value = "GET")]
-    method: String,
+    /// HTTP method [default: GET, or POST with --openai]
+    #[arg(short = 'm', long)]
+    method: Option<String>,
     /// Extra request header, 'Name: value' (repeatable)
     #[arg(short = 'H', long = "header", value_parser = config::parse_header)]
     headers: Vec<(String, String)>,
@@ -165,8 +169,112 @@ struct RunArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     #[command(flatten)]
+    llm: LlmArgs,
+    #[command(flatten)]
     engine: EngineArgs,
 }
+
+#[derive(Debug, Args)]
+struct LlmArgs {
+    /// LLM mode: POST OpenAI-compatible streaming requests (to URL, or /v1/chat/completions or /v1/completions under
+    /// a base URL) and report tokens: TTFT, ITL, TPOT, tokens/s
+    #[arg(long, value_enum)]
+    openai: Option<OpenAiArg>,
+    /// The model each request names
+    #[arg(long, default_value = "ssebench-sim", requires = "openai")]
+    model: String,
+    /// max_tokens of each request [default: none, the server decides]
+    #[arg(long, requires = "openai")]
+    max_tokens: Option<u64>,
+    /// Extra JSON fields for every request body, e.g. '{"temperature":0,"ignore_eos":true}', or @FILE
+    #[arg(long, requires = "openai")]
+    extra_body: Option<String>,
+    /// API key sent as 'Authorization: Bearer KEY' [default: $OPENAI_API_KEY]; never printed
+    #[arg(long, requires = "openai")]
+    api_key: Option<String>,
+    /// Prompts, one JSON object per line: {"messages": [...]} or {"prompt": "..."}, optional "max_tokens"
+    #[arg(long, requires = "openai", conflicts_with_all = ["prompt_tokens", "scenario"])]
+    prompts: Option<PathBuf>,
+    /// Synthetic prompts of N words, or drawn from A..B per request (seeded) [default: 128]
+    #[arg(long, requires = "openai", value_parser = prompt::parse_token_range, conflicts_with = "scenario")]
+    prompt_tokens: Option<(u64, u64)>,
+    /// A user journey (TOML): optional HTTP steps (a login), then a multi-turn conversation
+    #[arg(long, requires = "openai")]
+    scenario: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OpenAiArg {
+    Chat,
+    Completions,
+}
+
+impl LlmArgs {
+    /// The LLM config, and the headers the requests need (`Authorization` from the key, a JSON `Content-Type`).
+    fn config(self, headers: &mut Vec<(String, String)>) -> Result<Option<LlmConfig>, ConfigError> {
+        let Some(api) = self.openai else { return Ok(None) };
+        let api = match api {
+            OpenAiArg::Chat => Api::Chat,
+            OpenAiArg::Completions => Api::Completions,
+        };
+        let has = |headers: &[(String, String)], name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        let scenario = match &self.scenario {
+            None => None,
+            Some(path) => Some(Scenario::load(path).map_err(ConfigError)?),
+        };
+        let prompts = match (&self.prompts, self.prompt_tokens, &scenario) {
+            (_, _, Some(scenario)) => match &scenario.conversation.user {
+                UserTurns::Messages(texts) => PromptSource::from_texts(texts, api),
+                UserTurns::PromptTokens { low, high } => Ok(PromptSource::synthetic(*low, *high)),
+            }
+            .map_err(|e| ConfigError(format!("--scenario: {e}")))?,
+            (Some(path), _, None) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("--prompts {}: cannot read: {e}", path.display())))?;
+                PromptSource::from_jsonl(&text, api)
+                    .map_err(|e| ConfigError(format!("--prompts {}: {e}", path.display())))?
+            }
+            (None, Some((low, high)), None) => PromptSource::synthetic(low, high),
+            (None, None, None) => PromptSource::synthetic(DEFAULT_PROMPT_TOKENS, DEFAULT_PROMPT_TOKENS),
+        };
+        if let Some(scenario) = &scenario {
+            for (name, value) in &scenario.conversation.headers {
+                headers.push((name.clone(), value.clone()));
+            }
+        }
+        let key = self.api_key.or_else(|| std::env::var("OPENAI_API_KEY").ok()).filter(|k| !k.is_empty());
+        if let Some(key) = key
+            && !has(headers, "authorization")
+        {
+            if key.bytes().any(|b| b.is_ascii_control()) {
+                return Err(ConfigError("--api-key has control characters".into()));
+            }
+            headers.push(("Authorization".into(), format!("Bearer {key}")));
+        }
+        if !has(headers, "content-type") {
+            headers.push(("Content-Type".into(), "application/json".into()));
+        }
+        let extra_body = match self.extra_body {
+            Some(text) => Some(match text.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("--extra-body @{path}: cannot read the file: {e}")))?,
+                None => text,
+            }),
+            None => None,
+        };
+        Ok(Some(LlmConfig {
+            api,
+            model: self.model,
+            max_tokens: self.max_tokens,
+            extra_body,
+            prompts: Arc::new(prompts),
+            scenario,
+        }))
+    }
+}
+
+/// Words in a synthetic prompt when neither --prompts nor --prompt-tokens says.
+const DEFAULT_PROMPT_TOKENS: u64 = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DataModeArg {
@@ -343,6 +451,13 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         (None, Some(most)) => (most, None),
         (None, None) => (args.connections, duration),
     };
+    let mut headers = args.headers;
+    let llm = args.llm.config(&mut headers)?;
+    let method = match (&args.method, &llm) {
+        (Some(method), _) => method.to_ascii_uppercase(),
+        (None, Some(_)) => "POST".to_string(),
+        (None, None) => "GET".to_string(),
+    };
     let cfg = RunConfig {
         targets,
         bind_addrs: args.bind.map(|b| b.0).unwrap_or_default(),
@@ -364,8 +479,8 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         reconnect: args.reconnect,
         retry_default: args.retry_default,
         verify_seq: args.verify_seq,
-        method: args.method.to_ascii_uppercase(),
-        headers: args.headers,
+        method,
+        headers,
         body,
         data: match &args.data {
             None => None,
@@ -379,6 +494,7 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         threads: args.engine.threads(),
         driver: args.engine.driver.into(),
         json_path: args.json,
+        llm,
     };
     cfg.validate()?;
     Ok(cfg)

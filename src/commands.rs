@@ -65,8 +65,9 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
     if in_process_server {
         outcome.memory = None;
     }
-    let target = cfg.targets.iter().map(|t| t.url()).collect::<Vec<_>>().join(", ");
-    let report = Report::new(&target, &outcome, &cfg.slos);
+    let target = cfg.target_urls().join(", ");
+    let mut report = Report::new(&target, &outcome, &cfg.slos);
+    report.request = Some(report::RequestReport::of(cfg));
     print!("{}", report::render_text(&report));
     if let Some(path) = &cfg.json_path {
         std::fs::write(path, report.to_json() + "\n")

@@ -5,8 +5,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::http1::request::RequestSpec;
-use crate::template::{DataMode, DataSet, RequestTemplate, TargetRequest};
+use crate::llm::prompt::{self, Api, PromptSource};
+use crate::llm::scenario::Scenario;
+use crate::template::{DataMode, DataSet, LlmBody, RequestTemplate, TargetRequest};
 
 /// A configuration that cannot run. Start-up only, so a string is fine here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +178,98 @@ pub struct RunConfig {
     pub threads: usize,
     pub driver: DriverChoice,
     pub json_path: Option<PathBuf>,
+    /// `--openai`: streams are OpenAI-compatible completions, measured in tokens.
+    pub llm: Option<LlmConfig>,
+}
+
+/// `--openai`: what each request asks the model for, and where its prompts come from.
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    pub api: Api,
+    pub model: String,
+    /// `max_tokens` of every request (a prompts file line's own wins); `None` leaves it to the server.
+    pub max_tokens: Option<u64>,
+    /// `--extra-body`: a JSON object whose fields join every body.
+    pub extra_body: Option<String>,
+    pub prompts: Arc<PromptSource>,
+    /// `--scenario`: a journey of HTTP steps then a multi-turn conversation; its turns give the prompts.
+    pub scenario: Option<Scenario>,
+}
+
+/// Bytes of each answer a journey keeps to send back as context; a longer answer is cut there.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+impl LlmConfig {
+    /// The request path under a base URL: `/` and `/v1` get the API's standard path; any other is used as given.
+    pub fn path_for(&self, path: &str) -> String {
+        let endpoint = match self.api {
+            Api::Chat => "chat/completions",
+            Api::Completions => "completions",
+        };
+        let (path_only, query) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
+        let base = path_only.trim_end_matches('/');
+        let full = match base {
+            "" => format!("/v1/{endpoint}"),
+            "/v1" => format!("/v1/{endpoint}"),
+            _ => return path.to_string(),
+        };
+        match query {
+            Some(q) => format!("{full}?{q}"),
+            None => full,
+        }
+    }
+
+    /// One line for the report: API, model, max_tokens, prompts.
+    pub fn describe(&self) -> String {
+        let api = match self.api {
+            Api::Chat => "chat",
+            Api::Completions => "completions",
+        };
+        let max_tokens = self.scenario.as_ref().and_then(|s| s.conversation.max_tokens).or(self.max_tokens);
+        let max = max_tokens.map_or("left to the server".to_string(), |m| m.to_string());
+        let prompts = match (&self.scenario, self.prompts.as_ref()) {
+            (Some(s), _) => format!("a scenario of {} turns after {} HTTP step(s)", s.conversation.turns, s.http.len()),
+            (None, PromptSource::Synthetic { low, high }) if low == high => format!("synthetic, {low} words"),
+            (None, PromptSource::Synthetic { low, high }) => format!("synthetic, {low}..{high} words"),
+            (None, PromptSource::Lines(_)) => format!("{} lines from --prompts", self.prompts.lines().unwrap_or(0)),
+        };
+        format!("{api}, model {:?}, max_tokens {max}, prompts: {prompts}", self.model)
+    }
+
+    /// Turns in a journey (0 without `--scenario`), and its HTTP steps' names.
+    pub fn turns(&self) -> usize {
+        self.scenario.as_ref().map_or(0, |s| s.conversation.turns as usize)
+    }
+
+    pub fn step_names(&self) -> Vec<String> {
+        self.scenario.as_ref().map_or(Vec::new(), |s| s.http.iter().map(|h| h.name.clone()).collect())
+    }
+
+    /// Names of the values the scenario's HTTP steps extract.
+    pub fn variables(&self) -> Vec<String> {
+        self.scenario.as_ref().map_or(Vec::new(), Scenario::variables)
+    }
+}
+
+/// Headers whose values are secrets: reports and messages show their name only.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"].contains(&name.as_str())
+        || name.contains("token")
+        || name.contains("secret")
+}
+
+/// `value`, or a redaction that keeps the auth scheme (`Bearer ...`) when `name` is a secret header.
+pub fn redact_header(name: &str, value: &str) -> String {
+    if !is_secret_header(name) {
+        return value.to_string();
+    }
+    match value.split_once(' ') {
+        Some((scheme, _)) if scheme.len() < 16 && scheme.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            format!("{scheme} [redacted]")
+        }
+        _ => "[redacted]".to_string(),
+    }
 }
 
 impl RunConfig {
@@ -210,7 +306,19 @@ impl RunConfig {
             threads: crate::runtime::available_cores(),
             driver: DriverChoice::Auto,
             json_path: None,
+            llm: None,
         }
+    }
+
+    /// The URLs the streams go to, as the report names them (with `--openai`, the API's path).
+    pub fn target_urls(&self) -> Vec<String> {
+        self.targets
+            .iter()
+            .map(|t| match &self.llm {
+                Some(llm) => format!("http://{}{}", t.host_header, llm.path_for(&t.path)),
+                None => t.url(),
+            })
+            .collect()
     }
 
     /// Checks cross-field rules that clap cannot express.
@@ -260,9 +368,81 @@ impl RunConfig {
         if !self.method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_') || self.method.is_empty() {
             return err(format!("-m/--method '{}' is not an HTTP method token", self.method));
         }
+        if let Some(llm) = &self.llm {
+            if !self.body.is_empty() {
+                return err(
+                    "--body does not combine with --openai: the body is built from the prompts (add fields with --extra-body)",
+                );
+            }
+            if llm.scenario.is_some() && llm.api != Api::Chat {
+                return err("--scenario holds a conversation: it needs --openai chat");
+            }
+            if llm.scenario.is_some() && (self.reconnect || self.verify_seq) {
+                return err("--scenario does not combine with --reconnect or --verify-seq");
+            }
+        }
         // Templates are parsed now, so a bad one stops the run before it starts, never midway.
         self.requests(&|name| std::env::var(name).ok())?;
+        self.step_requests(&|name| std::env::var(name).ok())?;
         Ok(())
+    }
+
+    /// `--scenario`: for each HTTP step, its own host when its path is an `http://` URL (resolved once, now).
+    pub fn step_targets(&self) -> Result<Vec<Option<Target>>, ConfigError> {
+        let Some(scenario) = self.llm.as_ref().and_then(|l| l.scenario.as_ref()) else { return Ok(Vec::new()) };
+        scenario
+            .http
+            .iter()
+            .map(|step| match step.path.starts_with('/') {
+                true => Ok(None),
+                false => Target::parse(&step.path)
+                    .map(Some)
+                    .map_err(|e| ConfigError(format!("scenario step \"{}\": {e}", step.name))),
+            })
+            .collect()
+    }
+
+    /// `--scenario`: each target's HTTP step requests, in step order (empty without a scenario).
+    pub fn step_requests(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Vec<RequestTemplate>>, ConfigError> {
+        let Some(scenario) = self.llm.as_ref().and_then(|l| l.scenario.as_ref()) else { return Ok(Vec::new()) };
+        let variables = scenario.variables();
+        let own_targets = self.step_targets()?;
+        let users = self.connections as u64;
+        let mut per_target = Vec::with_capacity(self.targets.len());
+        for target in &self.targets {
+            let mut steps = Vec::with_capacity(scenario.http.len());
+            for (step, own) in scenario.http.iter().zip(&own_targets) {
+                let (host, path) = match own {
+                    Some(own) => (&own.host_header, &own.path),
+                    None => (&target.host_header, &step.path),
+                };
+                // Each step has its own headers: the run's -H headers go to the conversation only.
+                let spec = RequestSpec {
+                    method: &step.method,
+                    path,
+                    host,
+                    headers: &step.headers,
+                    body: step.body.as_bytes(),
+                };
+                let template = RequestTemplate::new(
+                    &spec,
+                    self.data.clone(),
+                    self.data_mode,
+                    users,
+                    self.seed,
+                    env,
+                    &variables,
+                    None,
+                )
+                .map_err(|e| ConfigError(format!("scenario step \"{}\": {e}", step.name)))?;
+                steps.push(template);
+            }
+            per_target.push(steps);
+        }
+        Ok(per_target)
     }
 
     /// Each target's request: encoded once, or a template where it has placeholders. `env`
@@ -270,20 +450,45 @@ impl RunConfig {
     pub fn requests(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<TargetRequest>, ConfigError> {
         let users = self.connections as u64;
         let mut requests = Vec::with_capacity(self.targets.len());
+        let (llm_prefix, variables) = match &self.llm {
+            Some(llm) => (
+                Some(prompt::body_prefix(&llm.model, llm.extra_body.as_deref()).map_err(ConfigError)?),
+                llm.variables(),
+            ),
+            None => (None, Vec::new()),
+        };
         for target in &self.targets {
+            let path = match &self.llm {
+                Some(llm) => llm.path_for(&target.path),
+                None => target.path.clone(),
+            };
             let spec = RequestSpec {
                 method: &self.method,
-                path: &target.path,
+                path: &path,
                 host: &target.host_header,
                 headers: &self.headers,
-                body: &self.body,
+                body: llm_prefix.as_ref().map_or(&self.body[..], |p| p.as_bytes()),
             };
-            let template = RequestTemplate::new(&spec, self.data.clone(), self.data_mode, users, self.seed, env)
-                .map_err(ConfigError)?;
+            let llm_body = self.llm.as_ref().map(|llm| LlmBody {
+                api: llm.api,
+                prompts: llm.prompts.clone(),
+                max_tokens: llm.scenario.as_ref().and_then(|s| s.conversation.max_tokens).or(llm.max_tokens),
+            });
+            let template = RequestTemplate::new(
+                &spec,
+                self.data.clone(),
+                self.data_mode,
+                users,
+                self.seed,
+                env,
+                &variables,
+                llm_body,
+            )
+            .map_err(ConfigError)?;
             requests.push(if template.is_static() {
                 TargetRequest::Encoded(crate::http1::request::encode(&spec))
             } else {
-                TargetRequest::Template(template)
+                TargetRequest::Template(Box::new(template))
             });
         }
         if self.data.is_some() && requests.iter().all(|r| matches!(r, TargetRequest::Encoded(_))) {

@@ -27,6 +27,8 @@ pub struct RunOutcome {
     pub stopped_by_signal: bool,
     /// `--arrival-rate` ran the open model.
     pub open_model: bool,
+    /// `--scenario`: its HTTP steps' names, in order.
+    pub step_names: Vec<String>,
 }
 
 /// One stage's figures, merged over the cores.
@@ -81,8 +83,12 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     let shards = plan::shards(cfg);
     // Refuse before anything connects: a run that hits EMFILE halfway measures the host, not the target.
     limits::ensure_descriptors(cfg.connections as u64, shards.len() as u64).map_err(EngineError)?;
-    let requests = cfg.requests(&|name| std::env::var(name).ok()).map_err(|e| EngineError(e.0))?;
-    let shared = Arc::new(RunShared { cfg: cfg.clone(), requests });
+    let env = |name: &str| std::env::var(name).ok();
+    let requests = cfg.requests(&env).map_err(|e| EngineError(e.0))?;
+    let steps = cfg.step_requests(&env).map_err(|e| EngineError(e.0))?;
+    let step_addrs =
+        cfg.step_targets().map_err(|e| EngineError(e.0))?.iter().map(|t| t.as_ref().map(|t| t.addr)).collect();
+    let shared = Arc::new(RunShared { cfg: cfg.clone(), requests, steps, step_addrs });
     let threads = shards.len();
     let mut handles = Vec::with_capacity(threads);
     let mut go_senders = Vec::with_capacity(threads);
@@ -153,5 +159,6 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         memory,
         stopped_by_signal: crate::signal::interrupted(),
         open_model: cfg.arrivals.is_some(),
+        step_names: cfg.llm.as_ref().map_or(Vec::new(), |l| l.step_names()),
     })
 }

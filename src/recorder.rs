@@ -45,11 +45,15 @@ pub enum Failure {
     IdleTimeout,
     /// No byte at all within `--byte-idle-timeout` (a half-open connection).
     ByteIdleTimeout,
+    /// `--openai`: an error object inside a 2xx stream (the model server gave up mid-answer).
+    LlmError,
+    /// A `--scenario` HTTP step failed (no answer, a non-2xx status, or a value it should extract was missing).
+    StepFailed,
 }
 
 impl Failure {
     /// The classes in report order; `HttpStatus` stands for all codes.
-    pub const ALL: [Failure; 15] = [
+    pub const ALL: [Failure; 17] = [
         Failure::ConnectRefused,
         Failure::ConnectTimeout,
         Failure::PortsExhausted,
@@ -65,6 +69,8 @@ impl Failure {
         Failure::FirstEventTimeout,
         Failure::IdleTimeout,
         Failure::ByteIdleTimeout,
+        Failure::LlmError,
+        Failure::StepFailed,
     ];
 
     pub fn index(self) -> usize {
@@ -84,6 +90,8 @@ impl Failure {
             Failure::FirstEventTimeout => 12,
             Failure::IdleTimeout => 13,
             Failure::ByteIdleTimeout => 14,
+            Failure::LlmError => 15,
+            Failure::StepFailed => 16,
         }
     }
 
@@ -105,6 +113,8 @@ impl Failure {
             Failure::FirstEventTimeout => "first_event_timeout",
             Failure::IdleTimeout => "idle_timeout",
             Failure::ByteIdleTimeout => "byte_idle_timeout",
+            Failure::LlmError => "llm_error",
+            Failure::StepFailed => "step_failed",
         }
     }
 }
@@ -119,7 +129,7 @@ pub enum StreamEnd {
     Interrupted,
 }
 
-fn histogram() -> Histogram<u64> {
+pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HISTOGRAM_MAX, HISTOGRAM_SIGFIG).expect("static histogram bounds are valid")
 }
 
@@ -178,6 +188,143 @@ impl Histograms {
     }
 }
 
+/// `--openai`: token timings and counts. Boxed in the recorder and allocated only in LLM mode.
+#[derive(Debug, Clone)]
+pub struct LlmRecorder {
+    /// Request to the first chunk with answer text (`delta.content` or `text`); a role-only chunk is no token.
+    pub ttft_us: Histogram<u64>,
+    /// Request to the first chunk with reasoning text (`reasoning_content` or `reasoning`).
+    pub first_reasoning_us: Histogram<u64>,
+    /// Every gap between two chunks that carry output (answer or reasoning text): one sample per gap.
+    pub itl_us: Histogram<u64>,
+    /// Per stream: (last output chunk - first output chunk) / (output tokens - 1).
+    pub tpot_us: Histogram<u64>,
+    /// Per stream: first output chunk to last (the decode phase).
+    pub generation_us: Histogram<u64>,
+    /// Per stream: output tokens / output chunks, in hundredths (250 = 2.5 tokens per chunk).
+    pub tokens_per_chunk_x100: Histogram<u64>,
+    /// Per completed stream: output tokens / (request to end of stream), in tokens per second.
+    pub output_tokens_per_s: Histogram<u64>,
+    /// Output tokens: `usage.completion_tokens`, or the output chunks counted where a stream had no usage.
+    pub output_tokens: u64,
+    pub input_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// Streams whose token counts came from a `usage` chunk, and those whose output was counted by chunks.
+    pub usage_streams: u64,
+    pub estimated_streams: u64,
+    pub output_chunks: u64,
+    /// Role-only chunks (not tokens), payloads that are not JSON, and completed streams without `[DONE]`.
+    pub role_chunks: u64,
+    pub unparsed_chunks: u64,
+    pub missing_done: u64,
+    /// `finish_reason` of each stream that gave one: stop, length, anything else.
+    pub finish_stop: u64,
+    pub finish_length: u64,
+    pub finish_other: u64,
+    /// `--scenario`: figures per turn number (index 0 is turn 1).
+    pub turns: Vec<TurnRecorder>,
+    /// `--scenario`: each HTTP step's answer time and failures, in step order.
+    pub steps: Vec<StepRecorder>,
+}
+
+/// One turn number of a `--scenario` conversation, over every user.
+#[derive(Debug, Clone)]
+pub struct TurnRecorder {
+    pub ttft_us: Histogram<u64>,
+    pub itl_us: Histogram<u64>,
+    pub streams: u64,
+    pub failed: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// One HTTP step of a `--scenario`.
+#[derive(Debug, Clone)]
+pub struct StepRecorder {
+    pub latency_us: Histogram<u64>,
+    pub ok: u64,
+    pub failed: u64,
+}
+
+impl LlmRecorder {
+    pub fn new(turns: usize, steps: usize) -> LlmRecorder {
+        LlmRecorder {
+            ttft_us: histogram(),
+            first_reasoning_us: histogram(),
+            itl_us: histogram(),
+            tpot_us: histogram(),
+            generation_us: histogram(),
+            tokens_per_chunk_x100: histogram(),
+            output_tokens_per_s: histogram(),
+            output_tokens: 0,
+            input_tokens: 0,
+            reasoning_tokens: 0,
+            usage_streams: 0,
+            estimated_streams: 0,
+            output_chunks: 0,
+            role_chunks: 0,
+            unparsed_chunks: 0,
+            missing_done: 0,
+            finish_stop: 0,
+            finish_length: 0,
+            finish_other: 0,
+            turns: (0..turns)
+                .map(|_| TurnRecorder {
+                    ttft_us: histogram(),
+                    itl_us: histogram(),
+                    streams: 0,
+                    failed: 0,
+                    input_tokens: 0,
+                    output_tokens: 0,
+                })
+                .collect(),
+            steps: (0..steps).map(|_| StepRecorder { latency_us: histogram(), ok: 0, failed: 0 }).collect(),
+        }
+    }
+
+    /// The same shape, every figure zero (a fresh stage's).
+    pub fn empty_like(&self) -> LlmRecorder {
+        LlmRecorder::new(self.turns.len(), self.steps.len())
+    }
+
+    pub fn merge(&mut self, other: &LlmRecorder) {
+        let add =
+            |mine: &mut Histogram<u64>, theirs: &Histogram<u64>| mine.add(theirs).expect("histograms share bounds");
+        add(&mut self.ttft_us, &other.ttft_us);
+        add(&mut self.first_reasoning_us, &other.first_reasoning_us);
+        add(&mut self.itl_us, &other.itl_us);
+        add(&mut self.tpot_us, &other.tpot_us);
+        add(&mut self.generation_us, &other.generation_us);
+        add(&mut self.tokens_per_chunk_x100, &other.tokens_per_chunk_x100);
+        add(&mut self.output_tokens_per_s, &other.output_tokens_per_s);
+        self.output_tokens += other.output_tokens;
+        self.input_tokens += other.input_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+        self.usage_streams += other.usage_streams;
+        self.estimated_streams += other.estimated_streams;
+        self.output_chunks += other.output_chunks;
+        self.role_chunks += other.role_chunks;
+        self.unparsed_chunks += other.unparsed_chunks;
+        self.missing_done += other.missing_done;
+        self.finish_stop += other.finish_stop;
+        self.finish_length += other.finish_length;
+        self.finish_other += other.finish_other;
+        for (mine, theirs) in self.turns.iter_mut().zip(&other.turns) {
+            add(&mut mine.ttft_us, &theirs.ttft_us);
+            add(&mut mine.itl_us, &theirs.itl_us);
+            mine.streams += theirs.streams;
+            mine.failed += theirs.failed;
+            mine.input_tokens += theirs.input_tokens;
+            mine.output_tokens += theirs.output_tokens;
+        }
+        for (mine, theirs) in self.steps.iter_mut().zip(&other.steps) {
+            add(&mut mine.latency_us, &theirs.latency_us);
+            mine.ok += theirs.ok;
+            mine.failed += theirs.failed;
+        }
+    }
+}
+
 /// One core's measurements.
 #[derive(Debug, Clone)]
 pub struct Recorder {
@@ -215,6 +362,8 @@ pub struct Recorder {
     pub peak_active: u64,
     /// `active` sampled at each tick of the shared sampling clock, for a cross-core peak.
     pub active_samples: Vec<u32>,
+    /// `--openai`: token figures; `None` outside LLM mode.
+    pub llm: Option<Box<LlmRecorder>>,
 }
 
 impl Default for Recorder {
@@ -248,6 +397,7 @@ impl Recorder {
             active: 0,
             peak_active: 0,
             active_samples: Vec::new(),
+            llm: None,
         }
     }
 
@@ -307,6 +457,7 @@ impl Recorder {
         self.open_at_end = self.active;
         fresh.active = self.active;
         fresh.stall_threshold_us = self.stall_threshold_us;
+        debug_assert_eq!(fresh.llm.is_some(), self.llm.is_some(), "stage recorders share the LLM shape");
         std::mem::replace(self, fresh)
     }
 
@@ -350,6 +501,11 @@ impl Recorder {
         }
         for (mine, theirs) in self.active_samples.iter_mut().zip(other.active_samples.iter()) {
             *mine = mine.saturating_add(*theirs);
+        }
+        match (&mut self.llm, &other.llm) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.llm = Some(theirs.clone()),
+            _ => {}
         }
         let sampled_peak = self.active_samples.iter().copied().max().unwrap_or(0) as u64;
         self.peak_active = sampled_peak.max(self.peak_active).max(other.peak_active);

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::http1::body::BodyDecoder;
 use crate::http1::response::{self, Framing, Head, MAX_HEAD_BYTES};
+use crate::llm::timeline::{ChunkVerdict, Timeline};
 use crate::recorder::{Failure, Recorder, StreamEnd};
 use crate::sse::Parser;
 
@@ -109,6 +110,8 @@ pub struct StreamMachine {
     body: BodyDecoder,
     sse: Parser,
     clock: EventClock,
+    /// `--openai`: each event's data is a chunk of an answer. Boxed: only LLM runs pay for it.
+    llm: Option<Box<Timeline>>,
 }
 
 impl StreamMachine {
@@ -122,7 +125,17 @@ impl StreamMachine {
             body: BodyDecoder::NoBody,
             sse: Parser::new(max_event_size_bytes),
             clock: EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0 },
+            llm: None,
         }
+    }
+
+    /// Reads every event as an LLM chunk (`--openai`), keeping up to `capture_limit` bytes of each answer.
+    pub fn enable_llm(&mut self, capture_limit: usize) {
+        self.llm = Some(Box::new(Timeline::new(capture_limit)));
+    }
+
+    pub fn llm(&mut self) -> Option<&mut Timeline> {
+        self.llm.as_deref_mut()
     }
 
     /// A new request starts being written now.
@@ -133,6 +146,9 @@ impl StreamMachine {
         self.body = BodyDecoder::NoBody;
         self.sse.reset();
         self.clock = EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0 };
+        if let Some(llm) = &mut self.llm {
+            llm.begin(now);
+        }
     }
 
     /// Tracks numeric event ids across this user's streams; with `verify`, counts lost and
@@ -276,22 +292,31 @@ impl StreamMachine {
 
     fn on_body_bytes(&mut self, now: Instant, input: &[u8], rec: &mut Recorder) -> Progress {
         let mut sse_failed = false;
+        let mut llm_error = false;
         let sse = &mut self.sse;
         let clock = &mut self.clock;
         let ids = &mut self.ids;
+        let mut llm = self.llm.as_deref_mut().zip(rec.llm.take());
         let decoded = self.body.decode(input, |payload| {
             let on_event = |event: crate::sse::Event<'_>| {
                 clock.on_event(now, rec);
                 ids.on_event(event.last_event_id, rec);
+                if let Some((timeline, llm_rec)) = &mut llm {
+                    llm_error |= timeline.on_data(now, event.data, llm_rec) == ChunkVerdict::Error;
+                }
             };
             // After an SSE error the stream is over; the rest of this read is not parsed.
             if !sse_failed && sse.feed(payload, on_event).is_err() {
                 sse_failed = true;
             }
         });
+        if let Some((_, llm_rec)) = llm {
+            rec.llm = Some(llm_rec);
+        }
         let consumed = match decoded {
             Err(_) => return self.fail(Failure::MalformedHttp),
             Ok(_) if sse_failed => return self.fail(Failure::EventTooLarge),
+            Ok(_) if llm_error => return self.fail(Failure::LlmError),
             Ok(consumed) => consumed,
         };
         if !self.body.is_done() {

@@ -2,8 +2,10 @@
 //! file (CSV or JSON lines) they draw fields from, and the allocation-free per-stream render of the request bytes.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::http1::request::{self, RequestSpec, decimal};
+use crate::llm::prompt::{self, Api, PromptSource};
 use crate::rng;
 
 /// The rows of a data file; a `{{field}}` placeholder takes its value from one row.
@@ -207,6 +209,8 @@ pub struct Vars<'a> {
     pub vu: u64,
     pub seq: u64,
     pub row: Option<&'a [String]>,
+    /// `--scenario`: values its HTTP steps extracted; their names follow the data file's fields.
+    pub extracted: &'a [Vec<u8>],
 }
 
 /// A parsed template: literal bytes and placeholders, rendered many times.
@@ -279,9 +283,12 @@ impl Template {
                     out.extend_from_slice(decimal(n.unsigned_abs(), &mut digits));
                 }
                 // Parse checked the field against the data file, so a missing row is a caller bug: write nothing.
+                // A value not extracted yet (its step has not run) renders empty.
                 Part::Field(i) => {
-                    if let Some(value) = vars.row.and_then(|row| row.get(i)) {
-                        out.extend_from_slice(value.as_bytes());
+                    let row = vars.row.unwrap_or(&[]);
+                    match row.get(i) {
+                        Some(value) => out.extend_from_slice(value.as_bytes()),
+                        None => out.extend_from_slice(vars.extracted.get(i - row.len()).map_or(&[][..], |v| &v[..])),
                     }
                 }
             }
@@ -384,7 +391,7 @@ fn rng_state(seed: u64, vu: u64, seq: u64, slot: u64) -> u64 {
 #[derive(Debug, Clone)]
 pub enum TargetRequest {
     Encoded(Vec<u8>),
-    Template(RequestTemplate),
+    Template(Box<RequestTemplate>),
 }
 
 /// A request whose path, header values and body are templates, rendered per user and stream.
@@ -394,16 +401,42 @@ pub struct RequestTemplate {
     host: String,
     path: Template,
     headers: Vec<(String, Template)>,
+    /// With `llm`, the body's fixed fields (an unclosed JSON object that the prompt completes).
     body: Template,
+    llm: Option<LlmBody>,
     data: Option<DataSet>,
     mode: DataMode,
     users: u64,
     seed: u64,
 }
 
+/// `--openai`: the body ends with a prompt, drawn for each stream.
+#[derive(Debug, Clone)]
+pub struct LlmBody {
+    pub api: Api,
+    pub prompts: Arc<PromptSource>,
+    pub max_tokens: Option<u64>,
+}
+
+/// What a `--scenario` journey adds to a render: its turn, the conversation so far (chat message objects joined by
+/// commas) and the values its HTTP steps extracted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Journey<'a> {
+    /// Index 0 is turn 1; it picks the turn's user message. `None` outside journeys.
+    pub turn: Option<u64>,
+    pub history: &'a [u8],
+    pub extracted: &'a [Vec<u8>],
+}
+
+/// The rng slot of a stream's prompt: apart from the path's, the body's and each header's.
+const PROMPT_RNG_SLOT: u64 = u64::MAX;
+
 impl RequestTemplate {
     /// Parses the templates in `spec`'s path, header values and body. `users` is the run's total virtual users
     /// (for [`DataMode::Request`]); `seed` varies the random placeholders between runs.
+    /// `extracted`: names of the values a `--scenario`'s HTTP steps extract, usable like data fields. `llm`: the body
+    /// is an OpenAI-compatible one whose prompt follows `spec.body`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         spec: &RequestSpec<'_>,
         data: Option<DataSet>,
@@ -411,8 +444,14 @@ impl RequestTemplate {
         users: u64,
         seed: u64,
         env: &dyn Fn(&str) -> Option<String>,
+        extracted: &[String],
+        llm: Option<LlmBody>,
     ) -> Result<RequestTemplate, String> {
-        let fields = data.as_ref().map(DataSet::fields);
+        let mut names: Option<Vec<String>> = data.as_ref().map(|d| d.fields().to_vec());
+        if !extracted.is_empty() {
+            names.get_or_insert_with(Vec::new).extend(extracted.iter().cloned());
+        }
+        let fields = names.as_deref();
         let parse = |what: &str, text: &[u8]| Template::parse(text, fields, env).map_err(|e| format!("{what}: {e}"));
         let path = parse("path", spec.path.as_bytes())?;
         let headers = spec
@@ -422,24 +461,32 @@ impl RequestTemplate {
             .collect::<Result<Vec<_>, String>>()?;
         let body = parse("body", spec.body)?;
         let (method, host) = (spec.method.to_string(), spec.host.to_string());
-        Ok(RequestTemplate { method, host, path, headers, body, data, mode, users, seed })
+        Ok(RequestTemplate { method, host, path, headers, body, llm, data, mode, users, seed })
     }
 
     /// True when nothing has a placeholder (`{{env}}` included), so [`request::encode`] of the same spec gives
     /// the same bytes and the caller can encode once.
     pub fn is_static(&self) -> bool {
-        self.path.is_literal() && self.body.is_literal() && self.headers.iter().all(|(_, t)| t.is_literal())
+        self.llm.is_none()
+            && self.path.is_literal()
+            && self.body.is_literal()
+            && self.headers.iter().all(|(_, t)| t.is_literal())
     }
 
     /// Writes user `vu`'s stream `seq` request (head and body) into `out`, replacing its contents; `body_buf` is
     /// scratch for the body. The same `(vu, seq)` always gives the same bytes. Allocates only if a buffer grows.
-    pub fn render(&self, vu: u64, seq: u64, body_buf: &mut Vec<u8>, out: &mut Vec<u8>) {
+    pub fn render(&self, vu: u64, seq: u64, journey: &Journey<'_>, body_buf: &mut Vec<u8>, out: &mut Vec<u8>) {
         let row = self.data.as_ref().map(|d| d.row(self.mode.row_index(vu, seq, self.users, d.rows())));
-        let vars = Vars { vu, seq, row };
+        let vars = Vars { vu, seq, row, extracted: journey.extracted };
         // One random stream per template (slot), so the closures below need no shared mutable state.
         let state = |slot: usize| rng_state(self.seed, vu, seq, slot as u64);
         body_buf.clear();
         self.body.render(&vars, &mut state(0), body_buf);
+        if let Some(llm) = &self.llm {
+            let mut rng = rng_state(self.seed, vu, seq, PROMPT_RNG_SLOT);
+            let pick = self.prompt_pick(vu, seq, journey);
+            llm.prompts.render_tail(llm.api, pick, &mut rng, journey.history, llm.max_tokens, body_buf);
+        }
         out.clear();
         request::write_request(
             out,
@@ -450,6 +497,25 @@ impl RequestTemplate {
             |i, value, out| value.render(&vars, &mut state(2 + i), out),
             body_buf,
         );
+    }
+}
+
+impl RequestTemplate {
+    /// Which prompt a stream sends: its journey's turn, or like `--data-mode request`, the next one for each request.
+    fn prompt_pick(&self, vu: u64, seq: u64, journey: &Journey<'_>) -> u64 {
+        journey.turn.unwrap_or_else(|| seq.wrapping_mul(self.users).wrapping_add(vu))
+    }
+
+    /// After a journey's turn: appends the user message that user `vu`'s stream `seq` sent (rendered again, byte for
+    /// byte) and the assistant's `answer` to `history`.
+    pub fn append_turn(&self, vu: u64, seq: u64, journey: &Journey<'_>, answer: &[u8], history: &mut Vec<u8>) {
+        let Some(llm) = &self.llm else { return };
+        let mut rng = rng_state(self.seed, vu, seq, PROMPT_RNG_SLOT);
+        if !history.is_empty() {
+            history.push(b',');
+        }
+        llm.prompts.render_prompt(llm.api, self.prompt_pick(vu, seq, journey), &mut rng, history);
+        prompt::push_message(history, "assistant", answer);
     }
 }
 
@@ -481,7 +547,7 @@ mod tests {
         let fields = fields();
         let t = Template::parse(text, Some(&fields), &test_env).unwrap_or_else(|e| panic!("{e}"));
         let row = ["t0".to_string(), "u0".to_string()];
-        let out = render(&t, &Vars { vu: 7, seq: 3, row: Some(&row) }, 1);
+        let out = render(&t, &Vars { vu: 7, seq: 3, row: Some(&row), extracted: &[] }, 1);
         assert_eq!(out, expected, "template {:?}", String::from_utf8_lossy(text));
     }
 
@@ -543,7 +609,7 @@ mod tests {
         let t = Template::parse(b"{{uuid}}", None, &test_env).unwrap();
         let mut seen = std::collections::HashSet::new();
         for seed in 1..500 {
-            let uuid = String::from_utf8(render(&t, &Vars { vu: 0, seq: 0, row: None }, seed)).unwrap();
+            let uuid = String::from_utf8(render(&t, &Vars { vu: 0, seq: 0, row: None, extracted: &[] }, seed)).unwrap();
             let b = uuid.as_bytes();
             assert_eq!(b.len(), 36, "{uuid}");
             for (i, &c) in b.iter().enumerate() {
@@ -560,11 +626,11 @@ mod tests {
     fn rand_int_covers_small_and_extreme_ranges() {
         let t = Template::parse(b"{{rand_int -1 1}}", None, &test_env).unwrap();
         let seen: std::collections::HashSet<Vec<u8>> =
-            (1..200).map(|seed| render(&t, &Vars { vu: 0, seq: 0, row: None }, seed)).collect();
+            (1..200).map(|seed| render(&t, &Vars { vu: 0, seq: 0, row: None, extracted: &[] }, seed)).collect();
         assert_eq!(seen.len(), 3);
         let full = format!("{{{{rand_int {} {}}}}}", i64::MIN, i64::MAX);
         let t = Template::parse(full.as_bytes(), None, &test_env).unwrap();
-        let out = render(&t, &Vars { vu: 0, seq: 0, row: None }, 42);
+        let out = render(&t, &Vars { vu: 0, seq: 0, row: None, extracted: &[] }, 42);
         assert!(std::str::from_utf8(&out).unwrap().parse::<i64>().is_ok());
         assert_eq!(rand_int(&mut 9, i64::MIN, i64::MIN), i64::MIN);
     }
@@ -574,7 +640,7 @@ mod tests {
         fn rand_int_stays_in_range(a in any::<i64>(), b in prop_oneof![any::<i64>(), -3i64..3], seed in 1u64..) {
             let (low, high) = (a.min(b), a.max(b));
             let t = Template::parse(format!("{{{{rand_int {low} {high}}}}}").as_bytes(), None, &test_env).unwrap();
-            let out = render(&t, &Vars { vu: 0, seq: 0, row: None }, seed);
+            let out = render(&t, &Vars { vu: 0, seq: 0, row: None, extracted: &[] }, seed);
             let n: i64 = std::str::from_utf8(&out).unwrap().parse().unwrap();
             prop_assert!(low <= n && n <= high, "{} not in {}..={}", n, low, high);
         }
@@ -700,14 +766,14 @@ mod tests {
     ) -> (Vec<u8>, RequestTemplate) {
         let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
         let spec = RequestSpec { method, path, host: "h:80", headers: &headers, body };
-        let template =
-            RequestTemplate::new(&spec, data, DataMode::Vu, 4, 99, &test_env).unwrap_or_else(|e| panic!("{e}"));
+        let template = RequestTemplate::new(&spec, data, DataMode::Vu, 4, 99, &test_env, &[], None)
+            .unwrap_or_else(|e| panic!("{e}"));
         (request::encode(&spec), template)
     }
 
     fn render_request(t: &RequestTemplate, vu: u64, seq: u64) -> Vec<u8> {
         let (mut body, mut out) = (Vec::new(), vec![b'x'; 3]);
-        t.render(vu, seq, &mut body, &mut out);
+        t.render(vu, seq, &Journey::default(), &mut body, &mut out);
         out
     }
 
@@ -777,7 +843,7 @@ mod tests {
         let (body_ptr, out_ptr) = (body_buf.as_ptr(), out.as_ptr());
         let capacities = (body_buf.capacity(), out.capacity());
         for i in 0..2000u64 {
-            t.render(i * 7919, u64::MAX - i, &mut body_buf, &mut out);
+            t.render(i * 7919, u64::MAX - i, &Journey::default(), &mut body_buf, &mut out);
             assert_eq!((body_buf.capacity(), out.capacity()), capacities);
             assert_eq!((body_buf.as_ptr(), out.as_ptr()), (body_ptr, out_ptr));
         }

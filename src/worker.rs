@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
-use crate::config::RunConfig;
+use crate::config::{MAX_ANSWER_BYTES, RunConfig};
+use crate::http1::exchange::{Exchange, Response};
 use crate::plan::{self, Shard};
-use crate::recorder::{Failure, Recorder, StreamEnd};
+use crate::recorder::{Failure, LlmRecorder, Recorder, StreamEnd};
 use crate::signal;
 use crate::stream::{Progress, StreamMachine, micros_between};
 use crate::sys;
-use crate::template::TargetRequest;
+use crate::template::{Journey, RequestTemplate, TargetRequest};
 
 /// Bytes one `recv` may return; one buffer per core, shared by all its streams.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -36,6 +37,31 @@ pub struct RunShared {
     pub cfg: RunConfig,
     /// One request per target: encoded once, or a template rendered for each stream.
     pub requests: Vec<TargetRequest>,
+    /// `--scenario`: each target's HTTP step requests, in step order, and where each step goes when its path is
+    /// a URL of its own (else to the user's target).
+    pub steps: Vec<Vec<RequestTemplate>>,
+    pub step_addrs: Vec<Option<std::net::SocketAddr>>,
+}
+
+/// A user's place in its `--scenario` journey. One per user, allocated up front; the buffers grow with the
+/// conversation (bounded by turns x (prompt + `MAX_ANSWER_BYTES`)).
+#[derive(Debug, Default)]
+struct JourneyState {
+    /// The turn the next stream is (index 0 is turn 1); 0 also means the journey starts over.
+    turn: u32,
+    /// The conversation so far: chat message objects joined by commas.
+    history: Vec<u8>,
+    /// Values the HTTP steps extracted, by the scenario's variable index.
+    extracted: Vec<Vec<u8>>,
+}
+
+/// What a journey does before its next stream.
+enum BeforeTurn {
+    Stream,
+    /// A step failed: pause, then start the journey over.
+    Retry,
+    /// The run is over.
+    Stop,
 }
 
 /// The run's clock, handed to every worker once all of them are ready.
@@ -207,6 +233,8 @@ struct CoreCtx {
     core_index: usize,
     threads: usize,
     slots: Box<[Slot]>,
+    /// `--scenario`: one journey per slot; empty otherwise.
+    journeys: Box<[RefCell<JourneyState>]>,
     shared: Arc<RunShared>,
     timing: Timing,
 }
@@ -286,6 +314,9 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
         if let Some(stall) = shared.cfg.stall_threshold {
             rec.stall_threshold_us = stall.as_micros() as u64;
         }
+        if let Some(llm) = &shared.cfg.llm {
+            rec.llm = Some(Box::new(LlmRecorder::new(llm.turns(), llm.step_names().len())));
+        }
         // Room for every sample of the run, so sampling never allocates mid-run. Capped: a run
         // of days reserves a day and grows past it (once per 100 ms, not per event).
         let run_length = match shared.cfg.stages.last() {
@@ -315,6 +346,9 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
         finished: false,
     };
     let slots: Box<[Slot]> = (0..shard.virtual_users).map(|_| Slot::new()).collect();
+    let journey_users =
+        if shared.cfg.llm.as_ref().is_some_and(|l| l.scenario.is_some()) { shard.virtual_users } else { 0 };
+    let journeys = (0..journey_users).map(|_| RefCell::new(JourneyState::default())).collect();
     let _ = ready.send(());
     let Ok(timing) = go.recv() else {
         // The engine gave up before the start (another worker failed to start).
@@ -325,6 +359,7 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
         core_index: shard.core_index,
         threads: shard.threads,
         slots,
+        journeys,
         shared,
         timing,
     });
@@ -549,6 +584,9 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     if cfg.reconnect || cfg.verify_seq {
         machine.track_ids(cfg.verify_seq);
     }
+    if cfg.llm.is_some() {
+        machine.enable_llm(if ctx.journeys.is_empty() { 0 } else { MAX_ANSWER_BYTES });
+    }
     let mut conn: Option<Conn<'_>> = None;
     // This user's streams so far: `{{seq}}`.
     let mut seq = 0u32;
@@ -560,14 +598,32 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
                 break;
             }
         }
+        if !ctx.journeys.is_empty() {
+            // Boxed: steps and think times come once per turn, and every byte here is in every user.
+            match Box::pin(before_turn(&ctx, index, seq)).await {
+                BeforeTurn::Stream => {}
+                BeforeTurn::Retry if open_model => break,
+                BeforeTurn::Retry => {
+                    Box::pin(monoio::time::sleep(FAILURE_PAUSE)).await;
+                    continue;
+                }
+                BeforeTurn::Stop => break,
+            }
+            let turn = ctx.journeys[index].borrow().turn as usize;
+            if let Some(llm) = machine.llm() {
+                llm.set_turn(Some(turn));
+            }
+        }
+        // An arrival's first stream is timed from its schedule; a journey's later turns are not scheduled.
+        let scheduled = open_model && seq == 0;
         // Users failing at once in a loop can postpone the sweeper: see `run_over`. An arrival
         // was admitted by `drive_arrivals`, which checked all this.
-        if !open_model
+        if !scheduled
             && (ctx.run_over(Instant::now()) || !ctx.may_start(index) || !ctx.core.borrow_mut().take_stream_slot())
         {
             break;
         }
-        let opened_at = if open_model {
+        let opened_at = if scheduled {
             // Timed from the schedule, not from when this task got to run.
             let due = ctx.timing.start + Duration::from_micros(slot.due_us.get());
             machine.begin(due);
@@ -576,7 +632,7 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             Instant::now()
         };
         ctx.core.borrow_mut().rec.stream_opened();
-        let mut attempt = Attempt::new(conn.is_some(), index, seq, open_model);
+        let mut attempt = Attempt::new(conn.is_some(), index, seq, scheduled);
         seq = seq.wrapping_add(1);
         let mut end = loop {
             let interest = match attempt.advance(&ctx, slot, &mut conn, &mut machine) {
@@ -600,8 +656,10 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             end = expiry.end();
             conn = None;
         }
-        record_end(&ctx, &machine, opened_at, attempt.requested, end, expiry == Some(Expiry::SessionEnd));
-        if end == StreamEnd::Interrupted || open_model {
+        record_end(&ctx, &mut machine, opened_at, attempt.requested, end, expiry == Some(Expiry::SessionEnd));
+        // In the open model an arrival is one stream, or with --scenario one journey.
+        let journey_on = !ctx.journeys.is_empty() && after_turn(&ctx, index, seq.wrapping_sub(1), end, &mut machine);
+        if end == StreamEnd::Interrupted || (open_model && !journey_on) {
             break;
         }
         if attempt.waited {
@@ -632,6 +690,170 @@ async fn wait_to_reconnect(ctx: &CoreCtx, index: usize, retry: Duration) -> bool
     let mut core = ctx.core.borrow_mut();
     core.rec.reconnects += 1;
     core.rec.histograms.reconnect_delay_us.saturating_record(micros_between(from, Instant::now()));
+    true
+}
+
+/// `--scenario`: what comes before user `index`'s next stream. At a journey's start, the conversation starts over
+/// and the HTTP steps run; before a later turn, the think time passes.
+async fn before_turn(ctx: &CoreCtx, index: usize, seq: u32) -> BeforeTurn {
+    let Some(llm) = &ctx.shared.cfg.llm else { return BeforeTurn::Stream };
+    let Some(scenario) = &llm.scenario else { return BeforeTurn::Stream };
+    let vu = ctx.vu(&ctx.slots[index], index);
+    if ctx.journeys[index].borrow().turn > 0 {
+        let (low, high) = scenario.conversation.think_time;
+        if high.is_zero() {
+            return BeforeTurn::Stream;
+        }
+        let think = uniform_duration(low, high, ctx.shared.cfg.seed, vu, seq);
+        return if wait_until(ctx, Instant::now() + think).await { BeforeTurn::Stream } else { BeforeTurn::Stop };
+    }
+    {
+        let mut journey = ctx.journeys[index].borrow_mut();
+        let JourneyState { history, extracted, .. } = &mut *journey;
+        history.clear();
+        if let Some(system) = &scenario.conversation.system {
+            crate::llm::prompt::push_message(history, "system", system.as_bytes());
+        }
+        extracted.iter_mut().for_each(Vec::clear);
+    }
+    for step in 0..scenario.http.len() {
+        let started = Instant::now();
+        if ctx.run_over(started) {
+            return BeforeTurn::Stop;
+        }
+        let ok = run_step(ctx, index, step, seq).await;
+        let now = Instant::now();
+        ctx.slots[index].expired.set(None);
+        // A step cut by the end of the run is not the step's failure.
+        if !ok && ctx.run_over(now) {
+            return BeforeTurn::Stop;
+        }
+        let mut core = ctx.core.borrow_mut();
+        let rec = &mut core.rec;
+        let took_us = micros_between(started, now);
+        if let Some(step_rec) = rec.llm.as_deref_mut().and_then(|l| l.steps.get_mut(step)) {
+            step_rec.latency_us.saturating_record(took_us);
+            step_rec.ok += u64::from(ok);
+            step_rec.failed += u64::from(!ok);
+        }
+        if !ok {
+            // The turn's stream cannot start: it counts as a failed stream, so a broken login shows in the
+            // success rate (and uses up one of -n's streams).
+            if !core.take_stream_slot() {
+                return BeforeTurn::Stop;
+            }
+            let rec = &mut core.rec;
+            rec.stream_opened();
+            rec.stream_closed(StreamEnd::Failed(Failure::StepFailed), took_us, 0);
+            return BeforeTurn::Retry;
+        }
+    }
+    BeforeTurn::Stream
+}
+
+/// Uniform in `low..=high` to the millisecond, from a hash of the seed, the user and its stream number.
+fn uniform_duration(low: Duration, high: Duration, seed: u64, vu: u64, seq: u32) -> Duration {
+    let span_ms = high.saturating_sub(low).as_millis() as u64;
+    let mut state = (seed ^ ((vu << 32) ^ u64::from(seq)).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+    crate::rng::next(&mut state);
+    low + Duration::from_millis(crate::rng::next(&mut state) % (span_ms + 1))
+}
+
+/// A step's answer has this long (after the connect timeout) when no `--header-timeout` says otherwise.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs HTTP step `step` for user `index`: true when it answered 2xx and every value it extracts was found.
+async fn run_step(ctx: &CoreCtx, index: usize, step: usize, seq: u32) -> bool {
+    let cfg = &ctx.shared.cfg;
+    let Some(scenario) = cfg.llm.as_ref().and_then(|l| l.scenario.as_ref()) else { return false };
+    let slot = &ctx.slots[index];
+    let (target, bind) = ctx.endpoint(index);
+    let (mut request, mut body) = (Vec::new(), Vec::new());
+    {
+        let journey = ctx.journeys[index].borrow();
+        let state = Journey { turn: None, history: &[], extracted: &journey.extracted };
+        ctx.shared.steps[target][step].render(ctx.vu(slot, index), u64::from(seq), &state, &mut body, &mut request);
+    }
+    let limit = cfg.connect_timeout + cfg.header_timeout.unwrap_or(STEP_TIMEOUT);
+    let addr = ctx.shared.step_addrs.get(step).copied().flatten().unwrap_or(cfg.targets[target].addr);
+    let exchanged = monoio::time::timeout(limit, exchange(slot, addr, bind, &request)).await;
+    let Ok(Some(response)) = exchanged else { return false };
+    let variables = scenario.variables();
+    let mut journey = ctx.journeys[index].borrow_mut();
+    if journey.extracted.len() < variables.len() {
+        journey.extracted.resize_with(variables.len(), Vec::new);
+    }
+    for (name, path) in &scenario.http[step].extract {
+        let Ok(Some(value)) = path.extract(response.body()) else { return false };
+        let Some(i) = variables.iter().position(|v| v == name) else { return false };
+        journey.extracted[i] = value.into_bytes();
+    }
+    true
+}
+
+/// One plain HTTP request and its whole answer, on a connection of its own registered in `slot` (so the end of
+/// the run shuts it down). `None` on any failure or a non-2xx status.
+async fn exchange(slot: &Slot, addr: std::net::SocketAddr, bind: Option<IpAddr>, request: &[u8]) -> Option<Response> {
+    let (socket, in_progress) = sys::start_connect(addr, bind).ok()?;
+    let conn = Conn::new(TcpStream::from_std(socket).ok()?, slot);
+    let fd = conn.stream.as_raw_fd();
+    if in_progress {
+        conn.stream.writable(false).await.ok()?;
+        if sys::socket_error(fd).is_some() {
+            return None;
+        }
+    }
+    let mut written = 0;
+    while written < request.len() {
+        match sys::send(fd, &request[written..]) {
+            Ok(n) => written += n,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => conn.stream.writable(false).await.ok()?,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let mut response = Response::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let state = match sys::recv(fd, &mut buf) {
+            Ok(0) => response.on_eof(),
+            Ok(n) => response.on_bytes(&buf[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                conn.stream.readable(false).await.ok()?;
+                continue;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        };
+        match state {
+            Exchange::NeedMore => {}
+            Exchange::Done { status } => return (200..300).contains(&status).then_some(response),
+            Exchange::Failed(_) => return None,
+        }
+    }
+}
+
+/// `--scenario`: after user `index`'s stream `seq` ended, moves its journey on. A completed turn adds its user
+/// message and answer to the conversation; any other end starts the journey over. True while the journey goes on.
+fn after_turn(ctx: &CoreCtx, index: usize, seq: u32, end: StreamEnd, machine: &mut StreamMachine) -> bool {
+    let turns = ctx.shared.cfg.llm.as_ref().map_or(0, |l| l.turns()) as u32;
+    let vu = ctx.vu(&ctx.slots[index], index);
+    let mut journey = ctx.journeys[index].borrow_mut();
+    if end != StreamEnd::Completed {
+        journey.turn = 0;
+        return false;
+    }
+    let target = ctx.endpoint(index).0;
+    if let (TargetRequest::Template(template), Some(timeline)) = (&ctx.shared.requests[target], machine.llm()) {
+        let JourneyState { turn, history, extracted } = &mut *journey;
+        let state = Journey { turn: Some(u64::from(*turn)), history: &[], extracted };
+        template.append_turn(vu, u64::from(seq), &state, &timeline.answer, history);
+    }
+    journey.turn += 1;
+    if journey.turn >= turns {
+        journey.turn = 0;
+        return false;
+    }
     true
 }
 
@@ -674,7 +896,7 @@ fn with_last_event_id(out: &mut Vec<u8>, request: &[u8], id: u64) {
 /// request started (`requested`); else it is timed from `opened_at`.
 fn record_end(
     ctx: &CoreCtx,
-    machine: &StreamMachine,
+    machine: &mut StreamMachine,
     opened_at: Instant,
     requested: bool,
     end: StreamEnd,
@@ -683,6 +905,10 @@ fn record_end(
     let now = Instant::now();
     let mut core = ctx.core.borrow_mut();
     let rec = &mut core.rec;
+    if requested && let (Some(timeline), Some(llm_rec)) = (machine.llm(), rec.llm.as_deref_mut()) {
+        let failed = matches!(end, StreamEnd::Failed(_));
+        timeline.finish(now, end == StreamEnd::Completed, failed, llm_rec);
+    }
     if requested && machine.events() >= 2 {
         rec.histograms.max_gap_us.saturating_record(machine.max_gap_us());
     }
@@ -867,12 +1093,18 @@ impl Attempt {
         let target = ctx.endpoint(self.local).0;
         let mut core = ctx.core.borrow_mut();
         let Core { request_buf, render_buf, body_buf, .. } = &mut *core;
-        // Rebuilt on every call, identically (a render is a pure function of the user and its
-        // stream number), so a write that waited resumes at `written`.
+        // Rebuilt on every call, identically (a render is a pure function of the user, its
+        // stream number and its journey so far), so a write that waited resumes at `written`.
         let base = match &ctx.shared.requests[target] {
             TargetRequest::Encoded(bytes) => &bytes[..],
             TargetRequest::Template(template) => {
-                template.render(ctx.vu(slot, self.local), u64::from(self.seq), body_buf, render_buf);
+                let state = ctx.journeys.get(self.local).map(RefCell::borrow);
+                let journey = state.as_deref().map_or(Journey::default(), |j| Journey {
+                    turn: Some(u64::from(j.turn)),
+                    history: &j.history,
+                    extracted: &j.extracted,
+                });
+                template.render(ctx.vu(slot, self.local), u64::from(self.seq), &journey, body_buf, render_buf);
                 &render_buf[..]
             }
         };
@@ -1010,12 +1242,18 @@ mod tests {
             finished: false,
         };
         let timing = Timing { start: Instant::now(), deadline: None };
-        let shared = Arc::new(RunShared { cfg, requests: vec![TargetRequest::Encoded(vec![])] });
+        let shared = Arc::new(RunShared {
+            cfg,
+            requests: vec![TargetRequest::Encoded(vec![])],
+            steps: Vec::new(),
+            step_addrs: Vec::new(),
+        });
         Rc::new(CoreCtx {
             core: RefCell::new(core),
             core_index: 0,
             threads: 1,
             slots: vec![Slot::new()].into(),
+            journeys: Box::new([]),
             shared,
             timing,
         })
@@ -1034,6 +1272,7 @@ mod tests {
             std::mem::size_of::<Phase>(),
             std::mem::size_of::<StreamMachine>()
         );
-        assert!(size <= 576, "virtual_user future is {size} bytes");
+        // 584: 576 plus the pointer to the LLM timeline (`--openai`), boxed so other runs pay only the pointer.
+        assert!(size <= 584, "virtual_user future is {size} bytes");
     }
 }

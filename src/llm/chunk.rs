@@ -93,28 +93,44 @@ type Scan<T = ()> = Result<T, ChunkError>;
 
 /// Scans one SSE `data` payload. Never panics, never allocates, and uses bounded stack on any input.
 pub fn scan(payload: &[u8]) -> Result<ChunkInfo, ChunkError> {
+    scan_capturing(payload, None)
+}
+
+/// Where [`scan_capturing`] appends the decoded content text: a multi-turn conversation keeps each answer to send
+/// it back as context.
+pub struct Capture<'a> {
+    pub text: &'a mut Vec<u8>,
+    /// `text` never grows past this many bytes; the rest of the answer is dropped (the answer is counted in full).
+    pub limit: usize,
+}
+
+/// [`scan`], also appending the decoded content text to `capture`. Allocates only when `capture.text` grows; on an
+/// error, `capture.text` is left as it was.
+pub fn scan_capturing(payload: &[u8], capture: Option<Capture<'_>>) -> Result<ChunkInfo, ChunkError> {
     if payload.trim_ascii() == b"[DONE]" {
         return Ok(ChunkInfo { done: true, ..ChunkInfo::default() });
     }
     let mut s = Scanner { buf: payload, pos: 0 };
     let mut acc = Acc::default();
-    s.ws();
-    if s.peek() == Some(b'{') {
-        s.top(&mut acc)?;
-    } else {
-        s.skip_value(0)?;
+    let mut captured_before = None;
+    if let Some(capture) = capture {
+        captured_before = Some(capture.text.len());
+        acc.content.capture = Some(capture);
     }
-    s.ws();
-    if s.pos != payload.len() {
-        return Err(ChunkError::NotJson);
+    let result = s.top_level(&mut acc);
+    if result.is_err()
+        && let (Some(len), Some(capture)) = (captured_before, acc.content.capture.as_mut())
+    {
+        capture.text.truncate(len);
     }
+    result?;
     Ok(acc.into_info())
 }
 
 /// Facts gathered while walking the payload, turned into a [`ChunkInfo`] at the end.
 #[derive(Default)]
-struct Acc {
-    content: Count,
+struct Acc<'c> {
+    content: Count<'c>,
     reasoning_bytes: usize,
     role: bool,
     finish: Option<Finish>,
@@ -122,7 +138,7 @@ struct Acc {
     error: bool,
 }
 
-impl Acc {
+impl Acc<'_> {
     fn into_info(self) -> ChunkInfo {
         let said_more = self.content.bytes > 0
             || self.reasoning_bytes > 0
@@ -214,13 +230,18 @@ impl Sink for Discard {
 
 /// Measures decoded text: bytes, and chars as bytes that are not UTF-8 continuation bytes (0b10xxxxxx).
 #[derive(Default)]
-struct Count {
+struct Count<'c> {
     bytes: usize,
     chars: usize,
+    capture: Option<Capture<'c>>,
 }
 
-impl Sink for Count {
+impl Sink for Count<'_> {
     fn push(&mut self, bytes: &[u8]) {
+        if let Some(capture) = &mut self.capture {
+            let room = capture.limit.saturating_sub(capture.text.len());
+            capture.text.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
         self.bytes += bytes.len();
         // As i8, continuation bytes are exactly -128..=-65.
         self.chars += bytes.iter().filter(|&&b| (b as i8) >= -0x40).count();
@@ -292,6 +313,21 @@ struct Scanner<'a> {
 
 /// Structure of an LLM chunk: the paths we read. Everything else goes through `skip_value`.
 impl Scanner<'_> {
+    /// The whole payload: one JSON value with optional whitespace around it.
+    fn top_level(&mut self, acc: &mut Acc) -> Scan {
+        self.ws();
+        if self.peek() == Some(b'{') {
+            self.top(acc)?;
+        } else {
+            self.skip_value(0)?;
+        }
+        self.ws();
+        if self.pos != self.buf.len() {
+            return Err(ChunkError::NotJson);
+        }
+        Ok(())
+    }
+
     fn top(&mut self, acc: &mut Acc) -> Scan {
         self.object(1, |s, field| match field {
             Field::Choices => s.choices(acc),
@@ -723,6 +759,20 @@ mod tests {
     /// Wraps a delta body into a one-choice chat chunk.
     fn delta(body: &str) -> String {
         format!(r#"{{"object":"chat.completion.chunk","choices":[{{"index":0,"delta":{body},"finish_reason":null}}]}}"#)
+    }
+
+    #[test]
+    fn capture_keeps_decoded_content_within_its_limit_and_undoes_a_failed_scan() {
+        let mut text = Vec::new();
+        let chunk = br#"{"choices":[{"delta":{"content":"h\u00e9\"llo","reasoning_content":"no"}}]}"#;
+        let info = scan_capturing(chunk, Some(Capture { text: &mut text, limit: 100 })).unwrap();
+        assert_eq!((info.content_bytes, text.as_slice()), (7, "h\u{e9}\"llo".as_bytes()));
+        let completion = br#"{"choices":[{"text":" more text"}]}"#;
+        scan_capturing(completion, Some(Capture { text: &mut text, limit: 10 })).unwrap();
+        assert_eq!(text, "h\u{e9}\"llo mo".as_bytes());
+        let broken = br#"{"choices":[{"delta":{"content":"lost"}}]"#;
+        assert!(scan_capturing(broken, Some(Capture { text: &mut text, limit: 100 })).is_err());
+        assert_eq!(text, "h\u{e9}\"llo mo".as_bytes());
     }
 
     #[test]

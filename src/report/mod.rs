@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::engine::{RunOutcome, StageOutcome};
-use crate::recorder::{Failure, LATE_START_US, Recorder};
+use crate::recorder::{Failure, LATE_START_US, LlmRecorder, Recorder};
 
 pub use text::render as render_text;
 
@@ -124,12 +124,169 @@ pub struct Figures {
     pub events: Events,
     pub latency_us: Latencies,
     pub events_per_stream: Summary,
+    /// `--openai`: token timings and counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmReport>,
+}
+
+/// `--openai`: what the streams said in tokens. The README defines every figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmReport {
+    /// Request to the first chunk with answer text (a role-only chunk is no token).
+    pub ttft_us: Summary,
+    /// Request to the first chunk with reasoning text.
+    pub first_reasoning_us: Summary,
+    /// Every gap between two output chunks (answer or reasoning), pooled over streams.
+    pub itl_us: Summary,
+    /// Per stream: (last output chunk - first output chunk) / (output tokens - 1).
+    pub tpot_us: Summary,
+    /// Per stream: first output chunk to last.
+    pub generation_us: Summary,
+    /// Per completed stream: output tokens over the stream's time, request to end.
+    pub output_tokens_per_s_per_stream: Summary,
+    /// Per stream: output tokens / output chunks (above 1: chunks carry several tokens).
+    pub tokens_per_chunk: ScaledSummary,
+    pub output_tokens: u64,
+    /// Some streams had no `usage`: their output tokens are their output chunks.
+    pub output_tokens_estimated: bool,
+    pub input_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub output_tokens_per_s: f64,
+    pub input_tokens_per_s: f64,
+    pub streams_with_usage: u64,
+    pub streams_estimated: u64,
+    pub output_chunks: u64,
+    pub role_only_chunks: u64,
+    /// Payloads that were not JSON (nor `[DONE]`).
+    pub unparsed_chunks: u64,
+    /// Completed streams that never sent `[DONE]`.
+    pub missing_done: u64,
+    pub finish_reasons: FinishReasons,
+    /// `--scenario`: figures per turn number.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<TurnReport>,
+    /// `--scenario`: each HTTP step.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FinishReasons {
+    pub stop: u64,
+    pub length: u64,
+    pub other: u64,
+}
+
+/// A [`Summary`] of a histogram recorded in hundredths, read back as decimals.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ScaledSummary {
+    pub count: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl ScaledSummary {
+    fn of_hundredths(h: &Histogram<u64>) -> ScaledSummary {
+        let s = Summary::of(h);
+        let x = |v: u64| v as f64 / 100.0;
+        ScaledSummary {
+            count: s.count,
+            min: x(s.min),
+            mean: s.mean / 100.0,
+            p50: x(s.p50),
+            p90: x(s.p90),
+            p99: x(s.p99),
+            max: x(s.max),
+        }
+    }
+}
+
+/// One turn number of a `--scenario` conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnReport {
+    /// 1-based.
+    pub turn: usize,
+    pub streams: u64,
+    pub failed: u64,
+    pub ttft_us: Summary,
+    pub itl_us: Summary,
+    /// Mean tokens per stream of this turn (input grows with the conversation).
+    pub input_tokens_mean: f64,
+    pub output_tokens_mean: f64,
+}
+
+/// One HTTP step of a `--scenario`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    pub ok: u64,
+    pub failed: u64,
+    pub latency_us: Summary,
+}
+
+impl LlmReport {
+    fn of(llm: &LlmRecorder, duration_s: f64, step_names: &[String]) -> LlmReport {
+        let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+        let mean = |total: u64, n: u64| if n == 0 { 0.0 } else { total as f64 / n as f64 };
+        LlmReport {
+            ttft_us: Summary::of(&llm.ttft_us),
+            first_reasoning_us: Summary::of(&llm.first_reasoning_us),
+            itl_us: Summary::of(&llm.itl_us),
+            tpot_us: Summary::of(&llm.tpot_us),
+            generation_us: Summary::of(&llm.generation_us),
+            output_tokens_per_s_per_stream: Summary::of(&llm.output_tokens_per_s),
+            tokens_per_chunk: ScaledSummary::of_hundredths(&llm.tokens_per_chunk_x100),
+            output_tokens: llm.output_tokens,
+            output_tokens_estimated: llm.estimated_streams > 0,
+            input_tokens: llm.input_tokens,
+            reasoning_tokens: llm.reasoning_tokens,
+            output_tokens_per_s: per_s(llm.output_tokens),
+            input_tokens_per_s: per_s(llm.input_tokens),
+            streams_with_usage: llm.usage_streams,
+            streams_estimated: llm.estimated_streams,
+            output_chunks: llm.output_chunks,
+            role_only_chunks: llm.role_chunks,
+            unparsed_chunks: llm.unparsed_chunks,
+            missing_done: llm.missing_done,
+            finish_reasons: FinishReasons { stop: llm.finish_stop, length: llm.finish_length, other: llm.finish_other },
+            turns: llm
+                .turns
+                .iter()
+                .enumerate()
+                .map(|(i, t)| TurnReport {
+                    turn: i + 1,
+                    streams: t.streams,
+                    failed: t.failed,
+                    ttft_us: Summary::of(&t.ttft_us),
+                    itl_us: Summary::of(&t.itl_us),
+                    input_tokens_mean: mean(t.input_tokens, t.streams),
+                    output_tokens_mean: mean(t.output_tokens, t.streams),
+                })
+                .collect(),
+            steps: llm
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StepReport {
+                    name: step_names.get(i).cloned().unwrap_or_else(|| format!("http{}", i + 1)),
+                    ok: s.ok,
+                    failed: s.failed,
+                    latency_us: Summary::of(&s.latency_us),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Figures {
     /// `rec`'s figures over `duration_s` seconds. `open_at_start`: streams already open when
     /// this stretch began (a stage's; 0 for the run). `open_model`: report the arrivals.
-    pub fn of(rec: &Recorder, duration_s: f64, open_at_start: u64, open_model: bool) -> Figures {
+    /// `step_names`: the `--scenario` HTTP steps, in order.
+    pub fn of(rec: &Recorder, duration_s: f64, open_at_start: u64, open_model: bool, step_names: &[String]) -> Figures {
         let h = &rec.histograms;
         let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
         let mut failures = BTreeMap::new();
@@ -185,6 +342,7 @@ impl Figures {
                 start_lag: Summary::of(&h.start_lag_us),
             },
             events_per_stream: Summary::of(&h.events_per_stream),
+            llm: rec.llm.as_deref().map(|llm| LlmReport::of(llm, duration_s, step_names)),
         }
     }
 }
@@ -222,7 +380,13 @@ const BREAK_FIRST_EVENT_FACTOR: u64 = 3;
 
 impl StageReport {
     /// `open_at_start`: the previous stage's `open_at_end` (the streams it handed over).
-    fn new(index: usize, stage: &StageOutcome, open_at_start: u64, elapsed_s: f64, open_model: bool) -> StageReport {
+    fn new(
+        index: usize,
+        stage: &StageOutcome,
+        open_at_start: u64,
+        elapsed_s: f64,
+        outcome: &RunOutcome,
+    ) -> StageReport {
         let start_s = stage.window.start.as_secs_f64();
         let end_s = stage.window.end.as_secs_f64();
         // A run stopped early (Ctrl-C) ends its last stage early.
@@ -233,7 +397,7 @@ impl StageReport {
             start_s,
             end_s,
             open_at_end: stage.recorder.open_at_end,
-            figures: Figures::of(&stage.recorder, duration_s, open_at_start, open_model),
+            figures: Figures::of(&stage.recorder, duration_s, open_at_start, outcome.open_model, &outcome.step_names),
             slos: Vec::new(),
         }
     }
@@ -272,11 +436,39 @@ pub struct MemoryReport {
     pub per_stream_bytes: u64,
 }
 
+/// What each request asked for, with secret header values redacted.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestReport {
+    pub method: String,
+    /// `Name: value` lines; `Authorization`, cookies, keys and tokens show `[redacted]`.
+    pub headers: Vec<String>,
+    /// `--openai`: the API, model, max_tokens and where prompts come from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openai: Option<String>,
+}
+
+impl RequestReport {
+    pub fn of(cfg: &crate::config::RunConfig) -> RequestReport {
+        RequestReport {
+            method: cfg.method.clone(),
+            headers: cfg
+                .headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {}", crate::config::redact_header(name, value)))
+                .collect(),
+            openai: cfg.llm.as_ref().map(|l| l.describe()),
+        }
+    }
+}
+
 /// The whole report, shaped as the `--json` file.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub version: &'static str,
     pub target: String,
+    /// Set by the caller that knows the config (absent for reports built from an outcome alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestReport>,
     pub engine: Engine,
     pub duration_s: f64,
     /// Ctrl-C ended the run before its duration or stream count.
@@ -298,11 +490,11 @@ impl Report {
     pub fn new(target: &str, outcome: &RunOutcome, slos: &[crate::slo::Slo]) -> Report {
         let rec = &outcome.recorder;
         let duration_s = outcome.elapsed.as_secs_f64();
-        let figures = Figures::of(rec, duration_s, 0, outcome.open_model);
+        let figures = Figures::of(rec, duration_s, 0, outcome.open_model, &outcome.step_names);
         let mut stages: Vec<StageReport> = Vec::with_capacity(outcome.stages.len());
         for (i, stage) in outcome.stages.iter().enumerate() {
             let open_at_start = stages.last().map_or(0, |previous| previous.open_at_end);
-            stages.push(StageReport::new(i, stage, open_at_start, duration_s, outcome.open_model));
+            stages.push(StageReport::new(i, stage, open_at_start, duration_s, outcome));
         }
         for stage in &mut stages {
             stage.slos = slos.iter().map(|slo| slo.judge(&stage.figures)).collect();
@@ -316,6 +508,7 @@ impl Report {
         Report {
             version: env!("CARGO_PKG_VERSION"),
             target: target.to_string(),
+            request: None,
             engine: Engine { driver: outcome.driver.name(), threads: outcome.threads },
             duration_s,
             stopped_by_signal: outcome.stopped_by_signal,

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Figures, Report, Summary};
+use super::{Figures, LlmReport, Report, Summary};
 use crate::slo::Unit;
 
 /// Renders the report as aligned text: the whole run, then each stage alone.
@@ -18,6 +18,14 @@ pub fn render(r: &Report) -> String {
         if r.engine.threads == 1 { "" } else { "s" },
         r.duration_s
     );
+    if let Some(req) = &r.request {
+        if let Some(openai) = &req.openai {
+            let _ = writeln!(out, "OpenAI    {openai}");
+        }
+        if !req.headers.is_empty() {
+            let _ = writeln!(out, "Request   {} with {}", req.method, req.headers.join("; "));
+        }
+    }
     let _ = writeln!(out);
     if r.stopped_by_signal {
         let _ = writeln!(out, "Stopped   by Ctrl-C: the figures cover the run up to then");
@@ -123,6 +131,96 @@ fn latencies(out: &mut String, f: &Figures) {
         row(out, "start lag", &l.start_lag, duration);
     }
     row(out, "events/stream", &f.events_per_stream, |v| format!("{v:.0}"));
+    if let Some(llm) = &f.llm {
+        llm_tables(out, llm);
+    }
+}
+
+/// `--openai`: tokens, the token timings, and per turn and step of a `--scenario`.
+fn llm_tables(out: &mut String, l: &LlmReport) {
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Tokens    {} output{} ({:.1}/s), {} input ({:.1}/s), {} reasoning; usage from {} streams, {} estimated by chunks",
+        l.output_tokens,
+        if l.output_tokens_estimated { " (some estimated)" } else { "" },
+        l.output_tokens_per_s,
+        l.input_tokens,
+        l.input_tokens_per_s,
+        l.reasoning_tokens,
+        l.streams_with_usage,
+        l.streams_estimated
+    );
+    let _ = writeln!(
+        out,
+        "Chunks    {} with output, {} role-only, {} not JSON; {} streams without [DONE]; finish: {} stop, {} length, {} other",
+        l.output_chunks,
+        l.role_only_chunks,
+        l.unparsed_chunks,
+        l.missing_done,
+        l.finish_reasons.stop,
+        l.finish_reasons.length,
+        l.finish_reasons.other
+    );
+    let _ = writeln!(
+        out,
+        "{:<14}{:>9}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}",
+        "", "count", "min", "mean", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for (name, h) in [
+        ("TTFT", &l.ttft_us),
+        ("first reason", &l.first_reasoning_us),
+        ("ITL", &l.itl_us),
+        ("TPOT", &l.tpot_us),
+        ("generation", &l.generation_us),
+    ] {
+        row(out, name, h, duration);
+    }
+    row(out, "out tok/s", &l.output_tokens_per_s_per_stream, |v| format!("{v:.0}"));
+    let t = &l.tokens_per_chunk;
+    if t.count > 0 {
+        let _ = writeln!(
+            out,
+            "{:<14}{:>9}{:>11.2}{:>11.2}{:>11.2}{:>11.2}{:>11.2}{:>11}{:>11.2}",
+            "tokens/chunk", t.count, t.min, t.mean, t.p50, t.p90, t.p99, "", t.max
+        );
+    }
+    if !l.steps.is_empty() {
+        let _ = writeln!(out, "\n{:<14}{:>9}{:>9}{:>11}{:>11}{:>11}", "step", "ok", "failed", "p50", "p99", "max");
+        for s in &l.steps {
+            let _ = writeln!(
+                out,
+                "{:<14}{:>9}{:>9}{:>11}{:>11}{:>11}",
+                s.name,
+                s.ok,
+                s.failed,
+                duration(s.latency_us.p50 as f64),
+                duration(s.latency_us.p99 as f64),
+                duration(s.latency_us.max as f64)
+            );
+        }
+    }
+    if !l.turns.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:>5}{:>9}{:>9}{:>11}{:>11}{:>11}{:>11}{:>11}",
+            "turn", "streams", "failed", "TTFT p50", "TTFT p99", "ITL p50", "in tok", "out tok"
+        );
+        for t in &l.turns {
+            let _ = writeln!(
+                out,
+                "{:>5}{:>9}{:>9}{:>11}{:>11}{:>11}{:>11.1}{:>11.1}",
+                t.turn,
+                t.streams,
+                t.failed,
+                duration(t.ttft_us.p50 as f64),
+                duration(t.ttft_us.p99 as f64),
+                duration(t.itl_us.p50 as f64),
+                t.input_tokens_mean,
+                t.output_tokens_mean
+            );
+        }
+    }
 }
 
 fn verdicts(out: &mut String, slos: &[crate::slo::Verdict]) {
