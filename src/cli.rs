@@ -373,6 +373,9 @@ struct DemoArgs {
     /// Also write the report as JSON to this file
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Serve a simulated model and run chat completions against it: the LLM report (TTFT, ITL, tokens)
+    #[arg(long)]
+    openai: bool,
 }
 
 /// What `main` runs, with checked configuration.
@@ -393,6 +396,8 @@ pub struct DemoConfig {
     pub duration: Duration,
     pub connections: usize,
     pub json_path: Option<PathBuf>,
+    /// `demo --openai`: the LLM mode against the simulated model server.
+    pub openai: bool,
 }
 
 /// Parses the process arguments. Usage errors print clap's message and exit with code 2.
@@ -412,6 +417,7 @@ where
             duration: args.duration,
             connections: args.connections,
             json_path: args.json,
+            openai: args.openai,
         })),
         CliCommand::Doctor(args) => Ok(Command::Doctor { streams: args.connections }),
     }

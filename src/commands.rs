@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use crate::cli::{Command, DemoConfig};
-use crate::config::{DriverChoice, RunConfig, ServeConfig, Target};
+use crate::config::{DriverChoice, LlmConfig, RunConfig, ServeConfig, Target};
 use crate::doctor;
 use crate::engine;
+use crate::llm::prompt::{Api, PromptSource};
 use crate::report::{self, Report};
 use crate::runtime;
 use crate::server;
+use crate::server::openai::ModelShape;
 use crate::signal;
 
 /// Exit codes, documented in the README.
@@ -100,6 +102,9 @@ fn serve(cfg: &ServeConfig) -> Result<(), String> {
 
 /// Built-in server on a loopback ephemeral port plus a short run against it, in one process.
 fn demo(demo: &DemoConfig) -> Result<bool, String> {
+    if demo.openai {
+        return demo_openai(demo);
+    }
     let cores = runtime::available_cores();
     let server_threads = (cores / 2).max(1);
     let client_threads = cores.saturating_sub(server_threads).max(1);
@@ -130,6 +135,58 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
         duration: Some(demo.duration),
         threads: client_threads,
         json_path: demo.json_path.clone(),
+        ..RunConfig::new(vec![Target::parse(&url).map_err(|e| e.0)?])
+    };
+    let result = run(&run_cfg, 0, true);
+    handle.stop();
+    result
+}
+
+/// `demo --openai`: a simulated model (50 tokens/s per stream, prefill growing with the prompt) and chat
+/// completions with synthetic prompts against it.
+fn demo_openai(demo: &DemoConfig) -> Result<bool, String> {
+    let cores = runtime::available_cores();
+    let server_threads = (cores / 2).max(1);
+    let client_threads = cores.saturating_sub(server_threads).max(1);
+    let model = ModelShape { tokens_per_s: 50.0, tokens_per_chunk: 1, prefill_us_per_token: 100, output_tokens: 64 };
+    let serve_cfg = ServeConfig {
+        addrs: vec!["127.0.0.1:0".parse().expect("literal address")],
+        threads: server_threads,
+        driver: DriverChoice::Auto,
+        events: 0,
+        interval: Duration::ZERO,
+        size_bytes: 0,
+        first_delay: Duration::from_millis(20),
+        jitter: Duration::ZERO,
+        replay: None,
+        replay_write_bytes: 1,
+        replay_pause: Duration::ZERO,
+        disconnect_after: None,
+        openai: Some(model),
+    };
+    let handle = server::start(&serve_cfg, client_threads)?;
+    let url = format!("http://{}/v1/chat/completions", handle.addr);
+    eprintln!(
+        "demo: the same as `ssebench serve --addr {} --openai --tokens-per-s 50 --prefill-us-per-token 100 \
+         --first-delay 20ms` and `ssebench run {url} --openai chat --prompt-tokens 64..512 --max-tokens 32 -c {} -d {:?}`",
+        handle.addr, demo.connections, demo.duration
+    );
+    let llm = LlmConfig {
+        api: Api::Chat,
+        model: "ssebench-sim".into(),
+        max_tokens: Some(32),
+        extra_body: None,
+        prompts: std::sync::Arc::new(PromptSource::synthetic(64, 512)),
+        scenario: None,
+    };
+    let run_cfg = RunConfig {
+        connections: demo.connections,
+        duration: Some(demo.duration),
+        threads: client_threads,
+        json_path: demo.json_path.clone(),
+        method: "POST".into(),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        llm: Some(llm),
         ..RunConfig::new(vec![Target::parse(&url).map_err(|e| e.0)?])
     };
     let result = run(&run_cfg, 0, true);

@@ -212,6 +212,8 @@ pub struct LlmRecorder {
     /// Streams whose token counts came from a `usage` chunk, and those whose output was counted by chunks.
     pub usage_streams: u64,
     pub estimated_streams: u64,
+    /// Completed streams without `usage`: the server does not send it (cut streams never do).
+    pub completed_without_usage: u64,
     pub output_chunks: u64,
     /// Role-only chunks (not tokens), payloads that are not JSON, and completed streams without `[DONE]`.
     pub role_chunks: u64,
@@ -261,6 +263,7 @@ impl LlmRecorder {
             reasoning_tokens: 0,
             usage_streams: 0,
             estimated_streams: 0,
+            completed_without_usage: 0,
             output_chunks: 0,
             role_chunks: 0,
             unparsed_chunks: 0,
@@ -302,6 +305,7 @@ impl LlmRecorder {
         self.reasoning_tokens += other.reasoning_tokens;
         self.usage_streams += other.usage_streams;
         self.estimated_streams += other.estimated_streams;
+        self.completed_without_usage += other.completed_without_usage;
         self.output_chunks += other.output_chunks;
         self.role_chunks += other.role_chunks;
         self.unparsed_chunks += other.unparsed_chunks;

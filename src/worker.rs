@@ -598,6 +598,16 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
                 break;
             }
         }
+        // An arrival's first stream was admitted by `drive_arrivals`, and is timed from its schedule; not so a
+        // journey's streams, which come after its steps or think times.
+        let admitted = open_model && seq == 0;
+        let scheduled = admitted && ctx.journeys.is_empty();
+        // Users failing at once in a loop can postpone the sweeper: see `run_over`.
+        if !admitted
+            && (ctx.run_over(Instant::now()) || !ctx.may_start(index) || !ctx.core.borrow_mut().take_stream_slot())
+        {
+            break;
+        }
         if !ctx.journeys.is_empty() {
             // Boxed: steps and think times come once per turn, and every byte here is in every user.
             match Box::pin(before_turn(&ctx, index, seq)).await {
@@ -613,15 +623,6 @@ async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             if let Some(llm) = machine.llm() {
                 llm.set_turn(Some(turn));
             }
-        }
-        // An arrival's first stream is timed from its schedule; a journey's later turns are not scheduled.
-        let scheduled = open_model && seq == 0;
-        // Users failing at once in a loop can postpone the sweeper: see `run_over`. An arrival
-        // was admitted by `drive_arrivals`, which checked all this.
-        if !scheduled
-            && (ctx.run_over(Instant::now()) || !ctx.may_start(index) || !ctx.core.borrow_mut().take_stream_slot())
-        {
-            break;
         }
         let opened_at = if scheduled {
             // Timed from the schedule, not from when this task got to run.
@@ -737,11 +738,8 @@ async fn before_turn(ctx: &CoreCtx, index: usize, seq: u32) -> BeforeTurn {
             step_rec.failed += u64::from(!ok);
         }
         if !ok {
-            // The turn's stream cannot start: it counts as a failed stream, so a broken login shows in the
-            // success rate (and uses up one of -n's streams).
-            if !core.take_stream_slot() {
-                return BeforeTurn::Stop;
-            }
+            // The turn's stream cannot start: it counts as a failed stream (taking the place in -n that its
+            // stream took), so a broken login shows in the success rate.
             let rec = &mut core.rec;
             rec.stream_opened();
             rec.stream_closed(StreamEnd::Failed(Failure::StepFailed), took_us, 0);

@@ -38,6 +38,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The count is process-wide: tests take turns, so one's set-up never lands in another's window.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Kills the server process when the test ends, whatever happens.
 struct Server(Child);
 
@@ -88,8 +91,41 @@ fn allocations_while_events_flow(driver: DriverChoice, driver_name: &str) {
     assert_eq!(after - before, 0, "{driver_name}: allocations while ~{window_events} events flowed");
 }
 
+/// `--openai`: every event is a JSON chunk scanned for tokens. Answers of a million tokens at 500 tokens/s keep the
+/// streams going through the window.
+#[test]
+fn no_allocation_per_chunk_in_llm_mode() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let port = free_port();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_ssebench"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--openai", "--tokens-per-s", "500"])
+            .args(["--output-tokens", "1000000", "-t", "1"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let url = format!("http://127.0.0.1:{port}/");
+    let argv =
+        ["ssebench", "run", &url, "--openai", "chat", "--prompt-tokens", "50", "-c", "50", "-d", "3s", "-t", "1"];
+    let ssebench::cli::Command::Run(cfg) = ssebench::cli::parse_from(argv).unwrap() else { panic!("not a run") };
+    let run = std::thread::spawn(move || engine::run(&cfg, 0).unwrap());
+    std::thread::sleep(Duration::from_millis(1000));
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let outcome = run.join().unwrap();
+    let llm = outcome.recorder.llm.as_deref().expect("LLM figures");
+    assert_eq!((outcome.recorder.streams_failed, outcome.recorder.streams_interrupted), (0, 50));
+    assert!(llm.output_chunks > 20_000, "only {} chunks", llm.output_chunks);
+    eprintln!("llm: {} allocations in the 1.5 s window, ~{} chunks", after - before, llm.output_chunks / 2);
+    assert_eq!(after - before, 0, "allocations while ~{} chunks flowed", llm.output_chunks / 2);
+}
+
 #[test]
 fn no_allocation_per_event_in_steady_state() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     allocations_while_events_flow(DriverChoice::Auto, "auto");
     allocations_while_events_flow(DriverChoice::Epoll, "epoll");
 }

@@ -168,6 +168,7 @@ impl Timeline {
             return;
         }
         rec.missing_done += u64::from(!self.done);
+        rec.completed_without_usage += u64::from(estimated);
         if let Some(first) = self.first_output {
             let generation_us = micros_between(first, self.last_output);
             rec.generation_us.saturating_record(generation_us);
@@ -257,6 +258,7 @@ mod tests {
         let (a, b) = (chat("a"), chat("b"));
         let (rec, _) = run(&[(1, ROLE), (2, a.as_str()), (3, b.as_str()), (4, FINISH)], None);
         assert_eq!((rec.output_tokens, rec.input_tokens, rec.usage_streams, rec.estimated_streams), (2, 0, 0, 1));
+        assert_eq!(rec.completed_without_usage, 1);
         assert_eq!(rec.missing_done, 1);
     }
 

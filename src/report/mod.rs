@@ -241,7 +241,7 @@ impl LlmReport {
             output_tokens_per_s_per_stream: Summary::of(&llm.output_tokens_per_s),
             tokens_per_chunk: ScaledSummary::of_hundredths(&llm.tokens_per_chunk_x100),
             output_tokens: llm.output_tokens,
-            output_tokens_estimated: llm.estimated_streams > 0,
+            output_tokens_estimated: llm.completed_without_usage > 0,
             input_tokens: llm.input_tokens,
             reasoning_tokens: llm.reasoning_tokens,
             output_tokens_per_s: per_s(llm.output_tokens),

@@ -141,9 +141,9 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Tokens    {} output{} ({:.1}/s), {} input ({:.1}/s), {} reasoning; usage from {} streams, {} estimated by chunks",
+        "Tokens    {} output{} ({:.1}/s), {} input ({:.1}/s), {} reasoning; usage from {} streams, {} counted by chunks",
         l.output_tokens,
-        if l.output_tokens_estimated { " (some estimated)" } else { "" },
+        if l.output_tokens_estimated { " (ESTIMATED: completed streams without usage)" } else { "" },
         l.output_tokens_per_s,
         l.input_tokens,
         l.input_tokens_per_s,
