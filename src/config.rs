@@ -368,6 +368,11 @@ impl RunConfig {
         if !self.method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_') || self.method.is_empty() {
             return err(format!("-m/--method '{}' is not an HTTP method token", self.method));
         }
+        if let Some(slo) = self.slos.iter().find(|s| s.needs_llm())
+            && self.llm.is_none()
+        {
+            return err(format!("--slo '{}' measures tokens: it needs --openai", slo.text));
+        }
         if let Some(llm) = &self.llm {
             if !self.body.is_empty() {
                 return err(

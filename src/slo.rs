@@ -20,6 +20,8 @@ enum Metric {
     DisconnectRate,
     /// Events received per second of the run.
     EventsPerS,
+    /// `--openai`: output tokens per second of the run.
+    OutputTokensPerS,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,10 @@ enum Histogram {
     Stream,
     MaxGap,
     PrematureEnd,
+    /// `--openai`: time to first token, inter-token latency, time per output token.
+    Ttft,
+    Itl,
+    Tpot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +104,7 @@ impl Slo {
         let threshold = match metric {
             Metric::Latency(..) => parse_duration(value).map(|d| d.as_secs_f64() * 1e6),
             Metric::SuccessRate | Metric::StallRate | Metric::DisconnectRate => parse_rate(value),
-            Metric::EventsPerStream(_) | Metric::EventsPerS => {
+            Metric::EventsPerStream(_) | Metric::EventsPerS | Metric::OutputTokensPerS => {
                 value.parse::<f64>().map_err(|_| format!("'{value}' is not a number"))
             }
         }
@@ -118,9 +124,17 @@ impl Slo {
         let unit = match self.metric {
             Metric::Latency(..) => Unit::Microseconds,
             Metric::SuccessRate | Metric::StallRate | Metric::DisconnectRate => Unit::Fraction,
-            Metric::EventsPerStream(_) | Metric::EventsPerS => Unit::Number,
+            Metric::EventsPerStream(_) | Metric::EventsPerS | Metric::OutputTokensPerS => Unit::Number,
         };
         Verdict { slo: self.text.clone(), measured, unit, pass }
+    }
+
+    /// The objective measures tokens, so it needs `--openai`.
+    pub fn needs_llm(&self) -> bool {
+        matches!(
+            self.metric,
+            Metric::OutputTokensPerS | Metric::Latency(Histogram::Ttft | Histogram::Itl | Histogram::Tpot, _)
+        )
     }
 }
 
@@ -130,13 +144,14 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
         "stall_rate" => Some(Metric::StallRate),
         "disconnect_rate" => Some(Metric::DisconnectRate),
         "events_per_s" => Some(Metric::EventsPerS),
+        "output_tokens_per_s" => Some(Metric::OutputTokensPerS),
         _ => None,
     };
     if let Some(metric) = scalar {
         return Ok(metric);
     }
     let (histogram, stat) = name.split_once('.').ok_or_else(|| {
-        format!("unknown metric '{name}' (a histogram with a statistic like first_event.p99, or success_rate, stall_rate, disconnect_rate, events_per_s)")
+        format!("unknown metric '{name}' (a histogram with a statistic like first_event.p99, or success_rate, stall_rate, disconnect_rate, events_per_s, output_tokens_per_s)")
     })?;
     let stat = match stat {
         "min" => Stat::Min,
@@ -156,10 +171,13 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
         "stream" => Histogram::Stream,
         "max_gap" => Histogram::MaxGap,
         "premature_end" => Histogram::PrematureEnd,
+        "ttft" => Histogram::Ttft,
+        "itl" => Histogram::Itl,
+        "tpot" => Histogram::Tpot,
         "events_per_stream" => return Ok(Metric::EventsPerStream(stat)),
         other => {
             return Err(format!(
-                "unknown histogram '{other}' (connect, headers, first_event, gap, stream, max_gap, premature_end, events_per_stream)"
+                "unknown histogram '{other}' (connect, headers, first_event, gap, stream, max_gap, premature_end, events_per_stream, ttft, itl, tpot)"
             ));
         }
     };
@@ -191,9 +209,15 @@ fn stat_of(summary: &Summary, stat: Stat) -> f64 {
 fn measure(metric: Metric, r: &Figures) -> f64 {
     let l = &r.latency_us;
     let ratio = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+    let llm = r.llm.as_ref();
+    // Without --openai there are no token figures (validation refuses such objectives on a run).
+    let empty = Summary { count: 0, min: 0, mean: 0.0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
     match metric {
         Metric::Latency(h, stat) => {
             let summary = match h {
+                Histogram::Ttft => llm.map_or(&empty, |l| &l.ttft_us),
+                Histogram::Itl => llm.map_or(&empty, |l| &l.itl_us),
+                Histogram::Tpot => llm.map_or(&empty, |l| &l.tpot_us),
                 Histogram::Connect => &l.connect,
                 Histogram::Headers => &l.headers,
                 Histogram::FirstEvent => &l.first_event,
@@ -215,6 +239,7 @@ fn measure(metric: Metric, r: &Figures) -> f64 {
             ratio(r.streams.failed.saturating_sub(connect_failures), r.streams.started + r.streams.open_at_start)
         }
         Metric::EventsPerS => r.events.per_second,
+        Metric::OutputTokensPerS => llm.map_or(0.0, |l| l.output_tokens_per_s),
     }
 }
 
@@ -233,6 +258,13 @@ mod tests {
         assert_eq!(Slo::parse("events_per_s>1000").unwrap().op, Op::Gt);
         assert_eq!(Slo::parse("gap.max<=2s").unwrap().threshold, 2e6);
         assert_eq!(Slo::parse("events_per_stream.min>=10").unwrap().metric, Metric::EventsPerStream(Stat::Min));
+        let ttft = Slo::parse("ttft.p99<2s").unwrap();
+        assert_eq!(
+            (ttft.metric, ttft.threshold, ttft.needs_llm()),
+            (Metric::Latency(Histogram::Ttft, Stat::P99), 2e6, true)
+        );
+        assert!(Slo::parse("output_tokens_per_s>=500").unwrap().needs_llm());
+        assert!(!Slo::parse("first_event.p99<1s").unwrap().needs_llm());
         for bad in ["first_event.p98<1s", "latency<1s", "success_rate<2", "first_event.p99", "gap.p50<fast"] {
             let err = Slo::parse(bad).unwrap_err();
             assert!(err.contains(bad), "{err}");

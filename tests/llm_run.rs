@@ -387,3 +387,19 @@ messages = ["hello"]
     // The step's own request went out three times; no conversation request ever did.
     assert_eq!(seen.try_iter().filter(|(head, _)| head.contains("/v1/chat/completions")).count(), 0);
 }
+
+/// Token objectives judge the LLM figures; on a run without --openai they are refused.
+#[test]
+fn token_slos_judge_the_llm_figures() {
+    let server = model_server(100.0, 1, 0);
+    let url = format!("http://{}/", server.addr);
+    let args =
+        ["--openai", "chat", "--max-tokens", "5", "-c", "1", "-n", "2", "--slo", "itl.p50<1ms", "--slo", "ttft.p99<5s"];
+    let report = run(&[&[url.as_str()][..], &args].concat());
+    let verdicts: Vec<(&str, bool)> = report.slos.iter().map(|v| (v.slo.as_str(), v.pass)).collect();
+    assert_eq!(verdicts, vec![("itl.p50<1ms", false), ("ttft.p99<5s", true)]);
+    let argv = ["ssebench", "run", &url, "--slo", "ttft.p99<1s"];
+    let err = cli::parse_from(argv).map(|_| ()).unwrap_err();
+    assert!(err.0.contains("needs --openai"), "{err}");
+    server.stop();
+}
