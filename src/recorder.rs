@@ -300,9 +300,10 @@ impl LlmRecorder {
         add(&mut self.generation_us, &other.generation_us);
         add(&mut self.tokens_per_chunk_x100, &other.tokens_per_chunk_x100);
         add(&mut self.output_tokens_per_s, &other.output_tokens_per_s);
-        self.output_tokens += other.output_tokens;
-        self.input_tokens += other.input_tokens;
-        self.reasoning_tokens += other.reasoning_tokens;
+        // Token counts come from servers' usage numbers, which may be absurd: they saturate.
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
         self.usage_streams += other.usage_streams;
         self.estimated_streams += other.estimated_streams;
         self.completed_without_usage += other.completed_without_usage;
@@ -318,8 +319,8 @@ impl LlmRecorder {
             add(&mut mine.itl_us, &theirs.itl_us);
             mine.streams += theirs.streams;
             mine.failed += theirs.failed;
-            mine.input_tokens += theirs.input_tokens;
-            mine.output_tokens += theirs.output_tokens;
+            mine.input_tokens = mine.input_tokens.saturating_add(theirs.input_tokens);
+            mine.output_tokens = mine.output_tokens.saturating_add(theirs.output_tokens);
         }
         for (mine, theirs) in self.steps.iter_mut().zip(&other.steps) {
             add(&mut mine.latency_us, &theirs.latency_us);

@@ -725,8 +725,8 @@ async fn before_turn(ctx: &CoreCtx, index: usize, seq: u32) -> BeforeTurn {
         let ok = run_step(ctx, index, step, seq).await;
         let now = Instant::now();
         ctx.slots[index].expired.set(None);
-        // A step cut by the end of the run is not the step's failure.
-        if !ok && ctx.run_over(now) {
+        // A step cut by the end of the run, or by a `--stages` step down, is not the step's failure.
+        if !ok && (ctx.run_over(now) || !ctx.may_start(index)) {
             return BeforeTurn::Stop;
         }
         let mut core = ctx.core.borrow_mut();

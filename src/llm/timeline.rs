@@ -144,9 +144,11 @@ impl Timeline {
             None => (self.output_chunks, true),
         };
         let input_tokens = self.usage.map_or(0, |u| u.prompt_tokens);
-        rec.output_tokens += output_tokens;
-        rec.input_tokens += input_tokens;
-        rec.reasoning_tokens += self.usage.and_then(|u| u.reasoning_tokens).unwrap_or(0);
+        // Usage numbers come from the server: a hostile one must not overflow anything.
+        rec.output_tokens = rec.output_tokens.saturating_add(output_tokens);
+        rec.input_tokens = rec.input_tokens.saturating_add(input_tokens);
+        rec.reasoning_tokens =
+            rec.reasoning_tokens.saturating_add(self.usage.and_then(|u| u.reasoning_tokens).unwrap_or(0));
         if estimated {
             rec.estimated_streams += u64::from(self.output_chunks > 0);
         } else {
@@ -161,8 +163,8 @@ impl Timeline {
         if let Some(turn) = self.turn.and_then(|t| rec.turns.get_mut(t)) {
             turn.streams += 1;
             turn.failed += u64::from(failed);
-            turn.input_tokens += input_tokens;
-            turn.output_tokens += output_tokens;
+            turn.input_tokens = turn.input_tokens.saturating_add(input_tokens);
+            turn.output_tokens = turn.output_tokens.saturating_add(output_tokens);
         }
         if !completed {
             return;
@@ -175,9 +177,9 @@ impl Timeline {
             if output_tokens >= 2 {
                 rec.tpot_us.saturating_record(generation_us / (output_tokens - 1));
             }
-            rec.tokens_per_chunk_x100.saturating_record(output_tokens * 100 / self.output_chunks);
+            rec.tokens_per_chunk_x100.saturating_record(output_tokens.saturating_mul(100) / self.output_chunks);
             let stream_us = micros_between(self.request_start, now).max(1);
-            rec.output_tokens_per_s.saturating_record(output_tokens * 1_000_000 / stream_us);
+            rec.output_tokens_per_s.saturating_record(output_tokens.saturating_mul(1_000_000) / stream_us);
         }
     }
 
@@ -270,6 +272,15 @@ mod tests {
         assert_eq!(rec.first_reasoning_us.min(), 10_000);
         assert!(rec.ttft_us.equivalent(rec.ttft_us.min(), 50_000));
         assert_eq!((rec.itl_us.len(), rec.output_tokens), (2, 3));
+    }
+
+    #[test]
+    fn absurd_usage_numbers_saturate_instead_of_overflowing() {
+        let huge = format!(r#"{{"choices":[],"usage":{{"prompt_tokens":{0},"completion_tokens":{0}}}}}"#, u64::MAX);
+        let a = chat("a");
+        let (rec, _) = run(&[(1, a.as_str()), (2, huge.as_str())], Some(0));
+        assert_eq!((rec.output_tokens, rec.input_tokens), (u64::MAX, u64::MAX));
+        assert_eq!(rec.turns[0].output_tokens, u64::MAX);
     }
 
     #[test]
