@@ -74,21 +74,26 @@ fn allocations_while_events_flow(driver: DriverChoice, driver_name: &str) {
         driver,
         ..RunConfig::new(vec![Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap()])
     };
-    let run = std::thread::spawn(move || engine::run(&cfg, 0).unwrap());
-    // Warm-up: connections made, buffers grown to their working size.
-    std::thread::sleep(Duration::from_millis(1000));
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    std::thread::sleep(Duration::from_millis(1500));
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
-    let outcome = run.join().unwrap();
+    let (outcome, allocations) = allocations_in_window(cfg);
     let rec = &outcome.recorder;
     assert_eq!(rec.streams_failed, 0, "{driver_name}");
     assert_eq!(rec.streams_interrupted, 50, "{driver_name}: every stream stayed open");
     // 50 streams x 500 events/s x 3 s, less what a loaded machine drops.
     assert!(rec.events > 20_000, "{driver_name}: only {} events", rec.events);
     let window_events = rec.events / 2;
-    eprintln!("{driver_name}: {} allocations in the 1.5 s window, ~{window_events} events", after - before);
-    assert_eq!(after - before, 0, "{driver_name}: allocations while ~{window_events} events flowed");
+    eprintln!("{driver_name}: {allocations} allocations in the 1.5 s window, ~{window_events} events");
+    assert_eq!(allocations, 0, "{driver_name}: allocations while ~{window_events} events flowed");
+}
+
+/// Runs `cfg` (3 s long) and counts the allocations from 1 s in, once connections are made and buffers have grown
+/// to their working size, for 1.5 s.
+fn allocations_in_window(cfg: RunConfig) -> (engine::RunOutcome, u64) {
+    let run = std::thread::spawn(move || engine::run(&cfg, 0).unwrap());
+    std::thread::sleep(Duration::from_millis(1000));
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    (run.join().unwrap(), after - before)
 }
 
 /// `--openai`: every event is a JSON chunk scanned for tokens. Answers of a million tokens at 500 tokens/s keep the
@@ -110,17 +115,12 @@ fn no_allocation_per_chunk_in_llm_mode() {
     let argv =
         ["ssebench", "run", &url, "--openai", "chat", "--prompt-tokens", "50", "-c", "50", "-d", "3s", "-t", "1"];
     let ssebench::cli::Command::Run(cfg) = ssebench::cli::parse_from(argv).unwrap() else { panic!("not a run") };
-    let run = std::thread::spawn(move || engine::run(&cfg, 0).unwrap());
-    std::thread::sleep(Duration::from_millis(1000));
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    std::thread::sleep(Duration::from_millis(1500));
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
-    let outcome = run.join().unwrap();
+    let (outcome, allocations) = allocations_in_window(*cfg);
     let llm = outcome.recorder.llm.as_deref().expect("LLM figures");
     assert_eq!((outcome.recorder.streams_failed, outcome.recorder.streams_interrupted), (0, 50));
     assert!(llm.output_chunks > 20_000, "only {} chunks", llm.output_chunks);
-    eprintln!("llm: {} allocations in the 1.5 s window, ~{} chunks", after - before, llm.output_chunks / 2);
-    assert_eq!(after - before, 0, "allocations while ~{} chunks flowed", llm.output_chunks / 2);
+    eprintln!("llm: {allocations} allocations in the 1.5 s window, ~{} chunks", llm.output_chunks / 2);
+    assert_eq!(allocations, 0, "allocations while ~{} chunks flowed", llm.output_chunks / 2);
 }
 
 #[test]

@@ -43,7 +43,11 @@ pub struct Timeline {
 impl Timeline {
     /// `capture_limit`: bytes of answer text kept per stream (0: none, outside multi-turn journeys).
     pub fn new(capture_limit: usize) -> Timeline {
-        let now = Instant::now();
+        Timeline::fresh(Instant::now(), None, Vec::with_capacity(capture_limit.min(4096)), capture_limit)
+    }
+
+    /// A timeline with nothing seen since `now`.
+    fn fresh(now: Instant, turn: Option<usize>, answer: Vec<u8>, capture_limit: usize) -> Timeline {
         Timeline {
             request_start: now,
             first_output: None,
@@ -54,8 +58,8 @@ impl Timeline {
             usage: None,
             finish: None,
             done: false,
-            turn: None,
-            answer: Vec::with_capacity(capture_limit.min(4096)),
+            turn,
+            answer,
             capture_limit,
         }
     }
@@ -67,21 +71,10 @@ impl Timeline {
 
     /// A new stream's request starts at `now` (its scheduled start in the open model).
     pub fn begin(&mut self, now: Instant) {
-        *self = Timeline {
-            request_start: now,
-            first_output: None,
-            last_output: now,
-            answered: false,
-            reasoned: false,
-            output_chunks: 0,
-            usage: None,
-            finish: None,
-            done: false,
-            turn: self.turn,
-            answer: std::mem::take(&mut self.answer),
-            capture_limit: self.capture_limit,
-        };
-        self.answer.clear();
+        // The answer buffer keeps its capacity from stream to stream.
+        let mut answer = std::mem::take(&mut self.answer);
+        answer.clear();
+        *self = Timeline::fresh(now, self.turn, answer, self.capture_limit);
     }
 
     /// One event's `data`, dispatched from a read that returned at `now`.
