@@ -249,6 +249,15 @@ impl LlmConfig {
     pub fn variables(&self) -> Vec<String> {
         self.scenario.as_ref().map_or(Vec::new(), Scenario::variables)
     }
+
+    /// For each HTTP step, where each of its extracted values goes: its index in [`LlmConfig::variables`].
+    pub fn extract_slots(&self) -> Vec<Vec<usize>> {
+        let variables = self.variables();
+        let slot = |name: &String| variables.iter().position(|v| v == name).expect("variables lists every extract");
+        self.scenario.as_ref().map_or(Vec::new(), |s| {
+            s.http.iter().map(|step| step.extract.iter().map(|(name, _)| slot(name)).collect()).collect()
+        })
+    }
 }
 
 /// Headers whose values are secrets: reports and messages show their name only.

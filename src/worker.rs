@@ -41,6 +41,8 @@ pub struct RunShared {
     /// a URL of its own (else to the user's target).
     pub steps: Vec<Vec<RequestTemplate>>,
     pub step_addrs: Vec<Option<std::net::SocketAddr>>,
+    /// `--scenario`: for each step, the index in a journey's `extracted` of each value it extracts.
+    pub extract_slots: Vec<Vec<usize>>,
 }
 
 /// A user's place in its `--scenario` journey. One per user, allocated up front; the buffers grow with the
@@ -348,7 +350,10 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
     let slots: Box<[Slot]> = (0..shard.virtual_users).map(|_| Slot::new()).collect();
     let journey_users =
         if shared.cfg.llm.as_ref().is_some_and(|l| l.scenario.is_some()) { shard.virtual_users } else { 0 };
-    let journeys = (0..journey_users).map(|_| RefCell::new(JourneyState::default())).collect();
+    let variables = shared.cfg.llm.as_ref().map_or(0, |l| l.variables().len());
+    let journeys = (0..journey_users)
+        .map(|_| RefCell::new(JourneyState { extracted: vec![Vec::new(); variables], ..JourneyState::default() }))
+        .collect();
     let _ = ready.send(());
     let Ok(timing) = go.recv() else {
         // The engine gave up before the start (another worker failed to start).
@@ -776,15 +781,10 @@ async fn run_step(ctx: &CoreCtx, index: usize, step: usize, seq: u32) -> bool {
     let addr = ctx.shared.step_addrs.get(step).copied().flatten().unwrap_or(cfg.targets[target].addr);
     let exchanged = monoio::time::timeout(limit, exchange(slot, addr, bind, &request)).await;
     let Ok(Some(response)) = exchanged else { return false };
-    let variables = scenario.variables();
     let mut journey = ctx.journeys[index].borrow_mut();
-    if journey.extracted.len() < variables.len() {
-        journey.extracted.resize_with(variables.len(), Vec::new);
-    }
-    for (name, path) in &scenario.http[step].extract {
+    for ((_, path), &slot) in scenario.http[step].extract.iter().zip(&ctx.shared.extract_slots[step]) {
         let Ok(Some(value)) = path.extract(response.body()) else { return false };
-        let Some(i) = variables.iter().position(|v| v == name) else { return false };
-        journey.extracted[i] = value.into_bytes();
+        journey.extracted[slot] = value.into_bytes();
     }
     true
 }
@@ -1245,6 +1245,7 @@ mod tests {
             requests: vec![TargetRequest::Encoded(vec![])],
             steps: Vec::new(),
             step_addrs: Vec::new(),
+            extract_slots: Vec::new(),
         });
         Rc::new(CoreCtx {
             core: RefCell::new(core),
