@@ -105,9 +105,7 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
     if demo.openai {
         return demo_openai(demo);
     }
-    let cores = runtime::available_cores();
-    let server_threads = (cores / 2).max(1);
-    let client_threads = cores.saturating_sub(server_threads).max(1);
+    let (server_threads, client_threads) = demo_threads();
     let serve_cfg = ServeConfig {
         addrs: vec!["127.0.0.1:0".parse().expect("literal address")],
         threads: server_threads,
@@ -137,17 +135,27 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
         json_path: demo.json_path.clone(),
         ..RunConfig::new(vec![Target::parse(&url).map_err(|e| e.0)?])
     };
-    let result = run(&run_cfg, 0, true);
-    handle.stop();
+    run_against(&run_cfg, handle)
+}
+
+/// The demo's cores: half serve, the rest (at least one) run the load.
+fn demo_threads() -> (usize, usize) {
+    let cores = runtime::available_cores();
+    let server_threads = (cores / 2).max(1);
+    (server_threads, cores.saturating_sub(server_threads).max(1))
+}
+
+/// Runs `cfg` against the demo's in-process server, then stops it.
+fn run_against(cfg: &RunConfig, server: server::ServerHandle) -> Result<bool, String> {
+    let result = run(cfg, 0, true);
+    server.stop();
     result
 }
 
 /// `demo --openai`: a simulated model (50 tokens/s per stream, prefill growing with the prompt) and chat
 /// completions with synthetic prompts against it.
 fn demo_openai(demo: &DemoConfig) -> Result<bool, String> {
-    let cores = runtime::available_cores();
-    let server_threads = (cores / 2).max(1);
-    let client_threads = cores.saturating_sub(server_threads).max(1);
+    let (server_threads, client_threads) = demo_threads();
     let model = ModelShape { tokens_per_s: 50.0, tokens_per_chunk: 1, prefill_us_per_token: 100, output_tokens: 64 };
     let serve_cfg = ServeConfig {
         addrs: vec!["127.0.0.1:0".parse().expect("literal address")],
@@ -189,7 +197,5 @@ fn demo_openai(demo: &DemoConfig) -> Result<bool, String> {
         llm: Some(llm),
         ..RunConfig::new(vec![Target::parse(&url).map_err(|e| e.0)?])
     };
-    let result = run(&run_cfg, 0, true);
-    handle.stop();
-    result
+    run_against(&run_cfg, handle)
 }
