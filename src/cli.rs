@@ -28,7 +28,7 @@ enum CliCommand {
     /// Open SSE streams against URL and report latency, gaps, throughput and failures.
     Run(Box<RunArgs>),
     /// Serve SSE streams for load tests (the built-in target server).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start the built-in server on a loopback port and run a short load test against it.
     Demo(DemoArgs),
     /// Check the host's limits (descriptors, ports, kernel memory, io_uring) for a target stream count.
@@ -171,7 +171,63 @@ struct RunArgs {
     #[command(flatten)]
     llm: LlmArgs,
     #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
     engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// https://: also trust the CA certificates in this PEM file (added to the system roots)
+    #[arg(long, conflicts_with = "insecure")]
+    cacert: Option<PathBuf>,
+    /// https://: do not verify the server's certificate (the report says so)
+    #[arg(short = 'k', long)]
+    insecure: bool,
+    /// https://: present this client certificate chain (PEM), for servers that require one (mTLS)
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// https://: the private key (PEM) of --cert
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// https://: a user's reconnect resumes its TLS session (on), or every connection makes a full handshake (off)
+    #[arg(long, value_enum, default_value = "on")]
+    tls_resume: OnOffArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOffArg {
+    On,
+    Off,
+}
+
+impl TlsArgs {
+    /// The client TLS config when a target is `https://`. A TLS flag without one is a mistake worth naming.
+    fn client<'t>(
+        &self,
+        mut targets: impl Iterator<Item = &'t Target>,
+    ) -> Result<Option<crate::tls::TlsClient>, ConfigError> {
+        if !targets.any(|t| t.tls_name.is_some()) {
+            let given = [
+                (self.cacert.is_some(), "--cacert"),
+                (self.insecure, "--insecure"),
+                (self.cert.is_some(), "--cert"),
+                (self.tls_resume == OnOffArg::Off, "--tls-resume"),
+            ];
+            return match given.iter().find(|(set, _)| *set) {
+                Some((_, flag)) => Err(ConfigError(format!("{flag} applies to https:// URLs, and none was given"))),
+                None => Ok(None),
+            };
+        }
+        let opts = crate::tls::ClientOptions {
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            resume: self.tls_resume == OnOffArg::On,
+        };
+        crate::tls::TlsClient::new(&opts).map(Some).map_err(ConfigError)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -335,6 +391,15 @@ struct ServeArgs {
     /// With --openai: tokens an answer has when max_tokens does not cut it short
     #[arg(long, default_value_t = 128, requires = "openai")]
     output_tokens: u64,
+    /// Serve HTTPS with this certificate chain (PEM)
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// With --tls-cert: require a client certificate signed by a CA in this PEM file (mTLS)
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -412,7 +477,7 @@ where
 {
     match Cli::parse_from(args).command {
         CliCommand::Run(args) => run_config(*args).map(|cfg| Command::Run(Box::new(cfg))),
-        CliCommand::Serve(args) => serve_config(args).map(Command::Serve),
+        CliCommand::Serve(args) => serve_config(*args).map(Command::Serve),
         CliCommand::Demo(args) => Ok(Command::Demo(DemoConfig {
             duration: args.duration,
             connections: args.connections,
@@ -464,7 +529,7 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         (None, Some(_)) => "POST".to_string(),
         (None, None) => "GET".to_string(),
     };
-    let cfg = RunConfig {
+    let mut cfg = RunConfig {
         targets,
         bind_addrs: args.bind.map(|b| b.0).unwrap_or_default(),
         connections,
@@ -501,8 +566,11 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         driver: args.engine.driver.into(),
         json_path: args.json,
         llm,
+        tls: None,
     };
     cfg.validate()?;
+    let step_targets = cfg.step_targets()?;
+    cfg.tls = args.tls.client(cfg.targets.iter().chain(step_targets.iter().flatten()))?;
     Ok(cfg)
 }
 
@@ -526,6 +594,12 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
     if args.replay_write_size == 0 {
         return Err(ConfigError("--replay-write-size must be at least 1 byte".into()));
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(cert, key, args.tls_client_ca.as_deref()).map_err(ConfigError)?)
+        }
+        _ => None,
+    };
     let shape = args.stream;
     Ok(ServeConfig {
         addrs: args.addrs,
@@ -546,6 +620,7 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
             prefill_us_per_token: args.prefill_us_per_token,
             output_tokens: args.output_tokens,
         }),
+        tls,
     })
 }
 
@@ -656,7 +731,12 @@ mod tests {
         assert!(e.0.contains("--connections"), "{e}");
         let e = run(&["http://127.0.0.1:9/", "--body", "@/nonexistent/file"]).unwrap_err();
         assert!(e.0.contains("--body"), "{e}");
-        let e = run(&["https://127.0.0.1/"]).unwrap_err();
-        assert!(e.0.contains("https"), "{e}");
+        let e = run(&["ftp://127.0.0.1/"]).unwrap_err();
+        assert!(e.0.contains("http:// or https://"), "{e}");
+        let e = run(&["http://127.0.0.1/", "-k"]).unwrap_err();
+        assert!(e.0.contains("--insecure applies to https://"), "{e}");
+        let cfg = run(&["https://127.0.0.1/", "-k", "--tls-resume", "off"]).unwrap();
+        let tls = cfg.tls.expect("an https:// URL gets a TLS config");
+        assert!(!tls.verify && !tls.resume);
     }
 }

@@ -93,7 +93,12 @@ fn serve(cfg: &ServeConfig) -> Result<(), String> {
     };
     eprintln!(
         "ssebench serve: listening on {} ({} threads, {}); {what}",
-        handle.addrs.iter().map(|a| format!("http://{a}")).collect::<Vec<_>>().join(", "),
+        handle
+            .addrs
+            .iter()
+            .map(|a| format!("{}://{a}", if cfg.tls.is_some() { "https" } else { "http" }))
+            .collect::<Vec<_>>()
+            .join(", "),
         cfg.threads,
         handle.driver.name(),
     );
@@ -120,6 +125,7 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
         replay_pause: Duration::ZERO,
         disconnect_after: None,
         openai: None,
+        tls: None,
     };
     let handle = server::start(&serve_cfg, client_threads)?;
     let url = format!("http://{}/", handle.addr);
@@ -171,6 +177,7 @@ fn demo_openai(demo: &DemoConfig) -> Result<bool, String> {
         replay_pause: Duration::ZERO,
         disconnect_after: None,
         openai: Some(model),
+        tls: None,
     };
     let handle = server::start(&serve_cfg, client_threads)?;
     let url = format!("http://{}/v1/chat/completions", handle.addr);

@@ -37,7 +37,7 @@ pub enum DriverChoice {
     Epoll,
 }
 
-/// Where the streams go: a parsed `http://` URL, resolved once at start.
+/// Where the streams go: a parsed `http://` or `https://` URL, resolved once at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub addr: SocketAddr,
@@ -45,39 +45,57 @@ pub struct Target {
     pub host_header: String,
     /// Origin-form request target (path and query).
     pub path: String,
+    /// `https://`: the URL's host, sent as SNI and checked against the certificate; `None` for `http://`.
+    pub tls_name: Option<String>,
+}
+
+/// The parts of a URL a target is built from.
+#[derive(Clone)]
+struct UrlParts {
+    host: String,
+    port: u16,
+    host_header: String,
+    path: String,
+    tls: bool,
 }
 
 impl Target {
     /// The URL as the report names it.
     pub fn url(&self) -> String {
-        format!("http://{}{}", self.host_header, self.path)
+        let scheme = if self.tls_name.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.host_header, self.path)
     }
 
-    /// Parses an `http://` URL and resolves its host (once, at start-up).
+    /// Parses an `http://` or `https://` URL and resolves its host (once, at start-up).
     pub fn parse(url: &str) -> Result<Target, ConfigError> {
-        let (host, port, host_header, path) = Self::split(url)?;
-        let addr = (host.as_str(), port)
+        let parts = Self::split(url)?;
+        let addr = (parts.host.as_str(), parts.port)
             .to_socket_addrs()
-            .map_err(|e| ConfigError(format!("{url}: cannot resolve '{host}': {e}")))?
+            .map_err(|e| ConfigError(format!("{url}: cannot resolve '{}': {e}", parts.host)))?
             .next()
-            .ok_or_else(|| ConfigError(format!("{url}: '{host}' resolves to no address")))?;
-        Ok(Target { addr, host_header, path })
+            .ok_or_else(|| ConfigError(format!("{url}: '{}' resolves to no address", parts.host)))?;
+        Ok(Target::at(addr, parts))
     }
 
     /// The URL's Host and path sent to each of `addrs` (`--target-addrs`): its host need not resolve.
     pub fn with_addrs(url: &str, addrs: &[SocketAddr]) -> Result<Vec<Target>, ConfigError> {
-        let (_, _, host_header, path) = Self::split(url)?;
-        Ok(addrs.iter().map(|&addr| Target { addr, host_header: host_header.clone(), path: path.clone() }).collect())
+        let parts = Self::split(url)?;
+        Ok(addrs.iter().map(|&addr| Target::at(addr, parts.clone())).collect())
     }
 
-    /// (host, port, Host header, origin-form path) of an `http://` URL.
-    fn split(url: &str) -> Result<(String, u16, String, String), ConfigError> {
-        let rest = if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
-            rest
-        } else if strip_prefix_ignore_case(url, "https://").is_some() {
-            return err(format!("{url}: https:// is not supported yet; use an http:// URL"));
+    fn at(addr: SocketAddr, parts: UrlParts) -> Target {
+        let tls_name = parts.tls.then_some(parts.host);
+        Target { addr, host_header: parts.host_header, path: parts.path, tls_name }
+    }
+
+    /// The parts of an `http://` or `https://` URL.
+    fn split(url: &str) -> Result<UrlParts, ConfigError> {
+        let (rest, tls) = if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
+            (rest, false)
+        } else if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
+            (rest, true)
         } else {
-            return err(format!("{url}: the URL must start with http://"));
+            return err(format!("{url}: the URL must start with http:// or https://"));
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
@@ -89,14 +107,15 @@ impl Target {
             None => path,
         };
         if authority.is_empty() || authority.contains('@') {
-            return err(format!("{url}: expected http://host[:port]/path (no user info)"));
+            return err(format!("{url}: expected http[s]://host[:port]/path (no user info)"));
         }
-        let (host, port) = split_host_port(authority)
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = split_host_port(authority, default_port)
             .ok_or_else(|| ConfigError(format!("{url}: bad host or port in '{authority}'")))?;
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return err(format!("{url}: the path has spaces or control characters; percent-encode them"));
         }
-        Ok((host.to_string(), port, authority.to_string(), path))
+        Ok(UrlParts { host: host.to_string(), port, host_header: authority.to_string(), path, tls })
     }
 }
 
@@ -105,20 +124,20 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
-/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`; the default port is 80.
-fn split_host_port(authority: &str) -> Option<(&str, u16)> {
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn split_host_port(authority: &str, default_port: u16) -> Option<(&str, u16)> {
     if let Some(rest) = authority.strip_prefix('[') {
         let end = rest.find(']')?;
         let host = &rest[..end];
         return match &rest[end + 1..] {
-            "" => Some((host, 80)),
+            "" => Some((host, default_port)),
             port => Some((host, port.strip_prefix(':')?.parse().ok()?)),
         };
     }
     match authority.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && !host.contains(':') => Some((host, port.parse().ok()?)),
         Some(_) => None,
-        None => Some((authority, 80)),
+        None => Some((authority, default_port)),
     }
 }
 
@@ -180,6 +199,8 @@ pub struct RunConfig {
     pub json_path: Option<PathBuf>,
     /// `--openai`: streams are OpenAI-compatible completions, measured in tokens.
     pub llm: Option<LlmConfig>,
+    /// `https://` targets: the one client TLS config every core shares; `None` when every target is `http://`.
+    pub tls: Option<crate::tls::TlsClient>,
 }
 
 /// `--openai`: what each request asks the model for, and where its prompts come from.
@@ -316,6 +337,7 @@ impl RunConfig {
             driver: DriverChoice::Auto,
             json_path: None,
             llm: None,
+            tls: None,
         }
     }
 
@@ -578,6 +600,8 @@ pub struct ServeConfig {
     pub disconnect_after: Option<u64>,
     /// `--openai`: answer `/v1/chat/completions` and `/v1/completions` as a model would.
     pub openai: Option<crate::server::openai::ModelShape>,
+    /// `--tls-cert`/`--tls-key`: serve HTTPS with this config.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Parses `250us`, `10ms`, `1.5s`, `5m`, `1h`; a bare number is seconds.
@@ -799,8 +823,13 @@ mod tests {
         assert_eq!((t.addr.port(), t.path.as_str()), (80, "/"));
         let t = Target::parse("http://[::1]:9000?x").unwrap();
         assert_eq!(t.addr, "[::1]:9000".parse().unwrap());
-        assert_eq!(t.path, "/?x");
-        for bad in ["ftp://x/", "127.0.0.1:80", "http://", "http://h:notaport/", "http://u@h/", "https://h/"] {
+        assert_eq!((t.path.as_str(), t.tls_name.as_deref()), ("/?x", None));
+        let t = Target::parse("HTTPS://localhost/v1").unwrap();
+        assert_eq!((t.addr.port(), t.tls_name.as_deref()), (443, Some("localhost")));
+        assert_eq!(t.url(), "https://localhost/v1");
+        let t = Target::parse("https://[::1]:8443/").unwrap();
+        assert_eq!((t.addr.port(), t.tls_name.as_deref(), t.host_header.as_str()), (8443, Some("::1"), "[::1]:8443"));
+        for bad in ["ftp://x/", "127.0.0.1:80", "http://", "http://h:notaport/", "http://u@h/", "https://"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
     }

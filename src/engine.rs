@@ -86,10 +86,9 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     let env = |name: &str| std::env::var(name).ok();
     let requests = cfg.requests(&env).map_err(|e| EngineError(e.0))?;
     let steps = cfg.step_requests(&env).map_err(|e| EngineError(e.0))?;
-    let step_addrs =
-        cfg.step_targets().map_err(|e| EngineError(e.0))?.iter().map(|t| t.as_ref().map(|t| t.addr)).collect();
+    let step_targets = cfg.step_targets().map_err(|e| EngineError(e.0))?;
     let extract_slots = cfg.llm.as_ref().map_or(Vec::new(), |l| l.extract_slots());
-    let shared = Arc::new(RunShared { cfg: cfg.clone(), requests, steps, step_addrs, extract_slots });
+    let shared = Arc::new(RunShared { cfg: cfg.clone(), requests, steps, step_targets, extract_slots });
     let threads = shards.len();
     let mut handles = Vec::with_capacity(threads);
     let mut go_senders = Vec::with_capacity(threads);

@@ -26,4 +26,5 @@ pub mod sse;
 pub mod stream;
 pub mod sys;
 pub mod template;
+pub mod tls;
 pub mod worker;

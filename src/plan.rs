@@ -156,6 +156,7 @@ mod tests {
                 addr: "127.0.0.1:1".parse().unwrap(),
                 host_header: "h".into(),
                 path: "/".into(),
+                tls_name: None,
             }])
         }
     }

@@ -49,11 +49,23 @@ pub enum Failure {
     LlmError,
     /// A `--scenario` HTTP step failed (no answer, a non-2xx status, or a value it should extract was missing).
     StepFailed,
+    /// TLS: the server's certificate chains to no trusted root (add its CA with `--cacert`).
+    TlsUntrusted,
+    /// TLS: the certificate is valid, but not for the URL's host.
+    TlsNameMismatch,
+    /// TLS: the certificate has expired, or is not valid yet.
+    TlsExpired,
+    /// TLS: the handshake did not finish within `--connect-timeout` of the TCP connect.
+    TlsHandshakeTimeout,
+    /// TLS: the server sent an alert (it refused our certificate, version or ciphers, say).
+    TlsAlert,
+    /// TLS: any other protocol error (a bad record, a failed decryption, a server that broke the protocol).
+    TlsError,
 }
 
 impl Failure {
     /// The classes in report order; `HttpStatus` stands for all codes.
-    pub const ALL: [Failure; 17] = [
+    pub const ALL: [Failure; 23] = [
         Failure::ConnectRefused,
         Failure::ConnectTimeout,
         Failure::PortsExhausted,
@@ -71,6 +83,12 @@ impl Failure {
         Failure::ByteIdleTimeout,
         Failure::LlmError,
         Failure::StepFailed,
+        Failure::TlsUntrusted,
+        Failure::TlsNameMismatch,
+        Failure::TlsExpired,
+        Failure::TlsHandshakeTimeout,
+        Failure::TlsAlert,
+        Failure::TlsError,
     ];
 
     pub fn index(self) -> usize {
@@ -92,6 +110,12 @@ impl Failure {
             Failure::ByteIdleTimeout => 14,
             Failure::LlmError => 15,
             Failure::StepFailed => 16,
+            Failure::TlsUntrusted => 17,
+            Failure::TlsNameMismatch => 18,
+            Failure::TlsExpired => 19,
+            Failure::TlsHandshakeTimeout => 20,
+            Failure::TlsAlert => 21,
+            Failure::TlsError => 22,
         }
     }
 
@@ -115,6 +139,12 @@ impl Failure {
             Failure::ByteIdleTimeout => "byte_idle_timeout",
             Failure::LlmError => "llm_error",
             Failure::StepFailed => "step_failed",
+            Failure::TlsUntrusted => "tls_untrusted",
+            Failure::TlsNameMismatch => "tls_name_mismatch",
+            Failure::TlsExpired => "tls_expired",
+            Failure::TlsHandshakeTimeout => "tls_handshake_timeout",
+            Failure::TlsAlert => "tls_alert",
+            Failure::TlsError => "tls_error",
         }
     }
 }
@@ -151,6 +181,8 @@ pub struct Histograms {
     pub reconnect_delay_us: Histogram<u64>,
     /// `--arrival-rate`: from each started stream's scheduled start to its actual start.
     pub start_lag_us: Histogram<u64>,
+    /// `https://`: from the TCP connect to the end of the TLS handshake (full and resumed alike).
+    pub tls_handshake_us: Histogram<u64>,
 }
 
 impl Histograms {
@@ -166,6 +198,7 @@ impl Histograms {
             premature_end_us: histogram(),
             reconnect_delay_us: histogram(),
             start_lag_us: histogram(),
+            tls_handshake_us: histogram(),
         }
     }
 
@@ -181,6 +214,7 @@ impl Histograms {
             (&mut self.premature_end_us, &other.premature_end_us),
             (&mut self.reconnect_delay_us, &other.reconnect_delay_us),
             (&mut self.start_lag_us, &other.start_lag_us),
+            (&mut self.tls_handshake_us, &other.tls_handshake_us),
         ];
         for (mine, theirs) in pairs {
             mine.add(theirs).expect("histograms share bounds");
@@ -358,6 +392,9 @@ pub struct Recorder {
     pub arrivals: u64,
     pub dropped_starts: u64,
     pub late_starts: u64,
+    /// `https://`: TLS handshakes that completed in full, and those that resumed an earlier session.
+    pub tls_full_handshakes: u64,
+    pub tls_resumed_handshakes: u64,
     failures: [u64; Failure::ALL.len()],
     status_counts: Box<[u64; STATUS_SLOTS]>,
     /// Streams open when this recorder's stretch ended: its stage's end, or the run's stop.
@@ -396,6 +433,8 @@ impl Recorder {
             arrivals: 0,
             dropped_starts: 0,
             late_starts: 0,
+            tls_full_handshakes: 0,
+            tls_resumed_handshakes: 0,
             failures: [0; Failure::ALL.len()],
             status_counts: Box::new([0; STATUS_SLOTS]),
             open_at_end: 0,
@@ -493,6 +532,8 @@ impl Recorder {
         self.arrivals += other.arrivals;
         self.dropped_starts += other.dropped_starts;
         self.late_starts += other.late_starts;
+        self.tls_full_handshakes += other.tls_full_handshakes;
+        self.tls_resumed_handshakes += other.tls_resumed_handshakes;
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures.iter()) {
             *mine += theirs;
         }

@@ -26,6 +26,7 @@ fn serve_cfg() -> ServeConfig {
         replay_pause: Duration::ZERO,
         disconnect_after: None,
         openai: None,
+        tls: None,
     }
 }
 

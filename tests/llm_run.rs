@@ -32,6 +32,7 @@ fn model_server(tokens_per_s: f64, tokens_per_chunk: u32, prefill_us_per_token: 
         replay_pause: Duration::ZERO,
         disconnect_after: None,
         openai: Some(ModelShape { tokens_per_s, tokens_per_chunk, prefill_us_per_token, output_tokens: 64 }),
+        tls: None,
     };
     server::start(&cfg, 1).expect("server starts")
 }

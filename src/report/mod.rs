@@ -115,6 +115,16 @@ pub struct Latencies {
     pub reconnect_delay: Summary,
     /// `--arrival-rate`: scheduled start to actual start of each started stream.
     pub start_lag: Summary,
+    /// `https://`: TCP connect to the end of the TLS handshake, full and resumed handshakes alike.
+    pub tls_handshake: Summary,
+}
+
+/// `https://`: the handshakes that completed.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsHandshakes {
+    pub full: u64,
+    /// Resumed a session the user kept from an earlier connection (`--tls-resume on`).
+    pub resumed: u64,
 }
 
 /// What a stretch of the run measured: the whole run, or one stage.
@@ -127,6 +137,9 @@ pub struct Figures {
     /// `--openai`: token timings and counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmReport>,
+    /// `https://`: absent when no TLS handshake completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_handshakes: Option<TlsHandshakes>,
 }
 
 /// `--openai`: what the streams said in tokens. The README defines every figure.
@@ -340,9 +353,12 @@ impl Figures {
                 premature_end: Summary::of(&h.premature_end_us),
                 reconnect_delay: Summary::of(&h.reconnect_delay_us),
                 start_lag: Summary::of(&h.start_lag_us),
+                tls_handshake: Summary::of(&h.tls_handshake_us),
             },
             events_per_stream: Summary::of(&h.events_per_stream),
             llm: rec.llm.as_deref().map(|llm| LlmReport::of(llm, duration_s, step_names)),
+            tls_handshakes: (rec.tls_full_handshakes + rec.tls_resumed_handshakes > 0)
+                .then_some(TlsHandshakes { full: rec.tls_full_handshakes, resumed: rec.tls_resumed_handshakes }),
         }
     }
 }
@@ -445,6 +461,22 @@ pub struct RequestReport {
     /// `--openai`: the API, model, max_tokens and where prompts come from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub openai: Option<String>,
+    /// `https://`: how the client's TLS was set up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
+}
+
+/// `https://`: what the client trusted and offered.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsSettings {
+    /// False with `--insecure`: any certificate was accepted.
+    pub verify: bool,
+    /// Where the trusted roots came from.
+    pub roots: String,
+    /// `--tls-resume`: reconnecting users resumed their sessions.
+    pub resume: bool,
+    /// `--cert`: a client certificate was presented.
+    pub client_cert: bool,
 }
 
 impl RequestReport {
@@ -457,6 +489,12 @@ impl RequestReport {
                 .map(|(name, value)| format!("{name}: {}", crate::config::redact_header(name, value)))
                 .collect(),
             openai: cfg.llm.as_ref().map(|l| l.describe()),
+            tls: cfg.tls.as_ref().map(|t| TlsSettings {
+                verify: t.verify,
+                roots: t.roots.clone(),
+                resume: t.resume,
+                client_cert: t.client_cert,
+            }),
         }
     }
 }

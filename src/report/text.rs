@@ -25,6 +25,18 @@ pub fn render(r: &Report) -> String {
         if !req.headers.is_empty() {
             let _ = writeln!(out, "Request   {} with {}", req.method, req.headers.join("; "));
         }
+        if let Some(tls) = &req.tls {
+            let verify = match tls.verify {
+                true => format!("certificates verified against {}", tls.roots),
+                false => "certificate verification OFF (--insecure): any certificate was accepted".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "TLS       {verify}; session resumption {}{}",
+                if tls.resume { "on" } else { "off" },
+                if tls.client_cert { "; client certificate presented" } else { "" }
+            );
+        }
     }
     let _ = writeln!(out);
     if r.stopped_by_signal {
@@ -104,6 +116,15 @@ fn figures(out: &mut String, f: &Figures) {
         e.lost,
         e.duplicates
     );
+    if let Some(tls) = &f.tls_handshakes {
+        let _ = writeln!(
+            out,
+            "TLS       {} handshakes: {} full, {} resumed",
+            tls.full + tls.resumed,
+            tls.full,
+            tls.resumed
+        );
+    }
     let failed: Vec<String> = s.failures.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(out, "Failures  {}", if failed.is_empty() { "none".to_string() } else { failed.join(", ") });
 }
@@ -115,8 +136,11 @@ fn latencies(out: &mut String, f: &Figures) {
         "", "count", "min", "mean", "p50", "p90", "p99", "p99.9", "max"
     );
     let l = &f.latency_us;
+    row(out, "connect", &l.connect, duration);
+    if f.tls_handshakes.is_some() || l.tls_handshake.count > 0 {
+        row(out, "tls handshake", &l.tls_handshake, duration);
+    }
     for (name, h) in [
-        ("connect", &l.connect),
         ("headers", &l.headers),
         ("first event", &l.first_event),
         ("event gap", &l.gap),

@@ -4,7 +4,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+#[cfg(test)]
 use monoio::net::TcpStream;
 
 use super::ServeCore;
@@ -25,6 +26,11 @@ const MAX_REQUEST_HEADERS: usize = 64;
 const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
 const INITIAL_READ_BYTES: usize = 1024;
 
+/// A connection the server can read requests from and write answers to: a TCP stream, or a TLS session on one.
+pub trait Wire: AsyncReadRent + AsyncWriteRent {}
+
+impl<S: AsyncReadRent + AsyncWriteRent> Wire for S {}
+
 /// What the request asked for that changes the answer.
 struct Request {
     head_len: usize,
@@ -41,8 +47,7 @@ enum ReadOutcome {
     Refuse(&'static [u8]),
 }
 
-pub async fn serve(mut stream: TcpStream, core: Rc<ServeCore>) {
-    let _ = stream.set_nodelay(true);
+pub async fn serve<S: Wire>(mut stream: S, core: Rc<ServeCore>) {
     // Sized by the first `read_more`.
     let mut input = Vec::new();
     let mut out = Vec::new();
@@ -84,7 +89,7 @@ pub async fn serve(mut stream: TcpStream, core: Rc<ServeCore>) {
 }
 
 /// Reads until `input` starts with a complete request head.
-async fn read_request(stream: &mut TcpStream, input: &mut Vec<u8>) -> ReadOutcome {
+async fn read_request<S: Wire>(stream: &mut S, input: &mut Vec<u8>) -> ReadOutcome {
     loop {
         if let Some(outcome) = parse_request(input) {
             return outcome;
@@ -139,7 +144,7 @@ fn parse_request(input: &[u8]) -> Option<ReadOutcome> {
 const BAD_REQUEST: &[u8] = refusal!("400 Bad Request");
 
 /// Appends what one read returns to `input`; false on EOF or error.
-async fn read_more(stream: &mut TcpStream, input: &mut Vec<u8>) -> bool {
+async fn read_more<S: Wire>(stream: &mut S, input: &mut Vec<u8>) -> bool {
     if input.len() == input.capacity() {
         input.reserve(input.capacity().max(INITIAL_READ_BYTES));
     }
@@ -153,7 +158,7 @@ async fn read_more(stream: &mut TcpStream, input: &mut Vec<u8>) -> bool {
 
 /// Drops the request head and body from `input`, reading the rest of the body if needed;
 /// pipelined bytes after it stay.
-async fn skip_body(stream: &mut TcpStream, input: &mut Vec<u8>, request: Request) -> bool {
+async fn skip_body<S: Wire>(stream: &mut S, input: &mut Vec<u8>, request: Request) -> bool {
     let mut to_drop = request.head_len + request.body_len;
     while input.len() < to_drop {
         to_drop -= input.len();
@@ -168,8 +173,8 @@ async fn skip_body(stream: &mut TcpStream, input: &mut Vec<u8>, request: Request
 
 /// `serve --openai`: reads the request body, then streams the simulated model's answer (or
 /// answers 400 and closes). Returns the buffer for reuse, or None if the connection is done.
-async fn answer_completion(
-    stream: &mut TcpStream,
+async fn answer_completion<S: Wire>(
+    stream: &mut S,
     core: &ServeCore,
     shape: &openai::ModelShape,
     input: &mut Vec<u8>,
@@ -217,7 +222,7 @@ async fn answer_completion(
 /// Sends the generated stream; returns the event buffer for reuse, or None if the connection is done.
 /// Sends events `resume_after + 1` onwards. Returns the event buffer for reuse, or None if the
 /// connection is done (closed by the peer, by `--disconnect-after`, or by a stop).
-async fn stream_events(stream: &mut TcpStream, core: &ServeCore, out: Vec<u8>, resume_after: u64) -> Option<Vec<u8>> {
+async fn stream_events<S: Wire>(stream: &mut S, core: &ServeCore, out: Vec<u8>, resume_after: u64) -> Option<Vec<u8>> {
     let cfg = &core.cfg;
     let (result, _) = stream.write_all(STREAM_HEAD).await;
     result.ok()?;
@@ -257,7 +262,7 @@ async fn stream_events(stream: &mut TcpStream, core: &ServeCore, out: Vec<u8>, r
 }
 
 /// Writes the replay bytes in pieces with pauses, so clients see split reads, then closes.
-async fn replay(stream: &mut TcpStream, core: &ServeCore, bytes: &Rc<[u8]>) {
+async fn replay<S: Wire>(stream: &mut S, core: &ServeCore, bytes: &Rc<[u8]>) {
     let piece = core.cfg.replay_write_bytes.max(1);
     for (i, start) in (0..bytes.len()).step_by(piece).enumerate() {
         if i > 0 && !core.cfg.replay_pause.is_zero() {

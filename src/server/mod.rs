@@ -4,6 +4,7 @@ mod conn;
 pub mod event;
 pub mod openai;
 mod timer;
+mod tls;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ impl ServeCore {
                 replay_pause: Duration::ZERO,
                 disconnect_after: None,
                 openai: None,
+                tls: None,
             },
             stopping: Cell::new(false),
             rng_state: Cell::new(1),
@@ -77,6 +79,8 @@ pub(crate) struct ServeConfigShared {
     disconnect_after: Option<u64>,
     /// `--openai`: answer as a model server instead of generating events.
     openai: Option<openai::ModelShape>,
+    /// `--tls-cert`: every connection is HTTPS.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A running server. Dropping it leaves the server running; `stop` ends it.
@@ -159,6 +163,7 @@ async fn serve_core(listeners: Vec<std::net::TcpListener>, cfg: ServeConfig, sto
         replay_pause: cfg.replay_pause,
         disconnect_after: cfg.disconnect_after,
         openai: cfg.openai,
+        tls: cfg.tls,
     };
     let core = Rc::new(ServeCore {
         cfg: shared,
@@ -187,7 +192,19 @@ async fn accept_loop(listener: monoio::net::TcpListener, core: Rc<ServeCore>) {
     loop {
         match listener.accept().await {
             Ok((stream, _peer)) => {
-                monoio::spawn(conn::serve(stream, core.clone()));
+                let _ = stream.set_nodelay(true);
+                match &core.cfg.tls {
+                    None => monoio::spawn(conn::serve(stream, core.clone())),
+                    Some(config) => {
+                        let (config, core) = (config.clone(), core.clone());
+                        monoio::spawn(async move {
+                            // A client that fails its handshake (an untrusted certificate, say) just goes.
+                            if let Some(stream) = tls::TlsStream::accept(stream, &config).await {
+                                conn::serve(stream, core).await;
+                            }
+                        })
+                    }
+                };
             }
             // Out of descriptors (EMFILE) or a connection that died in the queue: pause, go on.
             Err(_) => monoio::time::sleep(ACCEPT_ERROR_PAUSE).await,
