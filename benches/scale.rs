@@ -4,7 +4,8 @@
 //! server RSS per stream, generator CPU time per event, and events/s; then projects what a
 //! 64-core, 256 GB box could hold. Knobs (environment):
 //! `SCALE_STREAMS` (default `1000,5000,10000,19000`), `SCALE_HOLD_S` (seconds at full count, default 20),
-//! `SCALE_DRIVER` (`auto`, `io_uring`, `epoll`), `SCALE_CONNECT_RATE` (default 5000).
+//! `SCALE_DRIVER` (`auto`, `io_uring`, `epoll`), `SCALE_CONNECT_RATE` (default 5000), `SCALE_TLS=1` (HTTPS on both
+//! sides, with a throw-away CA and certificate made for the run).
 //!
 //! Under `cargo test` (no `--bench` argument) it only says how to run it: it takes minutes.
 
@@ -39,14 +40,16 @@ fn main() {
     let hold_s: u64 = env_or("SCALE_HOLD_S", "20").parse().expect("SCALE_HOLD_S: seconds");
     let driver = env_or("SCALE_DRIVER", "auto");
     let rate: u64 = env_or("SCALE_CONNECT_RATE", "5000").parse().expect("SCALE_CONNECT_RATE: streams/s");
+    let tls = (env_or("SCALE_TLS", "0") == "1").then(throwaway_certificates);
     let bin = env!("CARGO_BIN_EXE_ssebench");
     println!(
-        "scale: {bin}, driver {driver}, {hold_s} s at full count, 1 event/s per stream, {EVENT_SIZE}-byte payloads"
+        "scale: {bin}, driver {driver}, {hold_s} s at full count, 1 event/s per stream, {EVENT_SIZE}-byte payloads, {}",
+        if tls.is_some() { "HTTPS (TLS 1.3, ECDSA P-256)" } else { "plain HTTP" }
     );
     let mut rows = Vec::new();
     for (i, &n) in streams.iter().enumerate() {
         let port = 19_000 + i as u16;
-        rows.push(measure(bin, n, hold_s, &driver, rate, port));
+        rows.push(measure(bin, n, hold_s, &driver, rate, port, tls.as_ref()));
         print_table(&rows);
     }
     print_projection(&rows);
@@ -56,27 +59,57 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
-fn measure(bin: &str, n: u64, hold_s: u64, driver: &str, rate: u64, port: u16) -> Row {
+/// `SCALE_TLS=1`: a CA and a certificate for localhost, as PEM files in a fresh temporary directory.
+struct Certificates {
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+fn throwaway_certificates() -> Certificates {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = std::env::temp_dir().join(format!("ssebench-scale-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).expect("CA certificate").pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let cert = CertificateParams::new(vec!["localhost".to_string()]).expect("params").signed_by(&key, &issuer);
+    let files = Certificates { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key") };
+    std::fs::write(&files.ca, ca_pem).expect("write CA");
+    std::fs::write(&files.cert, cert.expect("server certificate").pem()).expect("write certificate");
+    std::fs::write(&files.key, key.serialize_pem()).expect("write key");
+    files
+}
+
+fn measure(bin: &str, n: u64, hold_s: u64, driver: &str, rate: u64, port: u16, tls: Option<&Certificates>) -> Row {
     let addr = format!("127.0.0.1:{port}");
-    let mut server = Command::new(bin)
+    let mut server = Command::new(bin);
+    server
         .args(["serve", "--addr", &addr, "--events", "0", "--interval", EVENT_INTERVAL, "--size", EVENT_SIZE])
-        .args(["--driver", driver])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
+        .args(["--driver", driver]);
+    let mut url = format!("http://{addr}/");
+    if let Some(tls) = tls {
+        server.arg("--tls-cert").arg(&tls.cert).arg("--tls-key").arg(&tls.key);
+        url = format!("https://localhost:{port}/");
+    }
+    let mut server = server.stderr(Stdio::null()).spawn().expect("start the server");
     std::thread::sleep(Duration::from_millis(500));
     let server_rss_before = rss_kib(server.id()).expect("server RSS");
     let ramp_s = n.div_ceil(rate);
     let duration_s = ramp_s + hold_s + 2;
     let json = std::env::temp_dir().join(format!("ssebench-scale-{n}.json"));
-    let mut generator = Command::new(bin)
-        .args(["run", &format!("http://{addr}/"), "-c", &n.to_string(), "-d", &format!("{duration_s}s")])
+    let mut generator = Command::new(bin);
+    generator
+        .args(["run", &url, "-c", &n.to_string(), "-d", &format!("{duration_s}s")])
         .args(["--connect-rate", &rate.to_string(), "--driver", driver, "--json"])
-        .arg(&json)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the generator");
+        .arg(&json);
+    if let Some(tls) = tls {
+        generator.arg("--cacert").arg(&tls.ca);
+    }
+    let mut generator = generator.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start the generator");
     // Sample the server at steady state: ramp done plus half the hold.
     std::thread::sleep(Duration::from_secs(ramp_s + 1 + hold_s / 2));
     let server_rss_held = rss_kib(server.id()).unwrap_or(0);

@@ -78,7 +78,7 @@ impl EngineArgs {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Target URL (http://host[:port]/path); repeat it to spread streams over several servers
+    /// Target URL (http://host[:port]/path or https://...); repeat it to spread streams over several servers
     #[arg(required = true)]
     urls: Vec<String>,
     /// Connect to these addresses (comma-separated host:port) with the one URL's Host and path

@@ -129,3 +129,48 @@ fn no_allocation_per_event_in_steady_state() {
     allocations_while_events_flow(DriverChoice::Auto, "auto");
     allocations_while_events_flow(DriverChoice::Epoll, "epoll");
 }
+
+/// `https://`: rustls 0.23 decrypts each received record into a fresh `Vec` (both its buffered and unbuffered
+/// APIs), so a TLS stream allocates once per record, and the server writes one event per record. This pins that
+/// figure, so anything of ours that allocates per event on the TLS path still shows.
+#[test]
+fn tls_allocates_only_rustls_record_per_event() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("ssebench-alloc-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    std::fs::write(dir.join("ca.pem"), ca_params.self_signed(&ca_key).unwrap().pem()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.signed_by(&key, &Issuer::new(ca_params, ca_key)).unwrap().pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let port = free_port();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_ssebench"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--events", "0", "--interval", "2ms"])
+            .args(["--size", "100", "-t", "1"])
+            .arg("--tls-cert")
+            .arg(dir.join("cert.pem"))
+            .arg("--tls-key")
+            .arg(dir.join("key.pem"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let url = format!("https://localhost:{port}/");
+    let ca = dir.join("ca.pem");
+    let argv = ["ssebench", "run", &url, "--cacert", ca.to_str().unwrap(), "-c", "50", "-d", "3s", "-t", "1"];
+    let ssebench::cli::Command::Run(cfg) = ssebench::cli::parse_from(argv).unwrap() else { panic!("not a run") };
+    let (outcome, allocations) = allocations_in_window(*cfg);
+    let rec = &outcome.recorder;
+    assert_eq!((rec.streams_failed, rec.streams_interrupted), (0, 50));
+    assert!(rec.events > 20_000, "only {} events", rec.events);
+    let window_events = rec.events / 2;
+    eprintln!("tls: {allocations} allocations in the 1.5 s window, ~{window_events} events");
+    // One per record, with slack for the window's edges and a record that carries two events' bytes.
+    assert!(allocations <= window_events * 11 / 10, "{allocations} allocations for ~{window_events} events");
+}
