@@ -423,7 +423,7 @@ impl RunConfig {
         Ok(())
     }
 
-    /// `--scenario`: for each HTTP step, its own host when its path is an `http://` URL (resolved once, now).
+    /// `--scenario`: for each HTTP step, its own host when its path is an `http://` or `https://` URL (resolved once, now).
     pub fn step_targets(&self) -> Result<Vec<Option<Target>>, ConfigError> {
         let Some(scenario) = self.llm.as_ref().and_then(|l| l.scenario.as_ref()) else { return Ok(Vec::new()) };
         scenario

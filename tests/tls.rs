@@ -251,3 +251,26 @@ fn bad_tls_flags_exit_2_naming_the_flag() {
     assert!(stderr_of(&["run", "https://127.0.0.1:1/", "--cert", &not_pem]).contains("--key"));
     assert!(stderr_of(&["serve", "--tls-cert", &not_pem, "--tls-key", &not_pem]).contains("--tls-cert"));
 }
+
+/// A `--scenario` HTTP step to an `https://` URL of its own runs its exchange over TLS before each journey.
+#[test]
+fn a_scenario_step_goes_over_https() {
+    let model = tls_server("localhost", &["--openai", "--tokens-per-s", "1000", "--output-tokens", "3"]);
+    let login = tls_server("localhost", &["--events", "2", "--interval", "1ms"]);
+    let scenario = pki().dir.join("https-step.toml");
+    let step_url = format!("https://localhost:{}/login", login.addr.port());
+    let toml =
+        format!("[[http]]\nname = \"login\"\npath = \"{step_url}\"\n\n[conversation]\nturns = 2\nprompt_tokens = 4\n");
+    std::fs::write(&scenario, toml).unwrap();
+    let ca = pki().path("ca.pem");
+    let scenario = scenario.to_string_lossy();
+    let report =
+        run(&[&url(&model), "--cacert", &ca, "--openai", "chat", "--scenario", &scenario, "-c", "2", "-n", "6"]);
+    let llm = report.figures.llm.as_ref().expect("LLM figures");
+    assert_eq!((report.figures.streams.completed, report.figures.streams.failed), (6, 0));
+    // Six streams in journeys of two turns, each journey after one login: three or more logins (a user whose
+    // share of -n is odd starts one more journey).
+    assert!(llm.steps[0].ok >= 3 && llm.steps[0].failed == 0, "{:?}", llm.steps[0]);
+    model.stop();
+    login.stop();
+}

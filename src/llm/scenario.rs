@@ -146,10 +146,11 @@ impl HttpStep {
         }
         let path = raw.path.ok_or_else(|| format!("{at}: path is required"))?;
         // An absolute URL sends the step elsewhere (an auth service on its own host); the run resolves it.
-        let absolute = path.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"));
+        let scheme = |prefix: &str| path.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix));
+        let absolute = scheme("http://") || scheme("https://");
         if !(path.starts_with('/') || absolute) || path.chars().any(|c| c == ' ' || c.is_control()) {
             return Err(format!(
-                "{at}: path \"{}\" must start with '/' (or be an http:// URL) and hold no spaces or control characters",
+                "{at}: path \"{}\" must start with '/' (or be an http:// or https:// URL) and hold no spaces or control characters",
                 path.escape_debug()
             ));
         }
