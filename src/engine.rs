@@ -87,6 +87,10 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     let requests = cfg.requests(&env).map_err(|e| EngineError(e.0))?;
     let steps = cfg.step_requests(&env).map_err(|e| EngineError(e.0))?;
     let step_targets = cfg.step_targets().map_err(|e| EngineError(e.0))?;
+    // The CLI builds the TLS config whenever a target is https://; a config made in code must too.
+    if cfg.tls.is_none() && cfg.targets.iter().chain(step_targets.iter().flatten()).any(|t| t.tls_name.is_some()) {
+        return Err(EngineError("an https:// target needs a TLS config (RunConfig::tls)".into()));
+    }
     let extract_slots = cfg.llm.as_ref().map_or(Vec::new(), |l| l.extract_slots());
     let shared = Arc::new(RunShared { cfg: cfg.clone(), requests, steps, step_targets, extract_slots });
     let threads = shards.len();

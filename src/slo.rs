@@ -33,6 +33,8 @@ enum Histogram {
     Stream,
     MaxGap,
     PrematureEnd,
+    /// `https://`: the TLS handshake.
+    TlsHandshake,
     /// `--openai`: time to first token, inter-token latency, time per output token.
     Ttft,
     Itl,
@@ -171,13 +173,14 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
         "stream" => Histogram::Stream,
         "max_gap" => Histogram::MaxGap,
         "premature_end" => Histogram::PrematureEnd,
+        "tls_handshake" => Histogram::TlsHandshake,
         "ttft" => Histogram::Ttft,
         "itl" => Histogram::Itl,
         "tpot" => Histogram::Tpot,
         "events_per_stream" => return Ok(Metric::EventsPerStream(stat)),
         other => {
             return Err(format!(
-                "unknown histogram '{other}' (connect, headers, first_event, gap, stream, max_gap, premature_end, events_per_stream, ttft, itl, tpot)"
+                "unknown histogram '{other}' (connect, headers, first_event, gap, stream, max_gap, premature_end, tls_handshake, events_per_stream, ttft, itl, tpot)"
             ));
         }
     };
@@ -225,6 +228,7 @@ fn measure(metric: Metric, r: &Figures) -> f64 {
                 Histogram::Stream => &l.stream,
                 Histogram::MaxGap => &l.max_gap,
                 Histogram::PrematureEnd => &l.premature_end,
+                Histogram::TlsHandshake => &l.tls_handshake,
             };
             stat_of(summary, stat)
         }

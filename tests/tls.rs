@@ -97,8 +97,9 @@ fn failures(report: &Report, class: &str) -> u64 {
 fn a_run_with_the_test_ca_verifies_and_counts_every_event() {
     let server = tls_server("localhost", &["--events", "7", "--interval", "1ms"]);
     let ca = pki().path("ca.pem");
-    let report = run(&[&url(&server), "--cacert", &ca, "-c", "4", "-n", "40"]);
+    let report = run(&[&url(&server), "--cacert", &ca, "-c", "4", "-n", "40", "--slo", "tls_handshake.max<30s"]);
     let streams = &report.figures.streams;
+    assert!(report.slos[0].pass && report.slos[0].measured > 0.0, "{:?}", report.slos);
     assert_eq!((streams.completed, streams.failed), (40, 0), "{:?}", streams.failures);
     assert_eq!(report.figures.events.received, 280);
     let handshakes = report.figures.tls_handshakes.as_ref().expect("handshakes are counted");
