@@ -275,3 +275,12 @@ fn a_scenario_step_goes_over_https() {
     model.stop();
     login.stop();
 }
+
+/// `https://` to a plain-HTTP server: the server answers the ClientHello with an HTTP 400, which is no TLS record.
+#[test]
+fn a_plain_http_server_on_the_port_is_a_tls_error() {
+    let server = serve(&[]);
+    let report = run(&[&url(&server), "-k", "-c", "2", "-n", "4"]);
+    assert_eq!((report.figures.streams.failed, failures(&report, "tls_error")), (4, 4));
+    server.stop();
+}
