@@ -27,4 +27,5 @@ pub mod stream;
 pub mod sys;
 pub mod template;
 pub mod tls;
+pub mod wire;
 pub mod worker;

@@ -1,11 +1,9 @@
 //! TLS settings for both sides: the run's one shared rustls `ClientConfig` (roots, `--cacert`, `--insecure`, mTLS,
-//! per-user session resumption), the server's `ServerConfig`, the failure class of each rustls error, and the
-//! socket adapter rustls reads and writes through.
+//! per-user session resumption), the server's `ServerConfig`, and the failure class of each rustls error. The
+//! client's bytes go through `wire`.
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::io;
-use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +19,6 @@ use rustls::{
 };
 
 use crate::recorder::Failure;
-use crate::sys;
 
 /// ALPN: ssebench speaks HTTP/1.1 only, so a server that would pick h2 must not.
 const ALPN_HTTP1: &[u8] = b"http/1.1";
@@ -296,166 +293,6 @@ impl ClientSessionStore for UserSessions {
     fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
         self.with(|s| s.tls13.take()).flatten()
     }
-}
-
-/// A non-blocking socket as rustls's `read_tls`/`write_tls` want it. `drained` is set when a read returned less
-/// than asked: the socket had no more, and another `recv` would only say `EAGAIN`.
-pub struct FdIo {
-    pub fd: RawFd,
-    pub drained: bool,
-}
-
-impl io::Read for FdIo {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = sys::recv(self.fd, buf)?;
-        self.drained = n < buf.len();
-        Ok(n)
-    }
-}
-
-impl io::Write for FdIo {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::send(self.fd, buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// What a non-blocking TLS step came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsIo {
-    Done,
-    /// The socket must become readable (`false`) or writable (`true`) first.
-    Wait {
-        write: bool,
-    },
-    Failed(Failure),
-}
-
-/// What one TLS read gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsRead {
-    /// Plaintext bytes, copied to the front of the caller's buffer.
-    Data(usize),
-    /// The connection ended (with or without `close_notify`: HTTP's framing judges whether the stream was whole).
-    Eof,
-    /// No plaintext until the socket is readable again.
-    Wait,
-    Failed(Failure),
-}
-
-/// Sends what rustls has queued (handshake messages, records, alerts).
-pub fn flush(fd: RawFd, tls: &mut rustls::ClientConnection) -> TlsIo {
-    let mut io = FdIo { fd, drained: false };
-    while tls.wants_write() {
-        match tls.write_tls(&mut io) {
-            Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return TlsIo::Wait { write: true },
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return TlsIo::Failed(sys::io_failure(&err)),
-        }
-    }
-    TlsIo::Done
-}
-
-/// Drives the handshake as far as the socket allows, on behalf of `user` (whose session it may resume and keep).
-pub fn handshake(fd: RawFd, tls: &mut rustls::ClientConnection, user: Option<u64>) -> TlsIo {
-    let mut io = FdIo { fd, drained: false };
-    loop {
-        match flush(fd, tls) {
-            TlsIo::Done => {}
-            other => return other,
-        }
-        if !tls.is_handshaking() {
-            return TlsIo::Done;
-        }
-        match tls.read_tls(&mut io) {
-            // The server hung up mid-handshake: not a TLS server, or one that gave up on us without an alert.
-            Ok(0) => return TlsIo::Failed(Failure::TlsError),
-            Ok(_) => {
-                if let Err(err) = as_user(user, || tls.process_new_packets()) {
-                    // rustls queued an alert saying why; the peer may as well learn it.
-                    let _ = flush(fd, tls);
-                    return TlsIo::Failed(failure(&err));
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return TlsIo::Wait { write: false },
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return TlsIo::Failed(sys::io_failure(&err)),
-        }
-    }
-}
-
-/// Hands `data[*written..]` to rustls and sends the records, as far as the socket allows. `written` counts the
-/// plaintext bytes rustls took, so a call after a wait carries on where this one stopped.
-pub fn write(fd: RawFd, tls: &mut rustls::ClientConnection, data: &[u8], written: &mut usize) -> TlsIo {
-    loop {
-        match flush(fd, tls) {
-            TlsIo::Done => {}
-            other => return other,
-        }
-        if *written >= data.len() {
-            return TlsIo::Done;
-        }
-        // Takes what fits under rustls's buffer limit; the flush above makes room for the rest.
-        match io::Write::write(&mut tls.writer(), &data[*written..]) {
-            Ok(0) if !tls.wants_write() => return TlsIo::Failed(Failure::TlsError),
-            Ok(n) => *written += n,
-            Err(_) => return TlsIo::Failed(Failure::TlsError),
-        }
-    }
-}
-
-/// Reads plaintext into `out`: what rustls holds already, else records from the socket. `drained` carries over
-/// between calls of one wake-up: once a `recv` came back short the socket is empty, and another would only say
-/// `EAGAIN`. The caller must not wait for readability while [`has_plaintext`] is true: those bytes are no
-/// longer in the socket.
-pub fn read(
-    fd: RawFd,
-    tls: &mut rustls::ClientConnection,
-    out: &mut [u8],
-    drained: &mut bool,
-    user: Option<u64>,
-) -> TlsRead {
-    let mut io = FdIo { fd, drained: false };
-    loop {
-        match io::Read::read(&mut tls.reader(), out) {
-            Ok(0) => return TlsRead::Eof,
-            Ok(n) => return TlsRead::Data(n),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return TlsRead::Eof,
-            Err(_) => return TlsRead::Failed(Failure::TlsError),
-        }
-        if *drained {
-            return TlsRead::Wait;
-        }
-        match tls.read_tls(&mut io) {
-            // EOF: rustls notes it, and the reader above says so once the plaintext is drained.
-            Ok(0) => {}
-            Ok(_) => {
-                *drained = io.drained;
-                let processed = as_user(user, || tls.process_new_packets());
-                // A key update or an alert may be queued: send it if the socket takes it now.
-                let sent = flush(fd, tls);
-                if let Err(err) = processed {
-                    return TlsRead::Failed(failure(&err));
-                }
-                if let TlsIo::Failed(failure) = sent {
-                    return TlsRead::Failed(failure);
-                }
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return TlsRead::Wait,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return TlsRead::Failed(sys::io_failure(&err)),
-        }
-    }
-}
-
-/// Decrypted bytes wait inside rustls: the socket may be empty, but the stream is not.
-pub fn has_plaintext(tls: &mut rustls::ClientConnection) -> bool {
-    !tls.wants_read()
 }
 
 #[cfg(test)]

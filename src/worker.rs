@@ -18,6 +18,7 @@ use crate::signal;
 use crate::stream::{Progress, StreamMachine, micros_between};
 use crate::sys;
 use crate::template::{Journey, RequestTemplate, TargetRequest};
+use crate::wire::{self, Step, Want};
 
 /// Bytes one `recv` may return; one buffer per core, shared by all its streams.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -835,77 +836,37 @@ async fn exchange(
             return None;
         }
     }
-    if let Some(session) = session {
-        conn.tls = Some(session);
-        return Box::pin(tls_exchange(conn, request)).await;
-    }
+    conn.tls = session;
+    // The TLS handshake if any, then the request, each step waiting on the socket as it must.
     let mut written = 0;
-    while written < request.len() {
-        match sys::send(fd, &request[written..]) {
-            Ok(n) => written += n,
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => conn.stream.writable(false).await.ok()?,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    let mut response = Response::new();
-    let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let state = match sys::recv(fd, &mut buf) {
-            Ok(0) => response.on_eof(),
-            Ok(n) => response.on_bytes(&buf[..n]),
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                conn.stream.readable(false).await.ok()?;
-                continue;
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return None,
-        };
-        match state {
-            Exchange::NeedMore => {}
-            Exchange::Done { status } => return (200..300).contains(&status).then_some(response),
-            Exchange::Failed(_) => return None,
-        }
-    }
-}
-
-/// `exchange` over TLS: the handshake, the request and the answer, each step waiting on the socket as it must.
-async fn tls_exchange(mut conn: Conn<'_>, request: &[u8]) -> Option<Response> {
-    use crate::tls::{TlsIo, TlsRead};
-    let fd = conn.stream.as_raw_fd();
-    let mut written = 0;
-    let mut wrote = false;
-    loop {
-        let tls = conn.tls.as_deref_mut()?;
-        let step = if tls.is_handshaking() {
-            crate::tls::handshake(fd, tls, None)
-        } else {
-            crate::tls::write(fd, tls, request, &mut written)
+        let step = match conn.tls.as_deref_mut() {
+            Some(tls) if tls.is_handshaking() => wire::handshake(fd, tls, None),
+            tls => match wire::write(fd, tls, request, &mut written) {
+                Step::Done => break,
+                other => other,
+            },
         };
         match step {
-            TlsIo::Done if !tls.is_handshaking() && written == request.len() => wrote = true,
-            TlsIo::Done => {}
-            TlsIo::Wait { write: true } => conn.stream.writable(false).await.ok()?,
-            TlsIo::Wait { write: false } => conn.stream.readable(false).await.ok()?,
-            TlsIo::Failed(_) => return None,
-        }
-        if wrote {
-            break;
+            Step::Done => {}
+            Step::Wait(Want::Write) => conn.stream.writable(false).await.ok()?,
+            Step::Wait(Want::Read) => conn.stream.readable(false).await.ok()?,
+            Step::Failed(_) => return None,
         }
     }
     let mut response = Response::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let tls = conn.tls.as_deref_mut()?;
+        // Not carried over: after a wait, the socket is worth reading again.
         let mut drained = false;
-        let state = match crate::tls::read(fd, tls, &mut buf, &mut drained, None) {
-            TlsRead::Data(n) => response.on_bytes(&buf[..n]),
-            TlsRead::Eof => response.on_eof(),
-            TlsRead::Wait => {
+        let state = match wire::read(fd, conn.tls.as_deref_mut(), &mut buf, &mut drained, None) {
+            wire::Read::Data(n) => response.on_bytes(&buf[..n]),
+            wire::Read::Eof => response.on_eof(),
+            wire::Read::Wait => {
                 conn.stream.readable(false).await.ok()?;
                 continue;
             }
-            TlsRead::Failed(_) => return None,
+            wire::Read::Failed(_) => return None,
         };
         match state {
             Exchange::NeedMore => {}
@@ -1001,6 +962,15 @@ fn record_end(
     let from = if requested { machine.request_start() } else { opened_at };
     let events = if requested { machine.events() } else { 0 };
     rec.stream_closed(end, micros_between(from, now), events);
+}
+
+impl From<Want> for Interest {
+    fn from(want: Want) -> Interest {
+        match want {
+            Want::Read => Interest::Read,
+            Want::Write => Interest::Write,
+        }
+    }
 }
 
 /// What a stream attempt waits for next.
@@ -1195,17 +1165,17 @@ impl Attempt {
     ) -> Option<Next> {
         let fd = raw_fd(conn);
         let step = match (wake_error, tls_of(conn)) {
-            (Some(err), _) => crate::tls::TlsIo::Failed(sys::io_failure(&err)),
-            (None, Some(tls)) => crate::tls::handshake(fd, tls, ctx.tls_user(self.local)),
-            (None, None) => crate::tls::TlsIo::Failed(Failure::TlsError),
+            (Some(err), _) => Step::Failed(sys::io_failure(&err)),
+            (None, Some(tls)) => wire::handshake(fd, tls, ctx.tls_user(self.local)),
+            (None, None) => Step::Failed(Failure::TlsError),
         };
-        if let crate::tls::TlsIo::Wait { write } = step {
-            return Some(Next::Wait(if write { Interest::Write } else { Interest::Read }));
+        if let Step::Wait(want) = step {
+            return Some(Next::Wait(want.into()));
         }
         slot.deadline_ms.set(0);
         let mut core = ctx.core.borrow_mut();
         core.connecting -= 1;
-        if let crate::tls::TlsIo::Failed(failure) = step {
+        if let Step::Failed(failure) = step {
             drop(core);
             return self.fail(slot, conn, failure, false);
         }
@@ -1256,31 +1226,15 @@ impl Attempt {
             }
         };
         let fd = raw_fd(conn);
-        if let Some(tls) = tls_of(conn) {
-            match crate::tls::write(fd, tls, request, &mut written) {
-                crate::tls::TlsIo::Done => {}
-                crate::tls::TlsIo::Wait { .. } => {
-                    self.phase = Phase::Writing { written };
-                    return Some(Next::Wait(Interest::Write));
-                }
-                crate::tls::TlsIo::Failed(failure) => {
-                    drop(core);
-                    return self.fail(slot, conn, failure, false);
-                }
+        match wire::write(fd, tls_of(conn), request, &mut written) {
+            Step::Done => {}
+            Step::Wait(want) => {
+                self.phase = Phase::Writing { written };
+                return Some(Next::Wait(want.into()));
             }
-        }
-        while written < request.len() {
-            match sys::send(fd, &request[written..]) {
-                Ok(n) => written += n,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                    self.phase = Phase::Writing { written };
-                    return Some(Next::Wait(Interest::Write));
-                }
-                Err(err) => {
-                    drop(core);
-                    return self.fail(slot, conn, sys::io_failure(&err), false);
-                }
+            Step::Failed(failure) => {
+                drop(core);
+                return self.fail(slot, conn, failure, false);
             }
         }
         drop(core);
@@ -1312,28 +1266,15 @@ impl Attempt {
         let mut core = ctx.core.borrow_mut();
         let Core { rec, scratch, .. } = &mut *core;
         for _ in 0..READS_PER_WAKE {
-            let got = match tls_of(conn) {
-                Some(tls) => match crate::tls::read(fd, tls, scratch, &mut drained, tls_user) {
-                    crate::tls::TlsRead::Data(n) => Ok(n),
-                    crate::tls::TlsRead::Eof => Ok(0),
-                    crate::tls::TlsRead::Wait => break,
-                    crate::tls::TlsRead::Failed(failure) => Err(failure),
-                },
-                None => match sys::recv(fd, scratch) {
-                    Ok(n) => Ok(n),
-                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(err) => Err(sys::io_failure(&err)),
-                },
-            };
-            let n = match got {
-                Ok(0) => {
+            let n = match wire::read(fd, tls_of(conn), scratch, &mut drained, tls_user) {
+                wire::Read::Data(n) => n,
+                wire::Read::Eof => {
                     let end = machine.on_eof();
                     drop(core);
                     return self.end(slot, conn, end, got_bytes);
                 }
-                Ok(n) => n,
-                Err(failure) => {
+                wire::Read::Wait => break,
+                wire::Read::Failed(failure) => {
                     drop(core);
                     return self.fail(slot, conn, failure, got_bytes);
                 }
@@ -1359,15 +1300,12 @@ impl Attempt {
                     }
                     return Some(Next::Done(end));
                 }
-                // A short read drained the socket: skip the recv that would say EAGAIN. (TLS reads are a
-                // record at a time; `tls::read` keeps track of the socket itself.)
-                Progress::NeedMore if n < scratch.len() && conn.as_ref().is_some_and(|c| c.tls.is_none()) => break,
                 Progress::NeedMore => {}
             }
         }
         self.phase = Phase::Reading { got_bytes };
         // Bytes rustls decrypted are out of the socket: waiting for it to be readable could wait forever.
-        if tls_of(conn).is_some_and(crate::tls::has_plaintext) {
+        if tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) {
             return Some(Next::Wait(Interest::Yield));
         }
         Some(Next::Wait(Interest::Read))
