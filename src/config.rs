@@ -45,8 +45,9 @@ pub struct Target {
     pub host_header: String,
     /// Origin-form request target (path and query).
     pub path: String,
-    /// `https://`: the URL's host, sent as SNI and checked against the certificate; `None` for `http://`.
-    pub tls_name: Option<String>,
+    /// `https://`: the URL's host as TLS names it (checked once, here), sent as SNI and checked against the
+    /// certificate; `None` for `http://`.
+    pub tls_name: Option<rustls::pki_types::ServerName<'static>>,
 }
 
 /// The parts of a URL a target is built from.
@@ -56,7 +57,7 @@ struct UrlParts {
     port: u16,
     host_header: String,
     path: String,
-    tls: bool,
+    tls_name: Option<rustls::pki_types::ServerName<'static>>,
 }
 
 impl Target {
@@ -84,8 +85,7 @@ impl Target {
     }
 
     fn at(addr: SocketAddr, parts: UrlParts) -> Target {
-        let tls_name = parts.tls.then_some(parts.host);
-        Target { addr, host_header: parts.host_header, path: parts.path, tls_name }
+        Target { addr, host_header: parts.host_header, path: parts.path, tls_name: parts.tls_name }
     }
 
     /// The parts of an `http://` or `https://` URL.
@@ -115,7 +115,15 @@ impl Target {
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return err(format!("{url}: the path has spaces or control characters; percent-encode them"));
         }
-        Ok(UrlParts { host: host.to_string(), port, host_header: authority.to_string(), path, tls })
+        // A host TLS cannot name would fail every connection: say so now.
+        let tls_name = match tls {
+            false => None,
+            true => Some(
+                rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|_| ConfigError(format!("{url}: '{host}' is not a valid TLS server name")))?,
+            ),
+        };
+        Ok(UrlParts { host: host.to_string(), port, host_header: authority.to_string(), path, tls_name })
     }
 }
 
@@ -823,12 +831,13 @@ mod tests {
         assert_eq!((t.addr.port(), t.path.as_str()), (80, "/"));
         let t = Target::parse("http://[::1]:9000?x").unwrap();
         assert_eq!(t.addr, "[::1]:9000".parse().unwrap());
-        assert_eq!((t.path.as_str(), t.tls_name.as_deref()), ("/?x", None));
+        let tls_name = |t: &Target| t.tls_name.as_ref().map(|n| n.to_str().into_owned());
+        assert_eq!((t.path.as_str(), tls_name(&t).as_deref()), ("/?x", None));
         let t = Target::parse("HTTPS://localhost/v1").unwrap();
-        assert_eq!((t.addr.port(), t.tls_name.as_deref()), (443, Some("localhost")));
+        assert_eq!((t.addr.port(), tls_name(&t).as_deref()), (443, Some("localhost")));
         assert_eq!(t.url(), "https://localhost/v1");
         let t = Target::parse("https://[::1]:8443/").unwrap();
-        assert_eq!((t.addr.port(), t.tls_name.as_deref(), t.host_header.as_str()), (8443, Some("::1"), "[::1]:8443"));
+        assert_eq!((t.addr.port(), tls_name(&t).as_deref(), t.host_header.as_str()), (8443, Some("::1"), "[::1]:8443"));
         for bad in ["ftp://x/", "127.0.0.1:80", "http://", "http://h:notaport/", "http://u@h/", "https://"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }

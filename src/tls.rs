@@ -97,9 +97,12 @@ impl TlsClient {
 
     /// A new client connection to `name` (the URL's host) for run-wide user `user` (`None`: a user with no
     /// session to resume or keep, such as an open-model arrival).
-    pub fn connect(&self, name: &str, user: Option<u64>) -> Result<Box<rustls::ClientConnection>, Error> {
-        let name = ServerName::try_from(name.to_string()).map_err(|_| Error::General("bad server name".into()))?;
-        as_user(user, || rustls::ClientConnection::new(self.config.clone(), name).map(Box::new))
+    pub fn connect(
+        &self,
+        name: &ServerName<'static>,
+        user: Option<u64>,
+    ) -> Result<Box<rustls::ClientConnection>, Error> {
+        as_user(user, || rustls::ClientConnection::new(self.config.clone(), name.clone()).map(Box::new))
     }
 }
 
