@@ -8,13 +8,16 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use std::sync::Arc;
 
-use crate::config::{self, Arrivals, ConfigError, DriverChoice, LlmConfig, RunConfig, ServeConfig, Target};
+use crate::config::flags;
+use crate::config::{self, Arrivals, ConfigError, DriverChoice, LlmConfig, RunConfig, Target};
+use crate::limits;
 use crate::llm::prompt::{self, Api, PromptSource};
 use crate::llm::scenario::{Scenario, UserTurns};
-use crate::runtime;
+use crate::server::ServeConfig;
 use crate::server::openai::ModelShape;
 use crate::slo::Slo;
 use crate::template::{DataMode, DataSet};
+use crate::units;
 
 #[derive(Debug, Parser)]
 #[command(name = "ssebench", version, about = "Load generator for Server-Sent Events streams")]
@@ -72,7 +75,7 @@ struct EngineArgs {
 
 impl EngineArgs {
     fn threads(&self) -> usize {
-        self.threads.unwrap_or_else(runtime::available_cores)
+        self.threads.unwrap_or_else(limits::available_cores)
     }
 }
 
@@ -91,7 +94,7 @@ struct RunArgs {
     #[arg(short = 'c', long = "connections", default_value_t = 10)]
     connections: usize,
     /// Run this long (e.g. 30s, 5m) [default: 10s, or until -n streams are done]
-    #[arg(short = 'd', long, value_parser = config::parse_duration)]
+    #[arg(short = 'd', long, value_parser = units::parse_duration)]
     duration: Option<Duration>,
     /// Stop after this many streams have ended (completed or failed)
     #[arg(short = 'n', long = "streams")]
@@ -115,31 +118,31 @@ struct RunArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Give up on a TCP connect after this long
-    #[arg(long, default_value = "10s", value_parser = config::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = units::parse_duration)]
     connect_timeout: Duration,
     /// Fail a stream whose response head has not arrived this long after its request
-    #[arg(long, value_parser = config::parse_duration)]
+    #[arg(long, value_parser = units::parse_duration)]
     header_timeout: Option<Duration>,
     /// Fail a stream whose first event has not arrived this long after the response head
-    #[arg(long, value_parser = config::parse_duration)]
+    #[arg(long, value_parser = units::parse_duration)]
     first_event_timeout: Option<Duration>,
     /// Fail a stream with no event for this long (comment-only heartbeats do not count)
-    #[arg(long, value_parser = config::parse_duration)]
+    #[arg(long, value_parser = units::parse_duration)]
     idle_timeout: Option<Duration>,
     /// Fail a stream that receives no byte at all for this long (a half-open connection)
-    #[arg(long, value_parser = config::parse_duration)]
+    #[arg(long, value_parser = units::parse_duration)]
     byte_idle_timeout: Option<Duration>,
     /// Count gaps between events longer than this as stalls
-    #[arg(long, value_parser = config::parse_duration)]
+    #[arg(long, value_parser = units::parse_duration)]
     stall_threshold: Option<Duration>,
     /// Close each stream after this long (or a length drawn from LOW..HIGH): a completed stream
-    #[arg(long, value_parser = config::parse_duration_range)]
+    #[arg(long, value_parser = units::parse_duration_range)]
     stream_duration: Option<(Duration, Duration)>,
     /// Reconnect like a browser: wait the server's retry: (or --retry-default), send Last-Event-ID
     #[arg(long)]
     reconnect: bool,
     /// Reconnection delay when the server sent no retry:
-    #[arg(long, default_value = "3s", value_parser = config::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = units::parse_duration)]
     retry_default: Duration,
     /// Check that numeric event ids are consecutive per virtual user (across reconnects): count lost and duplicated events
     #[arg(long)]
@@ -151,7 +154,7 @@ struct RunArgs {
     #[arg(short = 'm', long)]
     method: Option<String>,
     /// Extra request header, 'Name: value' (repeatable)
-    #[arg(short = 'H', long = "header", value_parser = config::parse_header)]
+    #[arg(short = 'H', long = "header", value_parser = flags::parse_header)]
     headers: Vec<(String, String)>,
     /// Request body: inline text, or @FILE to read it from a file
     #[arg(long)]
@@ -163,7 +166,7 @@ struct RunArgs {
     #[arg(long, value_enum, default_value = "vu", requires = "data")]
     data_mode: DataModeArg,
     /// Largest event (data and partial line) a stream may buffer; larger is a failure
-    #[arg(long, default_value = "1MiB", value_parser = config::parse_size)]
+    #[arg(long, default_value = "1MiB", value_parser = units::parse_size)]
     max_event_size: usize,
     /// Also write the report as JSON to this file
     #[arg(long)]
@@ -349,7 +352,7 @@ enum ArrivalsArg {
 struct StageList(Vec<config::Stage>);
 
 fn parse_stages(s: &str) -> Result<StageList, String> {
-    config::parse_stages(s).map(StageList)
+    flags::parse_stages(s).map(StageList)
 }
 
 /// One `--bind` value. A newtype, because clap reads `Option<Vec<T>>` as repeated values of T.
@@ -357,7 +360,7 @@ fn parse_stages(s: &str) -> Result<StageList, String> {
 struct BindList(Vec<IpAddr>);
 
 fn parse_bind(s: &str) -> Result<BindList, String> {
-    config::parse_bind_list(s).map(BindList)
+    flags::parse_bind_list(s).map(BindList)
 }
 
 #[derive(Debug, Args)]
@@ -371,10 +374,10 @@ struct ServeArgs {
     #[arg(long)]
     replay: Option<PathBuf>,
     /// With --replay: write the file in pieces of this many bytes
-    #[arg(long, default_value = "64KiB", value_parser = config::parse_size)]
+    #[arg(long, default_value = "64KiB", value_parser = units::parse_size)]
     replay_write_size: usize,
     /// With --replay: pause between pieces, so clients see them in separate reads
-    #[arg(long, default_value = "0s", value_parser = config::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = units::parse_duration)]
     replay_pause: Duration,
     /// Answer /v1/chat/completions and /v1/completions (stream: true) as a simulated model server
     #[arg(long, conflicts_with = "replay")]
@@ -411,16 +414,16 @@ struct StreamShapeArgs {
     #[arg(long, default_value_t = 100)]
     events: u64,
     /// Time between events
-    #[arg(long, default_value = "100ms", value_parser = config::parse_duration)]
+    #[arg(long, default_value = "100ms", value_parser = units::parse_duration)]
     interval: Duration,
     /// Bytes in each event's data value (starts with the send time in Unix µs)
-    #[arg(long, default_value = "100", value_parser = config::parse_size)]
+    #[arg(long, default_value = "100", value_parser = units::parse_size)]
     size: usize,
     /// Delay before the first event (simulated time to first token)
-    #[arg(long, default_value = "0s", value_parser = config::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = units::parse_duration)]
     first_delay: Duration,
     /// Send each event up to this much before or after its slot
-    #[arg(long, default_value = "0s", value_parser = config::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = units::parse_duration)]
     jitter: Duration,
     /// Cut each connection after this many events, mid-stream (clients reconnect with Last-Event-ID)
     #[arg(long)]
@@ -430,7 +433,7 @@ struct StreamShapeArgs {
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// How long the demo load test runs
-    #[arg(short = 'd', long, default_value = "5s", value_parser = config::parse_duration)]
+    #[arg(short = 'd', long, default_value = "5s", value_parser = units::parse_duration)]
     duration: Duration,
     /// Concurrent streams
     #[arg(short = 'c', long = "connections", default_value_t = 200)]

@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use crate::cli::{Command, DemoConfig};
-use crate::config::{DriverChoice, LlmConfig, RunConfig, ServeConfig, Target};
+use crate::config::{DriverChoice, LlmConfig, RunConfig, Target};
 use crate::doctor;
 use crate::engine;
+use crate::limits;
 use crate::llm::prompt::{Api, PromptSource};
 use crate::report::{self, Report};
-use crate::runtime;
-use crate::server;
 use crate::server::openai::ModelShape;
+use crate::server::{self, ServeConfig};
 use crate::signal;
 
 /// Exit codes, documented in the README.
@@ -146,7 +146,7 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
 
 /// The demo's cores: half serve, the rest (at least one) run the load.
 fn demo_threads() -> (usize, usize) {
-    let cores = runtime::available_cores();
+    let cores = limits::available_cores();
     let server_threads = (cores / 2).max(1);
     (server_threads, cores.saturating_sub(server_threads).max(1))
 }

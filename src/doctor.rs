@@ -46,7 +46,7 @@ fn numbers(text: &str) -> Vec<u64> {
 
 /// Inspects the host for `streams` concurrent streams of one generator process.
 pub fn inspect(streams: u64) -> Vec<Item> {
-    let threads = runtime::available_cores() as u64;
+    let threads = limits::available_cores() as u64;
     let fds_needed = limits::descriptors_needed(streams, threads);
     let mut items = Vec::new();
     match limits::nofile() {

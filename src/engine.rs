@@ -6,44 +6,12 @@ use std::time::{Duration, Instant};
 
 use crate::config::RunConfig;
 use crate::limits;
+use crate::outcome::{Memory, RunOutcome, StageOutcome};
 use crate::plan;
 use crate::recorder::Recorder;
-use crate::runtime::{self, Driver};
+use crate::runtime;
 use crate::sys;
 use crate::worker::{self, RunShared, Timing};
-
-/// Everything a report needs from a finished run.
-#[derive(Debug, Clone)]
-pub struct RunOutcome {
-    pub recorder: Recorder,
-    /// `--stages`: each stage's own figures, with its place on the run's clock.
-    pub stages: Vec<StageOutcome>,
-    pub driver: Driver,
-    pub threads: usize,
-    pub elapsed: Duration,
-    /// The process's resident memory, where /proc could tell.
-    pub memory: Option<Memory>,
-    /// Ctrl-C ended the run early.
-    pub stopped_by_signal: bool,
-    /// `--arrival-rate` ran the open model.
-    pub open_model: bool,
-    /// `--scenario`: its HTTP steps' names, in order.
-    pub step_names: Vec<String>,
-}
-
-/// One stage's figures, merged over the cores.
-#[derive(Debug, Clone)]
-pub struct StageOutcome {
-    pub window: plan::StageWindow,
-    pub recorder: Recorder,
-}
-
-/// Resident memory before any stream connected, and the most sampled while streams were open.
-#[derive(Debug, Clone, Copy)]
-pub struct Memory {
-    pub rss_before_kib: u64,
-    pub rss_peak_kib: u64,
-}
 
 /// Why a run could not start or finish. Start-up and shutdown only, so strings are fine.
 #[derive(Debug)]
@@ -157,7 +125,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     Ok(RunOutcome {
         recorder: merged,
         stages,
-        driver,
+        driver: driver.name(),
         threads,
         elapsed,
         memory,

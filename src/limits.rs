@@ -1,4 +1,4 @@
-//! Process limits a run needs: RLIMIT_NOFILE raised to its hard limit and checked before anything connects.
+//! Process limits a run needs: RLIMIT_NOFILE raised to its hard limit and checked before anything connects, and the cores it may use.
 
 use std::io;
 
@@ -13,6 +13,11 @@ const DESCRIPTORS_PER_THREAD: u64 = 4;
 pub struct Nofile {
     pub soft: u64,
     pub hard: u64,
+}
+
+/// The number of cores this process may run on.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// Reads RLIMIT_NOFILE.

@@ -77,8 +77,3 @@ where
         block_on(driver, make())
     })
 }
-
-/// The number of cores this process may run on.
-pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}

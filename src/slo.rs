@@ -1,13 +1,10 @@
-//! Service-level objectives (`--slo 'first_event.p99<500ms'`): parsed at start-up, judged against the report. Pure.
+//! Service-level objectives (`--slo 'first_event.p99<500ms'`) as parsed at start-up: what each measures, how it compares, and its threshold. `report::verdict` judges them. Pure.
 
-use serde::Serialize;
-
-use crate::config::parse_duration;
-use crate::report::{Figures, Summary};
+use crate::units::parse_duration;
 
 /// What an objective measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Metric {
+pub(crate) enum Metric {
     /// A latency histogram (µs) and one of its statistics.
     Latency(Histogram, Stat),
     /// Events per stream, a count.
@@ -25,7 +22,7 @@ enum Metric {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Histogram {
+pub(crate) enum Histogram {
     Connect,
     Headers,
     FirstEvent,
@@ -42,7 +39,7 @@ enum Histogram {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stat {
+pub(crate) enum Stat {
     Min,
     Mean,
     P50,
@@ -53,7 +50,7 @@ enum Stat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(crate) enum Op {
     Lt,
     Le,
     Gt,
@@ -64,29 +61,10 @@ enum Op {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
     pub text: String,
-    metric: Metric,
-    op: Op,
+    pub(crate) metric: Metric,
+    pub(crate) op: Op,
     /// In the metric's unit: µs for latencies, a fraction for rates, a plain number otherwise.
-    threshold: f64,
-}
-
-/// The unit of a measured value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Unit {
-    Microseconds,
-    /// 0..1.
-    Fraction,
-    Number,
-}
-
-/// One objective judged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verdict {
-    pub slo: String,
-    pub measured: f64,
-    pub unit: Unit,
-    pub pass: bool,
+    pub(crate) threshold: f64,
 }
 
 impl Slo {
@@ -112,23 +90,6 @@ impl Slo {
         }
         .map_err(|e| format!("--slo '{text}': {e}"))?;
         Ok(Slo { text: text.trim().to_string(), metric, op, threshold })
-    }
-
-    /// Judges the objective against a finished run, or one stage of it.
-    pub fn judge(&self, report: &Figures) -> Verdict {
-        let measured = measure(self.metric, report);
-        let pass = match self.op {
-            Op::Lt => measured < self.threshold,
-            Op::Le => measured <= self.threshold,
-            Op::Gt => measured > self.threshold,
-            Op::Ge => measured >= self.threshold,
-        };
-        let unit = match self.metric {
-            Metric::Latency(..) => Unit::Microseconds,
-            Metric::SuccessRate | Metric::StallRate | Metric::DisconnectRate => Unit::Fraction,
-            Metric::EventsPerStream(_) | Metric::EventsPerS | Metric::OutputTokensPerS => Unit::Number,
-        };
-        Verdict { slo: self.text.clone(), measured, unit, pass }
     }
 
     /// The objective measures tokens, so it needs `--openai`.
@@ -195,56 +156,6 @@ fn parse_rate(value: &str) -> Result<f64, String> {
     }
     .map_err(|_| format!("'{value}' is not a rate (0.99 or 99%)"))?;
     if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err(format!("'{value}' is not between 0 and 1")) }
-}
-
-fn stat_of(summary: &Summary, stat: Stat) -> f64 {
-    match stat {
-        Stat::Min => summary.min as f64,
-        Stat::Mean => summary.mean,
-        Stat::P50 => summary.p50 as f64,
-        Stat::P90 => summary.p90 as f64,
-        Stat::P99 => summary.p99 as f64,
-        Stat::P999 => summary.p999 as f64,
-        Stat::Max => summary.max as f64,
-    }
-}
-
-fn measure(metric: Metric, r: &Figures) -> f64 {
-    let l = &r.latency_us;
-    let ratio = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
-    let llm = r.llm.as_ref();
-    // Without --openai there are no token figures (validation refuses such objectives on a run).
-    let empty = Summary { count: 0, min: 0, mean: 0.0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
-    match metric {
-        Metric::Latency(h, stat) => {
-            let summary = match h {
-                Histogram::Ttft => llm.map_or(&empty, |l| &l.ttft_us),
-                Histogram::Itl => llm.map_or(&empty, |l| &l.itl_us),
-                Histogram::Tpot => llm.map_or(&empty, |l| &l.tpot_us),
-                Histogram::Connect => &l.connect,
-                Histogram::Headers => &l.headers,
-                Histogram::FirstEvent => &l.first_event,
-                Histogram::Gap => &l.gap,
-                Histogram::Stream => &l.stream,
-                Histogram::MaxGap => &l.max_gap,
-                Histogram::PrematureEnd => &l.premature_end,
-                Histogram::TlsHandshake => &l.tls_handshake,
-            };
-            stat_of(summary, stat)
-        }
-        Metric::EventsPerStream(stat) => stat_of(&r.events_per_stream, stat),
-        Metric::SuccessRate => r.streams.success_rate,
-        Metric::StallRate => ratio(r.events.stalls, l.gap.count),
-        Metric::DisconnectRate => {
-            let connect_failures: u64 = ["connect_refused", "connect_timeout", "ports_exhausted", "connect_error"]
-                .iter()
-                .map(|class| r.streams.failures.get(*class).copied().unwrap_or(0))
-                .sum();
-            ratio(r.streams.failed.saturating_sub(connect_failures), r.streams.started + r.streams.open_at_start)
-        }
-        Metric::EventsPerS => r.events.per_second,
-        Metric::OutputTokensPerS => llm.map_or(0.0, |l| l.output_tokens_per_s),
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::http1::response::{self, Framing, Head, MAX_HEAD_BYTES};
 use crate::llm::timeline::{ChunkVerdict, Timeline};
 use crate::recorder::{Failure, Recorder, StreamEnd};
 use crate::sse::Parser;
+use crate::units::micros_between;
 
 /// What the worker does next with this stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +56,6 @@ impl EventClock {
         self.events += 1;
         rec.events += 1;
     }
-}
-
-pub fn micros_between(from: Instant, to: Instant) -> u64 {
-    to.saturating_duration_since(from).as_micros() as u64
 }
 
 /// Numeric event ids seen by one virtual user, kept across its streams (reconnects).

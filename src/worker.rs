@@ -15,9 +15,10 @@ use crate::http1::exchange::{Exchange, Response};
 use crate::plan::{self, Shard};
 use crate::recorder::{Failure, LlmRecorder, Recorder, StreamEnd};
 use crate::signal;
-use crate::stream::{Progress, StreamMachine, micros_between};
+use crate::stream::{Progress, StreamMachine};
 use crate::sys;
 use crate::template::{Journey, RequestTemplate, TargetRequest};
+use crate::units::micros_between;
 use crate::wire::{self, Step, Want};
 
 /// Bytes one `recv` may return; one buffer per core, shared by all its streams.

@@ -87,7 +87,7 @@ fn allocations_while_events_flow(driver: DriverChoice, driver_name: &str) {
 
 /// Runs `cfg` (3 s long) and counts the allocations from 1 s in, once connections are made and buffers have grown
 /// to their working size, for 1.5 s.
-fn allocations_in_window(cfg: RunConfig) -> (engine::RunOutcome, u64) {
+fn allocations_in_window(cfg: RunConfig) -> (ssebench::outcome::RunOutcome, u64) {
     let run = std::thread::spawn(move || engine::run(&cfg, 0).unwrap());
     std::thread::sleep(Duration::from_millis(1000));
     let before = ALLOCATIONS.load(Ordering::Relaxed);

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ssebench::config::{DriverChoice, RunConfig, ServeConfig, Target};
+use ssebench::config::{DriverChoice, RunConfig, Target};
 use ssebench::engine;
 use ssebench::report::Report;
+use ssebench::server::ServeConfig;
 use ssebench::server::{self, ServerHandle};
 
 fn serve_cfg() -> ServeConfig {
@@ -350,7 +351,7 @@ fn bind_spreads_streams_over_source_addresses() {
     let (addr, peers) = recording_server();
     let cfg = RunConfig {
         streams_limit: Some(16),
-        bind_addrs: ssebench::config::parse_bind_list("127.0.0.1-127.0.0.4").unwrap(),
+        bind_addrs: ssebench::config::flags::parse_bind_list("127.0.0.1-127.0.0.4").unwrap(),
         threads: 2,
         ..run_cfg(addr, 8)
     };

@@ -10,9 +10,10 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use ssebench::cli::{self, Command as Cli};
-use ssebench::config::{DriverChoice, ServeConfig};
+use ssebench::config::DriverChoice;
 use ssebench::engine;
 use ssebench::report::{LlmReport, Report};
+use ssebench::server::ServeConfig;
 use ssebench::server::openai::ModelShape;
 use ssebench::server::{self, ServerHandle};
 

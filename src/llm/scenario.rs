@@ -237,7 +237,7 @@ fn prompt_tokens(value: &toml::Value) -> Result<UserTurns, String> {
 fn think_time(text: &str) -> Result<(Duration, Duration), String> {
     const AT: &str = "scenario: [conversation] think_time";
     let duration =
-        |s: &str| crate::config::parse_duration(s.trim()).map_err(|e| format!("{AT} \"{}\": {e}", text.escape_debug()));
+        |s: &str| crate::units::parse_duration(s.trim()).map_err(|e| format!("{AT} \"{}\": {e}", text.escape_debug()));
     let (low, high) = match text.split_once("..") {
         Some((low, high)) => (duration(low)?, duration(high)?),
         None => {

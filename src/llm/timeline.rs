@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::llm::chunk::{self, Capture, Finish, Usage};
 use crate::recorder::LlmRecorder;
-use crate::stream::micros_between;
+use crate::units::micros_between;
 
 /// What a chunk means for the stream carrying it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,14 +1,18 @@
 //! The run's report: per-core recorders merged into one summary, rendered as text (stdout) or JSON (`--json`).
 
 mod text;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::engine::{RunOutcome, StageOutcome};
+use crate::outcome::{RunOutcome, StageOutcome};
 use crate::recorder::{Failure, LATE_START_US, LlmRecorder, Recorder};
+use crate::slo::Slo;
+
+pub use self::verdict::Verdict;
 
 pub use text::render as render_text;
 
@@ -377,7 +381,7 @@ pub struct StageReport {
     #[serde(flatten)]
     pub figures: Figures,
     /// Each `--slo`, judged over this stage alone.
-    pub slos: Vec<crate::slo::Verdict>,
+    pub slos: Vec<Verdict>,
 }
 
 /// The first stage that broke, and why.
@@ -516,7 +520,7 @@ pub struct Report {
     /// Absent where /proc/self/status cannot be read.
     pub memory: Option<MemoryReport>,
     /// Each `--slo`, judged over the whole run.
-    pub slos: Vec<crate::slo::Verdict>,
+    pub slos: Vec<Verdict>,
     /// `--stages`: each stage alone (empty without stages).
     pub stages: Vec<StageReport>,
     /// `--stages`: the first stage that broke; absent when every stage held (or without stages).
@@ -525,7 +529,7 @@ pub struct Report {
 
 impl Report {
     /// The report of a finished run, with each `slo` judged over the run and over each stage.
-    pub fn new(target: &str, outcome: &RunOutcome, slos: &[crate::slo::Slo]) -> Report {
+    pub fn new(target: &str, outcome: &RunOutcome, slos: &[Slo]) -> Report {
         let rec = &outcome.recorder;
         let duration_s = outcome.elapsed.as_secs_f64();
         let figures = Figures::of(rec, duration_s, 0, outcome.open_model, &outcome.step_names);
@@ -535,7 +539,7 @@ impl Report {
             stages.push(StageReport::new(i, stage, open_at_start, duration_s, outcome));
         }
         for stage in &mut stages {
-            stage.slos = slos.iter().map(|slo| slo.judge(&stage.figures)).collect();
+            stage.slos = slos.iter().map(|slo| verdict::judge(slo, &stage.figures)).collect();
         }
         let breakpoint = stages.first().and_then(|first| {
             stages.iter().find_map(|stage| {
@@ -547,7 +551,7 @@ impl Report {
             version: env!("CARGO_PKG_VERSION"),
             target: target.to_string(),
             request: None,
-            engine: Engine { driver: outcome.driver.name(), threads: outcome.threads },
+            engine: Engine { driver: outcome.driver, threads: outcome.threads },
             duration_s,
             stopped_by_signal: outcome.stopped_by_signal,
             memory: outcome.memory.map(|m| MemoryReport {
@@ -557,7 +561,7 @@ impl Report {
                     .checked_div(rec.peak_active)
                     .unwrap_or(0),
             }),
-            slos: slos.iter().map(|slo| slo.judge(&figures)).collect(),
+            slos: slos.iter().map(|slo| verdict::judge(slo, &figures)).collect(),
             figures,
             stages,
             breakpoint,

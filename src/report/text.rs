@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
+use super::verdict::{Unit, Verdict};
 use super::{Figures, LlmReport, Report, Summary};
-use crate::slo::Unit;
 
 /// Renders the report as aligned text: the whole run, then each stage alone.
 pub fn render(r: &Report) -> String {
@@ -247,7 +247,7 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
     }
 }
 
-fn verdicts(out: &mut String, slos: &[crate::slo::Verdict]) {
+fn verdicts(out: &mut String, slos: &[Verdict]) {
     if !slos.is_empty() {
         let _ = writeln!(out);
     }
@@ -307,7 +307,7 @@ fn row(out: &mut String, name: &str, h: &Summary, fmt: impl Fn(f64) -> String) {
 }
 
 /// A verdict's measured value in its unit.
-fn measured(v: &crate::slo::Verdict) -> String {
+fn measured(v: &Verdict) -> String {
     match v.unit {
         Unit::Fraction => format!("{:.3}%", v.measured * 100.0),
         Unit::Number => format!("{:.1}", v.measured),

@@ -1,10 +1,13 @@
 //! The built-in target server: one pinned monoio runtime per core, each accepting on its own SO_REUSEPORT listener.
 
+mod config;
 mod conn;
 pub mod event;
 pub mod openai;
 mod timer;
 mod tls;
+
+pub use self::config::ServeConfig;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -14,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::config::ServeConfig;
 use crate::runtime::{self, Driver};
 use crate::sys;
 

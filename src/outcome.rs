@@ -1,0 +1,40 @@
+//! What a finished run hands the report: merged recorders, stage windows, memory and how the run went. Plain data: no IO, no runtime.
+
+use std::time::Duration;
+
+use crate::plan::StageWindow;
+use crate::recorder::Recorder;
+
+/// Everything a report needs from a finished run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub recorder: Recorder,
+    /// `--stages`: each stage's own figures, with its place on the run's clock.
+    pub stages: Vec<StageOutcome>,
+    /// The IO driver the runtimes used (`io_uring` or `epoll`).
+    pub driver: &'static str,
+    pub threads: usize,
+    pub elapsed: Duration,
+    /// The process's resident memory, where /proc could tell.
+    pub memory: Option<Memory>,
+    /// Ctrl-C ended the run early.
+    pub stopped_by_signal: bool,
+    /// `--arrival-rate` ran the open model.
+    pub open_model: bool,
+    /// `--scenario`: its HTTP steps' names, in order.
+    pub step_names: Vec<String>,
+}
+
+/// One stage's figures, merged over the cores.
+#[derive(Debug, Clone)]
+pub struct StageOutcome {
+    pub window: StageWindow,
+    pub recorder: Recorder,
+}
+
+/// Resident memory before any stream connected, and the most sampled while streams were open.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    pub rss_before_kib: u64,
+    pub rss_peak_kib: u64,
+}

@@ -1,0 +1,92 @@
+//! `--slo` objectives judged against a finished run's figures, or one stage's.
+
+use serde::Serialize;
+
+use crate::report::{Figures, Summary};
+use crate::slo::{Histogram, Metric, Op, Slo, Stat};
+
+/// The unit of a measured value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    Microseconds,
+    /// 0..1.
+    Fraction,
+    Number,
+}
+
+/// One objective judged.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub slo: String,
+    pub measured: f64,
+    pub unit: Unit,
+    pub pass: bool,
+}
+
+/// Judges the objective against a finished run, or one stage of it.
+pub fn judge(slo: &Slo, report: &Figures) -> Verdict {
+    let measured = measure(slo.metric, report);
+    let pass = match slo.op {
+        Op::Lt => measured < slo.threshold,
+        Op::Le => measured <= slo.threshold,
+        Op::Gt => measured > slo.threshold,
+        Op::Ge => measured >= slo.threshold,
+    };
+    let unit = match slo.metric {
+        Metric::Latency(..) => Unit::Microseconds,
+        Metric::SuccessRate | Metric::StallRate | Metric::DisconnectRate => Unit::Fraction,
+        Metric::EventsPerStream(_) | Metric::EventsPerS | Metric::OutputTokensPerS => Unit::Number,
+    };
+    Verdict { slo: slo.text.clone(), measured, unit, pass }
+}
+
+fn stat_of(summary: &Summary, stat: Stat) -> f64 {
+    match stat {
+        Stat::Min => summary.min as f64,
+        Stat::Mean => summary.mean,
+        Stat::P50 => summary.p50 as f64,
+        Stat::P90 => summary.p90 as f64,
+        Stat::P99 => summary.p99 as f64,
+        Stat::P999 => summary.p999 as f64,
+        Stat::Max => summary.max as f64,
+    }
+}
+
+fn measure(metric: Metric, r: &Figures) -> f64 {
+    let l = &r.latency_us;
+    let ratio = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+    let llm = r.llm.as_ref();
+    // Without --openai there are no token figures (validation refuses such objectives on a run).
+    let empty = Summary { count: 0, min: 0, mean: 0.0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
+    match metric {
+        Metric::Latency(h, stat) => {
+            let summary = match h {
+                Histogram::Ttft => llm.map_or(&empty, |l| &l.ttft_us),
+                Histogram::Itl => llm.map_or(&empty, |l| &l.itl_us),
+                Histogram::Tpot => llm.map_or(&empty, |l| &l.tpot_us),
+                Histogram::Connect => &l.connect,
+                Histogram::Headers => &l.headers,
+                Histogram::FirstEvent => &l.first_event,
+                Histogram::Gap => &l.gap,
+                Histogram::Stream => &l.stream,
+                Histogram::MaxGap => &l.max_gap,
+                Histogram::PrematureEnd => &l.premature_end,
+                Histogram::TlsHandshake => &l.tls_handshake,
+            };
+            stat_of(summary, stat)
+        }
+        Metric::EventsPerStream(stat) => stat_of(&r.events_per_stream, stat),
+        Metric::SuccessRate => r.streams.success_rate,
+        Metric::StallRate => ratio(r.events.stalls, l.gap.count),
+        Metric::DisconnectRate => {
+            let connect_failures: u64 = ["connect_refused", "connect_timeout", "ports_exhausted", "connect_error"]
+                .iter()
+                .map(|class| r.streams.failures.get(*class).copied().unwrap_or(0))
+                .sum();
+            ratio(r.streams.failed.saturating_sub(connect_failures), r.streams.started + r.streams.open_at_start)
+        }
+        Metric::EventsPerS => r.events.per_second,
+        Metric::OutputTokensPerS => llm.map_or(0.0, |l| l.output_tokens_per_s),
+    }
+}

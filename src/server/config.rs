@@ -1,0 +1,60 @@
+//! `ServeConfig`: everything `ssebench serve` needs, checked, with the built-in server's defaults.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::DriverChoice;
+use crate::limits;
+use crate::server::openai::ModelShape;
+
+/// Everything `ssebench serve` needs, checked.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Listen addresses; every thread listens on each. Never empty.
+    pub addrs: Vec<SocketAddr>,
+    pub threads: usize,
+    pub driver: DriverChoice,
+    /// Events per stream; 0 streams forever.
+    pub events: u64,
+    pub interval: Duration,
+    /// Bytes in each event's `data:` value (the send timestamp counts towards it).
+    pub size_bytes: usize,
+    pub first_delay: Duration,
+    /// Each event is sent up to this much earlier or later than its schedule.
+    pub jitter: Duration,
+    /// Serve these bytes verbatim (a whole HTTP response) instead of generated events.
+    pub replay: Option<Vec<u8>>,
+    /// Write replayed bytes in pieces of this size, pausing `replay_pause` between them.
+    pub replay_write_bytes: usize,
+    pub replay_pause: Duration,
+    /// Cut each connection after this many events (no last chunk); `None` never.
+    pub disconnect_after: Option<u64>,
+    /// `--openai`: answer `/v1/chat/completions` and `/v1/completions` as a model would.
+    pub openai: Option<ModelShape>,
+    /// `--tls-cert`/`--tls-key`: serve HTTPS with this config.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl ServeConfig {
+    /// The command line's defaults on `addr`: 100 events of 100 bytes, 100 ms apart, no first delay or jitter,
+    /// every core, auto driver, plain HTTP.
+    pub fn new(addr: SocketAddr) -> ServeConfig {
+        ServeConfig {
+            addrs: vec![addr],
+            threads: limits::available_cores(),
+            driver: DriverChoice::Auto,
+            events: 100,
+            interval: Duration::from_millis(100),
+            size_bytes: 100,
+            first_delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            replay: None,
+            replay_write_bytes: 64 * 1024,
+            replay_pause: Duration::ZERO,
+            disconnect_after: None,
+            openai: None,
+            tls: None,
+        }
+    }
+}
