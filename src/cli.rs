@@ -468,27 +468,70 @@ pub struct DemoConfig {
     pub openai: bool,
 }
 
-/// Parses the process arguments. Usage errors print clap's message and exit with code 2.
-pub fn parse() -> Result<Command, ConfigError> {
+/// Why the arguments make no command: what to print, where, and with which exit code. Values, never an exit:
+/// `main` alone ends the process, and every rule here, clap's included, can be tested in-process.
+#[derive(Debug)]
+pub enum ParseError {
+    /// `--help` or `--version`: clap's text, for stdout; exit 0.
+    Info(String),
+    /// A rule clap checks (an unknown flag, a bad value, flags that conflict): its message with the usage; exit 2.
+    Usage(String),
+    /// Values clap accepted that the checked config refuses; exit 2.
+    Config(ConfigError),
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::Info(text) | ParseError::Usage(text) => f.write_str(text.trim_end()),
+            ParseError::Config(err) => write!(f, "ssebench: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl From<ConfigError> for ParseError {
+    fn from(err: ConfigError) -> ParseError {
+        ParseError::Config(err)
+    }
+}
+
+impl ParseError {
+    /// The config's message, for callers that only expect config errors (tests); clap's text otherwise.
+    pub fn message(&self) -> String {
+        match self {
+            ParseError::Config(err) => err.0.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Parses the process arguments.
+pub fn parse() -> Result<Command, ParseError> {
     parse_from(std::env::args_os())
 }
 
-pub fn parse_from<I, T>(args: I) -> Result<Command, ConfigError>
+pub fn parse_from<I, T>(args: I) -> Result<Command, ParseError>
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    match Cli::parse_from(args).command {
-        CliCommand::Run(args) => run_config(*args).map(|cfg| Command::Run(Box::new(cfg))),
-        CliCommand::Serve(args) => serve_config(*args).map(Command::Serve),
-        CliCommand::Demo(args) => Ok(Command::Demo(DemoConfig {
+    let cli = Cli::try_parse_from(args).map_err(|err| match err.use_stderr() {
+        true => ParseError::Usage(err.render().to_string()),
+        false => ParseError::Info(err.render().to_string()),
+    })?;
+    Ok(match cli.command {
+        CliCommand::Run(args) => Command::Run(Box::new(run_config(*args)?)),
+        CliCommand::Serve(args) => Command::Serve(serve_config(*args)?),
+        CliCommand::Demo(args) => Command::Demo(DemoConfig {
             duration: args.duration,
             connections: args.connections,
             json_path: args.json,
             openai: args.openai,
-        })),
-        CliCommand::Doctor(args) => Ok(Command::Doctor { streams: args.connections }),
-    }
+        }),
+        CliCommand::Doctor(args) => Command::Doctor { streams: args.connections },
+    })
 }
 
 fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
@@ -633,8 +676,32 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<RunConfig, ConfigError> {
         let argv = ["ssebench", "run"].iter().chain(args).copied();
-        match parse_from(argv)? {
-            Command::Run(cfg) => Ok(*cfg),
+        match parse_from(argv) {
+            Ok(Command::Run(cfg)) => Ok(*cfg),
+            Ok(other) => panic!("{other:?}"),
+            Err(ParseError::Config(err)) => Err(err),
+            Err(other) => panic!("not a config error: {other}"),
+        }
+    }
+
+    /// Rules clap checks come back as values too: a conflict names the flags, `--help` is text for stdout.
+    #[test]
+    fn clap_rules_are_errors_not_exits() {
+        let argv = ["ssebench", "run", "http://127.0.0.1:9/", "--stages", "10:1s", "-c", "5"];
+        match parse_from(argv) {
+            Err(ParseError::Usage(text)) => assert!(text.contains("--stages") && text.contains("Usage"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        match parse_from(["ssebench", "run", "--no-such-flag"]) {
+            Err(ParseError::Usage(text)) => assert!(text.contains("--no-such-flag"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        match parse_from(["ssebench", "run", "--help"]) {
+            Err(ParseError::Info(text)) => assert!(text.contains("--connections"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        match parse_from(["ssebench", "run", "http://127.0.0.1:9/", "-d", "soon"]) {
+            Err(ParseError::Usage(text)) => assert!(text.contains("'soon' is not a duration"), "{text}"),
             other => panic!("{other:?}"),
         }
     }

@@ -2,12 +2,19 @@
 
 use std::process::ExitCode;
 
+use ssebench::cli::{self, ParseError};
+use ssebench::commands::{self, exit};
+
 fn main() -> ExitCode {
-    match ssebench::cli::parse() {
-        Ok(command) => ExitCode::from(ssebench::commands::execute(command)),
+    match cli::parse() {
+        Ok(command) => ExitCode::from(commands::execute(command)),
+        Err(ParseError::Info(text)) => {
+            print!("{text}");
+            ExitCode::from(exit::OK)
+        }
         Err(err) => {
-            eprintln!("ssebench: {err}");
-            ExitCode::from(ssebench::commands::exit::USAGE)
+            eprintln!("{err}");
+            ExitCode::from(exit::USAGE)
         }
     }
 }

@@ -402,6 +402,6 @@ fn token_slos_judge_the_llm_figures() {
     assert_eq!(verdicts, vec![("itl.p50<1ms", false), ("ttft.p99<5s", true)]);
     let argv = ["ssebench", "run", &url, "--slo", "ttft.p99<1s"];
     let err = cli::parse_from(argv).map(|_| ()).unwrap_err();
-    assert!(err.0.contains("needs --openai"), "{err}");
+    assert!(err.message().contains("needs --openai"), "{err}");
     server.stop();
 }
