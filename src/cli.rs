@@ -321,14 +321,17 @@ impl LlmArgs {
             }),
             None => None,
         };
-        Ok(Some(LlmConfig {
+        let mut llm = LlmConfig {
             api,
             model: self.model,
             max_tokens: self.max_tokens,
             extra_body,
             prompts: Arc::new(prompts),
             scenario,
-        }))
+            step_targets: Vec::new(),
+        };
+        llm.resolve_steps()?;
+        Ok(Some(llm))
     }
 }
 
@@ -601,7 +604,7 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         body,
         data: match &args.data {
             None => None,
-            Some(path) => Some(DataSet::load(path).map_err(|e| ConfigError(format!("--data: {e}")))?),
+            Some(path) => Some(Arc::new(DataSet::load(path).map_err(|e| ConfigError(format!("--data: {e}")))?)),
         },
         data_mode: match args.data_mode {
             DataModeArg::Vu => DataMode::Vu,
@@ -615,7 +618,7 @@ fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         tls: None,
     };
     cfg.validate()?;
-    let step_targets = cfg.step_targets()?;
+    let step_targets = cfg.llm.as_ref().map_or(&[][..], |l| &l.step_targets[..]);
     cfg.tls = args.tls.client(cfg.targets.iter().chain(step_targets.iter().flatten()))?;
     Ok(cfg)
 }
@@ -765,12 +768,15 @@ mod tests {
             run(&["http://127.0.0.1:9/", "-H", "Authorization: Bearer {{token}}", "--data", users.to_str().unwrap()])
                 .unwrap();
         assert_eq!(cfg.data.as_ref().map(|d| d.rows()), Some(2));
+        // Templates are built (once) by the engine before anything connects; a bad one is a config error there.
+        let build = |cfg: RunConfig| crate::requests::build(&cfg, &|_| None).map(|_| ());
         let missing =
-            run(&["http://127.0.0.1:9/", "-H", "X: {{nope}}", "--data", users.to_str().unwrap()]).unwrap_err();
+            build(run(&["http://127.0.0.1:9/", "-H", "X: {{nope}}", "--data", users.to_str().unwrap()]).unwrap())
+                .unwrap_err();
         assert!(missing.0.contains("nope"), "{}", missing.0);
-        let unused = run(&["http://127.0.0.1:9/", "--data", users.to_str().unwrap()]).unwrap_err();
+        let unused = build(run(&["http://127.0.0.1:9/", "--data", users.to_str().unwrap()]).unwrap()).unwrap_err();
         assert!(unused.0.contains("--data"), "{}", unused.0);
-        assert!(run(&["http://127.0.0.1:9/", "--body", "{{rand_int 5 1}}"]).is_err());
+        assert!(build(run(&["http://127.0.0.1:9/", "--body", "{{rand_int 5 1}}"]).unwrap()).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::cli::{Command, DemoConfig};
 use crate::config::{DriverChoice, LlmConfig, RunConfig, Target};
 use crate::doctor;
-use crate::engine;
+use crate::engine::{self, EngineError};
 use crate::limits;
 use crate::llm::prompt::{Api, PromptSource};
 use crate::report::{self, Report};
@@ -34,7 +34,11 @@ pub fn execute(command: Command) -> u8 {
             }
             match run(&cfg, 0, false) {
                 Ok(false) if !signal::interrupted() => return exit::SLO_FAILED,
-                other => other.map(|_| ()),
+                Err(EngineError::Config(err)) => {
+                    eprintln!("ssebench: {err}");
+                    return exit::USAGE;
+                }
+                other => other.map(|_| ()).map_err(|e| e.to_string()),
             }
         }
         Command::Serve(cfg) => serve(&cfg),
@@ -62,8 +66,8 @@ fn doctor(streams: u64) -> u8 {
 /// `in_process_server`: the demo's server shares the process, so its memory would be counted as
 /// the generator's; the memory figures are left out then.
 /// Returns whether every `--slo` passed.
-fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bool, String> {
-    let mut outcome = engine::run(cfg, first_core).map_err(|e| e.0)?;
+fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bool, EngineError> {
+    let mut outcome = engine::run(cfg, first_core)?;
     if in_process_server {
         outcome.memory = None;
     }
@@ -73,7 +77,7 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
     print!("{}", report::render_text(&report));
     if let Some(path) = &cfg.json_path {
         std::fs::write(path, report.to_json() + "\n")
-            .map_err(|e| format!("cannot write the JSON report to {}: {e}", path.display()))?;
+            .map_err(|e| EngineError::Start(format!("cannot write the JSON report to {}: {e}", path.display())))?;
     }
     Ok(report.slos_pass())
 }
@@ -155,7 +159,7 @@ fn demo_threads() -> (usize, usize) {
 fn run_against(cfg: &RunConfig, server: server::ServerHandle) -> Result<bool, String> {
     let result = run(cfg, 0, true);
     server.stop();
-    result
+    result.map_err(|e| e.to_string())
 }
 
 /// `demo --openai`: a simulated model (50 tokens/s per stream, prefill growing with the prompt) and chat
@@ -193,6 +197,7 @@ fn demo_openai(demo: &DemoConfig) -> Result<bool, String> {
         extra_body: None,
         prompts: std::sync::Arc::new(PromptSource::synthetic(64, 512)),
         scenario: None,
+        step_targets: Vec::new(),
     };
     let run_cfg = RunConfig {
         connections: demo.connections,

@@ -4,22 +4,37 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::config::RunConfig;
+use crate::config::{ConfigError, RunConfig};
 use crate::limits;
 use crate::outcome::{Memory, RunOutcome, StageOutcome};
 use crate::plan;
 use crate::recorder::Recorder;
+use crate::requests;
 use crate::runtime;
 use crate::sys;
 use crate::worker::{self, RunShared, Timing};
 
 /// Why a run could not start or finish. Start-up and shutdown only, so strings are fine.
 #[derive(Debug)]
-pub struct EngineError(pub String);
+pub enum EngineError {
+    /// The config cannot run (a rule, a bad template): the user's to fix, like a usage error.
+    Config(ConfigError),
+    /// The host could not start or finish it (descriptors, threads, a runtime).
+    Start(String),
+}
 
 impl std::fmt::Display for EngineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            EngineError::Config(err) => err.fmt(f),
+            EngineError::Start(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<ConfigError> for EngineError {
+    fn from(err: ConfigError) -> EngineError {
+        EngineError::Config(err)
     }
 }
 
@@ -46,21 +61,26 @@ fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>]) -> Option<u64> {
 /// Runs the load test described by `cfg` and blocks until it is over. `first_core` shifts the
 /// pinning, so an in-process server (the demo) can keep other cores.
 pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError> {
-    cfg.validate().map_err(|e| EngineError(e.0))?;
-    let driver = runtime::resolve(cfg.driver).map_err(EngineError)?;
+    cfg.validate()?;
+    // Built once here, before anything connects: a bad template stops the run now, never midway.
+    let requests = requests::build(cfg, &|name| std::env::var(name).ok())?;
+    let driver = runtime::resolve(cfg.driver).map_err(EngineError::Start)?;
     let shards = plan::shards(cfg);
     // Refuse before anything connects: a run that hits EMFILE halfway measures the host, not the target.
-    limits::ensure_descriptors(cfg.connections as u64, shards.len() as u64).map_err(EngineError)?;
-    let env = |name: &str| std::env::var(name).ok();
-    let requests = cfg.requests(&env).map_err(|e| EngineError(e.0))?;
-    let steps = cfg.step_requests(&env).map_err(|e| EngineError(e.0))?;
-    let step_targets = cfg.step_targets().map_err(|e| EngineError(e.0))?;
+    limits::ensure_descriptors(cfg.connections as u64, shards.len() as u64).map_err(EngineError::Start)?;
+    let step_targets = cfg.llm.as_ref().map_or(Vec::new(), |l| l.step_targets.clone());
     // The CLI builds the TLS config whenever a target is https://; a config made in code must too.
     if cfg.tls.is_none() && cfg.targets.iter().chain(step_targets.iter().flatten()).any(|t| t.tls_name.is_some()) {
-        return Err(EngineError("an https:// target needs a TLS config (RunConfig::tls)".into()));
+        return Err(ConfigError("an https:// target needs a TLS config (RunConfig::tls)".into()).into());
     }
     let extract_slots = cfg.llm.as_ref().map_or(Vec::new(), |l| l.extract_slots());
-    let shared = Arc::new(RunShared { cfg: cfg.clone(), requests, steps, step_targets, extract_slots });
+    let shared = Arc::new(RunShared {
+        cfg: cfg.clone(),
+        requests: requests.targets,
+        steps: requests.steps,
+        step_targets,
+        extract_slots,
+    });
     let threads = shards.len();
     let mut handles = Vec::with_capacity(threads);
     let mut go_senders = Vec::with_capacity(threads);
@@ -74,7 +94,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         go_senders.push(go_tx);
         // On failure the senders drop, so the workers already started return at once.
         let handle = runtime::spawn_pinned(name, slot, driver, move || worker::run(shard, shared, ready, go_rx))
-            .map_err(|e| EngineError(format!("cannot start a worker thread: {e}")))?;
+            .map_err(|e| EngineError::Start(format!("cannot start a worker thread: {e}")))?;
         handles.push(handle);
     }
     drop(ready_tx);
@@ -105,8 +125,8 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     for handle in handles {
         let recorders = handle
             .join()
-            .map_err(|_| EngineError("a worker thread panicked".into()))?
-            .map_err(|e| EngineError(format!("cannot start a {} runtime: {e}", driver.name())))?;
+            .map_err(|_| EngineError::Start("a worker thread panicked".into()))?
+            .map_err(|e| EngineError::Start(format!("cannot start a {} runtime: {e}", driver.name())))?;
         // A run stopped early (Ctrl-C) hands back only the stages it began.
         stages_begun = stages_begun.max(recorders.len());
         for (stage, recorder) in stages.iter_mut().zip(&recorders) {

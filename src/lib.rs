@@ -18,6 +18,7 @@ pub mod outcome;
 pub mod plan;
 pub mod recorder;
 pub mod report;
+pub mod requests;
 pub mod rng;
 pub mod runtime;
 pub mod server;

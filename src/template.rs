@@ -404,7 +404,7 @@ pub struct RequestTemplate {
     /// With `llm`, the body's fixed fields (an unclosed JSON object that the prompt completes).
     body: Template,
     llm: Option<LlmBody>,
-    data: Option<DataSet>,
+    data: Option<Arc<DataSet>>,
     mode: DataMode,
     users: u64,
     seed: u64,
@@ -439,7 +439,7 @@ impl RequestTemplate {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         spec: &RequestSpec<'_>,
-        data: Option<DataSet>,
+        data: Option<Arc<DataSet>>,
         mode: DataMode,
         users: u64,
         seed: u64,
@@ -762,7 +762,7 @@ mod tests {
         path: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-        data: Option<DataSet>,
+        data: Option<Arc<DataSet>>,
     ) -> (Vec<u8>, RequestTemplate) {
         let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
         let spec = RequestSpec { method, path, host: "h:80", headers: &headers, body };
@@ -826,7 +826,7 @@ mod tests {
     #[test]
     fn header_from_csv_field_differs_per_vu() {
         let data = DataSet::parse_csv("token\nAAA\nBBB\nCCC\n").unwrap();
-        let (_, t) = spec_template("GET", "/", &[("Authorization", "Bearer {{token}}")], b"", Some(data));
+        let (_, t) = spec_template("GET", "/", &[("Authorization", "Bearer {{token}}")], b"", Some(Arc::new(data)));
         for (vu, token) in [(0, "AAA"), (1, "BBB"), (2, "CCC"), (3, "AAA")] {
             let request = String::from_utf8(render_request(&t, vu, 7)).unwrap();
             assert!(request.contains(&format!("\r\nAuthorization: Bearer {token}\r\n")), "{request}");
@@ -838,7 +838,7 @@ mod tests {
         let data = DataSet::parse_csv("token\nAAA\nBBBBBBBBBBBBBBBB\n").unwrap();
         let headers = [("Authorization", "Bearer {{token}}"), ("X-Id", "{{uuid}}")];
         let body = b"{\"n\":{{rand_int -9223372036854775808 9223372036854775807}},\"vu\":{{vu}},\"seq\":{{seq}}}";
-        let (_, t) = spec_template("POST", "/u/{{vu}}", &headers, body, Some(data));
+        let (_, t) = spec_template("POST", "/u/{{vu}}", &headers, body, Some(Arc::new(data)));
         let (mut body_buf, mut out) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
         let (body_ptr, out_ptr) = (body_buf.as_ptr(), out.as_ptr());
         let capacities = (body_buf.capacity(), out.capacity());

@@ -842,7 +842,7 @@ fn per_user_tokens_from_a_csv_reach_the_server() {
         let mut cfg = RunConfig {
             streams_limit: Some(8),
             headers: vec![("Authorization".into(), "Bearer {{token}}".into())],
-            data: Some(ssebench::template::DataSet::load(&users).unwrap()),
+            data: Some(std::sync::Arc::new(ssebench::template::DataSet::load(&users).unwrap())),
             data_mode: mode,
             ..run_cfg(addr, 4)
         };

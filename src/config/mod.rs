@@ -11,11 +11,10 @@ use std::time::Duration;
 
 pub use self::target::Target;
 
-use crate::http1::request::RequestSpec;
-use crate::llm::prompt::{self, Api, PromptSource};
+use crate::llm::prompt::{Api, PromptSource};
 use crate::llm::scenario::Scenario;
 use crate::slo::Slo;
-use crate::template::{DataMode, DataSet, LlmBody, RequestTemplate, TargetRequest};
+use crate::template::{DataMode, DataSet};
 
 /// A configuration that cannot run. Start-up only, so a string is fine here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +91,7 @@ pub struct RunConfig {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     /// `--data`: rows for `{{field}}` placeholders, and which row a request uses.
-    pub data: Option<DataSet>,
+    pub data: Option<Arc<DataSet>>,
     pub data_mode: DataMode,
     pub max_event_size_bytes: usize,
     pub threads: usize,
@@ -116,6 +115,9 @@ pub struct LlmConfig {
     pub prompts: Arc<PromptSource>,
     /// `--scenario`: a journey of HTTP steps then a multi-turn conversation; its turns give the prompts.
     pub scenario: Option<Scenario>,
+    /// For each of the scenario's HTTP steps, its own host when its path is an `http://` or `https://` URL;
+    /// resolved once by [`LlmConfig::resolve_steps`].
+    pub step_targets: Vec<Option<Target>>,
 }
 
 /// Bytes of each answer a journey keeps to send back as context; a longer answer is cut there.
@@ -156,6 +158,22 @@ impl LlmConfig {
             (None, PromptSource::Lines(_)) => format!("{} lines from --prompts", self.prompts.lines().unwrap_or(0)),
         };
         format!("{api}, model {:?}, max_tokens {max}, prompts: {prompts}", self.model)
+    }
+
+    /// Resolves the scenario's step URLs (DNS, once per run) into `step_targets`.
+    pub fn resolve_steps(&mut self) -> Result<(), ConfigError> {
+        let Some(scenario) = &self.scenario else { return Ok(()) };
+        self.step_targets = scenario
+            .http
+            .iter()
+            .map(|step| match step.path.starts_with('/') {
+                true => Ok(None),
+                false => Target::parse(&step.path)
+                    .map(Some)
+                    .map_err(|e| ConfigError(format!("scenario step \"{}\": {e}", step.name))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(())
     }
 
     /// Turns in a journey (0 without `--scenario`), and its HTTP steps' names.
@@ -318,120 +336,13 @@ impl RunConfig {
                 return err("--scenario does not combine with --reconnect or --verify-seq");
             }
         }
-        // Templates are parsed now, so a bad one stops the run before it starts, never midway.
-        self.requests(&|name| std::env::var(name).ok())?;
-        self.step_requests(&|name| std::env::var(name).ok())?;
-        Ok(())
-    }
-
-    /// `--scenario`: for each HTTP step, its own host when its path is an `http://` or `https://` URL (resolved once, now).
-    pub fn step_targets(&self) -> Result<Vec<Option<Target>>, ConfigError> {
-        let Some(scenario) = self.llm.as_ref().and_then(|l| l.scenario.as_ref()) else { return Ok(Vec::new()) };
-        scenario
-            .http
-            .iter()
-            .map(|step| match step.path.starts_with('/') {
-                true => Ok(None),
-                false => Target::parse(&step.path)
-                    .map(Some)
-                    .map_err(|e| ConfigError(format!("scenario step \"{}\": {e}", step.name))),
-            })
-            .collect()
-    }
-
-    /// `--scenario`: each target's HTTP step requests, in step order (empty without a scenario).
-    pub fn step_requests(
-        &self,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Vec<Vec<RequestTemplate>>, ConfigError> {
-        let Some(scenario) = self.llm.as_ref().and_then(|l| l.scenario.as_ref()) else { return Ok(Vec::new()) };
-        let variables = scenario.variables();
-        let own_targets = self.step_targets()?;
-        let users = self.connections as u64;
-        let mut per_target = Vec::with_capacity(self.targets.len());
-        for target in &self.targets {
-            let mut steps = Vec::with_capacity(scenario.http.len());
-            for (step, own) in scenario.http.iter().zip(&own_targets) {
-                let (host, path) = match own {
-                    Some(own) => (&own.host_header, &own.path),
-                    None => (&target.host_header, &step.path),
-                };
-                // Each step has its own headers: the run's -H headers go to the conversation only.
-                let spec = RequestSpec {
-                    method: &step.method,
-                    path,
-                    host,
-                    headers: &step.headers,
-                    body: step.body.as_bytes(),
-                };
-                let template = RequestTemplate::new(
-                    &spec,
-                    self.data.clone(),
-                    self.data_mode,
-                    users,
-                    self.seed,
-                    env,
-                    &variables,
-                    None,
-                )
-                .map_err(|e| ConfigError(format!("scenario step \"{}\": {e}", step.name)))?;
-                steps.push(template);
+        if let Some(llm) = &self.llm {
+            let steps = llm.scenario.as_ref().map_or(0, |s| s.http.len());
+            if llm.step_targets.len() != steps {
+                return err("the scenario's step URLs are not resolved (LlmConfig::resolve_steps)");
             }
-            per_target.push(steps);
         }
-        Ok(per_target)
-    }
-
-    /// Each target's request: encoded once, or a template where it has placeholders. `env`
-    /// looks up `{{env NAME}}`.
-    pub fn requests(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<TargetRequest>, ConfigError> {
-        let users = self.connections as u64;
-        let mut requests = Vec::with_capacity(self.targets.len());
-        let (llm_prefix, variables) = match &self.llm {
-            Some(llm) => (
-                Some(prompt::body_prefix(&llm.model, llm.extra_body.as_deref()).map_err(ConfigError)?),
-                llm.variables(),
-            ),
-            None => (None, Vec::new()),
-        };
-        for target in &self.targets {
-            let path = match &self.llm {
-                Some(llm) => llm.path_for(&target.path),
-                None => target.path.clone(),
-            };
-            let spec = RequestSpec {
-                method: &self.method,
-                path: &path,
-                host: &target.host_header,
-                headers: &self.headers,
-                body: llm_prefix.as_ref().map_or(&self.body[..], |p| p.as_bytes()),
-            };
-            let llm_body = self.llm.as_ref().map(|llm| LlmBody {
-                api: llm.api,
-                prompts: llm.prompts.clone(),
-                max_tokens: llm.scenario.as_ref().and_then(|s| s.conversation.max_tokens).or(llm.max_tokens),
-            });
-            let template = RequestTemplate::new(
-                &spec,
-                self.data.clone(),
-                self.data_mode,
-                users,
-                self.seed,
-                env,
-                &variables,
-                llm_body,
-            )
-            .map_err(ConfigError)?;
-            requests.push(if template.is_static() {
-                TargetRequest::Encoded(crate::http1::request::encode(&spec))
-            } else {
-                TargetRequest::Template(Box::new(template))
-            });
-        }
-        if self.data.is_some() && requests.iter().all(|r| matches!(r, TargetRequest::Encoded(_))) {
-            return err("--data is given but no header, path or body uses a {{field}} from it");
-        }
-        Ok(requests)
+        Ok(())
     }
 }
 
