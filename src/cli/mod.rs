@@ -1,0 +1,325 @@
+//! Command-line parsing: clap types live here and stop here; everything past `parse` sees checked configs.
+//! `run`'s flags and their conversion into a `RunConfig` are in `cli::run`; `serve`, `demo` and `doctor` here.
+
+mod run;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cli::run::{RunArgs, run_config};
+use crate::config::{ConfigError, DriverChoice, RunConfig};
+use crate::limits;
+use crate::server::ServeConfig;
+use crate::server::openai::ModelShape;
+use crate::units;
+
+#[derive(Debug, Parser)]
+#[command(name = "ssebench", version, about = "Load generator for Server-Sent Events streams")]
+struct Cli {
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// Open SSE streams against URL and report latency, gaps, throughput and failures.
+    Run(Box<RunArgs>),
+    /// Serve SSE streams for load tests (the built-in target server).
+    Serve(Box<ServeArgs>),
+    /// Start the built-in server on a loopback port and run a short load test against it.
+    Demo(DemoArgs),
+    /// Check the host's limits (descriptors, ports, kernel memory, io_uring) for a target stream count.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Concurrent streams the host should hold
+    #[arg(short = 'c', long = "connections", default_value_t = 100_000)]
+    connections: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DriverArg {
+    Auto,
+    #[value(name = "io_uring", alias = "io-uring", alias = "uring")]
+    IoUring,
+    Epoll,
+}
+
+impl From<DriverArg> for DriverChoice {
+    fn from(d: DriverArg) -> DriverChoice {
+        match d {
+            DriverArg::Auto => DriverChoice::Auto,
+            DriverArg::IoUring => DriverChoice::IoUring,
+            DriverArg::Epoll => DriverChoice::Epoll,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EngineArgs {
+    /// Worker threads, one pinned runtime each [default: every available core]
+    #[arg(short = 't', long)]
+    threads: Option<usize>,
+    /// IO driver: io_uring, or epoll (the fallback when io_uring is not usable)
+    #[arg(long, value_enum, default_value = "auto")]
+    driver: DriverArg,
+}
+
+impl EngineArgs {
+    pub(crate) fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(limits::available_cores)
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one); repeat it, or give a comma list, to listen on several
+    #[arg(long = "addr", default_value = "127.0.0.1:8080", value_delimiter = ',')]
+    addrs: Vec<SocketAddr>,
+    #[command(flatten)]
+    stream: StreamShapeArgs,
+    /// Serve this file verbatim (a whole HTTP response: status line, headers, body) to every request
+    #[arg(long)]
+    replay: Option<PathBuf>,
+    /// With --replay: write the file in pieces of this many bytes
+    #[arg(long, default_value = "64KiB", value_parser = units::parse_size)]
+    replay_write_size: usize,
+    /// With --replay: pause between pieces, so clients see them in separate reads
+    #[arg(long, default_value = "0s", value_parser = units::parse_duration)]
+    replay_pause: Duration,
+    /// Answer /v1/chat/completions and /v1/completions (stream: true) as a simulated model server
+    #[arg(long, conflicts_with = "replay")]
+    openai: bool,
+    /// With --openai: generated tokens per second per answer
+    #[arg(long, default_value_t = 50.0, requires = "openai")]
+    tokens_per_s: f64,
+    /// With --openai: tokens per content chunk
+    #[arg(long, default_value_t = 1, requires = "openai")]
+    tokens_per_chunk: u32,
+    /// With --openai: time to first token per prompt token (added to --first-delay); one token per prompt word
+    #[arg(long, default_value_t = 0, requires = "openai")]
+    prefill_us_per_token: u64,
+    /// With --openai: tokens an answer has when max_tokens does not cut it short
+    #[arg(long, default_value_t = 128, requires = "openai")]
+    output_tokens: u64,
+    /// Serve HTTPS with this certificate chain (PEM)
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// With --tls-cert: require a client certificate signed by a CA in this PEM file (mTLS)
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// The shape of the streams the built-in server generates.
+#[derive(Debug, Args)]
+struct StreamShapeArgs {
+    /// Events per stream (0: endless)
+    #[arg(long, default_value_t = 100)]
+    events: u64,
+    /// Time between events
+    #[arg(long, default_value = "100ms", value_parser = units::parse_duration)]
+    interval: Duration,
+    /// Bytes in each event's data value (starts with the send time in Unix µs)
+    #[arg(long, default_value = "100", value_parser = units::parse_size)]
+    size: usize,
+    /// Delay before the first event (simulated time to first token)
+    #[arg(long, default_value = "0s", value_parser = units::parse_duration)]
+    first_delay: Duration,
+    /// Send each event up to this much before or after its slot
+    #[arg(long, default_value = "0s", value_parser = units::parse_duration)]
+    jitter: Duration,
+    /// Cut each connection after this many events, mid-stream (clients reconnect with Last-Event-ID)
+    #[arg(long)]
+    disconnect_after: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// How long the demo load test runs
+    #[arg(short = 'd', long, default_value = "5s", value_parser = units::parse_duration)]
+    duration: Duration,
+    /// Concurrent streams
+    #[arg(short = 'c', long = "connections", default_value_t = 200)]
+    connections: usize,
+    /// Also write the report as JSON to this file
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Serve a simulated model and run chat completions against it: the LLM report (TTFT, ITL, tokens)
+    #[arg(long)]
+    openai: bool,
+}
+
+/// What `main` runs, with checked configuration.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<RunConfig>),
+    Serve(ServeConfig),
+    Demo(DemoConfig),
+    /// Inspect the host for this many concurrent streams.
+    Doctor {
+        streams: u64,
+    },
+}
+
+/// The demo's own knobs; the rest of its set-up is fixed in `commands::demo`.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub duration: Duration,
+    pub connections: usize,
+    pub json_path: Option<PathBuf>,
+    /// `demo --openai`: the LLM mode against the simulated model server.
+    pub openai: bool,
+}
+
+/// Why the arguments make no command: what to print, where, and with which exit code. Values, never an exit:
+/// `main` alone ends the process, and every rule here, clap's included, can be tested in-process.
+#[derive(Debug)]
+pub enum ParseError {
+    /// `--help` or `--version`: clap's text, for stdout; exit 0.
+    Info(String),
+    /// A rule clap checks (an unknown flag, a bad value, flags that conflict): its message with the usage; exit 2.
+    Usage(String),
+    /// Values clap accepted that the checked config refuses; exit 2.
+    Config(ConfigError),
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::Info(text) | ParseError::Usage(text) => f.write_str(text.trim_end()),
+            ParseError::Config(err) => write!(f, "ssebench: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl From<ConfigError> for ParseError {
+    fn from(err: ConfigError) -> ParseError {
+        ParseError::Config(err)
+    }
+}
+
+impl ParseError {
+    /// The config's message, for callers that only expect config errors (tests); clap's text otherwise.
+    pub fn message(&self) -> String {
+        match self {
+            ParseError::Config(err) => err.0.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Parses the process arguments.
+pub fn parse() -> Result<Command, ParseError> {
+    parse_from(std::env::args_os())
+}
+
+pub fn parse_from<I, T>(args: I) -> Result<Command, ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::try_parse_from(args).map_err(|err| match err.use_stderr() {
+        true => ParseError::Usage(err.render().to_string()),
+        false => ParseError::Info(err.render().to_string()),
+    })?;
+    Ok(match cli.command {
+        CliCommand::Run(args) => Command::Run(Box::new(run_config(*args)?)),
+        CliCommand::Serve(args) => Command::Serve(serve_config(*args)?),
+        CliCommand::Demo(args) => Command::Demo(DemoConfig {
+            duration: args.duration,
+            connections: args.connections,
+            json_path: args.json,
+            openai: args.openai,
+        }),
+        CliCommand::Doctor(args) => Command::Doctor { streams: args.connections },
+    })
+}
+
+fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
+    let replay = match &args.replay {
+        None => None,
+        Some(path) => Some(
+            std::fs::read(path).map_err(|e| ConfigError(format!("--replay {}: cannot read: {e}", path.display())))?,
+        ),
+    };
+    let threads = args.engine.threads();
+    if threads == 0 {
+        return Err(ConfigError("--threads must be at least 1".into()));
+    }
+    if args.openai && !(args.tokens_per_s.is_finite() && args.tokens_per_s > 0.0) {
+        return Err(ConfigError("--tokens-per-s must be a positive number".into()));
+    }
+    if args.openai && args.tokens_per_chunk == 0 {
+        return Err(ConfigError("--tokens-per-chunk must be at least 1".into()));
+    }
+    if args.replay_write_size == 0 {
+        return Err(ConfigError("--replay-write-size must be at least 1 byte".into()));
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(cert, key, args.tls_client_ca.as_deref()).map_err(ConfigError)?)
+        }
+        _ => None,
+    };
+    let shape = args.stream;
+    Ok(ServeConfig {
+        addrs: args.addrs,
+        threads,
+        driver: args.engine.driver.into(),
+        events: shape.events,
+        interval: shape.interval,
+        size_bytes: shape.size,
+        first_delay: shape.first_delay,
+        jitter: shape.jitter,
+        replay,
+        replay_write_bytes: args.replay_write_size,
+        replay_pause: args.replay_pause,
+        disconnect_after: shape.disconnect_after,
+        openai: args.openai.then_some(ModelShape {
+            tokens_per_s: args.tokens_per_s,
+            tokens_per_chunk: args.tokens_per_chunk,
+            prefill_us_per_token: args.prefill_us_per_token,
+            output_tokens: args.output_tokens,
+        }),
+        tls,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rules clap checks come back as values too: a conflict names the flags, `--help` is text for stdout.
+    #[test]
+    fn clap_rules_are_errors_not_exits() {
+        let argv = ["ssebench", "run", "http://127.0.0.1:9/", "--stages", "10:1s", "-c", "5"];
+        match parse_from(argv) {
+            Err(ParseError::Usage(text)) => assert!(text.contains("--stages") && text.contains("Usage"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        match parse_from(["ssebench", "run", "--no-such-flag"]) {
+            Err(ParseError::Usage(text)) => assert!(text.contains("--no-such-flag"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        match parse_from(["ssebench", "run", "--help"]) {
+            Err(ParseError::Info(text)) => assert!(text.contains("--connections"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        match parse_from(["ssebench", "run", "http://127.0.0.1:9/", "-d", "soon"]) {
+            Err(ParseError::Usage(text)) => assert!(text.contains("'soon' is not a duration"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
