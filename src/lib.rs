@@ -5,30 +5,34 @@
 //! `report` after the threads join. `server` is the built-in target. Data flows one way:
 //! `cli` -> `config` -> `plan` -> `engine` -> `worker` -> `stream` -> `recorder` -> `report`.
 //! See ARCHITECTURE.md for the code map and the invariants.
+//!
+//! Public: what the binary, the integration tests, the benches and the fuzz targets use. The rest is
+//! `pub(crate)`, so a layer can only be reached through the modules that own it.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod doctor;
 pub mod engine;
 pub mod http1;
 pub mod limits;
 pub mod llm;
 pub mod outcome;
-pub mod plan;
 pub mod recorder;
 pub mod report;
-pub mod requests;
-pub mod rng;
-pub mod runtime;
 pub mod server;
-pub mod signal;
 pub mod slo;
 pub mod sse;
-pub mod stream;
-pub mod sys;
 pub mod template;
 pub mod tls;
 pub mod units;
-pub mod wire;
-pub mod worker;
+
+pub(crate) mod doctor;
+pub(crate) mod plan;
+pub(crate) mod requests;
+pub(crate) mod rng;
+pub(crate) mod runtime;
+pub(crate) mod signal;
+pub(crate) mod stream;
+pub mod sys;
+pub(crate) mod wire;
+pub(crate) mod worker;

@@ -27,16 +27,6 @@ pub enum ExchangeError {
     Truncated,
 }
 
-impl ExchangeError {
-    pub fn describe(self) -> &'static str {
-        match self {
-            ExchangeError::Malformed => "malformed HTTP response",
-            ExchangeError::TooLarge => "response body over 1 MiB",
-            ExchangeError::Truncated => "connection closed mid-response",
-        }
-    }
-}
-
 /// One response, fed the bytes of each read.
 #[derive(Debug)]
 pub struct Response {

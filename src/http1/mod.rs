@@ -10,8 +10,8 @@
 //! and every input it buffers or skips has a bound (head size, header count, chunk size line,
 //! trailer section). Only `request::encode`, run once per run, allocates, and [`exchange`], which keeps a
 //! `--scenario` step's whole (bounded) answer once per journey, not per event.
-pub mod body;
+pub(crate) mod body;
 pub mod chunked;
-pub mod exchange;
-pub mod request;
+pub(crate) mod exchange;
+pub(crate) mod request;
 pub mod response;

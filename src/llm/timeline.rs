@@ -177,12 +177,9 @@ impl Timeline {
     }
 
     /// The stream sent `[DONE]`.
+    #[cfg(test)]
     pub fn saw_done(&self) -> bool {
         self.done
-    }
-
-    pub fn output_chunks(&self) -> u64 {
-        self.output_chunks
     }
 }
 

@@ -2,7 +2,7 @@
 
 mod config;
 mod conn;
-pub mod event;
+pub(crate) mod event;
 pub mod openai;
 mod timer;
 mod tls;
