@@ -25,6 +25,7 @@ pub(crate) enum Interest {
     Yield,
 }
 
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Next {
     Wait(Interest),
     Done(StreamEnd),
@@ -389,4 +390,255 @@ fn with_last_event_id(out: &mut Vec<u8>, request: &[u8], id: u64) {
     out.extend_from_slice(crate::http1::request::decimal(id, &mut [0u8; 20]));
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&request[head_end..]);
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each test scripts the server's side synchronously and, where the user's task would await readiness, waits
+    //! for it with poll(2): every step is decided before the next call, so nothing depends on timing.
+
+    use std::future::Future;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+    use std::os::unix::net::UnixStream;
+
+    use monoio::net::TcpStream;
+
+    use crate::recorder::{Failure, StreamEnd};
+    use crate::runtime::{Driver, block_on};
+    use crate::stream::StreamMachine;
+    use crate::worker::attempt::{Attempt, Interest, Next, Phase, READS_PER_WAKE};
+    use crate::worker::core::{Conn, CoreCtx, Expiry, Slot, raw_fd, test_ctx};
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    /// A close-delimited event stream: it goes on until the server closes it.
+    const OPEN_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+    const EVENT: &[u8] = b"data: a\n\n";
+    /// A response of one `EVENT`: it ends with it.
+    const ONE_EVENT_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 9\r\n\r\n";
+    /// Where nothing listens: only an attempt that wrongly reconnects would go there.
+    const NOWHERE: &str = "127.0.0.1:1";
+
+    /// User 0's attempt and what its task holds for it, as `virtual_user` sets them up.
+    struct Harness<'s> {
+        ctx: &'s CoreCtx,
+        attempt: Attempt,
+        conn: Option<Conn<'s>>,
+        machine: StreamMachine,
+    }
+
+    impl<'s> Harness<'s> {
+        fn new(ctx: &'s CoreCtx, conn: Option<Conn<'s>>) -> Harness<'s> {
+            let attempt = Attempt::new(conn.is_some(), 0, 0, false);
+            Harness { ctx, attempt, conn, machine: StreamMachine::new(1024) }
+        }
+
+        fn advance(&mut self) -> Next {
+            self.attempt.advance(self.ctx, &self.ctx.slots[0], &mut self.conn, &mut self.machine)
+        }
+
+        /// Waits for what the attempt asked, as the user's task would, then advances it.
+        fn wake(&mut self, interest: Interest) -> Next {
+            wait_for(self.fd(), interest);
+            self.advance()
+        }
+
+        fn fd(&self) -> RawFd {
+            raw_fd(&self.conn)
+        }
+    }
+
+    /// An epoll runtime: the attempt registers its sockets with monoio, though the tests never await them.
+    fn run(test: impl Future<Output = ()>) {
+        block_on(Driver::Epoll, test).expect("an epoll runtime");
+    }
+
+    /// Blocks until `fd` is ready for `interest`. The 10 s bound only keeps a broken test from hanging.
+    fn wait_for(fd: RawFd, interest: Interest) {
+        let events = match interest {
+            Interest::Read => libc::POLLIN,
+            Interest::Write => libc::POLLOUT,
+            Interest::Yield => return,
+        };
+        let mut pollfd = libc::pollfd { fd, events, revents: 0 };
+        // SAFETY: one live pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, 10_000) };
+        assert_eq!(ready, 1, "descriptor {fd} never became ready for {interest:?}");
+    }
+
+    /// Bytes received on `fd` and not read yet.
+    fn unread(fd: RawFd) -> usize {
+        let mut bytes: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int.
+        assert_eq!(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut bytes) }, 0);
+        bytes as usize
+    }
+
+    /// A connection kept alive from the user's last stream, registered in `slot`: one end of a Unix socket pair of
+    /// type `kind` (the attempt only calls recv and send on it, which a Unix socket answers as TCP would), and the
+    /// server's end.
+    fn kept_alive(slot: &Slot, kind: libc::c_int) -> (Conn<'_>, UnixStream) {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair writes two new descriptors into `fds`.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors are new, and nothing else owns them.
+        let (client, server) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let stream = TcpStream::from_std(std::net::TcpStream::from(client)).expect("registered with the runtime");
+        (Conn::new(stream, slot), UnixStream::from(server))
+    }
+
+    fn read_request(server: &mut impl Read) {
+        let mut request = vec![0; REQUEST.len()];
+        server.read_exact(&mut request).unwrap();
+        assert_eq!(request, REQUEST);
+    }
+
+    /// connect -> request written -> reading -> end: each phase asks for the readiness it needs and arms the
+    /// sweeper's deadline for it, and the recorder sees the connect, the head and the event.
+    #[test]
+    fn phases_run_from_connect_to_the_end() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ctx = test_ctx(listener.local_addr().unwrap(), REQUEST, 4096);
+        run(async {
+            let slot = &ctx.slots[0];
+            let mut h = Harness::new(&ctx, None);
+            // Linux answers a non-blocking TCP connect with EINPROGRESS, on loopback too.
+            assert_eq!(h.advance(), Next::Wait(Interest::Write));
+            assert!(matches!(h.attempt.phase, Phase::Connecting { .. }));
+            assert_eq!((slot.fd.get(), slot.deadline.get()), (h.fd(), Expiry::ConnectTimeout));
+            assert_ne!(slot.deadline_ms.get(), 0, "the sweeper times the connect");
+            assert_eq!(ctx.core.borrow().connecting, 1);
+
+            // Connected: the request goes out in the same call, and the response head is awaited.
+            assert_eq!(h.wake(Interest::Write), Next::Wait(Interest::Read));
+            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: false }));
+            assert!(h.attempt.requested);
+            assert_eq!(slot.deadline.get(), Expiry::HeaderTimeout);
+            assert_eq!(ctx.core.borrow().connecting, 0);
+            assert_eq!(ctx.core.borrow().rec.histograms.connect_us.len(), 1);
+            let (mut server, _) = listener.accept().unwrap();
+            server.set_nodelay(true).unwrap();
+            read_request(&mut server);
+
+            // The head: still reading, now for the first event.
+            server.write_all(ONE_EVENT_HEAD).unwrap();
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: true }));
+            assert!(h.machine.head_received());
+            assert_eq!(slot.deadline.get(), Expiry::FirstEventTimeout);
+
+            // The body's one event ends the response: a completed stream, its connection kept for the next.
+            server.write_all(EVENT).unwrap();
+            assert_eq!(h.wake(Interest::Read), Next::Done(StreamEnd::Completed));
+            assert!(h.conn.is_some());
+            let rec = &ctx.core.borrow().rec;
+            assert_eq!((rec.histograms.headers_us.len(), rec.histograms.first_event_us.len(), rec.events), (1, 1, 1));
+        });
+    }
+
+    /// A kept-alive connection that fails before any response byte (the server closed it as the request went out)
+    /// is retried once on a new connection; the new one failing the same way ends the stream.
+    #[test]
+    fn kept_alive_failure_before_a_byte_is_retried_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ctx = test_ctx(listener.local_addr().unwrap(), REQUEST, 4096);
+        run(async {
+            let (conn, mut server) = kept_alive(&ctx.slots[0], libc::SOCK_STREAM);
+            let mut h = Harness::new(&ctx, Some(conn));
+            assert_eq!(h.advance(), Next::Wait(Interest::Read), "the request goes out on the kept connection");
+            read_request(&mut server);
+            drop(server);
+
+            // The EOF does not end the stream: a new connect is under way instead.
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Write));
+            assert!(matches!(h.attempt.phase, Phase::Connecting { .. }));
+            assert!(!h.attempt.on_kept_alive);
+            assert_eq!(ctx.slots[0].fd.get(), h.fd());
+            assert_eq!(h.wake(Interest::Write), Next::Wait(Interest::Read));
+            let (mut server, _) = listener.accept().unwrap();
+            read_request(&mut server);
+            drop(server);
+
+            // The retry failed before a byte too: that is the stream's end.
+            assert_eq!(h.wake(Interest::Read), Next::Done(StreamEnd::Failed(Failure::PrematureEof)));
+            assert!(h.conn.is_none());
+            assert_eq!(ctx.slots[0].fd.get(), -1);
+            assert_eq!(ctx.core.borrow().rec.histograms.connect_us.len(), 1, "one new connection");
+            listener.set_nonblocking(true).unwrap();
+            assert!(listener.accept().is_err(), "no third connection");
+        });
+    }
+
+    /// A kept-alive connection the sweeper shut down failed for the sweeper's reason (a timeout, the end of the
+    /// run), not because the server had closed it: it is not retried.
+    #[test]
+    fn kept_alive_connection_shut_by_the_sweeper_is_not_retried() {
+        let ctx = test_ctx(NOWHERE.parse().unwrap(), REQUEST, 4096);
+        run(async {
+            let (conn, _server) = kept_alive(&ctx.slots[0], libc::SOCK_STREAM);
+            let mut h = Harness::new(&ctx, Some(conn));
+            assert_eq!(h.advance(), Next::Wait(Interest::Read));
+            ctx.slots[0].expire(Expiry::HeaderTimeout);
+            assert_eq!(h.wake(Interest::Read), Next::Done(StreamEnd::Failed(Failure::PrematureEof)));
+            assert!(h.conn.is_none());
+            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: false }));
+        });
+    }
+
+    /// A read shorter than the scratch buffer is taken as draining the socket: the attempt waits for readability
+    /// rather than reading again to EAGAIN. A SOCK_SEQPACKET pair keeps message boundaries, so after a wake-up
+    /// that read the first message, the second is still unread.
+    #[test]
+    fn a_short_read_is_taken_as_drained() {
+        let ctx = test_ctx(NOWHERE.parse().unwrap(), REQUEST, 4096);
+        run(async {
+            let (conn, mut server) = kept_alive(&ctx.slots[0], libc::SOCK_SEQPACKET);
+            let mut h = Harness::new(&ctx, Some(conn));
+            assert_eq!(h.advance(), Next::Wait(Interest::Read));
+            read_request(&mut server);
+            server.write_all(OPEN_HEAD).unwrap();
+            server.write_all(EVENT).unwrap();
+
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert!(h.machine.head_received());
+            assert_eq!((h.machine.events(), unread(h.fd())), (0, EVENT.len()));
+            assert_eq!(ctx.core.borrow().rec.bytes, OPEN_HEAD.len() as u64);
+
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert_eq!((h.machine.events(), unread(h.fd())), (1, 0));
+        });
+    }
+
+    /// A read that fills the scratch buffer may have left bytes behind, so the attempt reads again, but at most
+    /// READS_PER_WAKE times per wake-up: one fast stream must not starve the others on its core.
+    #[test]
+    fn full_reads_read_again_up_to_reads_per_wake() {
+        const SCRATCH: usize = 64;
+        let ctx = test_ctx(NOWHERE.parse().unwrap(), REQUEST, SCRATCH);
+        let events_past = |bytes: usize| EVENT.repeat(bytes / EVENT.len() + 1);
+        run(async {
+            let (conn, mut server) = kept_alive(&ctx.slots[0], libc::SOCK_STREAM);
+            let mut h = Harness::new(&ctx, Some(conn));
+            assert_eq!(h.advance(), Next::Wait(Interest::Read));
+            read_request(&mut server);
+            let bytes = || ctx.core.borrow().rec.bytes as usize;
+
+            // More than three buffers: one wake-up reads them all, up to the short read.
+            let response = [OPEN_HEAD, &events_past(3 * SCRATCH)].concat();
+            server.write_all(&response).unwrap();
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert_eq!((bytes(), unread(h.fd())), (response.len(), 0));
+
+            // More than READS_PER_WAKE buffers: one wake-up reads READS_PER_WAKE full ones, the next the rest.
+            let events = events_past(READS_PER_WAKE * SCRATCH);
+            server.write_all(&events).unwrap();
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert_eq!(bytes(), response.len() + READS_PER_WAKE * SCRATCH);
+            assert_eq!(unread(h.fd()), events.len() - READS_PER_WAKE * SCRATCH);
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert_eq!((bytes(), unread(h.fd())), (response.len() + events.len(), 0));
+            assert_eq!(h.machine.events() as usize, (response.len() - OPEN_HEAD.len() + events.len()) / EVENT.len());
+        });
+    }
 }
