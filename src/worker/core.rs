@@ -1,0 +1,351 @@
+//! One core's state, shared by its tasks: the run's read-only inputs and clock, each virtual user's `Slot` (its
+//! socket and deadlines, watched by the sweeper) and `JourneyState`, the connection registered in a slot (`Conn`),
+//! and the core's mutable `Core` inside the `CoreCtx` that every task holds.
+
+use std::cell::{Cell, RefCell};
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+
+use crate::config::{RunConfig, Target};
+use crate::recorder::{Failure, Recorder, StreamEnd};
+use crate::sys;
+use crate::template::{RequestTemplate, TargetRequest};
+
+/// What every worker shares read-only.
+pub struct RunShared {
+    pub cfg: RunConfig,
+    /// One request per target: encoded once, or a template rendered for each stream.
+    pub requests: Vec<TargetRequest>,
+    /// `--scenario`: each target's HTTP step requests, in step order, and where each step goes when its path is
+    /// a URL of its own (else to the user's target).
+    pub steps: Vec<Vec<RequestTemplate>>,
+    pub step_targets: Vec<Option<Target>>,
+    /// `--scenario`: for each step, the index in a journey's `extracted` of each value it extracts.
+    pub extract_slots: Vec<Vec<usize>>,
+}
+
+/// The run's clock, handed to every worker once all of them are ready.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// The common start: connect-rate offsets and samples count from it.
+    pub start: Instant,
+    pub deadline: Option<Instant>,
+}
+
+/// A user's place in its `--scenario` journey. One per user, allocated up front; the buffers grow with the
+/// conversation (bounded by turns x (prompt + `MAX_ANSWER_BYTES`)).
+#[derive(Debug, Default)]
+pub(crate) struct JourneyState {
+    /// The turn the next stream is (index 0 is turn 1); 0 also means the journey starts over.
+    pub(crate) turn: u32,
+    /// The conversation so far: chat message objects joined by commas.
+    pub(crate) history: Vec<u8>,
+    /// Values the HTTP steps extracted, by the scenario's variable index.
+    pub(crate) extracted: Vec<Vec<u8>>,
+}
+
+/// Why the sweeper shut a virtual user's socket down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    ConnectTimeout,
+    TlsHandshakeTimeout,
+    HeaderTimeout,
+    FirstEventTimeout,
+    IdleTimeout,
+    ByteIdleTimeout,
+    /// The stream reached its `--stream-duration`: closed on purpose, a completed stream.
+    SessionEnd,
+    /// The run's duration is over, or Ctrl-C.
+    RunOver,
+    /// A `--stages` step down: the generator closed the stream on purpose.
+    StageEnd,
+}
+
+impl Expiry {
+    /// How the stream it cut ends.
+    pub(crate) fn end(self) -> StreamEnd {
+        match self {
+            Expiry::ConnectTimeout => StreamEnd::Failed(Failure::ConnectTimeout),
+            Expiry::TlsHandshakeTimeout => StreamEnd::Failed(Failure::TlsHandshakeTimeout),
+            Expiry::HeaderTimeout => StreamEnd::Failed(Failure::HeaderTimeout),
+            Expiry::FirstEventTimeout => StreamEnd::Failed(Failure::FirstEventTimeout),
+            Expiry::IdleTimeout => StreamEnd::Failed(Failure::IdleTimeout),
+            Expiry::ByteIdleTimeout => StreamEnd::Failed(Failure::ByteIdleTimeout),
+            Expiry::SessionEnd => StreamEnd::Completed,
+            Expiry::RunOver | Expiry::StageEnd => StreamEnd::Interrupted,
+        }
+    }
+}
+
+/// A virtual user's control block, read by its task and by the core's sweeper. Plain `Cell`s:
+/// either side may touch it between any two await points, and both run on this core's thread.
+pub(crate) struct Slot {
+    /// The socket the user holds now; -1 when none.
+    pub(crate) fd: Cell<RawFd>,
+    /// Milliseconds after the start when the current phase times out (connect, head, first
+    /// event, next event), and which timeout that is; 0 when none applies.
+    pub(crate) deadline_ms: Cell<u64>,
+    pub(crate) deadline: Cell<Expiry>,
+    /// Milliseconds after the start when the connection has gone too long without a byte; 0: none.
+    pub(crate) byte_deadline_ms: Cell<u64>,
+    /// Milliseconds after the start when the stream reaches its `--stream-duration`; 0: none.
+    pub(crate) session_deadline_ms: Cell<u64>,
+    pub(crate) expired: Cell<Option<Expiry>>,
+    /// A task runs this user (or open-model stream) now.
+    pub(crate) running: Cell<bool>,
+    /// Open model: when this slot's stream is due, in µs after the start, and the arrival's
+    /// run-wide number (its `{{vu}}`: each arrival is a new user).
+    pub(crate) due_us: Cell<u64>,
+    pub(crate) arrival: Cell<u64>,
+}
+
+impl Slot {
+    pub(crate) fn new() -> Slot {
+        Slot {
+            fd: Cell::new(-1),
+            deadline_ms: Cell::new(0),
+            deadline: Cell::new(Expiry::ConnectTimeout),
+            byte_deadline_ms: Cell::new(0),
+            session_deadline_ms: Cell::new(0),
+            expired: Cell::new(None),
+            running: Cell::new(false),
+            due_us: Cell::new(0),
+            arrival: Cell::new(0),
+        }
+    }
+
+    /// Arms the phase timeout `kind` to fire `after` from `now`, or clears it when `after` is None.
+    pub(crate) fn arm(&self, ctx: &CoreCtx, kind: Expiry, now: Instant, after: Option<Duration>) {
+        self.deadline.set(kind);
+        self.deadline_ms.set(ctx.deadline_ms(now, after));
+    }
+
+    /// Clears every deadline (the stream is over, or expired).
+    pub(crate) fn disarm(&self) {
+        self.deadline_ms.set(0);
+        self.byte_deadline_ms.set(0);
+        self.session_deadline_ms.set(0);
+    }
+
+    pub(crate) fn expire(&self, kind: Expiry) {
+        self.disarm();
+        self.expired.set(Some(kind));
+        sys::shutdown(self.fd.get());
+    }
+}
+
+/// A connection registered in its user's slot so the sweeper can shut it down. The slot is
+/// cleared before the descriptor closes, so a descriptor number reused by another socket (on any
+/// core) is never touched.
+pub(crate) struct Conn<'s> {
+    pub(crate) stream: TcpStream,
+    slot: &'s Slot,
+    /// `https://`: the TLS session on this connection. Boxed: rustls's state is kilobytes, and plain streams
+    /// should pay one pointer for it.
+    pub(crate) tls: Option<Box<rustls::ClientConnection>>,
+}
+
+impl<'s> Conn<'s> {
+    pub(crate) fn new(stream: TcpStream, slot: &'s Slot) -> Conn<'s> {
+        slot.fd.set(stream.as_raw_fd());
+        Conn { stream, slot, tls: None }
+    }
+}
+
+/// The TLS session of the connection, if it has one.
+pub(crate) fn tls_of<'c>(conn: &'c mut Option<Conn<'_>>) -> Option<&'c mut rustls::ClientConnection> {
+    conn.as_mut().and_then(|c| c.tls.as_deref_mut())
+}
+
+/// The descriptor of the connection, or -1 (calls on it then fail with EBADF) when there is none.
+pub(crate) fn raw_fd(conn: &Option<Conn<'_>>) -> RawFd {
+    conn.as_ref().map_or(-1, |c| c.stream.as_raw_fd())
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        self.slot.fd.set(-1);
+    }
+}
+
+/// The per-core mutable state. One `RefCell` borrow per read; never held across an await.
+pub(crate) struct Core {
+    pub(crate) rec: Recorder,
+    pub(crate) scratch: Box<[u8]>,
+    /// A request with a `Last-Event-ID` header, built here for each write (`--reconnect`).
+    pub(crate) request_buf: Vec<u8>,
+    /// A templated request rendered for one stream, and its body (rendered first, for its length).
+    pub(crate) render_buf: Vec<u8>,
+    pub(crate) body_buf: Vec<u8>,
+    /// Streams this core may still start; `None` is unlimited.
+    pub(crate) streams_left: Option<u64>,
+    /// Users `0..user_limit` may start streams; the others end at their next start (`--stages`).
+    pub(crate) user_limit: usize,
+    /// `--stages`: recorders for the stages to come (allocated up front) and the finished ones.
+    pub(crate) spare_recs: Vec<Recorder>,
+    pub(crate) done_recs: Vec<Recorder>,
+    /// `--arrival-rate`: slots with no stream, taken by arrivals.
+    pub(crate) free_slots: Vec<usize>,
+    /// Connects waiting for their TCP or TLS handshake, so the sweeper scans only when there are some.
+    pub(crate) connecting: u32,
+    /// The run is over: no new streams.
+    pub(crate) stopping: bool,
+    pub(crate) finished: bool,
+}
+
+impl Core {
+    pub(crate) fn take_stream_slot(&mut self) -> bool {
+        match &mut self.streams_left {
+            None => true,
+            Some(0) => false,
+            Some(left) => {
+                *left -= 1;
+                true
+            }
+        }
+    }
+}
+
+/// What a core's tasks share. Virtual users hold one `Rc` of it and their index: no timers of
+/// their own (a monoio `Sleep` is 640 bytes), so an idle user costs little more than its parser.
+pub(crate) struct CoreCtx {
+    pub(crate) core: RefCell<Core>,
+    /// This core's place among `threads`: user `local` here is user `local * threads + core_index`
+    /// of the run, which picks its target and source address.
+    pub(crate) core_index: usize,
+    pub(crate) threads: usize,
+    pub(crate) slots: Box<[Slot]>,
+    /// `--scenario`: one journey per slot; empty otherwise.
+    pub(crate) journeys: Box<[RefCell<JourneyState>]>,
+    pub(crate) shared: Arc<RunShared>,
+    pub(crate) timing: Timing,
+}
+
+impl CoreCtx {
+    /// Target index and source address of this core's user `local`: targets rotate fastest, so
+    /// every (source, target) pair gets its share of users and of ports.
+    pub(crate) fn endpoint(&self, local: usize) -> (usize, Option<IpAddr>) {
+        let cfg = &self.shared.cfg;
+        let global = self.global_index(local);
+        let target = global % cfg.targets.len();
+        let bind = match cfg.bind_addrs.len() {
+            0 => None,
+            n => Some(cfg.bind_addrs[(global / cfg.targets.len()) % n]),
+        };
+        (target, bind)
+    }
+
+    /// This stream's `--stream-duration`: a range is drawn from uniformly, to the millisecond,
+    /// from a hash of `--seed`, the user and its stream number (no state per user; the same
+    /// seed draws the same lengths).
+    pub(crate) fn stream_length(&self, slot: &Slot, local: usize, seq: u32) -> Option<Duration> {
+        let (low, high) = self.shared.cfg.stream_duration?;
+        let span_ms = (high - low).as_millis() as u64;
+        if span_ms == 0 {
+            return Some(low);
+        }
+        let stream = (self.vu(slot, local) << 32) ^ u64::from(seq);
+        let mut seed = (self.shared.cfg.seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+        // Mix once more: neighbouring users' first draws would be close otherwise.
+        crate::rng::next(&mut seed);
+        Some(low + Duration::from_millis(crate::rng::next(&mut seed) % (span_ms + 1)))
+    }
+
+    /// User `local` may start a stream: `--stages` has not stepped down past it.
+    pub(crate) fn may_start(&self, local: usize) -> bool {
+        local < self.core.borrow().user_limit
+    }
+
+    /// `{{vu}}` of the stream in `slot`: the run-wide user index, or in the open model the
+    /// arrival's number.
+    pub(crate) fn vu(&self, slot: &Slot, local: usize) -> u64 {
+        if self.shared.cfg.arrivals.is_some() { slot.arrival.get() } else { self.global_index(local) as u64 }
+    }
+
+    /// Whose TLS session user `local`'s connections resume and keep: its run-wide index. None in the open
+    /// model, where every arrival is a new user with nothing to resume.
+    pub(crate) fn tls_user(&self, local: usize) -> Option<u64> {
+        self.shared.cfg.arrivals.is_none().then(|| self.global_index(local) as u64)
+    }
+
+    /// The run-wide index of this core's user `local`.
+    pub(crate) fn global_index(&self, local: usize) -> usize {
+        local * self.threads + self.core_index
+    }
+
+    /// No new stream or connection may start at `now`: the sweeper stopped the run, or its
+    /// deadline passed (checked directly too: timers fire only when the run queue drains).
+    pub(crate) fn run_over(&self, now: Instant) -> bool {
+        self.core.borrow().stopping || self.timing.deadline.is_some_and(|d| now >= d)
+    }
+
+    pub(crate) fn ms_since_start(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.timing.start).as_millis() as u64
+    }
+
+    /// A slot deadline `after` from `now`, in ms since the start (never 0, which means none);
+    /// 0 when `after` is None.
+    pub(crate) fn deadline_ms(&self, now: Instant, after: Option<Duration>) -> u64 {
+        after.map_or(0, |after| self.ms_since_start(now + after).max(1))
+    }
+}
+
+/// Sleeps until `at`; false if the run ended first (its deadline, or Ctrl-C: noticed within
+/// 100 ms, however far off `at` is, so a slow ramp cannot hold the report back).
+pub(crate) async fn wait_until(ctx: &CoreCtx, at: Instant) -> bool {
+    const STEP: Duration = Duration::from_millis(100);
+    loop {
+        let now = Instant::now();
+        if ctx.run_over(now) {
+            return false;
+        }
+        if now >= at {
+            return true;
+        }
+        monoio::time::sleep_until(at.min(now + STEP).into()).await;
+    }
+}
+
+/// The least a test of a user or a stream attempt needs: a core with one user against `target`, whose request is
+/// `request` (encoded once), reading into a scratch buffer of `scratch_bytes`.
+#[cfg(test)]
+pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_bytes: usize) -> std::rc::Rc<CoreCtx> {
+    let target = Target { addr: target, host_header: "h".into(), path: "/".into(), tls_name: None };
+    let cfg = RunConfig { max_event_size_bytes: 1024, threads: 1, ..RunConfig::new(vec![target]) };
+    let core = Core {
+        rec: Recorder::new(),
+        scratch: vec![0; scratch_bytes].into_boxed_slice(),
+        request_buf: Vec::new(),
+        render_buf: Vec::new(),
+        body_buf: Vec::new(),
+        streams_left: None,
+        user_limit: 1,
+        spare_recs: Vec::new(),
+        done_recs: Vec::new(),
+        free_slots: Vec::new(),
+        connecting: 0,
+        stopping: false,
+        finished: false,
+    };
+    let timing = Timing { start: Instant::now(), deadline: None };
+    let shared = Arc::new(RunShared {
+        cfg,
+        requests: vec![TargetRequest::Encoded(request.to_vec())],
+        steps: Vec::new(),
+        step_targets: Vec::new(),
+        extract_slots: Vec::new(),
+    });
+    std::rc::Rc::new(CoreCtx {
+        core: RefCell::new(core),
+        core_index: 0,
+        threads: 1,
+        slots: vec![Slot::new()].into(),
+        journeys: Box::new([]),
+        shared,
+        timing,
+    })
+}

@@ -1,0 +1,149 @@
+//! One core's share of a run: its virtual users, their sockets, and its recorder. The only client code that awaits IO.
+//!
+//! `run` (here) sets a core up and hands it to the driver of its load shape (`drive`), which spawns the virtual
+//! users (`user`); a user runs each stream as an `attempt`, with `--scenario` between the steps of its `journey`,
+//! while the core's `sweep` task enforces the timeouts and the end of the run. All of them share one
+//! `core::CoreCtx`. The files import each other by `crate::worker::x` paths and only one way:
+//! `drive -> user -> {attempt, journey} -> core` and `sweep -> core`; nothing imports this file.
+
+mod attempt;
+mod core;
+mod drive;
+mod journey;
+mod sweep;
+mod user;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+
+use crate::plan::{self, Shard};
+use crate::recorder::{LlmRecorder, Recorder};
+use crate::template::TargetRequest;
+use crate::worker::core::{Core, CoreCtx, JourneyState, Slot};
+use crate::worker::drive::{drive_arrivals, drive_stages, drive_users};
+use crate::worker::sweep::{SAMPLE_PERIOD, sample_active, sweep};
+
+pub use crate::worker::core::{RunShared, Timing};
+
+/// Bytes one `recv` may return; one buffer per core, shared by all its streams.
+const SCRATCH_BYTES: usize = 64 * 1024;
+
+/// Samples reserved up front: one day at one per 100 ms.
+const MAX_RESERVED_SAMPLES: usize = 24 * 3600 * 10;
+
+/// Runs a shard to its end (quota used up or deadline passed) and returns its recorders: one per
+/// `--stages` stage, or one for the whole run.
+///
+/// Everything the core needs is allocated first; then it reports `ready` and blocks until the
+/// engine sends the run's clock (after measuring memory with nothing connected). Blocking is
+/// fine there: nothing else runs on this runtime yet.
+pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Receiver<Timing>) -> Vec<Recorder> {
+    let new_recorder = || {
+        let mut rec = Recorder::new();
+        if let Some(stall) = shared.cfg.stall_threshold {
+            rec.stall_threshold_us = stall.as_micros() as u64;
+        }
+        if let Some(llm) = &shared.cfg.llm {
+            rec.llm = Some(Box::new(LlmRecorder::new(llm.turns(), llm.step_names().len())));
+        }
+        // Room for every sample of the run, so sampling never allocates mid-run. Capped: a run
+        // of days reserves a day and grows past it (once per 100 ms, not per event).
+        let run_length = match shared.cfg.stages.last() {
+            Some(_) => plan::stage_windows(&shared.cfg.stages, shared.cfg.connect_rate_per_s).last().map(|w| w.end),
+            None => shared.cfg.duration,
+        };
+        if let Some(length) = run_length {
+            let samples = (length.as_nanos() / SAMPLE_PERIOD.as_nanos()) as usize + 2;
+            rec.active_samples.reserve(samples.min(MAX_RESERVED_SAMPLES));
+        }
+        rec
+    };
+    let stages = shard.stage_users.len().max(1);
+    let core = Core {
+        rec: new_recorder(),
+        scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
+        request_buf: Vec::with_capacity(shared.requests.iter().map(encoded_len).max().unwrap_or(0) + 64),
+        render_buf: Vec::new(),
+        body_buf: Vec::new(),
+        streams_left: shard.streams_quota,
+        user_limit: shard.virtual_users,
+        spare_recs: (1..stages).map(|_| new_recorder()).collect(),
+        done_recs: Vec::with_capacity(stages),
+        free_slots: (0..shard.virtual_users).rev().collect(),
+        connecting: 0,
+        stopping: false,
+        finished: false,
+    };
+    let slots: Box<[Slot]> = (0..shard.virtual_users).map(|_| Slot::new()).collect();
+    let journey_users =
+        if shared.cfg.llm.as_ref().is_some_and(|l| l.scenario.is_some()) { shard.virtual_users } else { 0 };
+    let variables = shared.cfg.llm.as_ref().map_or(0, |l| l.variables().len());
+    let journeys = (0..journey_users)
+        .map(|_| RefCell::new(JourneyState { extracted: vec![Vec::new(); variables], ..JourneyState::default() }))
+        .collect();
+    let _ = ready.send(());
+    let Ok(timing) = go.recv() else {
+        // The engine gave up before the start (another worker failed to start).
+        return vec![core.rec];
+    };
+    let ctx = Rc::new(CoreCtx {
+        core: RefCell::new(core),
+        core_index: shard.core_index,
+        threads: shard.threads,
+        slots,
+        journeys,
+        shared,
+        timing,
+    });
+    monoio::spawn(sample_active(ctx.clone()));
+    monoio::spawn(sweep(ctx.clone()));
+    match &shard.arrivals {
+        Some(clock) => drive_arrivals(&ctx, clock.clone()).await,
+        None if !shard.stage_users.is_empty() => drive_stages(&ctx, &shard.stage_users).await,
+        None => drive_users(&ctx, &shard).await,
+    }
+    let mut core = ctx.core.borrow_mut();
+    core.finished = true;
+    let tick = timing.start.elapsed().as_nanos() / SAMPLE_PERIOD.as_nanos();
+    core.rec.sample_active(tick as usize);
+    let last = std::mem::take(&mut core.rec);
+    let mut recorders = std::mem::take(&mut core.done_recs);
+    recorders.push(last);
+    recorders
+}
+
+/// Bytes of an encoded request (0 for a template: its buffers grow on first use).
+fn encoded_len(request: &TargetRequest) -> usize {
+    match request {
+        TargetRequest::Encoded(bytes) => bytes.len(),
+        TargetRequest::Template(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::stream::StreamMachine;
+    use crate::worker::attempt::{Attempt, Phase};
+    use crate::worker::core::test_ctx;
+    use crate::worker::user::virtual_user;
+
+    /// Every open stream is one of these futures on the heap: its size is most of the
+    /// generator's memory per stream, so it has a budget.
+    #[test]
+    fn virtual_user_future_stays_small() {
+        let ctx = test_ctx("127.0.0.1:1".parse().unwrap(), b"", 0);
+        let user = virtual_user(ctx.clone(), 0);
+        let size = std::mem::size_of_val(&user);
+        eprintln!(
+            "virtual_user future: {size} bytes; attempt {} phase {} machine {}",
+            std::mem::size_of::<Attempt>(),
+            std::mem::size_of::<Phase>(),
+            std::mem::size_of::<StreamMachine>()
+        );
+        // 584: 576 plus the pointer to the LLM timeline (`--openai`), boxed so other runs pay only the pointer.
+        // 600: the connection's pointer to its TLS session (boxed for the same reason), and 8 B of layout with it.
+        assert!(size <= 600, "virtual_user future is {size} bytes");
+    }
+}

@@ -1,0 +1,193 @@
+//! A virtual user's task: one stream at a time (an `Attempt`, with `--scenario` around its journey's turns), the
+//! only await sites of a stream, the pauses between streams, and the count of each stream's end.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::config::MAX_ANSWER_BYTES;
+use crate::recorder::StreamEnd;
+use crate::stream::StreamMachine;
+use crate::units::micros_between;
+use crate::worker::attempt::{Attempt, Interest, Next};
+use crate::worker::core::{Conn, CoreCtx, Expiry, wait_until};
+use crate::worker::journey::{BeforeTurn, after_turn, before_turn};
+
+/// Pause before the next stream after one that failed without ever waiting.
+const FAILURE_PAUSE: Duration = Duration::from_millis(10);
+
+/// A virtual user: one stream at a time, the next as soon as the last ends. In the open model
+/// (`--arrival-rate`) it runs the one stream its slot was given, timed from its scheduled start.
+///
+/// The only await sites of a stream are here, so the task holds one readiness future at a time;
+/// everything between two waits is the synchronous [`Attempt::advance`].
+pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
+    let slot = &ctx.slots[index];
+    let cfg = &ctx.shared.cfg;
+    let open_model = cfg.arrivals.is_some();
+    let mut machine = StreamMachine::new(cfg.max_event_size_bytes);
+    if cfg.reconnect || cfg.verify_seq {
+        machine.track_ids(cfg.verify_seq);
+    }
+    if cfg.llm.is_some() {
+        machine.enable_llm(if ctx.journeys.is_empty() { 0 } else { MAX_ANSWER_BYTES });
+    }
+    let mut conn: Option<Conn<'_>> = None;
+    // This user's streams so far: `{{seq}}`.
+    let mut seq = 0u32;
+    loop {
+        if cfg.reconnect && seq > 0 {
+            let retry = machine.retry_ms().map_or(cfg.retry_default, Duration::from_millis);
+            // Boxed: reconnects are rare next to events, and every byte here is in every user.
+            if !Box::pin(wait_to_reconnect(&ctx, index, retry)).await {
+                break;
+            }
+        }
+        // An arrival's first stream was admitted by `drive_arrivals`, and is timed from its schedule; not so a
+        // journey's streams, which come after its steps or think times.
+        let admitted = open_model && seq == 0;
+        let scheduled = admitted && ctx.journeys.is_empty();
+        // Users failing at once in a loop can postpone the sweeper: see `run_over`.
+        if !admitted
+            && (ctx.run_over(Instant::now()) || !ctx.may_start(index) || !ctx.core.borrow_mut().take_stream_slot())
+        {
+            break;
+        }
+        if !ctx.journeys.is_empty() {
+            // Boxed: steps and think times come once per turn, and every byte here is in every user.
+            match Box::pin(before_turn(&ctx, index, seq)).await {
+                BeforeTurn::Stream => {}
+                BeforeTurn::Retry if open_model => break,
+                BeforeTurn::Retry => {
+                    Box::pin(monoio::time::sleep(FAILURE_PAUSE)).await;
+                    continue;
+                }
+                BeforeTurn::Stop => break,
+            }
+            let turn = ctx.journeys[index].borrow().turn as usize;
+            if let Some(llm) = machine.llm() {
+                llm.set_turn(Some(turn));
+            }
+        }
+        let opened_at = if scheduled {
+            // Timed from the schedule, not from when this task got to run.
+            let due = ctx.timing.start + Duration::from_micros(slot.due_us.get());
+            machine.begin(due);
+            due
+        } else {
+            Instant::now()
+        };
+        ctx.core.borrow_mut().rec.stream_opened();
+        let mut attempt = Attempt::new(conn.is_some(), index, seq, scheduled);
+        seq = seq.wrapping_add(1);
+        let mut end = loop {
+            let interest = match attempt.advance(&ctx, slot, &mut conn, &mut machine) {
+                Next::Done(end) => break end,
+                Next::Wait(interest) => interest,
+            };
+            attempt.waited = true;
+            let Some(live) = conn.as_ref() else {
+                unreachable!("a wait needs a connection");
+            };
+            let woke = match interest {
+                Interest::Read => live.stream.readable(false).await,
+                Interest::Write => live.stream.writable(false).await,
+                Interest::Yield => {
+                    YieldNow(false).await;
+                    Ok(())
+                }
+            };
+            attempt.wake_error = woke.err();
+        };
+        slot.disarm();
+        // A socket the sweeper shut down failed for the sweeper's reason, not the one it showed.
+        let expiry = slot.expired.take();
+        if let Some(expiry) = expiry {
+            end = expiry.end();
+            conn = None;
+        }
+        record_end(&ctx, &mut machine, opened_at, attempt.requested, end, expiry == Some(Expiry::SessionEnd));
+        // In the open model an arrival is one stream, or with --scenario one journey.
+        let journey_on = !ctx.journeys.is_empty() && after_turn(&ctx, index, seq.wrapping_sub(1), end, &mut machine);
+        if end == StreamEnd::Interrupted || (open_model && !journey_on) {
+            break;
+        }
+        if attempt.waited {
+            // Give the other tasks their turn before the next stream.
+            YieldNow(false).await;
+        } else {
+            // The stream failed before any wait (no free port, no descriptor): retrying at once
+            // would spin, and monoio reaps completions and fires timers only when its run queue
+            // drains, so the healthy streams would starve and their figures lie. The pause is
+            // boxed: it is rare, and a monoio Sleep would double the size of every user.
+            Box::pin(monoio::time::sleep(FAILURE_PAUSE)).await;
+        }
+    }
+    drop(conn);
+    slot.running.set(false);
+    if open_model {
+        ctx.core.borrow_mut().free_slots.push(index);
+    }
+}
+
+/// Waits `retry` before a reconnect and counts it; false if the run ended meanwhile, or a
+/// `--stages` step down stopped this user.
+async fn wait_to_reconnect(ctx: &CoreCtx, index: usize, retry: Duration) -> bool {
+    let from = Instant::now();
+    if !wait_until(ctx, from + retry).await || !ctx.may_start(index) {
+        return false;
+    }
+    let mut core = ctx.core.borrow_mut();
+    core.rec.reconnects += 1;
+    core.rec.histograms.reconnect_delay_us.saturating_record(micros_between(from, Instant::now()));
+    true
+}
+
+pub(crate) fn spawn_user(ctx: &Rc<CoreCtx>, local: usize) -> monoio::task::JoinHandle<()> {
+    ctx.slots[local].running.set(true);
+    monoio::spawn(virtual_user(ctx.clone(), local))
+}
+
+/// Counts one stream's end. The machine's clock and count belong to this stream only if its
+/// request started (`requested`); else it is timed from `opened_at`.
+fn record_end(
+    ctx: &CoreCtx,
+    machine: &mut StreamMachine,
+    opened_at: Instant,
+    requested: bool,
+    end: StreamEnd,
+    reached_length: bool,
+) {
+    let now = Instant::now();
+    let mut core = ctx.core.borrow_mut();
+    let rec = &mut core.rec;
+    if requested && let (Some(timeline), Some(llm_rec)) = (machine.llm(), rec.llm.as_deref_mut()) {
+        let failed = matches!(end, StreamEnd::Failed(_));
+        timeline.finish(now, end == StreamEnd::Completed, failed, llm_rec);
+    }
+    if requested && machine.events() >= 2 {
+        rec.histograms.max_gap_us.saturating_record(machine.max_gap_us());
+    }
+    if requested && ctx.shared.cfg.stream_duration.is_some() && end != StreamEnd::Interrupted && !reached_length {
+        // Ended before its intended length: by the server, a proxy, or an error.
+        rec.histograms.premature_end_us.saturating_record(micros_between(machine.request_start(), now));
+    }
+    let from = if requested { machine.request_start() } else { opened_at };
+    let events = if requested { machine.events() } else { 0 };
+    rec.stream_closed(end, micros_between(from, now), events);
+}
+
+/// Returns Pending once (after asking to be polled again), then Ready: a turn for the others.
+pub(crate) struct YieldNow(pub(crate) bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
