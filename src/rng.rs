@@ -28,9 +28,36 @@ pub fn next_xorshift64(state: &mut u64) -> u64 {
     x
 }
 
+/// The golden ratio in 64 bits: multiplying by it spreads small, consecutive keys over the whole range.
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A non-zero state for the draws of `key` (a core, or a user and stream) under `seed`: `seed` xor `key` times the
+/// golden ratio, odd. Cheap and weakly mixed: callers that start a sequence from it take one [`next`] first, whose
+/// output function finishes the mixing.
+pub fn seed_state(seed: u64, key: u64) -> u64 {
+    (seed ^ key.wrapping_mul(GOLDEN)) | 1
+}
+
+/// The state for one template slot of user `vu`'s stream `seq` under `seed`: a pure function of its inputs, so a
+/// partly written request can be rendered again byte for byte, and never zero. Each input goes through splitmix64's
+/// finalizer, so every input bit flips about half of the output bits: neighbouring users and streams draw unrelated
+/// values from their first draw on. (Not [`seed_state`]: these states seed templates and prompts, and their values
+/// for a given seed are kept as they were.)
+pub fn stream_state(seed: u64, vu: u64, seq: u64, slot: u64) -> u64 {
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let state =
+        [vu, seq, slot].into_iter().fold(mix(seed ^ GOLDEN), |h, x| mix(h.wrapping_add(x).wrapping_add(GOLDEN)));
+    if state == 0 { GOLDEN } else { state }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn steps_match_reference_values() {
@@ -40,5 +67,24 @@ mod tests {
         let mut state = 1u64;
         assert_eq!(next(&mut state), 5180492295206395165);
         assert_eq!(state, 33554433);
+    }
+
+    #[test]
+    fn states_are_pinned_to_their_inputs() {
+        // A seed's durations, arrivals, template values and prompts all start here.
+        assert_eq!(seed_state(1, 1), 11400714819323198485);
+        assert_eq!(seed_state(42, (7 << 32) ^ 3), 6174384234528994325);
+        assert_eq!(stream_state(1, 0, 0, 0), 71079956591447702);
+        assert_eq!(stream_state(42, 7, 3, u64::MAX), 5039893039739994936);
+    }
+
+    proptest! {
+        #[test]
+        fn states_are_never_zero_and_pure(seed in any::<u64>(), vu in any::<u64>(), seq in any::<u64>()) {
+            let state = stream_state(seed, vu, seq, 0);
+            prop_assert!(state != 0);
+            prop_assert_eq!(state, stream_state(seed, vu, seq, 0));
+            prop_assert!(seed_state(seed, vu) != 0);
+        }
     }
 }
