@@ -1,9 +1,12 @@
-//! Tiny deterministic PRNG steps over a caller-owned `u64` state: no dependency, no shared state.
+//! Tiny deterministic PRNG steps over a caller-owned `u64` state, the seed mixing that starts them, and the
+//! draws made from them: no dependency, no shared state.
 //!
 //! Two steps share the one state type. [`next`] (xorshift64*) serves jitter, arrivals, durations and template
 //! randomness; [`next_xorshift64`] (plain xorshift64) draws synthetic prompts. They are different sequences, and
 //! both are kept because a seed's outputs are pinned: changing the prompt step would change every synthetic prompt
 //! (and so the prompt token counts) that a given `--seed` produces.
+
+use std::time::Duration;
 
 /// xorshift64*: advances `state` (which must be non-zero) and returns the next pseudo-random value.
 pub fn next(state: &mut u64) -> u64 {
@@ -54,6 +57,17 @@ pub fn stream_state(seed: u64, vu: u64, seq: u64, slot: u64) -> u64 {
     if state == 0 { GOLDEN } else { state }
 }
 
+/// Uniform in `low..=high` to the millisecond (`low` when `high <= low`), from a hash of the seed, the user and its
+/// stream number: no state per user, and the same seed draws the same durations (`--stream-duration` ranges,
+/// think times).
+pub fn uniform_duration(low: Duration, high: Duration, seed: u64, vu: u64, seq: u32) -> Duration {
+    let span_ms = high.saturating_sub(low).as_millis() as u64;
+    let mut state = seed_state(seed, (vu << 32) ^ u64::from(seq));
+    // Mix once more: neighbouring users' first draws would be close otherwise.
+    next(&mut state);
+    low + Duration::from_millis(next(&mut state) % (span_ms + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +99,20 @@ mod tests {
             prop_assert!(state != 0);
             prop_assert_eq!(state, stream_state(seed, vu, seq, 0));
             prop_assert!(seed_state(seed, vu) != 0);
+        }
+    }
+
+    #[test]
+    fn uniform_durations() {
+        let ms = Duration::from_millis;
+        // Pinned: a seed's stream lengths and think times.
+        assert_eq!(uniform_duration(ms(100), ms(1100), 1, 0, 0), ms(766));
+        assert_eq!(uniform_duration(ms(100), ms(1100), 42, 7, 3), ms(630));
+        assert_eq!(uniform_duration(ms(5), ms(5), 42, 7, 3), ms(5));
+        assert_eq!(uniform_duration(ms(9), ms(5), 42, 7, 3), ms(9));
+        for vu in 0..200 {
+            let d = uniform_duration(ms(10), ms(20), 3, vu, 1);
+            assert!((ms(10)..=ms(20)).contains(&d), "{d:?}");
         }
     }
 }

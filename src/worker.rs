@@ -271,15 +271,7 @@ impl CoreCtx {
     /// seed draws the same lengths).
     fn stream_length(&self, slot: &Slot, local: usize, seq: u32) -> Option<Duration> {
         let (low, high) = self.shared.cfg.stream_duration?;
-        let span_ms = (high - low).as_millis() as u64;
-        if span_ms == 0 {
-            return Some(low);
-        }
-        let stream = (self.vu(slot, local) << 32) ^ u64::from(seq);
-        let mut seed = (self.shared.cfg.seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
-        // Mix once more: neighbouring users' first draws would be close otherwise.
-        crate::rng::next(&mut seed);
-        Some(low + Duration::from_millis(crate::rng::next(&mut seed) % (span_ms + 1)))
+        Some(crate::rng::uniform_duration(low, high, self.shared.cfg.seed, self.vu(slot, local), seq))
     }
 
     /// User `local` may start a stream: `--stages` has not stepped down past it.
@@ -731,7 +723,7 @@ async fn before_turn(ctx: &CoreCtx, index: usize, seq: u32) -> BeforeTurn {
         if high.is_zero() {
             return BeforeTurn::Stream;
         }
-        let think = uniform_duration(low, high, ctx.shared.cfg.seed, vu, seq);
+        let think = crate::rng::uniform_duration(low, high, ctx.shared.cfg.seed, vu, seq);
         return if wait_until(ctx, Instant::now() + think).await { BeforeTurn::Stream } else { BeforeTurn::Stop };
     }
     {
@@ -773,14 +765,6 @@ async fn before_turn(ctx: &CoreCtx, index: usize, seq: u32) -> BeforeTurn {
         }
     }
     BeforeTurn::Stream
-}
-
-/// Uniform in `low..=high` to the millisecond, from a hash of the seed, the user and its stream number.
-fn uniform_duration(low: Duration, high: Duration, seed: u64, vu: u64, seq: u32) -> Duration {
-    let span_ms = high.saturating_sub(low).as_millis() as u64;
-    let mut state = (seed ^ ((vu << 32) ^ u64::from(seq)).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
-    crate::rng::next(&mut state);
-    low + Duration::from_millis(crate::rng::next(&mut state) % (span_ms + 1))
 }
 
 /// A step's answer has this long (after the connect timeout) when no `--header-timeout` says otherwise.
