@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::http1::request::decimal;
 use crate::rng;
 
 /// Which OpenAI-compatible endpoint the bodies are for.
@@ -230,7 +231,7 @@ impl PromptSource {
         let max_tokens = self.line(api, pick).and_then(|line| line.max_tokens).or(default_max_tokens);
         if let Some(n) = max_tokens {
             out.extend_from_slice(br#","max_tokens":"#);
-            push_u64(n, out);
+            out.extend_from_slice(decimal(n, &mut [0; 20]));
         }
         out.push(b'}');
     }
@@ -322,21 +323,6 @@ fn push_words(low: u64, high: u64, rng: &mut u64, out: &mut Vec<u8>) {
         let word = WORDS[(rng::next_xorshift64(rng) % WORDS.len() as u64) as usize];
         out.extend_from_slice(word.as_bytes());
     }
-}
-
-/// Appends a decimal integer without formatting machinery, which would allocate a `String`.
-fn push_u64(mut n: u64, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
 }
 
 /// Appends `bytes` JSON-escaped, without quotes: `"`, `\` and control characters are escaped, each invalid UTF-8
@@ -721,15 +707,6 @@ mod tests {
                 {"role":"assistant","content":"bad \u{fffd} byte"},
             ])
         );
-    }
-
-    #[test]
-    fn push_u64_edges() {
-        for n in [0, 1, 9, 10, 12345, u64::MAX] {
-            let mut out = Vec::new();
-            push_u64(n, &mut out);
-            assert_eq!(out, n.to_string().as_bytes());
-        }
     }
 
     #[test]
