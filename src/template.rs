@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use memchr::memmem;
+
 use crate::http1::request::{self, RequestSpec, decimal};
 use crate::llm::prompt::{self, Api, PromptSource};
 use crate::rng;
@@ -232,11 +234,11 @@ impl Template {
         let mut parts = Vec::new();
         let mut lit = Vec::new();
         let mut rest = text;
-        let literal = find(text, b"{{").is_none();
-        while let Some(open) = find(rest, b"{{") {
+        let literal = memmem::find(text, b"{{").is_none();
+        while let Some(open) = memmem::find(rest, b"{{") {
             lit.extend_from_slice(&rest[..open]);
             let after = &rest[open + 2..];
-            let Some(close) = find(after, b"}}") else {
+            let Some(close) = memmem::find(after, b"}}") else {
                 return Err(format!("unterminated \"{{{{\" in template at \"{}\"", excerpt(&rest[open..])));
             };
             let quoted = excerpt(&rest[open..open + close + 4]);
@@ -331,10 +333,6 @@ fn placeholder(inner: &[u8], fields: Option<&[String]>, env: &dyn Fn(&str) -> Op
             }),
         },
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The start of `bytes` for an error message: a long body should not flood the terminal.
