@@ -112,20 +112,12 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
     }
     let (server_threads, client_threads) = demo_threads();
     let serve_cfg = ServeConfig {
-        addrs: vec!["127.0.0.1:0".parse().expect("literal address")],
-        threads: server_threads,
-        driver: DriverChoice::Auto,
         events: 100,
         interval: Duration::from_millis(20),
         size_bytes: 100,
         first_delay: Duration::from_millis(50),
         jitter: Duration::from_millis(2),
-        replay: None,
-        replay_write_bytes: 1,
-        replay_pause: Duration::ZERO,
-        disconnect_after: None,
-        openai: None,
-        tls: None,
+        ..demo_server(server_threads)
     };
     let handle = server::start(&serve_cfg, client_threads)?;
     let url = format!("http://{}/", handle.addr);
@@ -134,14 +126,38 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
          --jitter 2ms` and `ssebench run {url} -c {} -d {:?}`",
         handle.addr, demo.connections, demo.duration
     );
-    let run_cfg = RunConfig {
+    run_against(&demo_run(demo, client_threads, &url)?, handle)
+}
+
+/// The demo's server: loopback, an ephemeral port, `threads` cores, plain HTTP; the caller sets what it sends.
+fn demo_server(threads: usize) -> ServeConfig {
+    ServeConfig {
+        addrs: vec!["127.0.0.1:0".parse().expect("literal address")],
+        threads,
+        driver: DriverChoice::Auto,
+        events: 0,
+        interval: Duration::ZERO,
+        size_bytes: 0,
+        first_delay: Duration::ZERO,
+        jitter: Duration::ZERO,
+        replay: None,
+        replay_write_bytes: 1,
+        replay_pause: Duration::ZERO,
+        disconnect_after: None,
+        openai: None,
+        tls: None,
+    }
+}
+
+/// The demo's run against `url`: its connections, duration and JSON path on `threads` cores.
+fn demo_run(demo: &DemoConfig, threads: usize, url: &str) -> Result<RunConfig, String> {
+    Ok(RunConfig {
         connections: demo.connections,
         duration: Some(demo.duration),
-        threads: client_threads,
+        threads,
         json_path: demo.json_path.clone(),
-        ..RunConfig::new(vec![Target::parse(&url).map_err(|e| e.0)?])
-    };
-    run_against(&run_cfg, handle)
+        ..RunConfig::new(vec![Target::parse(url).map_err(|e| e.0)?])
+    })
 }
 
 /// The demo's cores: half serve, the rest (at least one) run the load.
@@ -163,22 +179,8 @@ fn run_against(cfg: &RunConfig, server: server::ServerHandle) -> Result<bool, St
 fn demo_openai(demo: &DemoConfig) -> Result<bool, String> {
     let (server_threads, client_threads) = demo_threads();
     let model = ModelShape { tokens_per_s: 50.0, tokens_per_chunk: 1, prefill_us_per_token: 100, output_tokens: 64 };
-    let serve_cfg = ServeConfig {
-        addrs: vec!["127.0.0.1:0".parse().expect("literal address")],
-        threads: server_threads,
-        driver: DriverChoice::Auto,
-        events: 0,
-        interval: Duration::ZERO,
-        size_bytes: 0,
-        first_delay: Duration::from_millis(20),
-        jitter: Duration::ZERO,
-        replay: None,
-        replay_write_bytes: 1,
-        replay_pause: Duration::ZERO,
-        disconnect_after: None,
-        openai: Some(model),
-        tls: None,
-    };
+    let serve_cfg =
+        ServeConfig { first_delay: Duration::from_millis(20), openai: Some(model), ..demo_server(server_threads) };
     let handle = server::start(&serve_cfg, client_threads)?;
     let url = format!("http://{}/v1/chat/completions", handle.addr);
     eprintln!(
@@ -195,14 +197,10 @@ fn demo_openai(demo: &DemoConfig) -> Result<bool, String> {
         scenario: None,
     };
     let run_cfg = RunConfig {
-        connections: demo.connections,
-        duration: Some(demo.duration),
-        threads: client_threads,
-        json_path: demo.json_path.clone(),
         method: "POST".into(),
         headers: vec![("Content-Type".into(), "application/json".into())],
         llm: Some(llm),
-        ..RunConfig::new(vec![Target::parse(&url).map_err(|e| e.0)?])
+        ..demo_run(demo, client_threads, &url)?
     };
     run_against(&run_cfg, handle)
 }
