@@ -1,5 +1,6 @@
 //! What each subcommand does, from a checked config to an exit code: run, serve, demo.
 
+use std::io::{self, Write};
 use std::time::Duration;
 
 use crate::cli::{Command, DemoConfig};
@@ -54,7 +55,10 @@ pub fn execute(command: Command) -> u8 {
 /// Prints the host inspection; exit 1 when something needs a look.
 fn doctor(streams: u64) -> u8 {
     let items = doctor::inspect(streams);
-    print!("{}", doctor::render(streams, &items));
+    if let Err(message) = print_stdout(&doctor::render(streams, &items)) {
+        eprintln!("ssebench: {message}");
+        return exit::CANNOT_START;
+    }
     if items.iter().any(|i| i.status == doctor::Status::Warn) { exit::WARNINGS } else { exit::OK }
 }
 
@@ -70,12 +74,24 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
     let target = cfg.target_urls().join(", ");
     let mut report = Report::new(&target, &outcome, &cfg.slos);
     report.request = Some(report::RequestReport::of(cfg));
-    print!("{}", report::render_text(&report));
+    let printed = print_stdout(&report::render_text(&report));
     if let Some(path) = &cfg.json_path {
         std::fs::write(path, report.to_json() + "\n")
             .map_err(|e| format!("cannot write the JSON report to {}: {e}", path.display()))?;
     }
+    printed?;
     Ok(report.slos_pass())
+}
+
+/// Writes `text` to stdout. A closed stdout (`ssebench run ... | head -1`) is not a failure: the reader took what it
+/// wanted, so the rest is dropped and the command's own exit code stands, as in ripgrep (`print!` would panic, exit
+/// 101). Any other write error is one.
+fn print_stdout(text: &str) -> Result<(), String> {
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.map_err(|err| format!("cannot write the report to stdout: {err}")),
+    }
 }
 
 fn serve(cfg: &ServeConfig) -> Result<(), String> {
