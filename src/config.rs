@@ -63,8 +63,13 @@ struct UrlParts {
 impl Target {
     /// The URL as the report names it.
     pub fn url(&self) -> String {
+        self.url_with_path(&self.path)
+    }
+
+    /// The URL with `path` for the target's own (with `--openai`, the API's path): same scheme, same authority.
+    pub fn url_with_path(&self, path: &str) -> String {
         let scheme = if self.tls_name.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}{}", self.host_header, self.path)
+        format!("{scheme}://{}{path}", self.host_header)
     }
 
     /// Parses an `http://` or `https://` URL and resolves its host (once, at start-up).
@@ -354,7 +359,7 @@ impl RunConfig {
         self.targets
             .iter()
             .map(|t| match &self.llm {
-                Some(llm) => format!("http://{}{}", t.host_header, llm.path_for(&t.path)),
+                Some(llm) => t.url_with_path(&llm.path_for(&t.path)),
                 None => t.url(),
             })
             .collect()
@@ -841,5 +846,21 @@ mod tests {
         for bad in ["ftp://x/", "127.0.0.1:80", "http://", "http://h:notaport/", "http://u@h/", "https://"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn llm_target_urls_keep_the_scheme() {
+        let prompts = Arc::new(PromptSource::synthetic(1, 1));
+        let llm = LlmConfig {
+            api: Api::Chat,
+            model: "m".into(),
+            max_tokens: None,
+            extra_body: None,
+            prompts,
+            scenario: None,
+        };
+        let targets = ["https://localhost/v1", "http://127.0.0.1:8080/x?q"].map(|url| Target::parse(url).unwrap());
+        let cfg = RunConfig { llm: Some(llm), ..RunConfig::new(targets.to_vec()) };
+        assert_eq!(cfg.target_urls(), ["https://localhost/v1/chat/completions", "http://127.0.0.1:8080/x?q"]);
     }
 }
