@@ -33,9 +33,9 @@ impl DataSet {
     }
 
     /// Parses RFC 4180 CSV whose first row names the fields. Blank lines are skipped; values are kept as written
-    /// (not trimmed), header names are trimmed.
+    /// (not trimmed), header names are trimmed. A leading byte-order mark is dropped.
     pub fn parse_csv(text: &str) -> Result<DataSet, String> {
-        let mut records = csv_records(text)?.into_iter();
+        let mut records = csv_records(strip_bom(text))?.into_iter();
         let Some((header_line, header)) = records.next() else { return Err("no header row".into()) };
         let fields: Vec<String> = header.iter().map(|f| f.trim().to_string()).collect();
         for (i, field) in fields.iter().enumerate() {
@@ -57,12 +57,13 @@ impl DataSet {
     }
 
     /// Parses JSON lines: one object per non-blank line, values strings, numbers or booleans. Fields are the
-    /// keys (sorted within each line, then in order of first appearance), and every row must have all of them.
+    /// keys (sorted within each line, then in order of first appearance), and every row must have all of them. A
+    /// leading byte-order mark is dropped.
     pub fn parse_jsonl(text: &str) -> Result<DataSet, String> {
         use serde_json::Value;
         let mut objects = Vec::new();
         let mut fields: Vec<String> = Vec::new();
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in strip_bom(text).lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let value: Value = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
             let Value::Object(object) = value else { return Err(format!("line {}: expected a JSON object", i + 1)) };
             for key in object.keys() {
@@ -123,6 +124,12 @@ impl DataSet {
             _ => Ok(self),
         }
     }
+}
+
+/// `text` without a leading UTF-8 byte-order mark: editors on Windows save one, it is invisible there, and left in
+/// it would become part of the first field's name.
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// Splits CSV into records, each with the 1-based line it starts on. Lenient where RFC 4180 is silent (a quote
@@ -637,6 +644,20 @@ mod tests {
         assert_eq!(d.row(0), ["a,b", "say \"hi\""]);
         assert_eq!(d.row(1), ["plain", ""]);
         assert_eq!(DataSet::parse_csv("x\n1").unwrap().row(0), ["1"]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_field() {
+        let csv = DataSet::parse_csv("\u{feff}token,user\r\nAAA,ann\r\n").unwrap();
+        assert_eq!(csv.fields(), ["token", "user"]);
+        let jsonl = DataSet::parse_jsonl("\u{feff}{\"token\":\"AAA\"}\n").unwrap();
+        assert_eq!(jsonl.fields(), ["token"]);
+        for data in [csv, jsonl] {
+            let (_, t) = spec_template("GET", "/", &[("Authorization", "Bearer {{token}}")], b"", Some(data));
+            assert!(String::from_utf8(render_request(&t, 0, 0)).unwrap().contains("Bearer AAA\r\n"));
+        }
+        // Only at the very start: elsewhere it is data.
+        assert_eq!(DataSet::parse_csv("a\n\u{feff}x\n").unwrap().row(0), ["\u{feff}x"]);
     }
 
     #[test]
