@@ -1,9 +1,10 @@
 //! What each subcommand does, from a checked config to an exit code: run, serve, demo.
 
+use std::io::{self, Write};
 use std::time::Duration;
 
 use crate::cli::{Command, DemoConfig};
-use crate::config::{DriverChoice, LlmConfig, RunConfig, Target};
+use crate::config::{LlmConfig, RunConfig, Target};
 use crate::doctor;
 use crate::engine::{self, EngineError};
 use crate::limits;
@@ -58,7 +59,10 @@ pub fn execute(command: Command) -> u8 {
 /// Prints the host inspection; exit 1 when something needs a look.
 fn doctor(streams: u64) -> u8 {
     let items = doctor::inspect(streams);
-    print!("{}", doctor::render(streams, &items));
+    if let Err(message) = print_stdout(&doctor::render(streams, &items)) {
+        eprintln!("ssebench: {message}");
+        return exit::CANNOT_START;
+    }
     if items.iter().any(|i| i.status == doctor::Status::Warn) { exit::WARNINGS } else { exit::OK }
 }
 
@@ -74,12 +78,24 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
     let target = cfg.target_urls().join(", ");
     let mut report = Report::new(&target, &outcome, &cfg.slos);
     report.request = Some(report::RequestReport::of(cfg));
-    print!("{}", report::render_text(&report));
+    let printed = print_stdout(&report::render_text(&report));
     if let Some(path) = &cfg.json_path {
         std::fs::write(path, report.to_json() + "\n")
             .map_err(|e| EngineError::Start(format!("cannot write the JSON report to {}: {e}", path.display())))?;
     }
+    printed.map_err(EngineError::Start)?;
     Ok(report.slos_pass())
+}
+
+/// Writes `text` to stdout. A closed stdout (`ssebench run ... | head -1`) is not a failure: the reader took what it
+/// wanted, so the rest is dropped and the command's own exit code stands, as in ripgrep (`print!` would panic, exit
+/// 101). Any other write error is one.
+pub fn print_stdout(text: &str) -> Result<(), String> {
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.map_err(|err| format!("cannot write the report to stdout: {err}")),
+    }
 }
 
 fn serve(cfg: &ServeConfig) -> Result<(), String> {
@@ -116,20 +132,12 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
     }
     let (server_threads, client_threads) = demo_threads();
     let serve_cfg = ServeConfig {
-        addrs: vec!["127.0.0.1:0".parse().expect("literal address")],
-        threads: server_threads,
-        driver: DriverChoice::Auto,
         events: 100,
         interval: Duration::from_millis(20),
         size_bytes: 100,
         first_delay: Duration::from_millis(50),
         jitter: Duration::from_millis(2),
-        replay: None,
-        replay_write_bytes: 1,
-        replay_pause: Duration::ZERO,
-        disconnect_after: None,
-        openai: None,
-        tls: None,
+        ..demo_server(server_threads)
     };
     let handle = server::start(&serve_cfg, client_threads)?;
     let url = format!("http://{}/", handle.addr);
@@ -138,14 +146,23 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
          --jitter 2ms` and `ssebench run {url} -c {} -d {:?}`",
         handle.addr, demo.connections, demo.duration
     );
-    let run_cfg = RunConfig {
+    run_against(&demo_run(demo, client_threads, &url)?, handle)
+}
+
+/// The demo's server: loopback, an ephemeral port, `threads` cores, plain HTTP; the caller sets what it sends.
+fn demo_server(threads: usize) -> ServeConfig {
+    ServeConfig { threads, ..ServeConfig::new("127.0.0.1:0".parse().expect("literal address")) }
+}
+
+/// The demo's run against `url`: its connections, duration and JSON path on `threads` cores.
+fn demo_run(demo: &DemoConfig, threads: usize, url: &str) -> Result<RunConfig, String> {
+    Ok(RunConfig {
         connections: demo.connections,
         duration: Some(demo.duration),
-        threads: client_threads,
+        threads,
         json_path: demo.json_path.clone(),
-        ..RunConfig::new(vec![Target::parse(&url).map_err(|e| e.0)?])
-    };
-    run_against(&run_cfg, handle)
+        ..RunConfig::new(vec![Target::parse(url).map_err(|e| e.0)?])
+    })
 }
 
 /// The demo's cores: half serve, the rest (at least one) run the load.
@@ -167,22 +184,8 @@ fn run_against(cfg: &RunConfig, server: server::ServerHandle) -> Result<bool, St
 fn demo_openai(demo: &DemoConfig) -> Result<bool, String> {
     let (server_threads, client_threads) = demo_threads();
     let model = ModelShape { tokens_per_s: 50.0, tokens_per_chunk: 1, prefill_us_per_token: 100, output_tokens: 64 };
-    let serve_cfg = ServeConfig {
-        addrs: vec!["127.0.0.1:0".parse().expect("literal address")],
-        threads: server_threads,
-        driver: DriverChoice::Auto,
-        events: 0,
-        interval: Duration::ZERO,
-        size_bytes: 0,
-        first_delay: Duration::from_millis(20),
-        jitter: Duration::ZERO,
-        replay: None,
-        replay_write_bytes: 1,
-        replay_pause: Duration::ZERO,
-        disconnect_after: None,
-        openai: Some(model),
-        tls: None,
-    };
+    let serve_cfg =
+        ServeConfig { first_delay: Duration::from_millis(20), openai: Some(model), ..demo_server(server_threads) };
     let handle = server::start(&serve_cfg, client_threads)?;
     let url = format!("http://{}/v1/chat/completions", handle.addr);
     eprintln!(
@@ -200,14 +203,10 @@ fn demo_openai(demo: &DemoConfig) -> Result<bool, String> {
         step_targets: Vec::new(),
     };
     let run_cfg = RunConfig {
-        connections: demo.connections,
-        duration: Some(demo.duration),
-        threads: client_threads,
-        json_path: demo.json_path.clone(),
         method: "POST".into(),
         headers: vec![("Content-Type".into(), "application/json".into())],
         llm: Some(llm),
-        ..RunConfig::new(vec![Target::parse(&url).map_err(|e| e.0)?])
+        ..demo_run(demo, client_threads, &url)?
     };
     run_against(&run_cfg, handle)
 }

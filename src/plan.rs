@@ -84,7 +84,7 @@ pub struct ArrivalClock {
 
 impl ArrivalClock {
     pub fn new(rate_per_s: f64, poisson: bool, threads: usize, core_index: usize, seed: u64) -> ArrivalClock {
-        let rng = (seed ^ (core_index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+        let rng = crate::rng::seed_state(seed, core_index as u64 + 1);
         ArrivalClock { rate_per_s, threads, core_index, poisson, count: 0, last_s: 0.0, rng }
     }
 

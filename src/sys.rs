@@ -1,11 +1,14 @@
-//! Raw socket calls made by hand: non-blocking recv into a per-core buffer, send, SO_REUSEPORT listeners, and errno classification.
+//! Socket calls: non-blocking connect and SO_REUSEPORT listeners (through socket2), recv into a per-core buffer and
+//! send (by hand: the per-event path), /proc memory, and errno classification.
 //!
 //! The worker waits for readiness through monoio and then reads with `recv(MSG_DONTWAIT)`, so an
 //! idle stream pins no read buffer of its own (see ARCHITECTURE.md).
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::recorder::Failure;
 
@@ -34,72 +37,32 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 /// Done by hand rather than as an io_uring connect op: the op runs inside the next batch
 /// submission, so during a connect storm every connect's clock would include the whole batch.
 pub fn start_connect(addr: SocketAddr, bind: Option<IpAddr>) -> io::Result<(std::net::TcpStream, bool)> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    let fd = new_socket(domain, libc::SOCK_NONBLOCK)?;
+    // socket2 adds SOCK_CLOEXEC: socket(2) with NONBLOCK and CLOEXEC in one call, as before.
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
     // Requests are written whole; Nagle would only delay them.
-    set_int_option(&fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    socket.set_nodelay(true)?;
     if let Some(source) = bind {
-        set_int_option(&fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)?;
-        let (storage, len) = sockaddr(SocketAddr::new(source, 0));
-        // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
-        if unsafe { libc::bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_bind_address_no_port(&socket)?;
+        socket.bind(&SocketAddr::new(source, 0).into())?;
     }
-    let (storage, len) = sockaddr(addr);
-    // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
-    let rc = unsafe { libc::connect(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) };
-    let in_progress = if rc == 0 {
-        false
-    } else {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(err);
-        }
-        true
+    let in_progress = match socket.connect(&addr.into()) {
+        Ok(()) => false,
+        Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => true,
+        Err(err) => return Err(err),
     };
-    Ok((std::net::TcpStream::from(fd), in_progress))
+    Ok((socket.into(), in_progress))
 }
 
-/// Shuts a socket down both ways: whatever waits on it wakes (EOF, or an error for a connect
-/// under way) and the peer sees the stream end. Errors are ignored: the socket may be gone.
-pub fn shutdown(fd: RawFd) {
-    // SAFETY: shutdown(2) on a descriptor number; the callers keep it registered only while open.
-    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
-}
-
-/// The pending error of a socket (SO_ERROR): how a non-blocking connect ended.
-pub fn socket_error(fd: RawFd) -> Option<io::Error> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `value` and `len` are live and sized for SO_ERROR's c_int.
-    let rc = unsafe {
-        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&mut value as *mut libc::c_int).cast(), &mut len)
-    };
-    match (rc, value) {
-        (rc, _) if rc < 0 => Some(io::Error::last_os_error()),
-        (_, 0) => None,
-        (_, code) => Some(io::Error::from_raw_os_error(code)),
-    }
-}
-
-fn new_socket(domain: libc::c_int, flags: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the descriptor is owned by `OwnedFd` right away.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn set_int_option(fd: &OwnedFd, level: libc::c_int, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: the option value points to a live c_int of the given size.
+/// IP_BIND_ADDRESS_NO_PORT (Linux 4.2), which socket2 0.5 has no setter for.
+fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {
+    let value: libc::c_int = 1;
+    // SAFETY: the option value points to a live c_int of the given size for the duration of the call, and the
+    // descriptor is owned by `socket`.
     let rc = unsafe {
         libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            option,
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -107,57 +70,39 @@ fn set_int_option(fd: &OwnedFd, level: libc::c_int, option: libc::c_int, value: 
     if rc < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
+/// Runs `f` on the socket behind descriptor number `fd`, which the caller holds open across the call (the worker
+/// keeps a number in a slot only while its connection owns it; see ARCHITECTURE.md). A negative number fails
+/// with EBADF, as the system call would.
+fn with_socket<R>(fd: RawFd, f: impl FnOnce(&SockRef<'_>) -> io::Result<R>) -> io::Result<R> {
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: `fd` is not -1 and stays open for as long as the borrow lives (this call), as the callers
+    // guarantee; the borrow never closes it.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    f(&SockRef::from(&fd))
+}
+
+/// Shuts a socket down both ways: whatever waits on it wakes (EOF, or an error for a connect
+/// under way) and the peer sees the stream end. Errors are ignored: the socket may be gone.
+pub fn shutdown(fd: RawFd) {
+    let _ = with_socket(fd, |socket| socket.shutdown(Shutdown::Both));
+}
+
+/// The pending error of a socket (SO_ERROR): how a non-blocking connect ended.
+pub fn socket_error(fd: RawFd) -> Option<io::Error> {
+    with_socket(fd, |socket| socket.take_error()).unwrap_or_else(Some)
+}
+
 /// A listening socket with SO_REUSEPORT, so every core can bind the same address and the
 /// kernel spreads incoming connections over them.
 pub fn reuseport_listener(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    let fd = new_socket(domain, 0)?;
-    for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
-        set_int_option(&fd, libc::SOL_SOCKET, option, 1)?;
-    }
-    let (storage, len) = sockaddr(addr);
-    // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
-    if unsafe { libc::bind(fd.as_raw_fd(), (&storage as *const libc::sockaddr_storage).cast(), len) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: listen(2) on a bound socket we own.
-    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let listener = std::net::TcpListener::from(fd);
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
-
-fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: all-zero bytes are a valid sockaddr_storage.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.ip().octets()) },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(v6) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: v6.ip().octets() },
-                sin6_scope_id: v6.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len as libc::socklen_t)
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
 }
 
 /// The process's resident memory, from /proc/self/status.
@@ -219,6 +164,62 @@ mod tests {
         assert_eq!(connect_failure(&e(libc::ENETUNREACH)), Failure::ConnectOther);
         assert_eq!(io_failure(&e(libc::ECONNRESET)), Failure::Reset);
         assert_eq!(io_failure(&e(libc::EIO)), Failure::Io);
+    }
+
+    fn wait_connected(stream: &std::net::TcpStream, in_progress: bool) {
+        if in_progress {
+            let mut poll = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+            // SAFETY: one live pollfd.
+            assert_eq!(unsafe { libc::poll(&mut poll, 1, 5_000) }, 1);
+        }
+        assert!(socket_error(stream.as_raw_fd()).is_none());
+    }
+
+    #[test]
+    fn connect_listen_and_shutdown_over_loopback() {
+        use std::io::Read;
+        let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 8).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // SO_REUSEPORT: a second listener on the same port is allowed.
+        let twin = reuseport_listener(addr, 8).unwrap();
+        assert!(matches!(listener.accept(), Err(e) if e.kind() == io::ErrorKind::WouldBlock), "non-blocking");
+        drop(twin);
+        for bind in [None, Some("127.0.0.1".parse().unwrap())] {
+            let (stream, in_progress) = start_connect(addr, bind).unwrap();
+            wait_connected(&stream, in_progress);
+            assert!(stream.nodelay().unwrap());
+            let source = stream.local_addr().unwrap();
+            assert_ne!(source.port(), 0);
+            let (mut peer, _) = listener.accept().unwrap();
+            assert_eq!(send(stream.as_raw_fd(), b"hi").unwrap(), 2);
+            let mut got = [0u8; 2];
+            peer.set_nonblocking(false).unwrap();
+            peer.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"hi");
+            assert!(matches!(recv(stream.as_raw_fd(), &mut got), Err(e) if e.kind() == io::ErrorKind::WouldBlock));
+            shutdown(stream.as_raw_fd());
+            assert_eq!(peer.read(&mut got).unwrap(), 0, "the peer sees the end");
+        }
+    }
+
+    #[test]
+    fn refused_connect_and_bad_descriptors() {
+        let port = {
+            let listener = reuseport_listener("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        match start_connect(SocketAddr::from(([127, 0, 0, 1], port)), None) {
+            Err(e) => assert_eq!(connect_failure(&e), Failure::ConnectRefused),
+            Ok((stream, _)) => {
+                let mut poll = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one live pollfd.
+                assert_eq!(unsafe { libc::poll(&mut poll, 1, 5_000) }, 1);
+                let err = socket_error(stream.as_raw_fd()).expect("refused");
+                assert_eq!(connect_failure(&err), Failure::ConnectRefused);
+            }
+        }
+        assert_eq!(socket_error(-1).and_then(|e| e.raw_os_error()), Some(libc::EBADF));
+        shutdown(-1);
     }
 
     #[test]

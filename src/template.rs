@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use memchr::memmem;
+
 use crate::http1::request::{self, RequestSpec, decimal};
 use crate::llm::prompt::{self, Api, PromptSource};
 use crate::rng;
@@ -31,9 +33,9 @@ impl DataSet {
     }
 
     /// Parses RFC 4180 CSV whose first row names the fields. Blank lines are skipped; values are kept as written
-    /// (not trimmed), header names are trimmed.
+    /// (not trimmed), header names are trimmed. A leading byte-order mark is dropped.
     pub fn parse_csv(text: &str) -> Result<DataSet, String> {
-        let mut records = csv_records(text)?.into_iter();
+        let mut records = csv_records(strip_bom(text))?.into_iter();
         let Some((header_line, header)) = records.next() else { return Err("no header row".into()) };
         let fields: Vec<String> = header.iter().map(|f| f.trim().to_string()).collect();
         for (i, field) in fields.iter().enumerate() {
@@ -55,12 +57,13 @@ impl DataSet {
     }
 
     /// Parses JSON lines: one object per non-blank line, values strings, numbers or booleans. Fields are the
-    /// keys (sorted within each line, then in order of first appearance), and every row must have all of them.
+    /// keys (sorted within each line, then in order of first appearance), and every row must have all of them. A
+    /// leading byte-order mark is dropped.
     pub fn parse_jsonl(text: &str) -> Result<DataSet, String> {
         use serde_json::Value;
         let mut objects = Vec::new();
         let mut fields: Vec<String> = Vec::new();
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in strip_bom(text).lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let value: Value = serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
             let Value::Object(object) = value else { return Err(format!("line {}: expected a JSON object", i + 1)) };
             for key in object.keys() {
@@ -121,6 +124,12 @@ impl DataSet {
             _ => Ok(self),
         }
     }
+}
+
+/// `text` without a leading UTF-8 byte-order mark: editors on Windows save one, it is invisible there, and left in
+/// it would become part of the first field's name.
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// Splits CSV into records, each with the 1-based line it starts on. Lenient where RFC 4180 is silent (a quote
@@ -232,11 +241,11 @@ impl Template {
         let mut parts = Vec::new();
         let mut lit = Vec::new();
         let mut rest = text;
-        let literal = find(text, b"{{").is_none();
-        while let Some(open) = find(rest, b"{{") {
+        let literal = memmem::find(text, b"{{").is_none();
+        while let Some(open) = memmem::find(rest, b"{{") {
             lit.extend_from_slice(&rest[..open]);
             let after = &rest[open + 2..];
-            let Some(close) = find(after, b"}}") else {
+            let Some(close) = memmem::find(after, b"}}") else {
                 return Err(format!("unterminated \"{{{{\" in template at \"{}\"", excerpt(&rest[open..])));
             };
             let quoted = excerpt(&rest[open..open + close + 4]);
@@ -333,10 +342,6 @@ fn placeholder(inner: &[u8], fields: Option<&[String]>, env: &dyn Fn(&str) -> Op
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 /// The start of `bytes` for an error message: a long body should not flood the terminal.
 fn excerpt(bytes: &[u8]) -> String {
     const MAX_BYTES: usize = 60;
@@ -369,21 +374,6 @@ fn rand_int(rng: &mut u64, low: i64, high: i64) -> i64 {
             return low.wrapping_add((product >> 64) as u64 as i64);
         }
     }
-}
-
-/// The xorshift state for one template of one request: a pure function of its inputs, so a partly written
-/// request can be rendered again byte for byte, and never zero.
-fn rng_state(seed: u64, vu: u64, seq: u64, slot: u64) -> u64 {
-    const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
-    // splitmix64's finalizer: every input bit flips about half of the output bits.
-    let mix = |mut z: u64| {
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let state =
-        [vu, seq, slot].into_iter().fold(mix(seed ^ GOLDEN), |h, x| mix(h.wrapping_add(x).wrapping_add(GOLDEN)));
-    if state == 0 { GOLDEN } else { state }
 }
 
 /// What a target's streams send: the same bytes every time, encoded once, or a template
@@ -479,11 +469,11 @@ impl RequestTemplate {
         let row = self.data.as_ref().map(|d| d.row(self.mode.row_index(vu, seq, self.users, d.rows())));
         let vars = Vars { vu, seq, row, extracted: journey.extracted };
         // One random stream per template (slot), so the closures below need no shared mutable state.
-        let state = |slot: usize| rng_state(self.seed, vu, seq, slot as u64);
+        let state = |slot: usize| rng::stream_state(self.seed, vu, seq, slot as u64);
         body_buf.clear();
         self.body.render(&vars, &mut state(0), body_buf);
         if let Some(llm) = &self.llm {
-            let mut rng = rng_state(self.seed, vu, seq, PROMPT_RNG_SLOT);
+            let mut rng = rng::stream_state(self.seed, vu, seq, PROMPT_RNG_SLOT);
             let pick = self.prompt_pick(vu, seq, journey);
             llm.prompts.render_tail(llm.api, pick, &mut rng, journey.history, llm.max_tokens, body_buf);
         }
@@ -510,7 +500,7 @@ impl RequestTemplate {
     /// byte) and the assistant's `answer` to `history`.
     pub fn append_turn(&self, vu: u64, seq: u64, journey: &Journey<'_>, answer: &[u8], history: &mut Vec<u8>) {
         let Some(llm) = &self.llm else { return };
-        let mut rng = rng_state(self.seed, vu, seq, PROMPT_RNG_SLOT);
+        let mut rng = rng::stream_state(self.seed, vu, seq, PROMPT_RNG_SLOT);
         if !history.is_empty() {
             history.push(b',');
         }
@@ -644,13 +634,6 @@ mod tests {
             let n: i64 = std::str::from_utf8(&out).unwrap().parse().unwrap();
             prop_assert!(low <= n && n <= high, "{} not in {}..={}", n, low, high);
         }
-
-        #[test]
-        fn rng_state_is_never_zero_and_pure(seed in any::<u64>(), vu in any::<u64>(), seq in any::<u64>()) {
-            let state = rng_state(seed, vu, seq, 0);
-            prop_assert!(state != 0);
-            prop_assert_eq!(state, rng_state(seed, vu, seq, 0));
-        }
     }
 
     #[test]
@@ -661,6 +644,20 @@ mod tests {
         assert_eq!(d.row(0), ["a,b", "say \"hi\""]);
         assert_eq!(d.row(1), ["plain", ""]);
         assert_eq!(DataSet::parse_csv("x\n1").unwrap().row(0), ["1"]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_field() {
+        let csv = DataSet::parse_csv("\u{feff}token,user\r\nAAA,ann\r\n").unwrap();
+        assert_eq!(csv.fields(), ["token", "user"]);
+        let jsonl = DataSet::parse_jsonl("\u{feff}{\"token\":\"AAA\"}\n").unwrap();
+        assert_eq!(jsonl.fields(), ["token"]);
+        for data in [csv, jsonl] {
+            let (_, t) = spec_template("GET", "/", &[("Authorization", "Bearer {{token}}")], b"", Some(Arc::new(data)));
+            assert!(String::from_utf8(render_request(&t, 0, 0)).unwrap().contains("Bearer AAA\r\n"));
+        }
+        // Only at the very start: elsewhere it is data.
+        assert_eq!(DataSet::parse_csv("a\n\u{feff}x\n").unwrap().row(0), ["\u{feff}x"]);
     }
 
     #[test]

@@ -265,7 +265,7 @@ impl RunConfig {
         self.targets
             .iter()
             .map(|t| match &self.llm {
-                Some(llm) => format!("http://{}{}", t.host_header, llm.path_for(&t.path)),
+                Some(llm) => t.url_with_path(&llm.path_for(&t.path)),
                 None => t.url(),
             })
             .collect()
@@ -362,4 +362,26 @@ pub struct Arrivals {
     pub poisson: bool,
     /// Most streams open at once; an arrival finding them all busy is dropped and counted.
     pub max_streams: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llm_target_urls_keep_the_scheme() {
+        let prompts = Arc::new(PromptSource::synthetic(1, 1));
+        let llm = LlmConfig {
+            api: Api::Chat,
+            model: "m".into(),
+            max_tokens: None,
+            extra_body: None,
+            prompts,
+            scenario: None,
+            step_targets: Vec::new(),
+        };
+        let targets = ["https://localhost/v1", "http://127.0.0.1:8080/x?q"].map(|url| Target::parse(url).unwrap());
+        let cfg = RunConfig { llm: Some(llm), ..RunConfig::new(targets.to_vec()) };
+        assert_eq!(cfg.target_urls(), ["https://localhost/v1/chat/completions", "http://127.0.0.1:8080/x?q"]);
+    }
 }

@@ -30,8 +30,13 @@ struct UrlParts {
 impl Target {
     /// The URL as the report names it.
     pub fn url(&self) -> String {
+        self.url_with_path(&self.path)
+    }
+
+    /// The URL with `path` for the target's own (with `--openai`, the API's path): same scheme, same authority.
+    pub fn url_with_path(&self, path: &str) -> String {
         let scheme = if self.tls_name.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}{}", self.host_header, self.path)
+        format!("{scheme}://{}{path}", self.host_header)
     }
 
     /// Parses an `http://` or `https://` URL and resolves its host (once, at start-up).

@@ -79,8 +79,8 @@ pub(crate) fn write_request<V>(
     out.extend_from_slice(body);
 }
 
-/// Writes `n` in decimal into the end of `buf` and returns the digits: no allocation, for the
-/// server's events and the client's `Last-Event-ID`.
+/// Writes `n` in decimal into the end of `buf` and returns the digits: no allocation (formatting
+/// machinery would make a `String`), for every number written into request, body or event bytes.
 pub fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
@@ -138,6 +138,13 @@ mod tests {
         assert!(req.ends_with("\r\n\r\n{\"a\":1}"));
         let empty_post = encode_str("POST", &[], b"");
         assert!(empty_post.contains("\r\nContent-Length: 0\r\n"));
+    }
+
+    #[test]
+    fn decimal_edges() {
+        for n in [0, 1, 9, 10, 12345, u64::MAX] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
     }
 
     #[test]

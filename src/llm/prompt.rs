@@ -7,6 +7,9 @@
 
 use serde_json::{Map, Value};
 
+use crate::http1::request::decimal;
+use crate::rng;
+
 /// Which OpenAI-compatible endpoint the bodies are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -173,7 +176,7 @@ impl PromptSource {
 
     /// Appends prompt `pick`: for chat the message objects joined by commas (no brackets), for completions the
     /// escaped prompt text (no quotes). Lines use line `pick % lines`; synthetic prompts draw their word count and
-    /// words from `rng`, a xorshift64 state owned by the caller. The same `pick` and rng start give the same bytes.
+    /// words from `rng`, a state owned by the caller and stepped with [`rng::next_xorshift64`]. The same `pick` and rng start give the same bytes.
     pub fn render_prompt(&self, api: Api, pick: u64, rng: &mut u64, out: &mut Vec<u8>) {
         match self {
             PromptSource::Lines(_) => {
@@ -228,7 +231,7 @@ impl PromptSource {
         let max_tokens = self.line(api, pick).and_then(|line| line.max_tokens).or(default_max_tokens);
         if let Some(n) = max_tokens {
             out.extend_from_slice(br#","max_tokens":"#);
-            push_u64(n, out);
+            out.extend_from_slice(decimal(n, &mut [0; 20]));
         }
         out.push(b'}');
     }
@@ -309,42 +312,17 @@ pub const WORDS: [&str; 100] = [
     "where", "much", "your", "way", "well", "down", "should", "because", "day", "just", //
 ];
 
-/// xorshift64: the caller owns the state (never zero), so a stream's prompts are reproducible from its seed.
-fn next(state: &mut u64) -> u64 {
-    let mut x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    x
-}
-
 fn push_words(low: u64, high: u64, rng: &mut u64, out: &mut Vec<u8>) {
     // Saturating, so a hand-built `Synthetic` with high < low or a full u64 span cannot panic: the span is never 0.
     let span = high.saturating_sub(low).saturating_add(1);
-    let count = low.saturating_add(next(rng) % span);
+    let count = low.saturating_add(rng::next_xorshift64(rng) % span);
     for i in 0..count {
         if i > 0 {
             out.push(b' ');
         }
-        let word = WORDS[(next(rng) % WORDS.len() as u64) as usize];
+        let word = WORDS[(rng::next_xorshift64(rng) % WORDS.len() as u64) as usize];
         out.extend_from_slice(word.as_bytes());
     }
-}
-
-/// Appends a decimal integer without formatting machinery, which would allocate a `String`.
-fn push_u64(mut n: u64, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
 }
 
 /// Appends `bytes` JSON-escaped, without quotes: `"`, `\` and control characters are escaped, each invalid UTF-8
@@ -610,6 +588,12 @@ mod tests {
     }
 
     #[test]
+    fn synthetic_prompts_are_pinned_to_the_seed() {
+        // The exact words a seed draws: prompt token counts of a `--seed` run depend on them.
+        assert_eq!(synthetic_text(&PromptSource::synthetic(3, 8), 1), "is can no she on but");
+    }
+
+    #[test]
     fn synthetic_words_are_clean() {
         let mut seen = std::collections::HashSet::new();
         for word in WORDS {
@@ -618,13 +602,6 @@ mod tests {
         }
         let text = synthetic_text(&PromptSource::synthetic(1, 300), 12345);
         assert!(!text.starts_with(' ') && !text.ends_with(' ') && !text.contains("  "));
-    }
-
-    #[test]
-    fn xorshift_step_matches_reference() {
-        let mut state = 1u64;
-        assert_eq!(next(&mut state), 1082269761);
-        assert_eq!(state, 1082269761);
     }
 
     #[test]
@@ -730,15 +707,6 @@ mod tests {
                 {"role":"assistant","content":"bad \u{fffd} byte"},
             ])
         );
-    }
-
-    #[test]
-    fn push_u64_edges() {
-        for n in [0, 1, 9, 10, 12345, u64::MAX] {
-            let mut out = Vec::new();
-            push_u64(n, &mut out);
-            assert_eq!(out, n.to_string().as_bytes());
-        }
     }
 
     #[test]

@@ -8,9 +8,9 @@ use monoio::net::TcpStream;
 
 use crate::recorder::{Failure, StreamEnd};
 use crate::stream::{Progress, StreamMachine};
-use crate::units::micros_between;
 use crate::sys;
 use crate::template::{Journey, TargetRequest};
+use crate::units::micros_between;
 use crate::wire::{self, Step, Want};
 use crate::worker::core::{Conn, Core, CoreCtx, Expiry, Slot, raw_fd, tls_of};
 

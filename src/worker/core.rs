@@ -244,15 +244,7 @@ impl CoreCtx {
     /// seed draws the same lengths).
     pub(crate) fn stream_length(&self, slot: &Slot, local: usize, seq: u32) -> Option<Duration> {
         let (low, high) = self.shared.cfg.stream_duration?;
-        let span_ms = (high - low).as_millis() as u64;
-        if span_ms == 0 {
-            return Some(low);
-        }
-        let stream = (self.vu(slot, local) << 32) ^ u64::from(seq);
-        let mut seed = (self.shared.cfg.seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
-        // Mix once more: neighbouring users' first draws would be close otherwise.
-        crate::rng::next(&mut seed);
-        Some(low + Duration::from_millis(crate::rng::next(&mut seed) % (span_ms + 1)))
+        Some(crate::rng::uniform_duration(low, high, self.shared.cfg.seed, self.vu(slot, local), seq))
     }
 
     /// User `local` may start a stream: `--stages` has not stepped down past it.

@@ -10,9 +10,9 @@ use monoio::net::TcpStream;
 use crate::http1::exchange::{Exchange, Response};
 use crate::recorder::{Failure, StreamEnd};
 use crate::stream::StreamMachine;
-use crate::units::micros_between;
 use crate::sys;
 use crate::template::{Journey, TargetRequest};
+use crate::units::micros_between;
 use crate::wire::{self, Step, Want};
 use crate::worker::core::{Conn, CoreCtx, JourneyState, Slot, wait_until};
 
@@ -36,7 +36,7 @@ pub(crate) async fn before_turn(ctx: &CoreCtx, index: usize, seq: u32) -> Before
         if high.is_zero() {
             return BeforeTurn::Stream;
         }
-        let think = uniform_duration(low, high, ctx.shared.cfg.seed, vu, seq);
+        let think = crate::rng::uniform_duration(low, high, ctx.shared.cfg.seed, vu, seq);
         return if wait_until(ctx, Instant::now() + think).await { BeforeTurn::Stream } else { BeforeTurn::Stop };
     }
     {
@@ -78,14 +78,6 @@ pub(crate) async fn before_turn(ctx: &CoreCtx, index: usize, seq: u32) -> Before
         }
     }
     BeforeTurn::Stream
-}
-
-/// Uniform in `low..=high` to the millisecond, from a hash of the seed, the user and its stream number.
-fn uniform_duration(low: Duration, high: Duration, seed: u64, vu: u64, seq: u32) -> Duration {
-    let span_ms = high.saturating_sub(low).as_millis() as u64;
-    let mut state = (seed ^ ((vu << 32) ^ u64::from(seq)).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
-    crate::rng::next(&mut state);
-    low + Duration::from_millis(crate::rng::next(&mut state) % (span_ms + 1))
 }
 
 /// A step's answer has this long (after the connect timeout) when no `--header-timeout` says otherwise.

@@ -1,0 +1,78 @@
+//! A closed stdout (`ssebench run ... | head -1`) ends the output quietly: no panic (exit 101), the run's own exit
+//! code, and what the run does after printing (the JSON file) still done. As in ripgrep.
+//!
+//! Each child's stdout is a pipe whose read end is closed before the child starts, so its first write meets EPIPE
+//! every time, however fast the child gets there.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use ssebench::config::DriverChoice;
+use ssebench::server::ServeConfig;
+use ssebench::server::{self, ServerHandle};
+
+fn serve() -> ServerHandle {
+    let cfg = ServeConfig {
+        addrs: vec!["127.0.0.1:0".parse().unwrap()],
+        threads: 1,
+        driver: DriverChoice::Auto,
+        events: 3,
+        interval: Duration::from_millis(1),
+        size_bytes: 16,
+        first_delay: Duration::ZERO,
+        jitter: Duration::ZERO,
+        replay: None,
+        replay_write_bytes: 64 * 1024,
+        replay_pause: Duration::ZERO,
+        disconnect_after: None,
+        openai: None,
+        tls: None,
+    };
+    server::start(&cfg, 1).expect("server starts")
+}
+
+/// Runs the binary with `args`, its stdout a pipe nobody reads, and returns its exit status and stderr.
+fn run_with_closed_stdout(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(101), "exit 101: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    output
+}
+
+#[test]
+fn run_report_to_a_closed_stdout_keeps_the_runs_exit_code() {
+    let server = serve();
+    let url = format!("http://{}/", server.addr);
+    let dir = std::env::temp_dir().join(format!("ssebench-broken-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_path = dir.join("out.json");
+    let json = json_path.to_str().unwrap();
+
+    let ok = run_with_closed_stdout(&["run", &url, "-c", "2", "-n", "4", "-t", "1", "--json", json]);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(report["streams"]["completed"], 4, "the JSON report is still written");
+
+    let slo_failed =
+        run_with_closed_stdout(&["run", &url, "-c", "2", "-n", "4", "-t", "1", "--slo", "success_rate<1%"]);
+    assert_eq!(slo_failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&slo_failed.stderr));
+
+    std::fs::remove_dir_all(&dir).ok();
+    server.stop();
+}
+
+#[test]
+fn doctor_to_a_closed_stdout_ends_quietly() {
+    let output = run_with_closed_stdout(&["doctor", "-c", "10"]);
+    // 0, or 1 when this host has a setting that needs a look.
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{output:?}");
+}
