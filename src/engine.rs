@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::config::{ConfigError, RunConfig};
 use crate::limits;
 use crate::outcome::{Memory, RunOutcome, StageOutcome};
-use crate::plan;
+use crate::plan::Plan;
 use crate::recorder::Recorder;
 use crate::requests;
 use crate::runtime;
@@ -65,21 +65,24 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     // Built once here, before anything connects: a bad template stops the run now, never midway.
     let requests = requests::build(cfg, &|name| std::env::var(name).ok())?;
     let driver = runtime::resolve(cfg.driver).map_err(EngineError::Start)?;
-    let shards = plan::shards(cfg);
+    let plan = Plan::new(cfg);
     // Refuse before anything connects: a run that hits EMFILE halfway measures the host, not the target.
-    limits::ensure_descriptors(cfg.connections as u64, shards.len() as u64).map_err(EngineError::Start)?;
-    let step_targets = cfg.llm.as_ref().map_or(Vec::new(), |l| l.step_targets.clone());
+    limits::ensure_descriptors(cfg.connections as u64, plan.shards.len() as u64).map_err(EngineError::Start)?;
+    let step_targets = cfg.llm.as_ref().map_or(&[][..], |l| &l.step_targets[..]);
     // The CLI builds the TLS config whenever a target is https://; a config made in code must too.
     if cfg.tls.is_none() && cfg.targets.iter().chain(step_targets.iter().flatten()).any(|t| t.tls_name.is_some()) {
         return Err(ConfigError("an https:// target needs a TLS config (RunConfig::tls)".into()).into());
     }
     let extract_slots = cfg.llm.as_ref().map_or(Vec::new(), |l| l.extract_slots());
+    let Plan { shards, windows, length, open_model } = plan;
     let shared = Arc::new(RunShared {
         cfg: cfg.clone(),
         requests: requests.targets,
         steps: requests.steps,
-        step_targets,
         extract_slots,
+        windows,
+        length,
+        open_model,
     });
     let threads = shards.len();
     let mut handles = Vec::with_capacity(threads);
@@ -108,9 +111,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     }
     let rss_before_kib = sys::memory_kib().map(|m| m.rss_kib);
     let start = Instant::now();
-    let windows = plan::stage_windows(&cfg.stages, cfg.connect_rate_per_s);
-    let length = windows.last().map(|w| w.end).or(cfg.duration);
-    let timing = Timing { start, deadline: length.map(|d| start + d) };
+    let timing = Timing { start, deadline: shared.length.map(|d| start + d) };
     if ready == threads {
         for go in &go_senders {
             let _ = go.send(timing);
@@ -120,7 +121,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     let rss_peak_kib = watch_rss(&handles);
     let mut merged = Recorder::new();
     let mut stages: Vec<StageOutcome> =
-        windows.iter().map(|&window| StageOutcome { window, recorder: Recorder::new() }).collect();
+        shared.windows.iter().map(|&window| StageOutcome { window, recorder: Recorder::new() }).collect();
     let mut stages_begun = 0;
     for handle in handles {
         let recorders = handle
@@ -150,7 +151,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         elapsed,
         memory,
         stopped_by_signal: crate::signal::interrupted(),
-        open_model: cfg.arrivals.is_some(),
+        open_model: shared.open_model,
         step_names: cfg.llm.as_ref().map_or(Vec::new(), |l| l.step_names()),
     })
 }

@@ -1,8 +1,33 @@
-//! Pure planning: a run's configuration split into per-core shards (virtual users, stream quotas, start times). No IO.
+//! Pure planning: a run's configuration worked out once into a `Plan` (per-core shards with their users, stream quotas,
+//! start times and arrival schedules; the stage windows; the run's length) that the engine and every worker read. No IO.
 
 use std::time::Duration;
 
 use crate::config::{RunConfig, Stage};
+
+/// The run worked out once, before any worker starts: nothing below the engine derives these again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// One per worker thread.
+    pub shards: Vec<Shard>,
+    /// `--stages`: each stage's place on the run's clock, the same for every core; empty without stages.
+    pub windows: Vec<StageWindow>,
+    /// From the start to the run's deadline: the last stage's end, or `-d`; `None` runs until `-n` streams are done.
+    pub length: Option<Duration>,
+    /// `--arrival-rate`: the open model, where a slot holds one arrival's stream rather than a virtual user.
+    pub open_model: bool,
+}
+
+impl Plan {
+    pub fn new(cfg: &RunConfig) -> Plan {
+        let windows = stage_windows(&cfg.stages, cfg.connect_rate_per_s);
+        let length = match windows.last() {
+            Some(last) => Some(last.end),
+            None => cfg.duration,
+        };
+        Plan { shards: shards(cfg), windows, length, open_model: cfg.arrivals.is_some() }
+    }
+}
 
 /// One core's share of the run. Shards never talk to each other: every limit is split up front.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,7 +40,7 @@ pub struct Shard {
     /// Streams this core may start in all (`-n` split across cores); `None` is unlimited.
     pub streams_quota: Option<u64>,
     /// Delay before each local virtual user's first stream, in order; empty when there is no
-    /// `--connect-rate` (and with `--stages`, whose ramps are timed by `stage_start_offset`).
+    /// `--connect-rate` (and with `--stages`, whose ramps are timed by `StageWindow::start_offset`).
     pub first_start_offsets: Vec<Duration>,
     /// `--stages`: how many of this core's users run in each stage (users `0..n` locally).
     pub stage_users: Vec<usize>,
@@ -34,11 +59,26 @@ pub struct StageWindow {
     pub streams: usize,
     /// The previous stage's target (0 before the first): users from here up start in the ramp.
     pub from_streams: usize,
+    /// `--connect-rate`: how fast the ramp adds users; `None` adds them at once.
+    pub connect_rate_per_s: Option<f64>,
+}
+
+impl StageWindow {
+    /// When, after the stage's start, run-wide user `global` (one of the users the stage adds)
+    /// starts: users join at `--connect-rate` in index order, all at once without a rate.
+    pub fn start_offset(&self, global: usize) -> Duration {
+        match self.connect_rate_per_s {
+            Some(rate) if global >= self.from_streams => {
+                Duration::from_secs_f64((global - self.from_streams) as f64 / rate)
+            }
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// Lays the stages end to end: each ramps from the last one's target at `connect_rate` (at once
 /// without one, or when it goes down), then holds its target for its hold time.
-pub fn stage_windows(stages: &[Stage], connect_rate: Option<f64>) -> Vec<StageWindow> {
+fn stage_windows(stages: &[Stage], connect_rate: Option<f64>) -> Vec<StageWindow> {
     let mut windows = Vec::with_capacity(stages.len());
     let (mut at, mut from_streams) = (Duration::ZERO, 0);
     for stage in stages {
@@ -49,21 +89,16 @@ pub fn stage_windows(stages: &[Stage], connect_rate: Option<f64>) -> Vec<StageWi
             _ => Duration::ZERO,
         };
         let end = at + ramp + stage.hold;
-        windows.push(StageWindow { start: at, end, streams: stage.streams, from_streams });
+        windows.push(StageWindow {
+            start: at,
+            end,
+            streams: stage.streams,
+            from_streams,
+            connect_rate_per_s: connect_rate,
+        });
         (at, from_streams) = (end, stage.streams);
     }
     windows
-}
-
-/// When, after the stage's start, run-wide user `global` (one of the users the stage adds)
-/// starts: users join at `connect_rate` in index order, all at once without a rate.
-pub fn stage_start_offset(window: &StageWindow, global: usize, connect_rate: Option<f64>) -> Duration {
-    match connect_rate {
-        Some(rate) if global >= window.from_streams => {
-            Duration::from_secs_f64((global - window.from_streams) as f64 / rate)
-        }
-        _ => Duration::ZERO,
-    }
 }
 
 /// One core's arrival schedule: offsets from the start at which its streams are due. Cores
@@ -112,7 +147,7 @@ fn split_even(total: u64, parts: usize, index: usize) -> u64 {
 
 /// Splits the run over `threads` cores. Virtual users are interleaved across cores (global index
 /// `local * threads + core`), so a `--connect-rate` ramp loads every core at once.
-pub fn shards(cfg: &RunConfig) -> Vec<Shard> {
+fn shards(cfg: &RunConfig) -> Vec<Shard> {
     let threads = cfg.threads.min(cfg.connections).max(1);
     (0..threads)
         .map(|core| {
@@ -186,8 +221,8 @@ mod tests {
         let bounds: Vec<_> = windows.iter().map(|w| (w.start.as_secs(), w.end.as_secs(), w.from_streams)).collect();
         // 1 s to reach 100, 2 s from 100 to 300, no ramp going down.
         assert_eq!(bounds, vec![(0, 11, 0), (11, 23, 100), (23, 28, 300)]);
-        assert_eq!(stage_start_offset(&windows[1], 150, Some(100.0)), Duration::from_millis(500));
-        assert_eq!(stage_start_offset(&windows[1], 150, None), Duration::ZERO);
+        assert_eq!(windows[1].start_offset(150), Duration::from_millis(500));
+        assert_eq!(stage_windows(&stages, None)[1].start_offset(150), Duration::ZERO);
         assert_eq!(stage_windows(&stages, None)[1].start, s(10));
 
         let mut c = cfg(300, 2, None, Some(100.0));
@@ -196,6 +231,19 @@ mod tests {
         assert_eq!(plan[0].stage_users, vec![50, 150, 25]);
         assert_eq!(plan[1].stage_users, vec![50, 150, 25]);
         assert!(plan[0].first_start_offsets.is_empty());
+        // The plan's length is the last stage's end, whatever -d says.
+        c.duration = Some(s(1));
+        assert_eq!(Plan::new(&c).length, Some(s(28)));
+    }
+
+    #[test]
+    fn the_run_length_is_the_duration_without_stages() {
+        let mut c = cfg(10, 2, None, None);
+        c.duration = Some(Duration::from_secs(7));
+        let plan = Plan::new(&c);
+        assert_eq!((plan.length, plan.windows.len(), plan.open_model), (Some(Duration::from_secs(7)), 0, false));
+        c.duration = None;
+        assert_eq!(Plan::new(&c).length, None);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
-use crate::config::{RunConfig, Target};
+use crate::config::RunConfig;
+use crate::plan::StageWindow;
 use crate::recorder::{Failure, Recorder, StreamEnd};
 use crate::sys;
 use crate::template::{RequestTemplate, TargetRequest};
@@ -20,12 +21,15 @@ pub struct RunShared {
     pub cfg: RunConfig,
     /// One request per target: encoded once, or a template rendered for each stream.
     pub requests: Vec<TargetRequest>,
-    /// `--scenario`: each target's HTTP step requests, in step order, and where each step goes when its path is
-    /// a URL of its own (else to the user's target).
+    /// `--scenario`: each target's HTTP step requests, in step order (where a step goes: `LlmConfig::step_targets`).
     pub steps: Vec<Vec<RequestTemplate>>,
-    pub step_targets: Vec<Option<Target>>,
     /// `--scenario`: for each step, the index in a journey's `extracted` of each value it extracts.
     pub extract_slots: Vec<Vec<usize>>,
+    /// From the plan: `--stages` windows on the run's clock (empty without stages), the run's length from the
+    /// start, and whether it is the open model. Workers read these; they never derive them from `cfg` again.
+    pub windows: Vec<StageWindow>,
+    pub length: Option<Duration>,
+    pub open_model: bool,
 }
 
 /// The run's clock, handed to every worker once all of them are ready.
@@ -255,13 +259,13 @@ impl CoreCtx {
     /// `{{vu}}` of the stream in `slot`: the run-wide user index, or in the open model the
     /// arrival's number.
     pub(crate) fn vu(&self, slot: &Slot, local: usize) -> u64 {
-        if self.shared.cfg.arrivals.is_some() { slot.arrival.get() } else { self.global_index(local) as u64 }
+        if self.shared.open_model { slot.arrival.get() } else { self.global_index(local) as u64 }
     }
 
     /// Whose TLS session user `local`'s connections resume and keep: its run-wide index. None in the open
     /// model, where every arrival is a new user with nothing to resume.
     pub(crate) fn tls_user(&self, local: usize) -> Option<u64> {
-        self.shared.cfg.arrivals.is_none().then(|| self.global_index(local) as u64)
+        (!self.shared.open_model).then(|| self.global_index(local) as u64)
     }
 
     /// The run-wide index of this core's user `local`.
@@ -306,7 +310,7 @@ pub(crate) async fn wait_until(ctx: &CoreCtx, at: Instant) -> bool {
 /// `request` (encoded once), reading into a scratch buffer of `scratch_bytes`.
 #[cfg(test)]
 pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_bytes: usize) -> std::rc::Rc<CoreCtx> {
-    let target = Target { addr: target, host_header: "h".into(), path: "/".into(), tls_name: None };
+    let target = crate::config::Target { addr: target, host_header: "h".into(), path: "/".into(), tls_name: None };
     let cfg = RunConfig { max_event_size_bytes: 1024, threads: 1, ..RunConfig::new(vec![target]) };
     let core = Core {
         rec: Recorder::new(),
@@ -328,8 +332,10 @@ pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_byt
         cfg,
         requests: vec![TargetRequest::Encoded(request.to_vec())],
         steps: Vec::new(),
-        step_targets: Vec::new(),
         extract_slots: Vec::new(),
+        windows: Vec::new(),
+        length: None,
+        open_model: false,
     });
     std::rc::Rc::new(CoreCtx {
         core: RefCell::new(core),

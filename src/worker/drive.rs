@@ -35,8 +35,7 @@ pub(crate) async fn drive_users(ctx: &Rc<CoreCtx>, shard: &Shard) {
 /// `--stages`: at each stage's start, switch to its recorder, close the users a step down
 /// removes, and start the ones a step up adds (at `--connect-rate`).
 pub(crate) async fn drive_stages(ctx: &Rc<CoreCtx>, stage_users: &[usize]) {
-    let cfg = &ctx.shared.cfg;
-    let windows = plan::stage_windows(&cfg.stages, cfg.connect_rate_per_s);
+    let windows = &ctx.shared.windows;
     let mut users: Vec<Option<monoio::task::JoinHandle<()>>> = (0..ctx.slots.len()).map(|_| None).collect();
     let mut running = 0;
     'stages: for (stage, (window, &target)) in windows.iter().zip(stage_users).enumerate() {
@@ -59,7 +58,7 @@ pub(crate) async fn drive_stages(ctx: &Rc<CoreCtx>, stage_users: &[usize]) {
         let first_new = running.min(target);
         for (local, user) in users.iter_mut().enumerate().take(target).skip(first_new) {
             let global = ctx.global_index(local);
-            let start_at = stage_start + plan::stage_start_offset(window, global, cfg.connect_rate_per_s);
+            let start_at = stage_start + window.start_offset(global);
             if !wait_until(ctx, start_at).await {
                 break 'stages;
             }

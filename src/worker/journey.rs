@@ -96,7 +96,8 @@ async fn run_step(ctx: &CoreCtx, index: usize, step: usize, seq: u32) -> bool {
         ctx.shared.steps[target][step].render(ctx.vu(slot, index), u64::from(seq), &state, &mut body, &mut request);
     }
     let limit = cfg.connect_timeout + cfg.header_timeout.unwrap_or(STEP_TIMEOUT);
-    let to = ctx.shared.step_targets.get(step).and_then(Option::as_ref).unwrap_or(&cfg.targets[target]);
+    let own = cfg.llm.as_ref().and_then(|l| l.step_targets.get(step)).and_then(Option::as_ref);
+    let to = own.unwrap_or(&cfg.targets[target]);
     let session = match (&to.tls_name, &cfg.tls) {
         // No session to resume: a step's connection is not the user's stream connection.
         (Some(name), Some(tls)) => match tls.connect(name, None) {

@@ -18,7 +18,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 
-use crate::plan::{self, Shard};
+use crate::plan::Shard;
 use crate::recorder::{LlmRecorder, Recorder};
 use crate::template::TargetRequest;
 use crate::worker::core::{Core, CoreCtx, JourneyState, Slot};
@@ -50,11 +50,7 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
         }
         // Room for every sample of the run, so sampling never allocates mid-run. Capped: a run
         // of days reserves a day and grows past it (once per 100 ms, not per event).
-        let run_length = match shared.cfg.stages.last() {
-            Some(_) => plan::stage_windows(&shared.cfg.stages, shared.cfg.connect_rate_per_s).last().map(|w| w.end),
-            None => shared.cfg.duration,
-        };
-        if let Some(length) = run_length {
+        if let Some(length) = shared.length {
             let samples = (length.as_nanos() / SAMPLE_PERIOD.as_nanos()) as usize + 2;
             rec.active_samples.reserve(samples.min(MAX_RESERVED_SAMPLES));
         }

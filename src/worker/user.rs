@@ -23,7 +23,7 @@ const FAILURE_PAUSE: Duration = Duration::from_millis(10);
 pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     let slot = &ctx.slots[index];
     let cfg = &ctx.shared.cfg;
-    let open_model = cfg.arrivals.is_some();
+    let open_model = ctx.shared.open_model;
     let mut machine = StreamMachine::new(cfg.max_event_size_bytes);
     if cfg.reconnect || cfg.verify_seq {
         machine.track_ids(cfg.verify_seq);
