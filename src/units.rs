@@ -59,6 +59,20 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     value.checked_mul(scale).ok_or_else(|| format!("'{s}' is too large"))
 }
 
+/// ASCII digits only (no sign, no whitespace), at least one, fitting a u64: how HTTP and SSE write their numbers
+/// (Content-Length, a chunk's size in decimal contexts, `retry:`).
+pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |value, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,8 @@
 
 use std::fmt;
 
+use crate::units::parse_decimal;
+
 /// A head larger than this is [`HeadError::TooLarge`]; it bounds both memory and re-parse work.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// More header fields than this is [`HeadError::TooManyHeaders`]; it sizes the stack array httparse fills.
@@ -231,19 +233,6 @@ fn merge_content_length(seen: Option<ContentLength>, value: &[u8]) -> ContentLen
         });
     }
     merged.unwrap_or(ContentLength::Invalid)
-}
-
-/// Digits only (no sign, no whitespace inside), at least one, fitting a u64.
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |value, &b| {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        value.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    })
 }
 
 /// The non-empty, OWS-trimmed elements of a comma list (RFC 9110 section 5.6.1: recipients

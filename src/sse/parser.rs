@@ -14,6 +14,8 @@
 
 use memchr::{memchr, memchr2};
 
+use crate::units::parse_decimal;
+
 /// The UTF-8 byte order mark, stripped once at the very start of a stream.
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
@@ -281,7 +283,8 @@ impl Fields {
             b"event" => set_bounded(&mut self.event_type, value, self.max_event_size),
             b"id" if memchr(0, value).is_none() => set_bounded(&mut self.last_event_id, value, self.max_event_size),
             b"retry" => {
-                if let Some(retry_ms) = parse_retry_ms(value) {
+                // Only non-empty ASCII digits that fit a u64 count; anything else leaves the reconnection time as it was.
+                if let Some(retry_ms) = parse_decimal(value) {
                     self.retry_ms = Some(retry_ms);
                 }
                 Ok(())
@@ -364,20 +367,6 @@ fn set_bounded(buffer: &mut Vec<u8>, value: &[u8], max_event_size: usize) -> Res
     buffer.clear();
     buffer.extend_from_slice(value);
     Ok(())
-}
-
-/// A `retry` value counts only if it is non-empty ASCII digits that fit in
-/// a u64; anything else leaves the reconnection time as it was.
-fn parse_retry_ms(value: &[u8]) -> Option<u64> {
-    if value.is_empty() {
-        return None;
-    }
-    value.iter().try_fold(0u64, |retry_ms, &byte| {
-        if !byte.is_ascii_digit() {
-            return None;
-        }
-        retry_ms.checked_mul(10)?.checked_add(u64::from(byte - b'0'))
-    })
 }
 
 #[cfg(test)]
