@@ -612,6 +612,30 @@ pub struct ServeConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
+impl ServeConfig {
+    /// A server on `addr` with the command line's defaults: streams of 100 events of 100 bytes, 100 ms apart,
+    /// no first delay, jitter or cut; every core, auto driver; plain HTTP, generated events (no replay, no
+    /// simulated model).
+    pub fn new(addr: SocketAddr) -> ServeConfig {
+        ServeConfig {
+            addrs: vec![addr],
+            threads: crate::runtime::available_cores(),
+            driver: DriverChoice::Auto,
+            events: 100,
+            interval: Duration::from_millis(100),
+            size_bytes: 100,
+            first_delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            replay: None,
+            replay_write_bytes: 64 * 1024,
+            replay_pause: Duration::ZERO,
+            disconnect_after: None,
+            openai: None,
+            tls: None,
+        }
+    }
+}
+
 /// Parses `250us`, `10ms`, `1.5s`, `5m`, `1h`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
