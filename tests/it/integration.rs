@@ -1,73 +1,16 @@
-//! End-to-end tests: the built-in server on 127.0.0.1:0 and the generator in one process, with exact figures.
-//!
-//! Every test keeps both sides far under the 20,000-descriptor limit of one process.
+//! The generator against the built-in server (and small scripted servers) in one process: exact counts of
+//! streams, events and failure classes, each timeout and load shape, and the binary's exit codes and reports.
 
-use std::net::SocketAddr;
-use std::process::Command;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ssebench::config::{DriverChoice, RunConfig, ServeConfig, Target};
-use ssebench::engine;
-use ssebench::report::Report;
-use ssebench::server::{self, ServerHandle};
 
-fn serve_cfg() -> ServeConfig {
-    ServeConfig {
-        addrs: vec!["127.0.0.1:0".parse().unwrap()],
-        threads: 1,
-        driver: DriverChoice::Auto,
-        events: 10,
-        interval: Duration::from_millis(1),
-        size_bytes: 64,
-        first_delay: Duration::ZERO,
-        jitter: Duration::ZERO,
-        replay: None,
-        replay_write_bytes: 64 * 1024,
-        replay_pause: Duration::ZERO,
-        disconnect_after: None,
-        openai: None,
-        tls: None,
-    }
-}
-
-fn serve(cfg: ServeConfig) -> ServerHandle {
-    server::start(&cfg, 1).expect("server starts")
-}
-
-/// A server that answers every request with `response` verbatim, written `piece` bytes at a time.
-fn replay(response: &[u8], piece: usize) -> ServerHandle {
-    let pause = if piece < response.len() { Duration::from_millis(2) } else { Duration::ZERO };
-    serve(ServeConfig {
-        replay: Some(response.to_vec()),
-        replay_write_bytes: piece,
-        replay_pause: pause,
-        ..serve_cfg()
-    })
-}
-
-fn run_cfg(addr: SocketAddr, connections: usize) -> RunConfig {
-    RunConfig {
-        connections,
-        duration: None,
-        connect_timeout: Duration::from_secs(5),
-        threads: 1,
-        ..RunConfig::new(vec![Target::parse(&format!("http://{addr}/events")).unwrap()])
-    }
-}
-
-fn run(cfg: &RunConfig) -> Report {
-    let outcome = engine::run(cfg, 0).expect("run starts");
-    Report::new("test", &outcome, &cfg.slos)
-}
-
-/// Runs `-n streams` against the server and returns the report.
-fn run_n(addr: SocketAddr, connections: usize, streams: u64) -> Report {
-    run(&RunConfig { streams_limit: Some(streams), ..run_cfg(addr, connections) })
-}
-
-fn failures(report: &Report, class: &str) -> u64 {
-    *report.figures.streams.failures.get(class).unwrap_or(&0)
-}
+use crate::util::{
+    LOOPBACK, SSE_HEAD, failures, read_head, replay, run, run_cfg, run_n, scripted_server, serve, serve_cfg,
+    sse_server, ssebench, temp_dir,
+};
 
 #[test]
 fn every_event_of_every_stream_is_counted() {
@@ -199,7 +142,7 @@ fn malformed_response_is_classified() {
 #[test]
 fn refused_connection_is_counted() {
     let addr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind(LOOPBACK).unwrap();
         listener.local_addr().unwrap()
     };
     let report = run_n(addr, 2, 10);
@@ -211,7 +154,7 @@ fn refused_connection_is_counted() {
 fn connect_timeout_is_counted() {
     // A listener that never accepts: once its accept queue is full the kernel drops SYNs, so
     // further connects hang until --connect-timeout.
-    let listener = ssebench::sys::reuseport_listener("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+    let listener = ssebench::sys::reuseport_listener(LOOPBACK, 1).unwrap();
     let addr = listener.local_addr().unwrap();
     let cfg = RunConfig {
         duration: Some(Duration::from_millis(1500)),
@@ -297,15 +240,11 @@ fn post_body_and_headers_reach_the_server() {
 #[test]
 fn binary_writes_json_report_and_uses_exit_codes() {
     let server = serve(ServeConfig { events: 5, ..serve_cfg() });
-    let dir = std::env::temp_dir().join(format!("ssebench-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("json-report");
     let json_path = dir.join("out.json");
     let url = format!("http://{}/", server.addr);
-    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
-        .args(["run", &url, "-c", "4", "-n", "8", "-t", "1", "--json"])
-        .arg(&json_path)
-        .output()
-        .unwrap();
+    let output =
+        ssebench().args(["run", &url, "-c", "4", "-n", "8", "-t", "1", "--json"]).arg(&json_path).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("first event"), "{stdout}");
@@ -318,36 +257,18 @@ fn binary_writes_json_report_and_uses_exit_codes() {
             assert!(json["latency_us"][key][field].is_number(), "latency_us.{key}.{field}");
         }
     }
-    let bad = Command::new(env!("CARGO_BIN_EXE_ssebench")).args(["run", &url, "-c", "nope"]).output().unwrap();
+    let bad = ssebench().args(["run", &url, "-c", "nope"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    let bad = Command::new(env!("CARGO_BIN_EXE_ssebench")).args(["run", "ftp://x/"]).output().unwrap();
+    let bad = ssebench().args(["run", "ftp://x/"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("http://"));
     std::fs::remove_dir_all(&dir).ok();
     server.stop();
 }
 
-/// A std-thread server that records each connection's source address and request head, and
-/// answers one fixed SSE response before closing.
-fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<(std::net::IpAddr, String)>) {
-    use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let Some(head) = read_head(&mut conn) else { continue };
-            let _ = tx.send((conn.peer_addr().unwrap().ip(), head));
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: x\n\n");
-        }
-    });
-    (addr, rx)
-}
-
 #[test]
 fn bind_spreads_streams_over_source_addresses() {
-    let (addr, peers) = recording_server();
+    let (addr, requests) = sse_server(b"data: x\n\n");
     let cfg = RunConfig {
         streams_limit: Some(16),
         bind_addrs: ssebench::config::parse_bind_list("127.0.0.1-127.0.0.4").unwrap(),
@@ -356,7 +277,7 @@ fn bind_spreads_streams_over_source_addresses() {
     };
     let report = run(&cfg);
     assert_eq!((report.figures.streams.completed, report.figures.events.received), (16, 16));
-    let mut seen: Vec<String> = peers.try_iter().map(|(ip, _)| ip.to_string()).collect();
+    let mut seen: Vec<String> = requests.try_iter().map(|r| r.peer.to_string()).collect();
     seen.sort();
     seen.dedup();
     assert_eq!(seen, ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]);
@@ -389,8 +310,7 @@ fn bind_lifts_the_ephemeral_port_limit_in_a_namespace() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_ssebench");
-    let dir = std::env::temp_dir().join(format!("ssebench-netns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("netns");
     let dir_s = dir.display();
     let script = format!(
         r#"set -e
@@ -429,10 +349,7 @@ fn more_streams_than_descriptors_are_refused_before_connecting() {
     // A port nothing listens on: a run that started anyway would count connect_refused.
     let streams = (hard + 1).max(50_000).to_string();
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
-        .args(["run", "http://127.0.0.1:9/", "-c", &streams, "-d", "30s"])
-        .output()
-        .unwrap();
+    let output = ssebench().args(["run", "http://127.0.0.1:9/", "-c", &streams, "-d", "30s"]).output().unwrap();
     assert_eq!(output.status.code(), Some(3));
     assert!(started.elapsed() < Duration::from_secs(5), "refused at once");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -442,31 +359,11 @@ fn more_streams_than_descriptors_are_refused_before_connecting() {
     assert!(output.stdout.is_empty(), "no report for a run that never started");
 }
 
-/// Reads a request head from a plain socket; false if the peer went away first.
-fn read_request_head(conn: &mut std::net::TcpStream) -> bool {
-    read_head(conn).is_some()
-}
-
-/// Reads a request head from a plain socket, byte by byte (so nothing past it is consumed).
-fn read_head(conn: &mut std::net::TcpStream) -> Option<String> {
-    use std::io::Read;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match conn.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return None,
-        }
-    }
-    String::from_utf8(head).ok()
-}
-
 /// At the deadline a user is waiting on a kept-alive connection; the shutdown looks like a stale
 /// connection, which must not be retried on a new one after the run is over.
 #[test]
 fn the_run_ends_on_time_while_a_kept_alive_request_waits() {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(LOOPBACK).unwrap();
     let addr = listener.local_addr().unwrap();
     let (late_tx, late_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -474,7 +371,7 @@ fn the_run_ends_on_time_while_a_kept_alive_request_waits() {
             let Ok(mut conn) = conn else { continue };
             let late = late_tx.clone();
             std::thread::spawn(move || {
-                if !read_request_head(&mut conn) {
+                if read_head(&mut conn).is_none() {
                     return;
                 }
                 if i > 0 {
@@ -510,13 +407,12 @@ fn the_run_ends_on_time_while_a_kept_alive_request_waits() {
 
 #[test]
 fn a_stream_that_never_sent_its_request_counts_no_events() {
-    use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(LOOPBACK).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
         drop(listener); // the next connect is refused
-        read_request_head(&mut conn);
+        read_head(&mut conn);
         let _ = conn.write_all(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: a\n\ndata: b\n\ndata: c\n\n",
         );
@@ -529,28 +425,9 @@ fn a_stream_that_never_sent_its_request_counts_no_events() {
     assert_eq!((report.figures.events_per_stream.min, report.figures.events_per_stream.max), (0, 3));
 }
 
-/// A plain-socket server: for each connection, reads the request, then runs `script` on it.
-fn scripted_server(script: fn(&mut std::net::TcpStream)) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                if read_request_head(&mut conn) {
-                    script(&mut conn);
-                }
-            });
-        }
-    });
-    addr
-}
-
-const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
-
 #[test]
 fn header_timeout_is_its_own_class() {
-    let addr = scripted_server(|_| std::thread::sleep(Duration::from_secs(3)));
+    let (addr, _) = scripted_server(|_, _| std::thread::sleep(Duration::from_secs(3)));
     let cfg = RunConfig { header_timeout: Some(Duration::from_millis(200)), ..run_cfg(addr, 2) };
     let report = run(&RunConfig { streams_limit: Some(2), ..cfg });
     assert_eq!((failures(&report, "header_timeout"), report.figures.streams.failed), (2, 2));
@@ -568,8 +445,7 @@ fn first_event_timeout_is_its_own_class() {
 /// The server keeps sending comment heartbeats but no event: that is idle, not byte-idle.
 #[test]
 fn heartbeats_do_not_keep_an_idle_stream_alive() {
-    use std::io::Write;
-    let addr = scripted_server(|conn| {
+    let (addr, _) = scripted_server(|conn, _| {
         let _ = conn.write_all(SSE_HEAD);
         let _ = conn.write_all(b"data: one\n\n");
         for _ in 0..60 {
@@ -594,8 +470,7 @@ fn heartbeats_do_not_keep_an_idle_stream_alive() {
 
 #[test]
 fn a_silent_connection_is_a_byte_idle_timeout() {
-    use std::io::Write;
-    let addr = scripted_server(|conn| {
+    let (addr, _) = scripted_server(|conn, _| {
         let _ = conn.write_all(SSE_HEAD);
         let _ = conn.write_all(b"data: one\n\n");
         std::thread::sleep(Duration::from_secs(3));
@@ -635,12 +510,7 @@ fn ctrl_c_prints_the_report_at_once() {
         (&["--stages", "5:60s,50:60s"], "== Stage 1: 5 streams"),
         (&["--arrival-rate", "0.033", "-d", "60s"], "Arrivals  1 scheduled, 1 started"),
     ] {
-        let child = Command::new(env!("CARGO_BIN_EXE_ssebench"))
-            .args(["run", &url, "-t", "1"])
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = ssebench().args(["run", &url, "-t", "1"]).args(args).stdout(Stdio::piped()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(1500));
         let sent = Instant::now();
         // SAFETY: signalling our own child process.
@@ -695,7 +565,7 @@ fn a_failed_slo_exits_1_and_says_which() {
     let server = serve(ServeConfig { events: 5, first_delay: Duration::from_millis(50), ..serve_cfg() });
     let url = format!("http://{}/", server.addr);
     let slo_run = |slos: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssebench"));
+        let mut cmd = ssebench();
         cmd.args(["run", &url, "-c", "2", "-n", "4", "-t", "1"]);
         for slo in slos {
             cmd.args(["--slo", slo]);
@@ -711,7 +581,7 @@ fn a_failed_slo_exits_1_and_says_which() {
     let out = String::from_utf8_lossy(&fail.stdout);
     assert!(out.contains("SLO  FAIL  first_event.p99<10ms  (measured 5"), "{out}");
     assert!(out.contains("SLO  pass  success_rate>=99%  (measured 100.000%)"), "{out}");
-    let bad = Command::new(env!("CARGO_BIN_EXE_ssebench")).args(["run", &url, "--slo", "latency<1s"]).output().unwrap();
+    let bad = ssebench().args(["run", &url, "--slo", "latency<1s"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--slo 'latency<1s'"));
     server.stop();
@@ -828,8 +698,7 @@ fn open_model_drops_what_max_streams_cannot_absorb() {
 /// `request` rows every request takes the next one.
 #[test]
 fn per_user_tokens_from_a_csv_reach_the_server() {
-    let dir = std::env::temp_dir().join(format!("ssebench-data-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("data");
     let users = dir.join("users.csv");
     let mut csv = String::from("user,token\n");
     for i in 0..8 {
@@ -837,7 +706,7 @@ fn per_user_tokens_from_a_csv_reach_the_server() {
     }
     std::fs::write(&users, csv).unwrap();
     for mode in [ssebench::template::DataMode::Vu, ssebench::template::DataMode::Request] {
-        let (addr, requests) = recording_server();
+        let (addr, requests) = sse_server(b"data: x\n\n");
         let mut cfg = RunConfig {
             streams_limit: Some(8),
             headers: vec![("Authorization".into(), "Bearer {{token}}".into())],
@@ -850,7 +719,8 @@ fn per_user_tokens_from_a_csv_reach_the_server() {
         assert_eq!(report.figures.streams.completed, 8, "{:?}", report.figures.streams.failures);
         let mut seen: Vec<(String, String, String)> = requests
             .try_iter()
-            .map(|(_, head)| {
+            .map(|request| {
+                let head = request.head;
                 let query = head.split(' ').nth(1).unwrap().to_string();
                 let token = head.lines().find_map(|l| l.strip_prefix("Authorization: Bearer ")).unwrap().to_string();
                 let user = query.split(['?', '&']).find_map(|kv| kv.strip_prefix("user=")).unwrap().to_string();
@@ -875,7 +745,7 @@ fn per_user_tokens_from_a_csv_reach_the_server() {
         }
     }
     // A placeholder naming no column stops the run before it starts, naming the field.
-    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
+    let output = ssebench()
         .args(["run", "http://127.0.0.1:9/", "-H", "X-Session: {{session}}", "--data"])
         .arg(&users)
         .output()
@@ -896,11 +766,7 @@ fn bad_load_shape_flags_exit_2_naming_the_flag() {
         (&["--arrival-rate", "5", "--max-streams", "0"], "--max-streams"),
         (&["--data-mode", "request"], "--data-mode"),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
-            .args(["run", "http://127.0.0.1:9/"])
-            .args(args)
-            .output()
-            .unwrap();
+        let output = ssebench().args(["run", "http://127.0.0.1:9/"]).args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
@@ -937,4 +803,12 @@ fn the_openai_server_streams_chunks_at_its_token_rate() {
     assert!((19_000..22_000).contains(&gap.p90) && gap.max < 25_000, "gap p90 {} max {}", gap.p90, gap.max);
     assert!((85_000..110_000).contains(&f.latency_us.stream.p50), "stream p50 {}", f.latency_us.stream.p50);
     server.stop();
+}
+
+/// `ServeConfig::new` is what `ssebench serve` runs without flags, so tests built on it start from the same server.
+#[test]
+fn serve_config_new_has_the_command_line_defaults() {
+    let argv = ["ssebench", "serve", "--addr", "127.0.0.1:0"];
+    let ssebench::cli::Command::Serve(parsed) = ssebench::cli::parse_from(argv).unwrap() else { panic!("not serve") };
+    assert_eq!(format!("{parsed:?}"), format!("{:?}", ServeConfig::new(LOOPBACK)));
 }

@@ -1,0 +1,11 @@
+//! The integration tests, one binary: the built-in server on 127.0.0.1:0 and the generator in one process (or the
+//! `ssebench` binary, where what a user sees is the point), with exact counts.
+//!
+//! Every test keeps both sides far under the 20,000-descriptor limit of one process. Only the allocation counts
+//! live apart (`tests/alloc.rs`): a counting global allocator is per binary.
+
+mod integration;
+mod llm_chunks;
+mod llm_run;
+mod tls;
+mod util;
