@@ -13,11 +13,12 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ssebench::config::{DriverChoice, RunConfig, Target};
-use ssebench::engine;
+use ssebench::config::RunConfig;
+use ssebench::engine::{self, StageOutcome};
 use ssebench::llm::chunk::scan;
+use ssebench::recorder::Recorder;
 
 struct Counting;
 
@@ -84,49 +85,146 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind(util::LOOPBACK).unwrap().local_addr().unwrap().port()
-}
-
-/// Streams that never end, an event every 2 ms each: after the connects, only events flow.
-fn allocations_while_events_flow(driver: DriverChoice, driver_name: &str) {
-    let port = free_port();
-    let _server = Server(
-        util::ssebench()
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--events", "0", "--interval", "2ms"])
-            .args(["--size", "100", "-t", "1", "--driver", driver_name])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+/// `ssebench serve --addr 127.0.0.1:PORT -t 1 ARGS` as a process of its own, so none of its allocations are counted
+/// here; with its port, once it listens.
+fn server_process(args: &[&str]) -> (Server, u16) {
+    let port = std::net::TcpListener::bind(util::LOOPBACK).unwrap().local_addr().unwrap().port();
+    let child = util::ssebench()
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "-t", "1"])
+        .args(args)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let cfg = RunConfig {
-        connections: 50,
-        duration: Some(Duration::from_millis(3000)),
-        threads: 1,
-        driver,
-        ..RunConfig::new(vec![Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap()])
-    };
-    let (outcome, allocations) = allocations_in_window(cfg);
-    let rec = &outcome.recorder;
-    assert_eq!(rec.streams_failed, 0, "{driver_name}");
-    assert_eq!(rec.streams_interrupted, 50, "{driver_name}: every stream stayed open");
-    // 50 streams x 500 events/s x 3 s, less what a loaded machine drops.
-    assert!(rec.events > 20_000, "{driver_name}: only {} events", rec.events);
-    let window_events = rec.events / 2;
-    eprintln!("{driver_name}: {allocations} allocations in the 1.5 s window, ~{window_events} events");
-    assert_eq!(allocations, 0, "{driver_name}: allocations while ~{window_events} events flowed");
+    (Server(child), port)
 }
 
-/// Runs `cfg` (3 s long) and counts the allocations from 1 s in, once connections are made and buffers have grown
-/// to their working size, for 1.5 s.
-fn allocations_in_window(cfg: RunConfig) -> (engine::RunOutcome, u64) {
-    let run = std::thread::spawn(move || engine::run(&cfg, 0).unwrap());
-    std::thread::sleep(Duration::from_millis(1000));
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    std::thread::sleep(Duration::from_millis(1500));
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
-    (run.join().unwrap(), after - before)
+/// Endless streams, an event of 100 bytes every 2 ms each: after the connects, only events flow.
+const ENDLESS_EVENTS: [&str; 6] = ["--events", "0", "--interval", "2ms", "--size", "100"];
+
+/// Each run holds 50 streams through three stages: `WARM_UP_MS` to connect and let buffers grow to their working
+/// size, the counted window, and `TAIL_MS` more so the window closes while events still flow. Each stage has its
+/// own recorder, so the window's events are counted, not estimated.
+const WARM_UP_MS: u64 = 1000;
+const WINDOW_MS: u64 = 1500;
+const TAIL_MS: u64 = 500;
+
+/// How far past each edge of the window its allocation count may reach: a worker swaps in a stage's recorder
+/// shortly after the stage's scheduled start (timer wake-up), and the run's clock is known afterwards to within the
+/// microseconds its return took. Counting a little more than the window can only overstate allocations per event.
+const EDGE: Duration = Duration::from_millis(10);
+/// How often the allocation count is sampled while a run goes on.
+const SAMPLE_PERIOD: Duration = Duration::from_millis(2);
+/// Room for 20 s of samples, allocated before the run, so sampling allocates nothing.
+const MAX_SAMPLES: usize = 10_000;
+
+/// `ssebench run -t 1 --stages (the three stages) ARGS`.
+fn run_config(args: &[&str]) -> RunConfig {
+    let stages = format!("50:{WARM_UP_MS}ms,50:{WINDOW_MS}ms,50:{TAIL_MS}ms");
+    let head = ["ssebench", "run", "-t", "1", "--stages", &stages];
+    let argv = head.iter().chain(args).copied();
+    let ssebench::cli::Command::Run(cfg) = ssebench::cli::parse_from(argv).unwrap() else { panic!("not a run") };
+    *cfg
+}
+
+/// What the window (the second stage) saw.
+struct Window {
+    /// Allocations by every thread of the process, from `EDGE` before the window to `EDGE` after it.
+    allocations: u64,
+    /// The window's own recorder: its events, each counted.
+    stage: Recorder,
+    /// The whole run's.
+    run: Recorder,
+    /// The IO driver the run used (`--driver auto` falls back to epoll where io_uring is not usable).
+    driver: &'static str,
+}
+
+impl Window {
+    fn describe(&self) -> String {
+        let chunks = self.stage.llm.as_deref().map_or(String::new(), |l| format!(", {} chunks", l.output_chunks));
+        let (allocations, events) = (self.allocations, self.stage.events);
+        format!("{}: {allocations} allocations in the {WINDOW_MS} ms window, {events} events{chunks}", self.driver)
+    }
+}
+
+/// Runs `cfg` (made by `run_config`) while sampling the process's allocation count every `SAMPLE_PERIOD`, calls
+/// `inject` once halfway through the window, and counts the allocations across the window as the run's clock
+/// placed it.
+fn counted_window(cfg: RunConfig, inject: impl FnOnce()) -> Window {
+    let mut samples: Vec<(Instant, u64)> = Vec::with_capacity(MAX_SAMPLES);
+    let spawned = Instant::now();
+    let run = std::thread::spawn(move || {
+        let outcome = engine::run(&cfg, 0).unwrap();
+        (outcome, Instant::now())
+    });
+    // The run's clock starts a little after the spawn, so this is within the window unless start-up took 750 ms.
+    let inject_at = spawned + Duration::from_millis(WARM_UP_MS + WINDOW_MS / 2);
+    let mut inject = Some(inject);
+    while !run.is_finished() && samples.len() < MAX_SAMPLES {
+        std::thread::sleep(SAMPLE_PERIOD);
+        if let Some(inject) = inject.take_if(|_| Instant::now() >= inject_at) {
+            inject();
+        }
+        samples.push((Instant::now(), ALLOCATIONS.load(Ordering::SeqCst)));
+    }
+    let (outcome, returned) = run.join().unwrap();
+    // The run's clock started `elapsed` before it returned (less the microseconds the return took: covered by EDGE).
+    let start = returned - outcome.elapsed;
+    let [_, stage, _] = <[StageOutcome; 3]>::try_from(outcome.stages).expect("three stages ran");
+    let (from, to) = (start + stage.window.start - EDGE, start + stage.window.end + EDGE);
+    let before = samples.iter().rev().find(|(at, _)| *at <= from).expect("a sample before the window");
+    let after = samples.iter().find(|(at, _)| *at >= to).expect("a sample after the window");
+    Window {
+        allocations: after.1 - before.1,
+        stage: stage.recorder,
+        run: outcome.recorder,
+        driver: outcome.driver.name(),
+    }
+}
+
+/// The counter sees allocations made in the window, on any thread: without this, the zeros below could mean a
+/// counter or a window that misses them.
+#[test]
+fn the_window_counts_allocations_made_in_it() {
+    const BOXES: u64 = 1000;
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (_server, port) = server_process(&ENDLESS_EVENTS);
+    let cfg = run_config(&[&format!("http://127.0.0.1:{port}/")]);
+    let window = counted_window(cfg, || {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..BOXES {
+                    drop(black_box(Box::new(i)));
+                }
+            });
+        });
+    });
+    eprintln!("control: {}", window.describe());
+    assert_eq!((window.run.streams_failed, window.run.streams_interrupted), (0, 50));
+    assert!(window.stage.events > 0, "events flowed in the window");
+    assert!(window.allocations >= BOXES, "{} allocations counted, {BOXES} made", window.allocations);
+}
+
+/// Plain HTTP on each driver: nothing allocates per event.
+fn no_allocation_while_events_flow(driver: &str) {
+    let (_server, port) = server_process(&[&ENDLESS_EVENTS[..], &["--driver", driver]].concat());
+    let cfg = run_config(&[&format!("http://127.0.0.1:{port}/"), "--driver", driver]);
+    let window = counted_window(cfg, || ());
+    let (rec, stage) = (&window.run, &window.stage);
+    eprintln!("--driver {driver}: {}", window.describe());
+    assert_eq!(rec.streams_failed, 0, "{driver}");
+    assert_eq!(rec.streams_interrupted, 50, "{driver}: every stream stayed open");
+    // 50 streams x 500 events/s x 3 s, less what a loaded machine drops; the window is half of the run.
+    assert!(rec.events > 20_000, "{driver}: only {} events", rec.events);
+    assert!(stage.events > 10_000, "{driver}: only {} events in the window", stage.events);
+    assert_eq!(window.allocations, 0, "{driver}: allocations while {} events flowed", stage.events);
+}
+
+#[test]
+fn no_allocation_per_event_in_steady_state() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_allocation_while_events_flow("auto");
+    no_allocation_while_events_flow("epoll");
 }
 
 /// `--openai`: every event is a JSON chunk scanned for tokens. Answers of a million tokens at 500 tokens/s keep the
@@ -134,33 +232,16 @@ fn allocations_in_window(cfg: RunConfig) -> (engine::RunOutcome, u64) {
 #[test]
 fn no_allocation_per_chunk_in_llm_mode() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let port = free_port();
-    let _server = Server(
-        util::ssebench()
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--openai", "--tokens-per-s", "500"])
-            .args(["--output-tokens", "1000000", "-t", "1"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let (_server, port) = server_process(&["--openai", "--tokens-per-s", "500", "--output-tokens", "1000000"]);
     let url = format!("http://127.0.0.1:{port}/");
-    let argv =
-        ["ssebench", "run", &url, "--openai", "chat", "--prompt-tokens", "50", "-c", "50", "-d", "3s", "-t", "1"];
-    let ssebench::cli::Command::Run(cfg) = ssebench::cli::parse_from(argv).unwrap() else { panic!("not a run") };
-    let (outcome, allocations) = allocations_in_window(*cfg);
-    let llm = outcome.recorder.llm.as_deref().expect("LLM figures");
-    assert_eq!((outcome.recorder.streams_failed, outcome.recorder.streams_interrupted), (0, 50));
-    assert!(llm.output_chunks > 20_000, "only {} chunks", llm.output_chunks);
-    eprintln!("llm: {allocations} allocations in the 1.5 s window, ~{} chunks", llm.output_chunks / 2);
-    assert_eq!(allocations, 0, "allocations while ~{} chunks flowed", llm.output_chunks / 2);
-}
-
-#[test]
-fn no_allocation_per_event_in_steady_state() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    allocations_while_events_flow(DriverChoice::Auto, "auto");
-    allocations_while_events_flow(DriverChoice::Epoll, "epoll");
+    let window = counted_window(run_config(&[&url, "--openai", "chat", "--prompt-tokens", "50"]), || ());
+    let run_llm = window.run.llm.as_deref().expect("LLM figures");
+    let chunks = window.stage.llm.as_deref().expect("the window's LLM figures").output_chunks;
+    eprintln!("llm: {}", window.describe());
+    assert_eq!((window.run.streams_failed, window.run.streams_interrupted), (0, 50));
+    assert!(run_llm.output_chunks > 20_000, "only {} chunks", run_llm.output_chunks);
+    assert!(chunks > 10_000, "only {chunks} chunks in the window");
+    assert_eq!(window.allocations, 0, "allocations while {chunks} chunks flowed");
 }
 
 /// `https://`: rustls 0.23 decrypts each received record into a fresh `Vec` (both its buffered and unbuffered
@@ -170,29 +251,17 @@ fn no_allocation_per_event_in_steady_state() {
 fn tls_allocates_only_rustls_record_per_event() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let pki = util::pki();
-    let port = free_port();
-    let _server = Server(
-        util::ssebench()
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--events", "0", "--interval", "2ms"])
-            .args(["--size", "100", "-t", "1"])
-            .args(["--tls-cert", &pki.path("localhost.pem"), "--tls-key", &pki.path("localhost.key")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let (cert, key) = (pki.path("localhost.pem"), pki.path("localhost.key"));
+    let (_server, port) = server_process(&[&ENDLESS_EVENTS[..], &["--tls-cert", &cert, "--tls-key", &key]].concat());
     let url = format!("https://localhost:{port}/");
-    let ca = pki.path("ca.pem");
-    let argv = ["ssebench", "run", &url, "--cacert", &ca, "-c", "50", "-d", "3s", "-t", "1"];
-    let ssebench::cli::Command::Run(cfg) = ssebench::cli::parse_from(argv).unwrap() else { panic!("not a run") };
-    let (outcome, allocations) = allocations_in_window(*cfg);
-    let rec = &outcome.recorder;
+    let window = counted_window(run_config(&[&url, "--cacert", &pki.path("ca.pem")]), || ());
+    let (rec, events) = (&window.run, window.stage.events);
+    eprintln!("tls: {}", window.describe());
     assert_eq!((rec.streams_failed, rec.streams_interrupted), (0, 50));
     assert!(rec.events > 20_000, "only {} events", rec.events);
-    let window_events = rec.events / 2;
-    eprintln!("tls: {allocations} allocations in the 1.5 s window, ~{window_events} events");
+    assert!(events > 10_000, "only {events} events in the window");
     // One per record, with slack for the window's edges and a record that carries two events' bytes.
-    assert!(allocations <= window_events * 11 / 10, "{allocations} allocations for ~{window_events} events");
+    assert!(window.allocations <= events * 11 / 10, "{} allocations for {events} events", window.allocations);
 }
 
 /// Scanning every fixture's chunks (and a few odd ones) a thousand times allocates nothing.
