@@ -33,6 +33,6 @@ pub(crate) mod rng;
 pub(crate) mod runtime;
 pub(crate) mod signal;
 pub(crate) mod stream;
-pub mod sys;
+pub(crate) mod sys;
 pub(crate) mod wire;
 pub(crate) mod worker;

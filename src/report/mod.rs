@@ -577,3 +577,112 @@ impl Report {
         serde_json::to_string_pretty(self).expect("the report serializes")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::plan::StageWindow;
+    use crate::recorder::StreamEnd;
+
+    /// A stage's recorder: `started` streams, the first `failed` of them refused, the rest completed after one event
+    /// `first_event_us` after its request.
+    fn stage_of(started: u64, failed: u64, first_event_us: u64) -> Recorder {
+        let mut rec = Recorder::new();
+        for i in 0..started {
+            rec.stream_opened();
+            if i < failed {
+                rec.stream_closed(StreamEnd::Failed(Failure::ConnectRefused), 1_000, 0);
+            } else {
+                rec.histograms.first_event_us.record(first_event_us).unwrap();
+                rec.stream_closed(StreamEnd::Completed, first_event_us + 1_000, 1);
+            }
+        }
+        rec
+    }
+
+    /// The report of a run of `stages`, one second each, stage k targeting k x 100 streams; judged by the default
+    /// rules (no `--slo`).
+    fn ramp(stages: Vec<Recorder>) -> Report {
+        let mut merged = Recorder::new();
+        let mut outcomes = Vec::new();
+        for (i, recorder) in stages.into_iter().enumerate() {
+            merged.merge(&recorder);
+            let at = |s: usize| Duration::from_secs(s as u64);
+            let window = StageWindow {
+                start: at(i),
+                end: at(i + 1),
+                streams: (i + 1) * 100,
+                from_streams: i * 100,
+                connect_rate_per_s: None,
+            };
+            outcomes.push(StageOutcome { window, recorder });
+        }
+        let outcome = RunOutcome {
+            recorder: merged,
+            elapsed: Duration::from_secs(outcomes.len() as u64),
+            stages: outcomes,
+            driver: "epoll",
+            threads: 1,
+            memory: None,
+            stopped_by_signal: false,
+            open_model: false,
+            step_names: Vec::new(),
+        };
+        Report::new("test", &outcome, &[])
+    }
+
+    /// The breakpoint as (stage, target streams), and its reason.
+    fn breakpoint(report: &Report) -> Option<(usize, usize, &str)> {
+        report.breakpoint.as_ref().map(|b| (b.stage, b.target_streams, b.reason.as_str()))
+    }
+
+    #[test]
+    fn a_stage_under_99_percent_success_is_the_breakpoint() {
+        // Exactly 99% holds; 98% breaks.
+        let report = ramp(vec![stage_of(100, 0, 10_000), stage_of(100, 1, 10_000), stage_of(100, 2, 10_000)]);
+        let rates: Vec<f64> = report.stages.iter().map(|s| s.figures.streams.success_rate).collect();
+        assert_eq!(rates, vec![1.0, 0.99, 0.98]);
+        assert_eq!(breakpoint(&report), Some((3, 300, "success rate 98.00% < 99%")));
+    }
+
+    #[test]
+    fn a_stage_whose_first_event_p99_passes_3x_the_first_stages_is_the_breakpoint() {
+        // 10 ms, then 2.9x and 3.5x that: only the last is over 3x.
+        let report = ramp(vec![stage_of(100, 0, 10_000), stage_of(100, 0, 29_000), stage_of(100, 0, 35_000)]);
+        let (stage, target, reason) = breakpoint(&report).expect("stage 3 broke");
+        assert_eq!((stage, target), (3, 300));
+        let (p99, base) =
+            (report.stages[2].figures.latency_us.first_event.p99, report.stages[0].figures.latency_us.first_event.p99);
+        assert_eq!(reason, format!("first-event p99 {p99} us > 3x stage 1's {base} us"));
+        assert!(p99 > 3 * base && report.stages[1].figures.latency_us.first_event.p99 <= 3 * base);
+    }
+
+    #[test]
+    fn a_healthy_ramp_has_no_breakpoint() {
+        // Every stage succeeds (one at exactly 99%), and first events slow down, but never past 3x.
+        let report = ramp(vec![stage_of(100, 0, 10_000), stage_of(200, 2, 20_000), stage_of(300, 0, 29_000)]);
+        assert_eq!(report.stages.len(), 3);
+        assert_eq!(breakpoint(&report), None);
+        // Without stages there is nothing to break.
+        assert_eq!(breakpoint(&ramp(Vec::new())), None);
+    }
+
+    #[test]
+    fn the_first_broken_stage_is_named_not_a_later_one() {
+        // Stage 2 breaks on latency; stage 3 breaks worse on both rules; stage 4 recovers.
+        let report = ramp(vec![
+            stage_of(100, 0, 10_000),
+            stage_of(100, 0, 35_000),
+            stage_of(100, 50, 90_000),
+            stage_of(100, 0, 10_000),
+        ]);
+        let (stage, target, reason) = breakpoint(&report).expect("a stage broke");
+        assert_eq!((stage, target), (2, 200), "{reason}");
+        assert!(reason.starts_with("first-event p99 "), "{reason}");
+        // The success-rate rule alone names its first stage too.
+        let report = ramp(vec![stage_of(100, 0, 10_000), stage_of(100, 5, 10_000), stage_of(100, 50, 10_000)]);
+        assert_eq!(breakpoint(&report), Some((2, 200, "success rate 95.00% < 99%")));
+    }
+}

@@ -1,74 +1,17 @@
-//! End-to-end tests: the built-in server on 127.0.0.1:0 and the generator in one process, with exact figures.
-//!
-//! Every test keeps both sides far under the 20,000-descriptor limit of one process.
+//! The generator against the built-in server (and small scripted servers) in one process: exact counts of
+//! streams, events and failure classes, each timeout and load shape, and the binary's exit codes and reports.
 
-use std::net::SocketAddr;
-use std::process::Command;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ssebench::config::{DriverChoice, RunConfig, Target};
-use ssebench::engine;
-use ssebench::report::Report;
 use ssebench::server::ServeConfig;
-use ssebench::server::{self, ServerHandle};
 
-fn serve_cfg() -> ServeConfig {
-    ServeConfig {
-        addrs: vec!["127.0.0.1:0".parse().unwrap()],
-        threads: 1,
-        driver: DriverChoice::Auto,
-        events: 10,
-        interval: Duration::from_millis(1),
-        size_bytes: 64,
-        first_delay: Duration::ZERO,
-        jitter: Duration::ZERO,
-        replay: None,
-        replay_write_bytes: 64 * 1024,
-        replay_pause: Duration::ZERO,
-        disconnect_after: None,
-        openai: None,
-        tls: None,
-    }
-}
-
-fn serve(cfg: ServeConfig) -> ServerHandle {
-    server::start(&cfg, 1).expect("server starts")
-}
-
-/// A server that answers every request with `response` verbatim, written `piece` bytes at a time.
-fn replay(response: &[u8], piece: usize) -> ServerHandle {
-    let pause = if piece < response.len() { Duration::from_millis(2) } else { Duration::ZERO };
-    serve(ServeConfig {
-        replay: Some(response.to_vec()),
-        replay_write_bytes: piece,
-        replay_pause: pause,
-        ..serve_cfg()
-    })
-}
-
-fn run_cfg(addr: SocketAddr, connections: usize) -> RunConfig {
-    RunConfig {
-        connections,
-        duration: None,
-        connect_timeout: Duration::from_secs(5),
-        threads: 1,
-        ..RunConfig::new(vec![Target::parse(&format!("http://{addr}/events")).unwrap()])
-    }
-}
-
-fn run(cfg: &RunConfig) -> Report {
-    let outcome = engine::run(cfg, 0).expect("run starts");
-    Report::new("test", &outcome, &cfg.slos)
-}
-
-/// Runs `-n streams` against the server and returns the report.
-fn run_n(addr: SocketAddr, connections: usize, streams: u64) -> Report {
-    run(&RunConfig { streams_limit: Some(streams), ..run_cfg(addr, connections) })
-}
-
-fn failures(report: &Report, class: &str) -> u64 {
-    *report.figures.streams.failures.get(class).unwrap_or(&0)
-}
+use crate::util::{
+    LOOPBACK, SSE_HEAD, failures, read_head, replay, run, run_cfg, run_n, scripted_server, serve, serve_cfg,
+    sse_server, ssebench, temp_dir,
+};
 
 #[test]
 fn every_event_of_every_stream_is_counted() {
@@ -120,9 +63,13 @@ fn duration_closes_open_streams_on_time() {
     assert_eq!(report.figures.streams.failed, 0);
     assert_eq!(report.figures.streams.peak_concurrent, 50);
     assert!(report.figures.events.received > 50 * 50, "{} events", report.figures.events.received);
-    // Gaps come from a 10 ms schedule; allow for a loaded machine.
-    let gap_p50 = report.figures.latency_us.gap.p50;
-    assert!((8_000..20_000).contains(&gap_p50), "gap p50 {gap_p50} us");
+    // Every event after a stream's first is one gap.
+    let (first, gap) = (report.figures.latency_us.first_event, report.figures.latency_us.gap);
+    assert_eq!(first.count, 50);
+    assert_eq!(gap.count, report.figures.events.received - 50);
+    // Gaps come from a 10 ms schedule; a loaded machine only stretches them (or bunches a late few).
+    assert!(gap.p50 >= 8_000, "gap p50 {} us", gap.p50);
+    assert!(gap.min <= gap.p50 && gap.p50 <= gap.p90 && gap.p90 <= gap.max, "{gap:?}");
     server.stop();
 }
 
@@ -200,7 +147,7 @@ fn malformed_response_is_classified() {
 #[test]
 fn refused_connection_is_counted() {
     let addr = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind(LOOPBACK).unwrap();
         listener.local_addr().unwrap()
     };
     let report = run_n(addr, 2, 10);
@@ -212,8 +159,10 @@ fn refused_connection_is_counted() {
 fn connect_timeout_is_counted() {
     // A listener that never accepts: once its accept queue is full the kernel drops SYNs, so
     // further connects hang until --connect-timeout.
-    let listener = ssebench::sys::reuseport_listener("127.0.0.1:0".parse().unwrap(), 1).unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener.bind(&LOOPBACK.into()).unwrap();
+    listener.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
     let cfg = RunConfig {
         duration: Some(Duration::from_millis(1500)),
         connect_timeout: Duration::from_millis(200),
@@ -298,15 +247,11 @@ fn post_body_and_headers_reach_the_server() {
 #[test]
 fn binary_writes_json_report_and_uses_exit_codes() {
     let server = serve(ServeConfig { events: 5, ..serve_cfg() });
-    let dir = std::env::temp_dir().join(format!("ssebench-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("json-report");
     let json_path = dir.join("out.json");
     let url = format!("http://{}/", server.addr);
-    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
-        .args(["run", &url, "-c", "4", "-n", "8", "-t", "1", "--json"])
-        .arg(&json_path)
-        .output()
-        .unwrap();
+    let output =
+        ssebench().args(["run", &url, "-c", "4", "-n", "8", "-t", "1", "--json"]).arg(&json_path).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("first event"), "{stdout}");
@@ -319,36 +264,18 @@ fn binary_writes_json_report_and_uses_exit_codes() {
             assert!(json["latency_us"][key][field].is_number(), "latency_us.{key}.{field}");
         }
     }
-    let bad = Command::new(env!("CARGO_BIN_EXE_ssebench")).args(["run", &url, "-c", "nope"]).output().unwrap();
+    let bad = ssebench().args(["run", &url, "-c", "nope"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    let bad = Command::new(env!("CARGO_BIN_EXE_ssebench")).args(["run", "ftp://x/"]).output().unwrap();
+    let bad = ssebench().args(["run", "ftp://x/"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("http://"));
     std::fs::remove_dir_all(&dir).ok();
     server.stop();
 }
 
-/// A std-thread server that records each connection's source address and request head, and
-/// answers one fixed SSE response before closing.
-fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<(std::net::IpAddr, String)>) {
-    use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            let Some(head) = read_head(&mut conn) else { continue };
-            let _ = tx.send((conn.peer_addr().unwrap().ip(), head));
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: x\n\n");
-        }
-    });
-    (addr, rx)
-}
-
 #[test]
 fn bind_spreads_streams_over_source_addresses() {
-    let (addr, peers) = recording_server();
+    let (addr, requests) = sse_server(b"data: x\n\n");
     let cfg = RunConfig {
         streams_limit: Some(16),
         bind_addrs: ssebench::config::flags::parse_bind_list("127.0.0.1-127.0.0.4").unwrap(),
@@ -357,7 +284,7 @@ fn bind_spreads_streams_over_source_addresses() {
     };
     let report = run(&cfg);
     assert_eq!((report.figures.streams.completed, report.figures.events.received), (16, 16));
-    let mut seen: Vec<String> = peers.try_iter().map(|(ip, _)| ip.to_string()).collect();
+    let mut seen: Vec<String> = requests.try_iter().map(|r| r.peer.to_string()).collect();
     seen.sort();
     seen.dedup();
     assert_eq!(seen, ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]);
@@ -384,14 +311,14 @@ fn several_targets_and_listen_addresses_share_the_load() {
 /// the default 28,232 ports to 112,928 streams per target address.
 #[test]
 fn bind_lifts_the_ephemeral_port_limit_in_a_namespace() {
+    // CI runs as root with util-linux and iproute2: a machine without them fails here, loudly, rather than pass.
     let probe = Command::new("unshare").args(["-n", "true"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: cannot create a network namespace here (needs root and util-linux unshare)");
-        return;
-    }
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "cannot create a network namespace (this test needs root and util-linux unshare): {probe:?}"
+    );
     let bin = env!("CARGO_BIN_EXE_ssebench");
-    let dir = std::env::temp_dir().join(format!("ssebench-netns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("netns");
     let dir_s = dir.display();
     let script = format!(
         r#"set -e
@@ -423,17 +350,12 @@ sleep 0.5
 #[test]
 fn more_streams_than_descriptors_are_refused_before_connecting() {
     let hard = ssebench::limits::nofile().unwrap().hard;
-    if hard >= 10_000_000 {
-        eprintln!("skipped: the hard descriptor limit ({hard}) is too large to exceed in a test");
-        return;
-    }
+    // CI's hard limit is 20,000; one in the tens of millions could not be exceeded by a test's -c.
+    assert!(hard < 10_000_000, "the hard descriptor limit ({hard}) is too large to exceed in a test");
     // A port nothing listens on: a run that started anyway would count connect_refused.
     let streams = (hard + 1).max(50_000).to_string();
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
-        .args(["run", "http://127.0.0.1:9/", "-c", &streams, "-d", "30s"])
-        .output()
-        .unwrap();
+    let output = ssebench().args(["run", "http://127.0.0.1:9/", "-c", &streams, "-d", "30s"]).output().unwrap();
     assert_eq!(output.status.code(), Some(3));
     assert!(started.elapsed() < Duration::from_secs(5), "refused at once");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -443,31 +365,11 @@ fn more_streams_than_descriptors_are_refused_before_connecting() {
     assert!(output.stdout.is_empty(), "no report for a run that never started");
 }
 
-/// Reads a request head from a plain socket; false if the peer went away first.
-fn read_request_head(conn: &mut std::net::TcpStream) -> bool {
-    read_head(conn).is_some()
-}
-
-/// Reads a request head from a plain socket, byte by byte (so nothing past it is consumed).
-fn read_head(conn: &mut std::net::TcpStream) -> Option<String> {
-    use std::io::Read;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match conn.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return None,
-        }
-    }
-    String::from_utf8(head).ok()
-}
-
 /// At the deadline a user is waiting on a kept-alive connection; the shutdown looks like a stale
 /// connection, which must not be retried on a new one after the run is over.
 #[test]
 fn the_run_ends_on_time_while_a_kept_alive_request_waits() {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(LOOPBACK).unwrap();
     let addr = listener.local_addr().unwrap();
     let (late_tx, late_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -475,7 +377,7 @@ fn the_run_ends_on_time_while_a_kept_alive_request_waits() {
             let Ok(mut conn) = conn else { continue };
             let late = late_tx.clone();
             std::thread::spawn(move || {
-                if !read_request_head(&mut conn) {
+                if read_head(&mut conn).is_none() {
                     return;
                 }
                 if i > 0 {
@@ -511,13 +413,12 @@ fn the_run_ends_on_time_while_a_kept_alive_request_waits() {
 
 #[test]
 fn a_stream_that_never_sent_its_request_counts_no_events() {
-    use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(LOOPBACK).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
         drop(listener); // the next connect is refused
-        read_request_head(&mut conn);
+        read_head(&mut conn);
         let _ = conn.write_all(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\ndata: a\n\ndata: b\n\ndata: c\n\n",
         );
@@ -530,28 +431,9 @@ fn a_stream_that_never_sent_its_request_counts_no_events() {
     assert_eq!((report.figures.events_per_stream.min, report.figures.events_per_stream.max), (0, 3));
 }
 
-/// A plain-socket server: for each connection, reads the request, then runs `script` on it.
-fn scripted_server(script: fn(&mut std::net::TcpStream)) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                if read_request_head(&mut conn) {
-                    script(&mut conn);
-                }
-            });
-        }
-    });
-    addr
-}
-
-const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
-
 #[test]
 fn header_timeout_is_its_own_class() {
-    let addr = scripted_server(|_| std::thread::sleep(Duration::from_secs(3)));
+    let (addr, _) = scripted_server(|_, _| std::thread::sleep(Duration::from_secs(3)));
     let cfg = RunConfig { header_timeout: Some(Duration::from_millis(200)), ..run_cfg(addr, 2) };
     let report = run(&RunConfig { streams_limit: Some(2), ..cfg });
     assert_eq!((failures(&report, "header_timeout"), report.figures.streams.failed), (2, 2));
@@ -569,8 +451,7 @@ fn first_event_timeout_is_its_own_class() {
 /// The server keeps sending comment heartbeats but no event: that is idle, not byte-idle.
 #[test]
 fn heartbeats_do_not_keep_an_idle_stream_alive() {
-    use std::io::Write;
-    let addr = scripted_server(|conn| {
+    let (addr, _) = scripted_server(|conn, _| {
         let _ = conn.write_all(SSE_HEAD);
         let _ = conn.write_all(b"data: one\n\n");
         for _ in 0..60 {
@@ -595,8 +476,7 @@ fn heartbeats_do_not_keep_an_idle_stream_alive() {
 
 #[test]
 fn a_silent_connection_is_a_byte_idle_timeout() {
-    use std::io::Write;
-    let addr = scripted_server(|conn| {
+    let (addr, _) = scripted_server(|conn, _| {
         let _ = conn.write_all(SSE_HEAD);
         let _ = conn.write_all(b"data: one\n\n");
         std::thread::sleep(Duration::from_secs(3));
@@ -636,12 +516,7 @@ fn ctrl_c_prints_the_report_at_once() {
         (&["--stages", "5:60s,50:60s"], "== Stage 1: 5 streams"),
         (&["--arrival-rate", "0.033", "-d", "60s"], "Arrivals  1 scheduled, 1 started"),
     ] {
-        let child = Command::new(env!("CARGO_BIN_EXE_ssebench"))
-            .args(["run", &url, "-t", "1"])
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = ssebench().args(["run", &url, "-t", "1"]).args(args).stdout(Stdio::piped()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(1500));
         let sent = Instant::now();
         // SAFETY: signalling our own child process.
@@ -668,13 +543,15 @@ fn stream_duration_closes_streams_as_completed() {
     assert_eq!(report.figures.streams.failed, 0, "{:?}", report.figures.streams.failures);
     assert!(report.figures.streams.completed >= 10, "{} completed", report.figures.streams.completed);
     let stream = report.figures.latency_us.stream;
-    assert!((300_000..400_000).contains(&stream.p50), "stream p50 {} us", stream.p50);
+    // Most streams ran their full 300 ms (the rest were cut by the end of the run).
+    assert!(stream.p50 >= 300_000, "stream p50 {} us", stream.p50);
+    assert!(stream.p50 <= stream.max, "{stream:?}");
     assert_eq!(report.figures.latency_us.premature_end.count, 0, "none ended before 300 ms");
     server.stop();
 }
 
-/// The server ends every stream after ~200 ms, before the 2 s the client intends: each is a
-/// premature end, and their ages cluster at 200 ms.
+/// The server ends every stream after its 10th event (180 ms in), before the 2 s the client intends: each is a
+/// premature end, at least 180 ms old and younger than the 2 s it was meant to last.
 #[test]
 fn streams_ended_before_their_length_show_when_they_ended() {
     let server = serve(ServeConfig { events: 10, interval: Duration::from_millis(20), ..serve_cfg() });
@@ -687,7 +564,8 @@ fn streams_ended_before_their_length_show_when_they_ended() {
     assert_eq!(report.figures.streams.completed, 6);
     let ended = report.figures.latency_us.premature_end;
     assert_eq!(ended.count, 6);
-    assert!((180_000..400_000).contains(&ended.p50), "ended early at {} us", ended.p50);
+    assert!(ended.min >= 180_000, "ended early at {} us", ended.min);
+    assert!(ended.p50 <= ended.max && ended.max < 2_000_000, "{ended:?}");
     server.stop();
 }
 
@@ -696,7 +574,7 @@ fn a_failed_slo_exits_1_and_says_which() {
     let server = serve(ServeConfig { events: 5, first_delay: Duration::from_millis(50), ..serve_cfg() });
     let url = format!("http://{}/", server.addr);
     let slo_run = |slos: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ssebench"));
+        let mut cmd = ssebench();
         cmd.args(["run", &url, "-c", "2", "-n", "4", "-t", "1"]);
         for slo in slos {
             cmd.args(["--slo", slo]);
@@ -710,9 +588,12 @@ fn a_failed_slo_exits_1_and_says_which() {
     let fail = slo_run(&["first_event.p99<10ms", "success_rate>=99%"]);
     assert_eq!(fail.status.code(), Some(1));
     let out = String::from_utf8_lossy(&fail.stdout);
-    assert!(out.contains("SLO  FAIL  first_event.p99<10ms  (measured 5"), "{out}");
+    let measured =
+        out.split("SLO  FAIL  first_event.p99<10ms  (measured ").nth(1).and_then(|rest| rest.split(')').next());
+    let measured = ssebench::units::parse_duration(measured.unwrap_or_else(|| panic!("{out}"))).unwrap();
+    assert!(measured >= Duration::from_millis(50), "measured {measured:?}, after the server's 50 ms first delay");
     assert!(out.contains("SLO  pass  success_rate>=99%  (measured 100.000%)"), "{out}");
-    let bad = Command::new(env!("CARGO_BIN_EXE_ssebench")).args(["run", &url, "--slo", "latency<1s"]).output().unwrap();
+    let bad = ssebench().args(["run", &url, "--slo", "latency<1s"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--slo 'latency<1s'"));
     server.stop();
@@ -811,9 +692,11 @@ fn open_model_drops_what_max_streams_cannot_absorb() {
     assert_eq!(arrivals.scheduled, 600, "one every 5 ms for 3 s");
     assert_eq!(arrivals.started + arrivals.dropped, arrivals.scheduled);
     assert_eq!(arrivals.started, streams.started);
-    // Each of the 50 slots runs streams back to back: 3 or 4 in 3 s, ~176 in all.
-    assert!((150..=200).contains(&streams.started), "{} started", streams.started);
-    assert!((400..=450).contains(&arrivals.dropped), "{} dropped", arrivals.dropped);
+    // Each of the 50 slots runs streams back to back, 3 or 4 in 3 s (~176 in all): a slot frees within 5 ms of
+    // its stream's end, so at least 3; no stream is shorter than the server's 950 ms, so at most 4. A loaded
+    // machine only lengthens streams. The arrivals left over are dropped (counted exactly above).
+    assert!(streams.started >= 50 * 3, "{} started", streams.started);
+    assert!(streams.started <= 50 * 4, "{} started", streams.started);
     assert_eq!(streams.peak_concurrent, 50);
     assert_eq!(streams.failed, 0, "{:?}", streams.failures);
     let l = &report.figures.latency_us;
@@ -821,7 +704,6 @@ fn open_model_drops_what_max_streams_cannot_absorb() {
     // Measured from the schedule: the server's 50 ms, plus the start's lag and the connect.
     assert!(l.first_event.min >= 50_000, "{}", l.first_event.min);
     assert!(l.first_event.min >= 50_000 + l.start_lag.min, "{} vs lag {}", l.first_event.min, l.start_lag.min);
-    assert!(l.first_event.p50 < 80_000, "{}", l.first_event.p50);
     server.stop();
 }
 
@@ -829,8 +711,7 @@ fn open_model_drops_what_max_streams_cannot_absorb() {
 /// `request` rows every request takes the next one.
 #[test]
 fn per_user_tokens_from_a_csv_reach_the_server() {
-    let dir = std::env::temp_dir().join(format!("ssebench-data-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("data");
     let users = dir.join("users.csv");
     let mut csv = String::from("user,token\n");
     for i in 0..8 {
@@ -838,7 +719,7 @@ fn per_user_tokens_from_a_csv_reach_the_server() {
     }
     std::fs::write(&users, csv).unwrap();
     for mode in [ssebench::template::DataMode::Vu, ssebench::template::DataMode::Request] {
-        let (addr, requests) = recording_server();
+        let (addr, requests) = sse_server(b"data: x\n\n");
         let mut cfg = RunConfig {
             streams_limit: Some(8),
             headers: vec![("Authorization".into(), "Bearer {{token}}".into())],
@@ -851,7 +732,8 @@ fn per_user_tokens_from_a_csv_reach_the_server() {
         assert_eq!(report.figures.streams.completed, 8, "{:?}", report.figures.streams.failures);
         let mut seen: Vec<(String, String, String)> = requests
             .try_iter()
-            .map(|(_, head)| {
+            .map(|request| {
+                let head = request.head;
                 let query = head.split(' ').nth(1).unwrap().to_string();
                 let token = head.lines().find_map(|l| l.strip_prefix("Authorization: Bearer ")).unwrap().to_string();
                 let user = query.split(['?', '&']).find_map(|kv| kv.strip_prefix("user=")).unwrap().to_string();
@@ -876,7 +758,7 @@ fn per_user_tokens_from_a_csv_reach_the_server() {
         }
     }
     // A placeholder naming no column stops the run before it starts, naming the field.
-    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
+    let output = ssebench()
         .args(["run", "http://127.0.0.1:9/", "-H", "X-Session: {{session}}", "--data"])
         .arg(&users)
         .output()
@@ -897,11 +779,7 @@ fn bad_load_shape_flags_exit_2_naming_the_flag() {
         (&["--arrival-rate", "5", "--max-streams", "0"], "--max-streams"),
         (&["--data-mode", "request"], "--data-mode"),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
-            .args(["run", "http://127.0.0.1:9/"])
-            .args(args)
-            .output()
-            .unwrap();
+        let output = ssebench().args(["run", "http://127.0.0.1:9/"]).args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
@@ -929,13 +807,22 @@ fn the_openai_server_streams_chunks_at_its_token_rate() {
     assert_eq!(f.streams.completed, 4, "{:?}", f.streams.failures);
     // role + 5 content chunks of 2 tokens + finish + usage + [DONE]
     assert_eq!((f.events_per_stream.min, f.events_per_stream.max), (9, 9));
-    // The role chunk comes at once; the first content chunk after 10 prompt words x 1 ms.
-    assert!(f.latency_us.first_event.p50 < 5_000, "{}", f.latency_us.first_event.p50);
-    // Per stream 8 gaps: role to first content 10 ms, four of 20 ms between content chunks (2
-    // tokens at 100 tokens/s), then finish, usage and [DONE] at once.
-    let gap = &f.latency_us.gap;
-    assert_eq!(gap.count, 4 * 8);
-    assert!((19_000..22_000).contains(&gap.p90) && gap.max < 25_000, "gap p90 {} max {}", gap.p90, gap.max);
-    assert!((85_000..110_000).contains(&f.latency_us.stream.p50), "stream p50 {}", f.latency_us.stream.p50);
+    // Per stream 8 gaps: role to first content 10 ms (10 prompt words x 1 ms), four of 20 ms between content
+    // chunks (2 tokens at 100 tokens/s), then finish, usage and [DONE] at once: the top tenth are 20 ms ones.
+    let (first, gap, stream) = (&f.latency_us.first_event, &f.latency_us.gap, &f.latency_us.stream);
+    assert_eq!((first.count, gap.count, stream.count), (4, 4 * 8, 4));
+    assert!(gap.p90 >= 19_000, "gap p90 {}", gap.p90);
+    assert!(gap.p50 <= gap.p90 && gap.p90 <= gap.max, "{gap:?}");
+    // The last content chunk is due 90 ms after the request; the role chunk (the first event) comes before it.
+    assert!(stream.p50 >= 85_000, "stream p50 {}", stream.p50);
+    assert!(first.p50 <= stream.p50 && first.max <= stream.max, "first event {first:?}, stream {stream:?}");
     server.stop();
+}
+
+/// `ServeConfig::new` is what `ssebench serve` runs without flags, so tests built on it start from the same server.
+#[test]
+fn serve_config_new_has_the_command_line_defaults() {
+    let argv = ["ssebench", "serve", "--addr", "127.0.0.1:0"];
+    let ssebench::cli::Command::Serve(parsed) = ssebench::cli::parse_from(argv).unwrap() else { panic!("not serve") };
+    assert_eq!(format!("{parsed:?}"), format!("{:?}", ServeConfig::new(LOOPBACK)));
 }

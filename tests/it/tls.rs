@@ -1,103 +1,33 @@
-//! HTTPS end to end: `serve --tls-cert` and `run https://` with throw-away certificates made here (rcgen), through
-//! the command-line parser, so every flag is tested as a user types it.
+//! HTTPS end to end: `serve --tls-cert` and `run https://` with the throw-away certificates of `util::pki` (rcgen),
+//! through the command-line parser, so every flag is tested as a user types it.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use ssebench::cli::{self, Command as Cli};
-use ssebench::engine;
-use ssebench::report::{Report, RequestReport};
-use ssebench::server::{self, ServerHandle};
+use ssebench::server::ServerHandle;
 
-/// PEM files for one test process: a CA, server certificates for localhost and for another name, and a client
-/// certificate from a second CA.
-struct Pki {
-    dir: PathBuf,
-}
+use crate::util::{LOOPBACK, failures, llm, pki, run_args, serve_args, ssebench};
 
-impl Pki {
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).to_string_lossy().into_owned()
-    }
-}
-
-fn ca(name: &str) -> (CertificateParams, KeyPair) {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    (params, key)
-}
-
-fn pki() -> &'static Pki {
-    static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ssebench-tls-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let write = |name: &str, pem: String| std::fs::write(dir.join(name), pem).unwrap();
-        let (ca_params, ca_key) = ca("ssebench test CA");
-        write("ca.pem", ca_params.self_signed(&ca_key).unwrap().pem());
-        let issuer = Issuer::new(ca_params, ca_key);
-        for (name, sans) in [("localhost", vec!["localhost".to_string()]), ("elsewhere", vec!["elsewhere.test".into()])]
-        {
-            let key = KeyPair::generate().unwrap();
-            let cert = CertificateParams::new(sans).unwrap().signed_by(&key, &issuer).unwrap();
-            write(&format!("{name}.pem"), cert.pem());
-            write(&format!("{name}.key"), key.serialize_pem());
-        }
-        let (client_ca_params, client_ca_key) = ca("ssebench test client CA");
-        write("client-ca.pem", client_ca_params.self_signed(&client_ca_key).unwrap().pem());
-        let client_issuer = Issuer::new(client_ca_params, client_ca_key);
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(vec!["client.test".to_string()]).unwrap().signed_by(&key, &client_issuer);
-        write("client.pem", cert.unwrap().pem());
-        write("client.key", key.serialize_pem());
-        Pki { dir }
-    })
-}
-
-/// `ssebench serve ARGS` on an ephemeral loopback port, in this process.
-fn serve(args: &[&str]) -> ServerHandle {
-    let argv = ["ssebench", "serve", "--addr", "127.0.0.1:0", "-t", "1"].iter().chain(args).copied();
-    let Cli::Serve(cfg) = cli::parse_from(argv).unwrap_or_else(|e| panic!("{e}")) else { panic!("not serve") };
-    server::start(&cfg, 1).expect("server starts")
-}
-
+/// `serve --tls-cert CERT.pem --tls-key CERT.key EXTRA`, with a certificate of the test PKI.
 fn tls_server(cert: &str, extra: &[&str]) -> ServerHandle {
     let pki = pki();
     let (cert, key) = (pki.path(&format!("{cert}.pem")), pki.path(&format!("{cert}.key")));
     let mut args = vec!["--tls-cert", &cert, "--tls-key", &key];
     args.extend_from_slice(extra);
-    serve(&args)
+    serve_args(&args)
 }
 
-/// `ssebench run ARGS` in this process; the report as `run` prints it.
-fn run(args: &[&str]) -> Report {
-    let argv = ["ssebench", "run", "-t", "1"].iter().chain(args).copied();
-    let Cli::Run(cfg) = cli::parse_from(argv).unwrap_or_else(|e| panic!("{e}")) else { panic!("not a run") };
-    let outcome = engine::run(&cfg, 0).expect("run starts");
-    let mut report = Report::new("test", &outcome, &cfg.slos);
-    report.request = Some(RequestReport::of(&cfg));
-    report
-}
-
+/// `https://localhost:PORT/`: the name the test certificates are for.
 fn url(server: &ServerHandle) -> String {
     format!("https://localhost:{}/", server.addr.port())
-}
-
-fn failures(report: &Report, class: &str) -> u64 {
-    report.figures.streams.failures[class]
 }
 
 #[test]
 fn a_run_with_the_test_ca_verifies_and_counts_every_event() {
     let server = tls_server("localhost", &["--events", "7", "--interval", "1ms"]);
     let ca = pki().path("ca.pem");
-    let report = run(&[&url(&server), "--cacert", &ca, "-c", "4", "-n", "40", "--slo", "tls_handshake.max<30s"]);
+    let report = run_args(&[&url(&server), "--cacert", &ca, "-c", "4", "-n", "40", "--slo", "tls_handshake.max<30s"]);
     let streams = &report.figures.streams;
     assert!(report.slos[0].pass && report.slos[0].measured > 0.0, "{:?}", report.slos);
     assert_eq!((streams.completed, streams.failed), (40, 0), "{:?}", streams.failures);
@@ -116,7 +46,7 @@ fn a_run_with_the_test_ca_verifies_and_counts_every_event() {
 #[test]
 fn without_the_ca_the_certificate_is_not_trusted() {
     let server = tls_server("localhost", &[]);
-    let report = run(&[&url(&server), "-c", "2", "-n", "6"]);
+    let report = run_args(&[&url(&server), "-c", "2", "-n", "6"]);
     assert_eq!(report.figures.streams.failed, 6);
     assert_eq!(failures(&report, "tls_untrusted"), 6);
     assert_eq!(report.figures.latency_us.tls_handshake.count, 0);
@@ -127,7 +57,7 @@ fn without_the_ca_the_certificate_is_not_trusted() {
 fn a_certificate_for_another_name_is_a_name_mismatch() {
     let server = tls_server("elsewhere", &[]);
     let ca = pki().path("ca.pem");
-    let report = run(&[&url(&server), "--cacert", &ca, "-c", "2", "-n", "6"]);
+    let report = run_args(&[&url(&server), "--cacert", &ca, "-c", "2", "-n", "6"]);
     assert_eq!(report.figures.streams.failed, 6);
     assert_eq!(failures(&report, "tls_name_mismatch"), 6);
     server.stop();
@@ -138,7 +68,7 @@ fn a_certificate_for_another_name_is_a_name_mismatch() {
 fn insecure_accepts_any_certificate_and_the_report_says_so() {
     let server = tls_server("elsewhere", &["--events", "3", "--interval", "1ms"]);
     let json = pki().dir.join("insecure.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
+    let output = ssebench()
         .args(["run", &url(&server), "--insecure", "-c", "2", "-n", "10", "-t", "1", "--json"])
         .arg(&json)
         .output()
@@ -160,11 +90,11 @@ fn mutual_tls_needs_the_client_certificate() {
     let client_ca = pki.path("client-ca.pem");
     let server = tls_server("localhost", &["--tls-client-ca", &client_ca, "--events", "5", "--interval", "1ms"]);
     let (ca, cert, key) = (pki.path("ca.pem"), pki.path("client.pem"), pki.path("client.key"));
-    let report = run(&[&url(&server), "--cacert", &ca, "--cert", &cert, "--key", &key, "-c", "2", "-n", "8"]);
+    let report = run_args(&[&url(&server), "--cacert", &ca, "--cert", &cert, "--key", &key, "-c", "2", "-n", "8"]);
     assert_eq!((report.figures.streams.completed, report.figures.events.received), (8, 40));
     assert!(report.request.as_ref().and_then(|r| r.tls.as_ref()).is_some_and(|t| t.client_cert));
     // Without it the server refuses with an alert (in TLS 1.3, after the client's side of the handshake is done).
-    let report = run(&[&url(&server), "--cacert", &ca, "-c", "2", "-n", "4"]);
+    let report = run_args(&[&url(&server), "--cacert", &ca, "-c", "2", "-n", "4"]);
     assert_eq!((report.figures.streams.failed, failures(&report, "tls_alert")), (4, 4));
     server.stop();
 }
@@ -176,7 +106,7 @@ fn tls_resume_on_resumes_every_reconnect_and_off_resumes_none() {
     let server = tls_server("localhost", &["--events", "0", "--interval", "5ms"]);
     let ca = pki().path("ca.pem");
     let go = |resume: &str| {
-        let report = run(&[
+        let report = run_args(&[
             &url(&server),
             "--cacert",
             &ca,
@@ -206,7 +136,7 @@ fn tls_resume_on_resumes_every_reconnect_and_off_resumes_none() {
 /// A server that accepts the connection and never answers the ClientHello.
 #[test]
 fn a_silent_server_is_a_handshake_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = TcpListener::bind(LOOPBACK).unwrap();
     let url = format!("https://localhost:{}/", listener.local_addr().unwrap().port());
     let held = std::thread::spawn(move || {
         let mut held = Vec::new();
@@ -219,7 +149,7 @@ fn a_silent_server_is_a_handshake_timeout() {
             std::thread::sleep(Duration::from_millis(5));
         }
     });
-    let report = run(&[&url, "-k", "-c", "2", "-n", "2", "--connect-timeout", "200ms"]);
+    let report = run_args(&[&url, "-k", "-c", "2", "-n", "2", "--connect-timeout", "200ms"]);
     assert_eq!(failures(&report, "tls_handshake_timeout"), 2);
     held.join().unwrap();
 }
@@ -229,8 +159,8 @@ fn llm_mode_runs_over_https() {
     let server = tls_server("localhost", &["--openai", "--tokens-per-s", "1000", "--output-tokens", "12"]);
     let ca = pki().path("ca.pem");
     let report =
-        run(&[&url(&server), "--cacert", &ca, "--openai", "chat", "--prompt-tokens", "9", "-c", "2", "-n", "6"]);
-    let llm = report.figures.llm.as_ref().expect("LLM figures");
+        run_args(&[&url(&server), "--cacert", &ca, "--openai", "chat", "--prompt-tokens", "9", "-c", "2", "-n", "6"]);
+    let llm = llm(&report);
     assert_eq!(report.figures.streams.completed, 6);
     assert_eq!((llm.output_tokens, llm.input_tokens), (72, 54));
     server.stop();
@@ -238,9 +168,8 @@ fn llm_mode_runs_over_https() {
 
 #[test]
 fn bad_tls_flags_exit_2_naming_the_flag() {
-    let bin = env!("CARGO_BIN_EXE_ssebench");
     let stderr_of = |args: &[&str]| {
-        let output = Command::new(bin).args(args).output().unwrap();
+        let output = ssebench().args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
@@ -266,8 +195,8 @@ fn a_scenario_step_goes_over_https() {
     let ca = pki().path("ca.pem");
     let scenario = scenario.to_string_lossy();
     let report =
-        run(&[&url(&model), "--cacert", &ca, "--openai", "chat", "--scenario", &scenario, "-c", "2", "-n", "6"]);
-    let llm = report.figures.llm.as_ref().expect("LLM figures");
+        run_args(&[&url(&model), "--cacert", &ca, "--openai", "chat", "--scenario", &scenario, "-c", "2", "-n", "6"]);
+    let llm = llm(&report);
     assert_eq!((report.figures.streams.completed, report.figures.streams.failed), (6, 0));
     // Six streams in journeys of two turns, each journey after one login: three or more logins (a user whose
     // share of -n is odd starts one more journey).
@@ -279,8 +208,8 @@ fn a_scenario_step_goes_over_https() {
 /// `https://` to a plain-HTTP server: the server answers the ClientHello with an HTTP 400, which is no TLS record.
 #[test]
 fn a_plain_http_server_on_the_port_is_a_tls_error() {
-    let server = serve(&[]);
-    let report = run(&[&url(&server), "-k", "-c", "2", "-n", "4"]);
+    let server = serve_args(&[]);
+    let report = run_args(&[&url(&server), "-k", "-c", "2", "-n", "4"]);
     assert_eq!((report.figures.streams.failed, failures(&report, "tls_error")), (4, 4));
     server.stop();
 }

@@ -1,92 +1,11 @@
 //! LLM chunk scanning against byte-exact streams in the formats OpenAI, vLLM, llama.cpp and OpenRouter send
-//! (`tests/fixtures/llm/`): exact totals per stream, agreement with a serde_json model per event, and no
-//! allocation while scanning (a counting allocator that watches only the scanning thread; its own binary,
-//! because a global allocator is per binary).
-
-#[path = "llm/common.rs"]
-mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    // Per thread, so the harness's own threads cannot disturb the count.
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note() {
-    if WATCHING.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; counting has no effect on the memory handed out.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations made on this thread while running `f`.
-fn allocations_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    WATCHING.set(true);
-    f();
-    WATCHING.set(false);
-    ALLOCATIONS.load(Ordering::Relaxed) - before
-}
-
-#[test]
-fn scan_does_not_allocate() {
-    let mut payloads: Vec<Vec<u8>> = common::fixture_names().iter().flat_map(|n| common::payloads(n)).collect();
-    assert!(payloads.len() > 100, "fixtures present");
-    payloads.push(br#"{"choices":[{"delta":{"content":"unterminated"#.to_vec());
-    payloads.push(br#"{"choices":[{"delta":{"\u0063ontent":"\ud83d\ude00 caf\u00e9 \ud800"}}]}"#.to_vec());
-    payloads.push("[".repeat(1000).into_bytes());
-
-    // The counter must see allocations at all, or a zero below would prove nothing.
-    assert!(allocations_during(|| drop(black_box(vec![0u8; 64]))) > 0);
-
-    let seen = allocations_during(|| {
-        for _ in 0..1000 {
-            for payload in &payloads {
-                let _ = black_box(scan(black_box(payload)));
-            }
-        }
-    });
-    assert_eq!(seen, 0);
-}
+//! (`tests/fixtures/llm/`): exact totals per stream, and agreement with a serde_json model per event. That the scan
+//! allocates nothing is checked in `tests/alloc.rs`, which has the counting allocator.
 
 use serde_json::Value;
 use ssebench::llm::chunk::{ChunkInfo, Finish, Usage, scan};
+
+use crate::util::{fixture_names, payloads, split_events};
 
 /// What a whole stream adds up to.
 #[derive(Debug, Default, PartialEq)]
@@ -202,11 +121,11 @@ fn expected(name: &str) -> Totals {
 
 #[test]
 fn fixture_totals() {
-    let names = common::fixture_names();
+    let names = fixture_names();
     assert_eq!(names.len(), 7, "{names:?}");
     for name in names {
         let mut totals = Totals::default();
-        for payload in common::payloads(&name) {
+        for payload in payloads(&name) {
             let info = scan(&payload).unwrap_or_else(|e| panic!("{name}: {e}: {}", String::from_utf8_lossy(&payload)));
             totals.add(&info);
         }
@@ -216,8 +135,8 @@ fn fixture_totals() {
 
 #[test]
 fn fixtures_agree_with_reference_model() {
-    for name in common::fixture_names() {
-        for payload in common::payloads(&name) {
+    for name in fixture_names() {
+        for payload in payloads(&name) {
             let text = String::from_utf8_lossy(&payload);
             assert_eq!(scan(&payload), Ok(reference(&payload)), "{name}: {text}");
         }
@@ -227,7 +146,7 @@ fn fixtures_agree_with_reference_model() {
 #[test]
 fn naive_split_handles_multiline_and_crlf() {
     let body = b": comment\r\n\r\nevent: x\r\ndata: a\r\ndata:b\r\n\r\ndata: tail-without-blank-line";
-    assert_eq!(common::split_events(body), vec![b"a\nb".to_vec()]);
+    assert_eq!(split_events(body), vec![b"a\nb".to_vec()]);
 }
 
 /// The same rules as `scan`, written against `serde_json::Value` (no duplicate keys in the fixtures, so

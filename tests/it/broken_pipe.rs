@@ -4,44 +4,16 @@
 //! Each child's stdout is a pipe whose read end is closed before the child starts, so its first write meets EPIPE
 //! every time, however fast the child gets there.
 
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
-use ssebench::config::DriverChoice;
 use ssebench::server::ServeConfig;
-use ssebench::server::{self, ServerHandle};
+use std::process::{Output, Stdio};
 
-fn serve() -> ServerHandle {
-    let cfg = ServeConfig {
-        addrs: vec!["127.0.0.1:0".parse().unwrap()],
-        threads: 1,
-        driver: DriverChoice::Auto,
-        events: 3,
-        interval: Duration::from_millis(1),
-        size_bytes: 16,
-        first_delay: Duration::ZERO,
-        jitter: Duration::ZERO,
-        replay: None,
-        replay_write_bytes: 64 * 1024,
-        replay_pause: Duration::ZERO,
-        disconnect_after: None,
-        openai: None,
-        tls: None,
-    };
-    server::start(&cfg, 1).expect("server starts")
-}
+use crate::util::{serve, serve_cfg, ssebench, temp_dir};
 
 /// Runs the binary with `args`, its stdout a pipe nobody reads, and returns its exit status and stderr.
 fn run_with_closed_stdout(args: &[&str]) -> Output {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let output = Command::new(env!("CARGO_BIN_EXE_ssebench"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    let output = ssebench().args(args).stdin(Stdio::null()).stdout(writer).stderr(Stdio::piped()).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_ne!(output.status.code(), Some(101), "exit 101: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -50,10 +22,9 @@ fn run_with_closed_stdout(args: &[&str]) -> Output {
 
 #[test]
 fn run_report_to_a_closed_stdout_keeps_the_runs_exit_code() {
-    let server = serve();
+    let server = serve(ServeConfig { events: 3, size_bytes: 16, ..serve_cfg() });
     let url = format!("http://{}/", server.addr);
-    let dir = std::env::temp_dir().join(format!("ssebench-broken-pipe-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("broken-pipe");
     let json_path = dir.join("out.json");
     let json = json_path.to_str().unwrap();
 

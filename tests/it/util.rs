@@ -1,0 +1,286 @@
+//! What the integration tests share, written once: the built-in server on 127.0.0.1:0, runs in this process (from
+//! a `RunConfig` or from command-line arguments), failure lookups, plain-socket servers that read each request,
+//! temporary directories, the test PKI (rcgen) and the LLM fixtures of `tests/fixtures/llm/`.
+//!
+//! `tests/alloc.rs` includes this file too (its own binary, for its counting allocator), so not every helper is used
+//! by both binaries.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use ssebench::cli::{self, Command as Cli};
+use ssebench::config::{RunConfig, Target};
+use ssebench::engine;
+use ssebench::report::{LlmReport, Report, RequestReport};
+use ssebench::server::ServeConfig;
+use ssebench::server::{self, ServerHandle};
+
+/// Where test servers listen: a free port on loopback.
+pub const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+/// The `ssebench` binary, for what a user sees: exit codes, printed reports, signals.
+pub fn ssebench() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ssebench"))
+}
+
+// The built-in server, in this process. It is pinned from core 1; runs take core 0.
+
+/// The tests' usual server: one thread on 127.0.0.1:0, streams of 10 events of 64 bytes, 1 ms apart.
+pub fn serve_cfg() -> ServeConfig {
+    ServeConfig {
+        threads: 1,
+        events: 10,
+        interval: Duration::from_millis(1),
+        size_bytes: 64,
+        ..ServeConfig::new(LOOPBACK)
+    }
+}
+
+pub fn serve(cfg: ServeConfig) -> ServerHandle {
+    server::start(&cfg, 1).expect("server starts")
+}
+
+/// `ssebench serve --addr 127.0.0.1:0 -t 1 ARGS`, parsed as a user's command line.
+pub fn serve_args(args: &[&str]) -> ServerHandle {
+    let argv = ["ssebench", "serve", "--addr", "127.0.0.1:0", "-t", "1"].iter().chain(args).copied();
+    let Cli::Serve(cfg) = cli::parse_from(argv).unwrap_or_else(|e| panic!("{e}")) else { panic!("not serve") };
+    serve(cfg)
+}
+
+/// A server that answers every request with `response` verbatim, written `piece` bytes at a time (2 ms apart).
+pub fn replay(response: &[u8], piece: usize) -> ServerHandle {
+    let pause = if piece < response.len() { Duration::from_millis(2) } else { Duration::ZERO };
+    serve(ServeConfig {
+        replay: Some(response.to_vec()),
+        replay_write_bytes: piece,
+        replay_pause: pause,
+        ..serve_cfg()
+    })
+}
+
+// Runs, in this process, on one worker thread.
+
+/// `connections` users against `http://ADDR/events`, one thread, a 5 s connect timeout, no duration.
+pub fn run_cfg(addr: SocketAddr, connections: usize) -> RunConfig {
+    RunConfig {
+        connections,
+        duration: None,
+        connect_timeout: Duration::from_secs(5),
+        threads: 1,
+        ..RunConfig::new(vec![Target::parse(&format!("http://{addr}/events")).unwrap()])
+    }
+}
+
+/// Runs `cfg` to its end; the report as `ssebench run` prints it.
+pub fn run(cfg: &RunConfig) -> Report {
+    let outcome = engine::run(cfg, 0).expect("run starts");
+    let mut report = Report::new("test", &outcome, &cfg.slos);
+    report.request = Some(RequestReport::of(cfg));
+    report
+}
+
+/// `-n streams` with `connections` users against the server at `addr`.
+pub fn run_n(addr: SocketAddr, connections: usize, streams: u64) -> Report {
+    run(&RunConfig { streams_limit: Some(streams), ..run_cfg(addr, connections) })
+}
+
+/// `ssebench run -t 1 ARGS`, parsed as a user's command line and run in this process.
+pub fn run_args(args: &[&str]) -> Report {
+    let argv = ["ssebench", "run", "-t", "1"].iter().chain(args).copied();
+    let Cli::Run(cfg) = cli::parse_from(argv).unwrap_or_else(|e| panic!("{e}")) else { panic!("not a run") };
+    run(&cfg)
+}
+
+/// Streams that failed with `class`. Every class is in the report (zero included), so a name that is not (a typo)
+/// fails the test; only `http_<code>` appears when that status was seen.
+pub fn failures(report: &Report, class: &str) -> u64 {
+    match report.figures.streams.failures.get(class) {
+        Some(&count) => count,
+        None => {
+            assert!(class.starts_with("http_"), "no failure class {class:?}");
+            0
+        }
+    }
+}
+
+/// The `--openai` figures.
+pub fn llm(report: &Report) -> &LlmReport {
+    report.figures.llm.as_ref().expect("an --openai run reports tokens")
+}
+
+// Plain-socket servers, for answers the built-in server cannot give.
+
+/// What a scripted server read from one connection.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub peer: IpAddr,
+    pub head: String,
+    /// As long as the head's `Content-Length` says (empty without one).
+    pub body: String,
+}
+
+/// The head of an SSE response without framing: its body ends when the connection closes.
+pub const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+
+/// Reads a request head, byte by byte so nothing past it is consumed; None if the peer went away first.
+pub fn read_head(conn: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    String::from_utf8(head).ok()
+}
+
+/// Reads one request: its head, then a body of its `Content-Length`.
+pub fn read_request(conn: &mut TcpStream) -> Option<Request> {
+    let head = read_head(conn)?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).ok()?;
+    Some(Request { peer: conn.peer_addr().ok()?.ip(), head, body: String::from_utf8(body).ok()? })
+}
+
+/// A server on 127.0.0.1:0 that serves one connection at a time, in the order they arrive: it reads one request,
+/// sends it to the receiver, then runs `answer` on the connection (which closes when `answer` returns). Taking turns
+/// keeps per-user figures exact: a user's next stream waits behind every other user's.
+pub fn scripted_server<F>(answer: F) -> (SocketAddr, Receiver<Request>)
+where
+    F: Fn(&mut TcpStream, &Request) + Send + 'static,
+{
+    let listener = TcpListener::bind(LOOPBACK).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen, seen_rx) = channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let Some(request) = read_request(&mut conn) else { continue };
+            let _ = seen.send(request.clone());
+            answer(&mut conn, &request);
+        }
+    });
+    (addr, seen_rx)
+}
+
+/// A scripted server that answers every request with `SSE_HEAD` and `body`, then closes.
+pub fn sse_server(body: &'static [u8]) -> (SocketAddr, Receiver<Request>) {
+    scripted_server(move |conn, _| {
+        let _ = conn.write_all(SSE_HEAD);
+        let _ = conn.write_all(body);
+    })
+}
+
+// Files.
+
+/// A fresh directory `ssebench-NAME-PID` under the system's temporary directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ssebench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// PEM files for one test process, made once: a CA (`ca.pem`), server certificates it signed for localhost
+/// (`localhost.pem`, `localhost.key`) and for another name (`elsewhere.pem`, `elsewhere.key`), and a client
+/// certificate (`client.pem`, `client.key`) from a second CA (`client-ca.pem`).
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+}
+
+fn ca(name: &str) -> (CertificateParams, KeyPair) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    (params, key)
+}
+
+pub fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = temp_dir("pki");
+        let write = |name: &str, pem: String| std::fs::write(dir.join(name), pem).unwrap();
+        let (ca_params, ca_key) = ca("ssebench test CA");
+        write("ca.pem", ca_params.self_signed(&ca_key).unwrap().pem());
+        let issuer = Issuer::new(ca_params, ca_key);
+        for (name, sans) in [("localhost", vec!["localhost".to_string()]), ("elsewhere", vec!["elsewhere.test".into()])]
+        {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(sans).unwrap().signed_by(&key, &issuer).unwrap();
+            write(&format!("{name}.pem"), cert.pem());
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
+        let (client_ca_params, client_ca_key) = ca("ssebench test client CA");
+        write("client-ca.pem", client_ca_params.self_signed(&client_ca_key).unwrap().pem());
+        let client_issuer = Issuer::new(client_ca_params, client_ca_key);
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["client.test".to_string()]).unwrap().signed_by(&key, &client_issuer);
+        write("client.pem", cert.unwrap().pem());
+        write("client.key", key.serialize_pem());
+        Pki { dir }
+    })
+}
+
+// The LLM fixtures: raw SSE bodies under `tests/fixtures/llm/`, split into `data` payloads.
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llm")
+}
+
+/// Names of every `*.sse` fixture, sorted.
+pub fn fixture_names() -> Vec<String> {
+    let entries = std::fs::read_dir(fixture_dir()).expect("fixture dir");
+    let mut names: Vec<String> = entries
+        .map(|e| e.expect("dir entry").file_name().into_string().expect("utf-8 name"))
+        .filter(|n| n.ends_with(".sse"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The `data` payloads of one fixture, in order.
+pub fn payloads(name: &str) -> Vec<Vec<u8>> {
+    let body = std::fs::read(fixture_dir().join(name)).expect("fixture file");
+    split_events(&body)
+}
+
+/// A deliberately naive SSE split, enough for the fixtures: `data:` lines (one optional space after the colon)
+/// accumulate, joined by `\n`; a blank line dispatches; comments and other fields are ignored; an unterminated
+/// last event is dropped, as the SSE spec says.
+pub fn split_events(body: &[u8]) -> Vec<Vec<u8>> {
+    let mut events = Vec::new();
+    let mut data: Option<Vec<u8>> = None;
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            events.extend(data.take());
+        } else if let Some(value) = line.strip_prefix(b"data:") {
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            match &mut data {
+                Some(buf) => {
+                    buf.push(b'\n');
+                    buf.extend_from_slice(value);
+                }
+                None => data = Some(value.to_vec()),
+            }
+        }
+    }
+    events
+}
