@@ -786,6 +786,19 @@ fn bad_load_shape_flags_exit_2_naming_the_flag() {
     }
 }
 
+/// A template the engine cannot build is the user's to fix: exit 2 with the template named, as when `validate()`
+/// built templates itself (it only checks now; the engine builds every request once, before anything connects).
+#[test]
+fn a_bad_template_exits_2_before_anything_connects() {
+    for (args, needle) in [(&["-H", "X: {{nope}}"][..], "nope"), (&["--body", "{{rand_int 5 1}}"], "rand_int")] {
+        let output = ssebench().args(["run", "http://127.0.0.1:9/", "-d", "5s"]).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "no report: nothing ran");
+    }
+}
+
 /// `serve --openai` streams like a model server: a role chunk, content chunks at the token rate,
 /// the finish chunk, usage when asked, `[DONE]`; each is one SSE event.
 #[test]
