@@ -43,10 +43,11 @@ impl std::error::Error for EngineError {}
 /// How often the engine samples the process's resident memory while streams are open.
 const RSS_SAMPLE_PERIOD: Duration = Duration::from_millis(50);
 
-/// The most memory resident while every worker still runs its streams, sampled from VmRSS.
-/// Sampling stops when the first worker finishes: what a worker allocates to hand back its
-/// recorder, and the merge, are costs of the end of the run, not of the streams (VmHWM would
-/// count them).
+/// The most memory resident while every worker still runs its streams, sampled from VmRSS, and
+/// the end of that streaming phase: it returns when the first worker finishes, so what a worker
+/// allocates to hand back its recorder, and the merge, are not counted as the streams' cost.
+/// Sampling misses spikes shorter than its period; the engine reads the kernel's VmHWM instead
+/// where it could reset it.
 fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>]) -> Option<u64> {
     let mut peak = sys::memory_kib().map(|m| m.rss_kib);
     while !workers.iter().any(|w| w.is_finished()) {
@@ -110,6 +111,8 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         }
     }
     let rss_before_kib = sys::memory_kib().map(|m| m.rss_kib);
+    // From here the kernel keeps the peak (VmHWM), short spikes included; sampling is the fallback.
+    let kernel_peak = sys::reset_peak();
     let start = Instant::now();
     let timing = Timing { start, deadline: shared.length.map(|d| start + d) };
     if ready == threads {
@@ -118,7 +121,11 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         }
     }
     drop(go_senders);
-    let rss_peak_kib = watch_rss(&handles);
+    let sampled_peak_kib = watch_rss(&handles);
+    let rss_peak_kib = match kernel_peak {
+        true => sys::memory_kib().map(|m| m.hwm_kib),
+        false => sampled_peak_kib,
+    };
     let mut merged = Recorder::new();
     let mut stages: Vec<StageOutcome> =
         shared.windows.iter().map(|&window| StageOutcome { window, recorder: Recorder::new() }).collect();
@@ -140,7 +147,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     stages.truncate(stages_begun);
     let elapsed = start.elapsed();
     let memory = match (rss_before_kib, rss_peak_kib) {
-        (Some(before), Some(peak)) => Some(Memory { rss_before_kib: before, rss_peak_kib: peak }),
+        (Some(before), Some(peak)) => Some(Memory { rss_before_kib: before, rss_peak_kib: peak, kernel_peak }),
         _ => None,
     };
     Ok(RunOutcome {

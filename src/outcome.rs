@@ -32,9 +32,12 @@ pub struct StageOutcome {
     pub recorder: Recorder,
 }
 
-/// Resident memory before any stream connected, and the most sampled while streams were open.
+/// Resident memory before any stream connected, and the most resident while streams were open.
 #[derive(Debug, Clone, Copy)]
 pub struct Memory {
     pub rss_before_kib: u64,
     pub rss_peak_kib: u64,
+    /// The peak is the kernel's (VmHWM, reset once the workers were set up); false: the most of VmRSS sampled
+    /// every 50 ms, which misses shorter spikes (the reset was not permitted).
+    pub kernel_peak: bool,
 }

@@ -110,9 +110,11 @@ pub fn reuseport_listener(addr: SocketAddr, backlog: i32) -> io::Result<std::net
 pub struct MemoryKib {
     /// VmRSS: resident now.
     pub rss_kib: u64,
+    /// VmHWM: the most resident since the process started, or since [`reset_peak`].
+    pub hwm_kib: u64,
 }
 
-/// Reads VmRSS from /proc/self/status into a stack buffer: the engine samples it during the
+/// Reads VmRSS and VmHWM from /proc/self/status into a stack buffer: the engine samples it during the
 /// run, and the run's steady state allocates nothing (tests/alloc.rs counts).
 pub fn memory_kib() -> Option<MemoryKib> {
     use std::io::Read;
@@ -127,10 +129,19 @@ pub fn memory_kib() -> Option<MemoryKib> {
         }
     }
     let status = &buf[..len];
-    let at = memchr::memmem::find(status, b"VmRSS:")? + b"VmRSS:".len();
-    let digits = status[at..].iter().skip_while(|b| b.is_ascii_whitespace()).take_while(|b| b.is_ascii_digit());
-    let rss_kib = digits.fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-    Some(MemoryKib { rss_kib })
+    let field = |name: &[u8]| -> Option<u64> {
+        let at = memchr::memmem::find(status, name)? + name.len();
+        let digits = status[at..].iter().skip_while(|b| b.is_ascii_whitespace()).take_while(|b| b.is_ascii_digit());
+        Some(digits.fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+    };
+    Some(MemoryKib { rss_kib: field(b"VmRSS:")?, hwm_kib: field(b"VmHWM:")? })
+}
+
+/// Resets the kernel's high-water mark of resident memory (VmHWM) to what is resident now, by writing `5` to
+/// /proc/self/clear_refs (Linux 4.0 and later). False where that is not permitted: then only sampling can tell
+/// the peak.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", b"5").is_ok()
 }
 
 /// Classifies an error from `connect`.
@@ -226,5 +237,20 @@ mod tests {
     fn resident_memory_is_read() {
         let rss = memory_kib().unwrap().rss_kib;
         assert!((1_000..10_000_000).contains(&rss), "{rss} KiB");
+    }
+
+    /// The kernel's peak sees a spike that is gone before anyone samples: what `--json`'s `memory.rss_peak_kib` uses.
+    #[test]
+    fn the_kernel_peak_catches_a_spike_sampling_would_miss() {
+        assert!(reset_peak(), "/proc/self/clear_refs is writable by the process's owner");
+        let before = memory_kib().unwrap();
+        let spike = vec![1u8; 64 << 20];
+        std::hint::black_box(&spike);
+        drop(spike);
+        let after = memory_kib().unwrap();
+        assert!(after.hwm_kib >= before.rss_kib + 60 * 1024, "{before:?} -> {after:?}");
+        assert!(after.rss_kib < after.hwm_kib - 32 * 1024, "the spike is gone from VmRSS: {after:?}");
+        assert!(reset_peak());
+        assert!(memory_kib().unwrap().hwm_kib < after.hwm_kib - 32 * 1024, "the reset lowers the peak");
     }
 }

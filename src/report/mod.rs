@@ -450,8 +450,11 @@ impl StageReport {
 pub struct MemoryReport {
     /// Resident memory once every worker was set up, before any stream connected.
     pub rss_before_kib: u64,
-    /// The most resident memory sampled (every 50 ms) while every worker still ran its streams.
+    /// The most resident memory while every worker still ran its streams.
     pub rss_peak_kib: u64,
+    /// Where the peak comes from: `vmhwm` (the kernel's high-water mark, reset once the workers were set up: no
+    /// spike is missed) or `sampled` (VmRSS every 50 ms, where the reset is not permitted).
+    pub peak_source: &'static str,
     /// (peak - before) / peak concurrent streams.
     pub per_stream_bytes: u64,
 }
@@ -557,6 +560,7 @@ impl Report {
             memory: outcome.memory.map(|m| MemoryReport {
                 rss_before_kib: m.rss_before_kib,
                 rss_peak_kib: m.rss_peak_kib,
+                peak_source: if m.kernel_peak { "vmhwm" } else { "sampled" },
                 per_stream_bytes: (m.rss_peak_kib.saturating_sub(m.rss_before_kib) * 1024)
                     .checked_div(rec.peak_active)
                     .unwrap_or(0),

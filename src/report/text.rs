@@ -46,9 +46,10 @@ pub fn render(r: &Report) -> String {
     if let Some(m) = &r.memory {
         let _ = writeln!(
             out,
-            "Memory    {:.1} MB resident before connecting, {:.1} MB peak: {} B per stream at {} streams",
+            "Memory    {:.1} MB resident before connecting, {:.1} MB peak ({}): {} B per stream at {} streams",
             m.rss_before_kib as f64 / 1024.0,
             m.rss_peak_kib as f64 / 1024.0,
+            if m.peak_source == "vmhwm" { "kernel high-water mark" } else { "sampled every 50 ms" },
             m.per_stream_bytes,
             r.figures.streams.peak_concurrent
         );
