@@ -9,9 +9,13 @@
 //!
 //! Under `cargo test` (no `--bench` argument) it only says how to run it: it takes minutes.
 
+mod support;
+
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use support::{rss_kib, wait_with_cpu};
 
 /// Events per stream per second and payload size: the steady-state shape.
 const EVENT_INTERVAL: &str = "1s";
@@ -134,27 +138,6 @@ fn measure(bin: &str, n: u64, hold_s: u64, driver: &str, rate: u64, port: u16, t
         cpu_us_per_event: if events > 0 { cpu.as_secs_f64() * 1e6 / events as f64 } else { f64::NAN },
         events_per_s: report["events"]["per_second"].as_f64().unwrap_or(0.0),
     }
-}
-
-/// VmRSS of a process in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Waits for the child and returns its exit code and user+system CPU time (from wait4's rusage).
-fn wait_with_cpu(child: &mut Child) -> (i32, Duration) {
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: waiting on our own child's pid with live out-pointers.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert!(rc == pid, "wait4 failed: {}", std::io::Error::last_os_error());
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    (code, tv(usage.ru_utime) + tv(usage.ru_stime))
 }
 
 fn print_table(rows: &[Row]) {
