@@ -387,6 +387,8 @@ pub struct Recorder {
     /// `--verify-seq`: ids skipped (events lost) and ids seen again (duplicates).
     pub lost_events: u64,
     pub duplicate_events: u64,
+    /// `--verify-seq`: events whose own id was not a decimal number (or held NUL), so not checked.
+    pub ids_not_numeric: u64,
     /// `--arrival-rate`: arrivals due, those dropped because `--max-streams` were open, and
     /// those started more than `LATE_START_US` after their schedule.
     pub arrivals: u64,
@@ -430,6 +432,7 @@ impl Recorder {
             reconnects: 0,
             lost_events: 0,
             duplicate_events: 0,
+            ids_not_numeric: 0,
             arrivals: 0,
             dropped_starts: 0,
             late_starts: 0,
@@ -529,6 +532,7 @@ impl Recorder {
         self.reconnects += other.reconnects;
         self.lost_events += other.lost_events;
         self.duplicate_events += other.duplicate_events;
+        self.ids_not_numeric += other.ids_not_numeric;
         self.arrivals += other.arrivals;
         self.dropped_starts += other.dropped_starts;
         self.late_starts += other.late_starts;

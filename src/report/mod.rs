@@ -102,6 +102,8 @@ pub struct Events {
     /// `--verify-seq`: event ids skipped (lost events) and ids seen again (duplicates).
     pub lost: u64,
     pub duplicates: u64,
+    /// `--verify-seq`: events whose own id was not a decimal number (or held NUL), which it cannot check.
+    pub ids_not_numeric: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -346,6 +348,7 @@ impl Figures {
                 stalls: rec.stalls,
                 lost: rec.lost_events,
                 duplicates: rec.duplicate_events,
+                ids_not_numeric: rec.ids_not_numeric,
             },
             latency_us: Latencies {
                 connect: Summary::of(&h.connect_us),

@@ -116,6 +116,13 @@ fn figures(out: &mut String, f: &Figures) {
         e.lost,
         e.duplicates
     );
+    if e.ids_not_numeric > 0 {
+        let _ = writeln!(
+            out,
+            "Ids       {} events had an id that is not a decimal number: --verify-seq could not check them",
+            e.ids_not_numeric
+        );
+    }
     if let Some(tls) = &f.tls_handshakes {
         let _ = writeln!(
             out,

@@ -26,7 +26,7 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     let open_model = ctx.shared.open_model;
     let mut machine = StreamMachine::new(cfg.max_event_size_bytes);
     if cfg.reconnect || cfg.verify_seq {
-        machine.track_ids(cfg.verify_seq);
+        machine.track_ids(cfg.verify_seq, cfg.reconnect);
     }
     if cfg.llm.is_some() {
         machine.enable_llm(if ctx.journeys.is_empty() { 0 } else { MAX_ANSWER_BYTES });
