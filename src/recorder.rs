@@ -246,6 +246,9 @@ pub struct LlmRecorder {
     /// Streams whose token counts came from a `usage` chunk, and those whose output was counted by chunks.
     pub usage_streams: u64,
     pub estimated_streams: u64,
+    /// Streams whose last `usage` held a count that is no token count (negative, fractional, a string, 2^32 or
+    /// more): set aside, so their output was counted by chunks (and they are among `estimated_streams`).
+    pub usage_unreadable: u64,
     /// Completed streams without `usage`: the server does not send it (cut streams never do).
     pub completed_without_usage: u64,
     pub output_chunks: u64,
@@ -297,6 +300,7 @@ impl LlmRecorder {
             reasoning_tokens: 0,
             usage_streams: 0,
             estimated_streams: 0,
+            usage_unreadable: 0,
             completed_without_usage: 0,
             output_chunks: 0,
             role_chunks: 0,
@@ -340,6 +344,7 @@ impl LlmRecorder {
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
         self.usage_streams += other.usage_streams;
         self.estimated_streams += other.estimated_streams;
+        self.usage_unreadable += other.usage_unreadable;
         self.completed_without_usage += other.completed_without_usage;
         self.output_chunks += other.output_chunks;
         self.role_chunks += other.role_chunks;

@@ -174,6 +174,8 @@ pub struct LlmReport {
     pub input_tokens_per_s: f64,
     pub streams_with_usage: u64,
     pub streams_estimated: u64,
+    /// Streams whose `usage` held a count that is no token count: read as streams without usage.
+    pub usage_unreadable: u64,
     pub output_chunks: u64,
     pub role_only_chunks: u64,
     /// Payloads that were not JSON (nor `[DONE]`).
@@ -267,6 +269,7 @@ impl LlmReport {
             input_tokens_per_s: per_s(llm.input_tokens),
             streams_with_usage: llm.usage_streams,
             streams_estimated: llm.estimated_streams,
+            usage_unreadable: llm.usage_unreadable,
             output_chunks: llm.output_chunks,
             role_only_chunks: llm.role_chunks,
             unparsed_chunks: llm.unparsed_chunks,

@@ -172,7 +172,7 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Tokens    {} output{} ({:.1}/s), {} input ({:.1}/s), {} reasoning; usage from {} streams, {} counted by chunks",
+        "Tokens    {} output{} ({:.1}/s), {} input ({:.1}/s), {} reasoning; usage from {} streams, {} counted by chunks ({} with a usage that is no token count)",
         l.output_tokens,
         if l.output_tokens_estimated { " (ESTIMATED: completed streams without usage)" } else { "" },
         l.output_tokens_per_s,
@@ -180,7 +180,8 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
         l.input_tokens_per_s,
         l.reasoning_tokens,
         l.streams_with_usage,
-        l.streams_estimated
+        l.streams_estimated,
+        l.usage_unreadable
     );
     let _ = writeln!(
         out,

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 
-use crate::util::{Request, SSE_HEAD, failures, run_args, scripted_server, sse_server};
+use crate::util::{Request, SSE_HEAD, failures, llm, run_args, scripted_server, sse_server};
 
 /// The `Last-Event-ID` header a request carried, if any.
 fn last_event_id(request: &Request) -> Option<String> {
@@ -121,4 +121,38 @@ fn the_last_event_id_follows_the_browser_rules_across_reconnects() {
     let expected = [None, Some("a-1".to_string()), Some("a-2".to_string()), None];
     assert_eq!(resume_points(&seen), expected);
     assert_eq!(report.figures.events.received, 3);
+}
+
+/// `completion_tokens` values that are no token count: too big for any answer (at or past 2^32), negative,
+/// fractional, or a string. Each stream gets one of them, in turn.
+const BAD_COMPLETION_TOKENS: [&str; 6] = ["1e30", "-1", "5.0", "\"5\"", "10000000000000000000", "4294967296"];
+
+/// With `--openai`, a `usage` whose numbers are not token counts is read as no usage: the stream's output tokens
+/// are its content chunks, counted and marked estimated, not 0 (or 10^19), and the report says how many streams
+/// had such a usage.
+#[test]
+fn an_unreadable_usage_is_no_usage_and_counted() {
+    let connections = AtomicUsize::new(0);
+    let (addr, _) = scripted_server(move |conn, _| {
+        let bad = BAD_COMPLETION_TOKENS[connections.fetch_add(1, Ordering::Relaxed) % BAD_COMPLETION_TOKENS.len()];
+        let chunk = |content: &str| format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{content}\"}}}}]}}\n\n");
+        let body = format!(
+            "{}{}{}data: {{\"choices\":[{{\"delta\":{{}},\"finish_reason\":\"stop\"}}],\
+             \"usage\":{{\"prompt_tokens\":4,\"completion_tokens\":{bad}}}}}\n\ndata: [DONE]\n\n",
+            chunk("one"),
+            chunk(" two"),
+            chunk(" three")
+        );
+        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
+        let _ = conn.write_all(body.as_bytes());
+    });
+    let streams = BAD_COMPLETION_TOKENS.len().to_string();
+    let report = run_args(&[&format!("http://{addr}/v1"), "--openai", "chat", "-c", "1", "-n", &streams]);
+    assert_eq!(report.figures.streams.completed, 6, "{:?}", report.figures.streams.failures);
+    let l = llm(&report);
+    assert_eq!((l.output_chunks, l.output_tokens, l.output_tokens_estimated), (18, 18, true), "3 chunks a stream");
+    assert_eq!((l.streams_with_usage, l.streams_estimated, l.usage_unreadable), (0, 6, 6));
+    // The whole usage is set aside: its prompt_tokens are no more to be trusted than its completion_tokens.
+    assert_eq!(l.input_tokens, 0);
+    assert!(l.output_tokens_per_s > 0.0 && l.output_tokens_per_s_per_stream.min > 0);
 }
