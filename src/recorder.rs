@@ -159,6 +159,13 @@ pub enum StreamEnd {
     Interrupted,
 }
 
+impl StreamEnd {
+    /// The server answered 204 No Content, which tells an EventSource to stop reconnecting (WHATWG HTML).
+    pub fn stops_reconnecting(self) -> bool {
+        self == StreamEnd::Failed(Failure::HttpStatus(204))
+    }
+}
+
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HISTOGRAM_MAX, HISTOGRAM_SIGFIG).expect("static histogram bounds are valid")
 }
@@ -389,6 +396,8 @@ pub struct Recorder {
     pub stall_threshold_us: u64,
     /// `--reconnect`: streams opened as a reconnect (after a wait, with Last-Event-ID when known).
     pub reconnects: u64,
+    /// `--reconnect`: virtual users that stopped reconnecting because the server answered 204 No Content.
+    pub users_stopped_by_204: u64,
     /// `--verify-seq`: ids skipped (events lost) and ids seen again (duplicates).
     pub lost_events: u64,
     pub duplicate_events: u64,
@@ -435,6 +444,7 @@ impl Recorder {
             stalls: 0,
             stall_threshold_us: u64::MAX,
             reconnects: 0,
+            users_stopped_by_204: 0,
             lost_events: 0,
             duplicate_events: 0,
             ids_not_numeric: 0,
@@ -535,6 +545,7 @@ impl Recorder {
         self.stream_time_us += other.stream_time_us;
         self.stalls += other.stalls;
         self.reconnects += other.reconnects;
+        self.users_stopped_by_204 += other.users_stopped_by_204;
         self.lost_events += other.lost_events;
         self.duplicate_events += other.duplicate_events;
         self.ids_not_numeric += other.ids_not_numeric;
@@ -598,6 +609,20 @@ mod tests {
         assert_eq!(a.peak_active, 4);
         assert_eq!(a.histograms.events_per_stream.len(), 4);
         assert_eq!(a.stream_time_us, 2_020);
+    }
+
+    #[test]
+    fn id_usage_and_stop_counters_merge() {
+        let mut a = Recorder::new();
+        a.llm = Some(Box::new(LlmRecorder::new(0, 0)));
+        let mut b = a.clone();
+        for (rec, n) in [(&mut a, 1), (&mut b, 2)] {
+            rec.ids_not_numeric = n;
+            rec.users_stopped_by_204 = n * 10;
+            rec.llm.as_deref_mut().unwrap().usage_unreadable = n * 100;
+        }
+        a.merge(&b);
+        assert_eq!((a.ids_not_numeric, a.users_stopped_by_204, a.llm.unwrap().usage_unreadable), (3, 30, 300));
     }
 
     #[test]

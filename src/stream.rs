@@ -12,6 +12,9 @@ use crate::recorder::{Failure, Recorder, StreamEnd};
 use crate::sse::{Event, IdField, Parser};
 use crate::units::micros_between;
 
+/// The status that ends an event source: it fails the stream, and a browser stops reconnecting.
+pub const NO_CONTENT: u16 = 204;
+
 /// What the worker does next with this stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -316,7 +319,9 @@ impl StreamMachine {
             }
         }
         rec.histograms.headers_us.saturating_record(micros_between(self.clock.request_start, now));
-        if !(200..300).contains(&head.status) {
+        // 204 No Content has no stream to read, and tells an EventSource to stop reconnecting: a failure, whatever
+        // its headers say (the user's loop stops reconnecting on it).
+        if !(200..300).contains(&head.status) || head.status == NO_CONTENT {
             return self.fail(Failure::HttpStatus(head.status));
         }
         if !head.is_event_stream {
@@ -451,6 +456,17 @@ mod tests {
     #[test]
     fn failures_are_classified_at_every_split() {
         check("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 0, StreamEnd::Failed(Failure::HttpStatus(503)), false);
+        // 204 is a 2xx, but no stream: not even an SSE Content-Type makes it one.
+        let no_content = StreamEnd::Failed(Failure::HttpStatus(204));
+        check("HTTP/1.1 204 No Content\r\n\r\n", 0, no_content, false);
+        check("HTTP/1.1 204 No Content\r\nContent-Type: text/event-stream\r\n\r\n", 0, no_content, false);
+        assert!(no_content.stops_reconnecting());
+        check(
+            "HTTP/1.1 205 Reset Content\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n\n",
+            1,
+            StreamEnd::Completed,
+            false,
+        );
         check(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{}",
             0,

@@ -66,6 +66,9 @@ pub struct Streams {
     pub peak_concurrent: u64,
     /// `--reconnect`: streams opened as reconnects.
     pub reconnects: u64,
+    /// `--reconnect`: virtual users the server told to stop reconnecting (204 No Content); each made no more requests
+    /// in the run.
+    pub users_stopped_by_204: u64,
     /// Streams that did not fail, over the streams seen: started, plus (for a stage) those
     /// already open when it began. 1 when there were none.
     pub success_rate: f64,
@@ -332,6 +335,7 @@ impl Figures {
                 failures,
                 peak_concurrent: rec.peak_active,
                 reconnects: rec.reconnects,
+                users_stopped_by_204: rec.users_stopped_by_204,
                 success_rate,
                 open_at_start,
                 arrivals: open_model.then_some(Arrivals {

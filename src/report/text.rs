@@ -93,6 +93,13 @@ fn figures(out: &mut String, f: &Figures) {
         s.reconnects,
         s.success_rate * 100.0
     );
+    if s.users_stopped_by_204 > 0 {
+        let _ = writeln!(
+            out,
+            "Stopped   {} users stopped reconnecting: the server answered 204 No Content",
+            s.users_stopped_by_204
+        );
+    }
     if let Some(a) = &s.arrivals {
         let _ = writeln!(
             out,

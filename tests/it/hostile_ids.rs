@@ -156,3 +156,32 @@ fn an_unreadable_usage_is_no_usage_and_counted() {
     assert_eq!(l.input_tokens, 0);
     assert!(l.output_tokens_per_s > 0.0 && l.output_tokens_per_s_per_stream.min > 0);
 }
+
+/// A server that answers every request with `204 No Content`.
+fn no_content_server() -> (std::net::SocketAddr, Receiver<Request>) {
+    scripted_server(|conn, _| {
+        let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+    })
+}
+
+/// 204 No Content is no event stream: it fails the stream (an EventSource fails on any status but 200).
+#[test]
+fn no_content_fails_the_stream() {
+    let (addr, _) = no_content_server();
+    let report = run_args(&[&format!("http://{addr}/"), "-c", "3", "-n", "6"]);
+    let s = &report.figures.streams;
+    assert_eq!((s.started, s.completed, s.failed, failures(&report, "http_204")), (6, 0, 6, 6), "{:?}", s.failures);
+    assert_eq!(s.users_stopped_by_204, 0, "without --reconnect, users are not browsers");
+}
+
+/// 204 No Content tells a browser to stop reconnecting: with `--reconnect`, each user asks once and stops.
+#[test]
+fn no_content_stops_a_reconnecting_user() {
+    let (addr, seen) = no_content_server();
+    let args = [&format!("http://{addr}/")[..], "-c", "3", "-d", "1500ms", "--reconnect", "--retry-default", "10ms"];
+    let report = run_args(&args);
+    assert_eq!(seen.try_iter().count(), 3, "one request per user");
+    let s = &report.figures.streams;
+    assert_eq!((s.started, s.failed, failures(&report, "http_204"), s.reconnects), (3, 3, 3, 0));
+    assert_eq!(s.users_stopped_by_204, 3);
+}
