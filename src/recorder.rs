@@ -159,6 +159,13 @@ pub enum StreamEnd {
     Interrupted,
 }
 
+impl StreamEnd {
+    /// The server answered 204 No Content, which tells an EventSource to stop reconnecting (WHATWG HTML).
+    pub fn stops_reconnecting(self) -> bool {
+        self == StreamEnd::Failed(Failure::HttpStatus(204))
+    }
+}
+
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HISTOGRAM_MAX, HISTOGRAM_SIGFIG).expect("static histogram bounds are valid")
 }
@@ -246,6 +253,9 @@ pub struct LlmRecorder {
     /// Streams whose token counts came from a `usage` chunk, and those whose output was counted by chunks.
     pub usage_streams: u64,
     pub estimated_streams: u64,
+    /// Streams whose last `usage` held a count that is no token count (negative, fractional, a string, 2^32 or
+    /// more): set aside, so their output was counted by chunks (and they are among `estimated_streams`).
+    pub usage_unreadable: u64,
     /// Completed streams without `usage`: the server does not send it (cut streams never do).
     pub completed_without_usage: u64,
     pub output_chunks: u64,
@@ -297,6 +307,7 @@ impl LlmRecorder {
             reasoning_tokens: 0,
             usage_streams: 0,
             estimated_streams: 0,
+            usage_unreadable: 0,
             completed_without_usage: 0,
             output_chunks: 0,
             role_chunks: 0,
@@ -340,6 +351,7 @@ impl LlmRecorder {
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
         self.usage_streams += other.usage_streams;
         self.estimated_streams += other.estimated_streams;
+        self.usage_unreadable += other.usage_unreadable;
         self.completed_without_usage += other.completed_without_usage;
         self.output_chunks += other.output_chunks;
         self.role_chunks += other.role_chunks;
@@ -384,9 +396,13 @@ pub struct Recorder {
     pub stall_threshold_us: u64,
     /// `--reconnect`: streams opened as a reconnect (after a wait, with Last-Event-ID when known).
     pub reconnects: u64,
+    /// `--reconnect`: virtual users that stopped reconnecting because the server answered 204 No Content.
+    pub users_stopped_by_204: u64,
     /// `--verify-seq`: ids skipped (events lost) and ids seen again (duplicates).
     pub lost_events: u64,
     pub duplicate_events: u64,
+    /// `--verify-seq`: events whose own id was not a decimal number (or held NUL), so not checked.
+    pub ids_not_numeric: u64,
     /// `--arrival-rate`: arrivals due, those dropped because `--max-streams` were open, and
     /// those started more than `LATE_START_US` after their schedule.
     pub arrivals: u64,
@@ -428,8 +444,10 @@ impl Recorder {
             stalls: 0,
             stall_threshold_us: u64::MAX,
             reconnects: 0,
+            users_stopped_by_204: 0,
             lost_events: 0,
             duplicate_events: 0,
+            ids_not_numeric: 0,
             arrivals: 0,
             dropped_starts: 0,
             late_starts: 0,
@@ -527,8 +545,10 @@ impl Recorder {
         self.stream_time_us += other.stream_time_us;
         self.stalls += other.stalls;
         self.reconnects += other.reconnects;
+        self.users_stopped_by_204 += other.users_stopped_by_204;
         self.lost_events += other.lost_events;
         self.duplicate_events += other.duplicate_events;
+        self.ids_not_numeric += other.ids_not_numeric;
         self.arrivals += other.arrivals;
         self.dropped_starts += other.dropped_starts;
         self.late_starts += other.late_starts;
@@ -589,6 +609,20 @@ mod tests {
         assert_eq!(a.peak_active, 4);
         assert_eq!(a.histograms.events_per_stream.len(), 4);
         assert_eq!(a.stream_time_us, 2_020);
+    }
+
+    #[test]
+    fn id_usage_and_stop_counters_merge() {
+        let mut a = Recorder::new();
+        a.llm = Some(Box::new(LlmRecorder::new(0, 0)));
+        let mut b = a.clone();
+        for (rec, n) in [(&mut a, 1), (&mut b, 2)] {
+            rec.ids_not_numeric = n;
+            rec.users_stopped_by_204 = n * 10;
+            rec.llm.as_deref_mut().unwrap().usage_unreadable = n * 100;
+        }
+        a.merge(&b);
+        assert_eq!((a.ids_not_numeric, a.users_stopped_by_204, a.llm.unwrap().usage_unreadable), (3, 30, 300));
     }
 
     #[test]

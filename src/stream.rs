@@ -9,8 +9,11 @@ use crate::http1::body::BodyDecoder;
 use crate::http1::response::{self, Framing, Head, MAX_HEAD_BYTES};
 use crate::llm::timeline::{ChunkVerdict, Timeline};
 use crate::recorder::{Failure, Recorder, StreamEnd};
-use crate::sse::Parser;
+use crate::sse::{Event, IdField, Parser};
 use crate::units::micros_between;
+
+/// The status that ends an event source: it fails the stream, and a browser stops reconnecting.
+pub const NO_CONTENT: u16 = 204;
 
 /// What the worker does next with this stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,34 +61,61 @@ impl EventClock {
     }
 }
 
-/// Numeric event ids seen by one virtual user, kept across its streams (reconnects).
-#[derive(Debug, Clone, Copy, Default)]
+/// Event ids seen by one virtual user, kept across its streams (reconnects). Boxed in the machine: only runs with
+/// `--reconnect` or `--verify-seq` pay for more than its pointer.
+#[derive(Debug, Default)]
 struct EventIds {
-    /// Track ids at all (`--reconnect` or `--verify-seq`).
-    track: bool,
-    /// Count gaps and repeats in the ids (`--verify-seq`).
+    /// `--verify-seq`: count gaps and repeats in numeric ids.
     verify: bool,
+    /// `--reconnect`: keep the last event ID string, for `Last-Event-ID`.
+    resume: bool,
+    /// A numeric id was seen, and `last` is the highest.
     seen: bool,
-    /// The highest numeric id seen, if `seen` (not an Option: 8 bytes less in every user).
     last: u64,
+    /// Events since the last numeric id whose own `id` was not a number: each may account for one skipped id.
+    unnumbered: u64,
+    /// `--reconnect`: the last event ID string as of the last event dispatched, whatever its form (a browser
+    /// sends it as it is). Copied at each event into a buffer that keeps its capacity; never longer than
+    /// `--max-event-size`, the parser's bound on an id.
+    last_event_id: Vec<u8>,
 }
 
 impl EventIds {
-    fn on_event(&mut self, id: &[u8], rec: &mut Recorder) {
-        if !self.track {
+    fn on_event(&mut self, event: &Event<'_>, rec: &mut Recorder) {
+        if self.resume {
+            self.last_event_id.clear();
+            self.last_event_id.extend_from_slice(event.last_event_id);
+        }
+        if !self.verify {
             return;
         }
-        let Some(id) = parse_id(id) else { return };
+        match event.id_field {
+            // No id of its own (or an empty one): nothing to check, the id it carries is inherited.
+            IdField::Absent => {}
+            IdField::Set if event.last_event_id.is_empty() => {}
+            IdField::Set if let Some(id) = parse_id(event.last_event_id) => self.on_numeric_id(id, rec),
+            // An id that is not a decimal number, or one with NUL that the parser ignored: the server numbered
+            // the event in a way this check cannot read.
+            IdField::Set | IdField::Ignored => {
+                rec.ids_not_numeric += 1;
+                self.unnumbered += 1;
+            }
+        }
+    }
+
+    fn on_numeric_id(&mut self, id: u64, rec: &mut Recorder) {
         let last = self.last;
-        if self.verify && self.seen {
-            if id > last + 1 {
-                rec.lost_events += id - last - 1;
-            } else if id <= last {
+        if self.seen {
+            if id > last {
+                // Events that came in between with unreadable ids may have been the missing ones.
+                rec.lost_events += (id - last - 1).saturating_sub(self.unnumbered);
+            } else {
                 rec.duplicate_events += 1;
             }
         }
         self.last = if self.seen { last.max(id) } else { id };
         self.seen = true;
+        self.unnumbered = 0;
     }
 }
 
@@ -100,7 +130,8 @@ fn parse_id(id: &[u8]) -> Option<u64> {
 /// Reusable per-virtual-user parsing state: buffers keep their capacity from stream to stream.
 pub struct StreamMachine {
     phase: Phase,
-    ids: EventIds,
+    /// `--reconnect` or `--verify-seq`: the user's event ids. Boxed: other runs pay only the pointer.
+    ids: Option<Box<EventIds>>,
     /// Head bytes, only while a head spans reads; never more than `MAX_HEAD_BYTES`.
     head: Vec<u8>,
     keep_alive: bool,
@@ -116,7 +147,7 @@ impl StreamMachine {
         let now = Instant::now();
         StreamMachine {
             phase: Phase::Over,
-            ids: EventIds::default(),
+            ids: None,
             head: Vec::new(),
             keep_alive: false,
             body: BodyDecoder::NoBody,
@@ -141,22 +172,38 @@ impl StreamMachine {
         self.head.clear();
         self.keep_alive = false;
         self.body = BodyDecoder::NoBody;
-        self.sse.reset();
+        match self.ids.as_deref_mut() {
+            Some(ids) if ids.resume => {
+                // A reconnect, to a browser: the last event ID string carries over into the new stream. It is
+                // the parser's buffer, unless the stream ended inside an event whose `id` line came but was never
+                // dispatched; then it is the copy taken at the last event. (Not exact in one corner: a block of
+                // only `id:` after the last event, then an unfinished event with an `id` of its own.) A second
+                // `begin` without bytes in between (a stale kept-alive connection's retry) keeps the same ID.
+                if !self.sse.id_is_pending() {
+                    ids.last_event_id.clear();
+                    ids.last_event_id.extend_from_slice(self.sse.last_event_id());
+                }
+                self.sse.reset_with_last_event_id(&ids.last_event_id);
+            }
+            _ => self.sse.reset(),
+        }
         self.clock = EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0 };
         if let Some(llm) = &mut self.llm {
             llm.begin(now);
         }
     }
 
-    /// Tracks numeric event ids across this user's streams; with `verify`, counts lost and
-    /// repeated ids.
-    pub fn track_ids(&mut self, verify: bool) {
-        self.ids = EventIds { track: true, verify, seen: false, last: 0 };
+    /// Tracks event ids across this user's streams: with `verify`, counts lost and repeated numeric ids; with
+    /// `resume`, keeps the last event ID for the next request. Allocates once, for the user's life.
+    pub fn track_ids(&mut self, verify: bool, resume: bool) {
+        self.ids = Some(Box::new(EventIds { verify, resume, ..EventIds::default() }));
     }
 
-    /// The highest numeric event id this user has seen, for `Last-Event-ID`.
-    pub fn last_id(&self) -> Option<u64> {
-        self.ids.seen.then_some(self.ids.last)
+    /// The `Last-Event-ID` a browser would send with the request now starting (after `begin`): the last event
+    /// ID string of this user's streams so far, if `track_ids` was asked to keep it and it is not empty.
+    pub fn last_event_id(&self) -> Option<&[u8]> {
+        let ids = self.ids.as_deref().filter(|ids| ids.resume)?;
+        Some(&ids.last_event_id[..]).filter(|id| !id.is_empty())
     }
 
     pub fn request_start(&self) -> Instant {
@@ -272,7 +319,9 @@ impl StreamMachine {
             }
         }
         rec.histograms.headers_us.saturating_record(micros_between(self.clock.request_start, now));
-        if !(200..300).contains(&head.status) {
+        // 204 No Content has no stream to read, and tells an EventSource to stop reconnecting: a failure, whatever
+        // its headers say (the user's loop stops reconnecting on it).
+        if !(200..300).contains(&head.status) || head.status == NO_CONTENT {
             return self.fail(Failure::HttpStatus(head.status));
         }
         if !head.is_event_stream {
@@ -292,12 +341,14 @@ impl StreamMachine {
         let mut llm_error = false;
         let sse = &mut self.sse;
         let clock = &mut self.clock;
-        let ids = &mut self.ids;
+        let mut ids = self.ids.as_deref_mut();
         let mut llm = self.llm.as_deref_mut().zip(rec.llm.take());
         let decoded = self.body.decode(input, |payload| {
             let on_event = |event: crate::sse::Event<'_>| {
                 clock.on_event(now, rec);
-                ids.on_event(event.last_event_id, rec);
+                if let Some(ids) = &mut ids {
+                    ids.on_event(&event, rec);
+                }
                 if let Some((timeline, llm_rec)) = &mut llm {
                     llm_error |= timeline.on_data(now, event.data, llm_rec) == ChunkVerdict::Error;
                 }
@@ -405,6 +456,17 @@ mod tests {
     #[test]
     fn failures_are_classified_at_every_split() {
         check("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", 0, StreamEnd::Failed(Failure::HttpStatus(503)), false);
+        // 204 is a 2xx, but no stream: not even an SSE Content-Type makes it one.
+        let no_content = StreamEnd::Failed(Failure::HttpStatus(204));
+        check("HTTP/1.1 204 No Content\r\n\r\n", 0, no_content, false);
+        check("HTTP/1.1 204 No Content\r\nContent-Type: text/event-stream\r\n\r\n", 0, no_content, false);
+        assert!(no_content.stops_reconnecting());
+        check(
+            "HTTP/1.1 205 Reset Content\r\nContent-Type: text/event-stream\r\n\r\ndata: a\n\n",
+            1,
+            StreamEnd::Completed,
+            false,
+        );
         check(
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{}",
             0,
@@ -484,5 +546,112 @@ mod tests {
         }
         // Gaps 1, 3, 1, 4 ms: two are over 1.5 ms.
         assert_eq!((rec.stalls, machine.max_gap_us(), machine.events()), (2, 4_000, 5));
+    }
+
+    /// Feeds `body` as one stream (a close-delimited SSE response) to `machine`, then ends it by EOF.
+    fn stream(machine: &mut StreamMachine, rec: &mut Recorder, body: &[u8]) {
+        let now = Instant::now();
+        machine.begin(now);
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+        assert_eq!(machine.on_bytes(now, head, rec), Progress::NeedMore);
+        // Byte by byte: the ids must not depend on how reads split the stream.
+        for byte in body.chunks(1) {
+            assert_eq!(machine.on_bytes(now, byte, rec), Progress::NeedMore);
+        }
+        machine.on_eof();
+    }
+
+    /// The bodies of one user's streams, in turn.
+    type Bodies = &'static [&'static [u8]];
+
+    /// The Last-Event-ID each reconnect sends after each stream, in turn.
+    fn resume_points(streams: Bodies) -> Vec<Option<String>> {
+        let (mut machine, mut rec) = (StreamMachine::new(64), Recorder::new());
+        machine.track_ids(false, true);
+        let mut out = Vec::new();
+        for body in streams {
+            stream(&mut machine, &mut rec, body);
+            machine.begin(Instant::now());
+            out.push(machine.last_event_id().map(|id| String::from_utf8(id.to_vec()).unwrap()));
+        }
+        out
+    }
+
+    #[test]
+    fn reconnects_resume_from_the_last_event_id_string_as_a_browser_keeps_it() {
+        let some = |id: &str| Some(id.to_string());
+        let cases: &[(Bodies, Vec<Option<String>>)] = &[
+            // Any id, as it is; the one of the last event dispatched, not the one of an event cut short.
+            (&[b"id: 1700000000000-0\ndata: a\n\nid: 1700000000000-1\ndata: b"], vec![some("1700000000000-0")]),
+            // Kept across events without an id, and across reconnects.
+            (&[b"id: x\ndata: a\n\ndata: b\n\n", b"data: c\n\n", b""], vec![some("x"), some("x"), some("x")]),
+            // A block with an id and no data sets it too; an id with NUL is ignored.
+            (&[b"id: x\ndata: a\n\nid: y\n\n", b"id: z\x00\ndata: b\n\n"], vec![some("y"), some("y")]),
+            // An empty id clears it: no header.
+            (&[b"id: x\ndata: a\n\n", b"id\ndata: b\n\n", b"id: y\n\n"], vec![some("x"), None, some("y")]),
+            (&[b"data: a\n\n"], vec![None]),
+            // Cut inside an event after a stream that gave an id: the id carried over is still the one.
+            (&[b"id: x\ndata: a\n\n", b"id: y\ndata: b"], vec![some("x"), some("x")]),
+        ];
+        for (streams, expected) in cases {
+            assert_eq!(&resume_points(streams), expected, "{streams:?}");
+        }
+    }
+
+    #[test]
+    fn a_second_begin_without_bytes_keeps_the_last_event_id() {
+        // A stale kept-alive connection: the request is begun again on a new one.
+        let (mut machine, mut rec) = (StreamMachine::new(64), Recorder::new());
+        machine.track_ids(false, true);
+        stream(&mut machine, &mut rec, b"id: a-1\ndata: a\n\nid: a-2\ndata: b");
+        for _ in 0..3 {
+            machine.begin(Instant::now());
+            assert_eq!(machine.last_event_id(), Some(&b"a-1"[..]));
+        }
+    }
+
+    #[test]
+    fn without_reconnect_no_last_event_id_is_kept() {
+        for verify in [false, true] {
+            let (mut machine, mut rec) = (StreamMachine::new(64), Recorder::new());
+            machine.track_ids(verify, false);
+            stream(&mut machine, &mut rec, b"id: 5\ndata: a\n\n");
+            machine.begin(Instant::now());
+            assert_eq!(machine.last_event_id(), None);
+        }
+        let mut machine = StreamMachine::new(64);
+        stream(&mut machine, &mut Recorder::new(), b"id: 5\ndata: a\n\n");
+        assert_eq!(machine.last_event_id(), None);
+    }
+
+    /// `--verify-seq` over streams of one user: (lost, duplicates, ids not numeric).
+    fn verify(streams: Bodies) -> (u64, u64, u64) {
+        let (mut machine, mut rec) = (StreamMachine::new(64), Recorder::new());
+        machine.track_ids(true, true);
+        for body in streams {
+            stream(&mut machine, &mut rec, body);
+        }
+        (rec.lost_events, rec.duplicate_events, rec.ids_not_numeric)
+    }
+
+    #[test]
+    fn verify_seq_checks_numeric_ids_and_counts_the_others() {
+        let cases: &[(Bodies, (u64, u64, u64))] = &[
+            (&[b"id: 1\ndata\n\nid: 2\ndata\n\nid: 5\ndata\n\nid: 5\ndata\n\n"], (2, 1, 0)),
+            // Across reconnects.
+            (&[b"id: 1\ndata\n\nid: 2\ndata\n\n", b"id: 2\ndata\n\nid: 4\ndata\n\n"], (1, 1, 0)),
+            (&[b"id: 1700000000000-0\ndata\n\nid: 1700000000000-1\ndata\n\n"], (0, 0, 2)),
+            // 20 digits do not fit: not a number.
+            (&[b"id: 1\ndata\n\nid: 99999999999999999999\ndata\n\n"], (0, 0, 1)),
+            // An id with NUL is ignored by the parser: the event is neither a repeat of 2 nor is 3 lost.
+            (&[b"id: 1\ndata\n\nid: 2\ndata\n\nid: 3\x00\ndata\n\nid: 4\ndata\n\n"], (0, 0, 1)),
+            // An unreadable id stands in for one missing number, not more.
+            (&[b"id: 1\ndata\n\nid: x\ndata\n\nid: 4\ndata\n\n"], (1, 0, 1)),
+            // Events without an id of their own (or with an empty one) inherit one: no repeat, nothing to check.
+            (&[b"id: 1\ndata\n\ndata\n\nid:\ndata\n\nid: 2\ndata\n\n", b"data\n\n"], (0, 0, 0)),
+        ];
+        for (streams, expected) in cases {
+            assert_eq!(verify(streams), *expected, "{streams:?}");
+        }
     }
 }

@@ -61,12 +61,46 @@ pub enum Finish {
 /// Token accounting from a `usage` object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
-    /// `prompt_tokens`; 0 when absent or not a non-negative integer literal fitting `u64` (`12.0` counts as absent).
-    pub prompt_tokens: u64,
-    /// `completion_tokens`, read like `prompt_tokens`.
-    pub completion_tokens: u64,
-    /// `completion_tokens_details.reasoning_tokens` when it is a non-negative integer literal.
-    pub reasoning_tokens: Option<u64>,
+    /// `prompt_tokens`.
+    pub prompt_tokens: Tokens,
+    /// `completion_tokens`.
+    pub completion_tokens: Tokens,
+    /// `completion_tokens_details.reasoning_tokens` (absent when the details are absent or not an object).
+    pub reasoning_tokens: Tokens,
+}
+
+impl Usage {
+    /// Some count is there but is no token count: the server's accounting cannot be trusted, none of it.
+    pub fn is_unreadable(&self) -> bool {
+        [self.prompt_tokens, self.completion_tokens, self.reasoning_tokens].contains(&Tokens::Unreadable)
+    }
+}
+
+/// Largest token count a `usage` number may give: one stream's prompt or answer is far below 2^32 tokens, and
+/// a number past it (10^19, say) is an error of the server's, not a count.
+pub const MAX_TOKENS: u64 = u32::MAX as u64;
+
+/// One count of a `usage` object, as the JSON gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tokens {
+    /// Absent, or `null`.
+    #[default]
+    Absent,
+    /// A non-negative integer literal no greater than [`MAX_TOKENS`].
+    Count(u32),
+    /// Anything else: a negative, fractional (`5.0`) or exponent (`1e2`) number, one over [`MAX_TOKENS`], a string
+    /// (`"5"`), a boolean, an array or an object.
+    Unreadable,
+}
+
+impl Tokens {
+    /// The count, if there is one.
+    pub fn count(self) -> Option<u64> {
+        match self {
+            Tokens::Count(n) => Some(u64::from(n)),
+            Tokens::Absent | Tokens::Unreadable => None,
+        }
+    }
 }
 
 /// Why a payload could not be scanned. Small and `Copy` so the caller can count it cheaply.
@@ -401,8 +435,8 @@ impl Scanner<'_> {
         let mut usage = Usage::default();
         self.object(2, |s, field| {
             match field {
-                Field::PromptTokens => usage.prompt_tokens = s.uint(2)?.unwrap_or(0),
-                Field::CompletionTokens => usage.completion_tokens = s.uint(2)?.unwrap_or(0),
+                Field::PromptTokens => usage.prompt_tokens = s.tokens(2)?,
+                Field::CompletionTokens => usage.completion_tokens = s.tokens(2)?,
                 Field::CompletionTokensDetails => usage.reasoning_tokens = s.details()?,
                 _ => s.skip_value(2)?,
             }
@@ -412,15 +446,15 @@ impl Scanner<'_> {
     }
 
     /// `usage.completion_tokens_details`, reduced to its `reasoning_tokens`.
-    fn details(&mut self) -> Scan<Option<u64>> {
+    fn details(&mut self) -> Scan<Tokens> {
         if self.peek() != Some(b'{') {
             self.skip_value(2)?;
-            return Ok(None);
+            return Ok(Tokens::Absent);
         }
-        let mut reasoning = None;
+        let mut reasoning = Tokens::Absent;
         self.object(3, |s, field| match field {
             Field::ReasoningTokens => {
-                reasoning = s.uint(3)?;
+                reasoning = s.tokens(3)?;
                 Ok(())
             }
             _ => s.skip_value(3),
@@ -444,11 +478,16 @@ impl Scanner<'_> {
         Ok(Some(short))
     }
 
-    /// A non-negative integer literal; any other value is skipped and reads as `None`.
-    fn uint(&mut self, depth: u32) -> Scan<Option<u64>> {
+    /// A token count: `null` is none, a non-negative integer literal up to [`MAX_TOKENS`] a count, and any other
+    /// value (skipped) unreadable.
+    fn tokens(&mut self, depth: u32) -> Scan<Tokens> {
         match self.peek() {
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => self.skip_value(depth).map(|()| None),
+            Some(b'n') => self.literal(b"null").map(|()| Tokens::Absent),
+            Some(b'-' | b'0'..=b'9') => {
+                let count = self.number()?.and_then(|n| u32::try_from(n).ok());
+                Ok(count.map_or(Tokens::Unreadable, Tokens::Count))
+            }
+            _ => self.skip_value(depth).map(|()| Tokens::Unreadable),
         }
     }
 }
@@ -747,7 +786,7 @@ mod tests {
         ChunkInfo { finish: Some(f), ..NONE }
     }
 
-    fn usage(prompt: u64, completion: u64, reasoning: Option<u64>) -> ChunkInfo {
+    fn usage(prompt: Tokens, completion: Tokens, reasoning: Tokens) -> ChunkInfo {
         let usage = Usage { prompt_tokens: prompt, completion_tokens: completion, reasoning_tokens: reasoning };
         ChunkInfo { usage: Some(usage), ..NONE }
     }
@@ -884,44 +923,71 @@ mod tests {
 
     #[test]
     fn usage_objects() {
+        use Tokens::{Absent as A, Count as C, Unreadable as U};
         let openai = r#"{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}"#;
         let cases: &[(&str, ChunkInfo)] = &[
-            (openai, usage(19, 10, Some(0))),
+            (openai, usage(C(19), C(10), C(0))),
             (
                 r#"{"prompt_tokens":12,"total_tokens":40,"completion_tokens":28,"prompt_tokens_details":null}"#,
-                usage(12, 28, None),
+                usage(C(12), C(28), A),
             ),
-            (r#"{"completion_tokens_details":{"reasoning_tokens":61},"completion_tokens":88}"#, usage(0, 88, Some(61))),
-            (r#"{}"#, usage(0, 0, None)),
+            (r#"{"completion_tokens_details":{"reasoning_tokens":61},"completion_tokens":88}"#, usage(A, C(88), C(61))),
+            (r#"{}"#, usage(A, A, A)),
             (r#"null"#, NONE),
             (r#""soon""#, NONE),
             (r#"[1]"#, NONE),
-            (r#"{"prompt_tokens":12.0,"completion_tokens":1e2}"#, usage(0, 0, None)),
-            (r#"{"prompt_tokens":-3,"completion_tokens":"7"}"#, usage(0, 0, None)),
-            (
-                r#"{"prompt_tokens":18446744073709551615,"completion_tokens":18446744073709551616}"#,
-                usage(u64::MAX, 0, None),
-            ),
-            (r#"{"prompt_tokens":0,"completion_tokens":null}"#, usage(0, 0, None)),
-            (r#"{"completion_tokens_details":null}"#, usage(0, 0, None)),
-            (r#"{"completion_tokens_details":{"reasoning_tokens":null}}"#, usage(0, 0, None)),
-            (
-                r#"{"completion_tokens_details":{"reasoning_tokens":5},"completion_tokens_details":{}}"#,
-                usage(0, 0, None),
-            ),
-            (r#"{"prompt_tokens":1,"prompt_tokens":2}"#, usage(2, 0, None)),
-            (r#"{"reasoning_tokens":5,"nested":{"prompt_tokens":9}}"#, usage(0, 0, None)),
+            (r#"{"prompt_tokens":0,"completion_tokens":null}"#, usage(C(0), A, A)),
+            (r#"{"completion_tokens_details":null}"#, usage(A, A, A)),
+            (r#"{"completion_tokens_details":"none"}"#, usage(A, A, A)),
+            (r#"{"completion_tokens_details":{"reasoning_tokens":null}}"#, usage(A, A, A)),
+            (r#"{"completion_tokens_details":{"reasoning_tokens":5},"completion_tokens_details":{}}"#, usage(A, A, A)),
+            // Last wins, an unreadable value too.
+            (r#"{"prompt_tokens":1,"prompt_tokens":2}"#, usage(C(2), A, A)),
+            (r#"{"completion_tokens":"x","completion_tokens":2}"#, usage(A, C(2), A)),
+            (r#"{"completion_tokens":2,"completion_tokens":-2}"#, usage(A, U, A)),
+            (r#"{"reasoning_tokens":5,"nested":{"prompt_tokens":9}}"#, usage(A, A, A)),
+            // The largest count, and every kind of number or value that is none.
+            (r#"{"prompt_tokens":4294967295,"completion_tokens":4294967295}"#, usage(C(u32::MAX), C(u32::MAX), A)),
+            (r#"{"prompt_tokens":12.0,"completion_tokens":1e2}"#, usage(U, U, A)),
+            (r#"{"prompt_tokens":-3,"completion_tokens":"7"}"#, usage(U, U, A)),
+            (r#"{"completion_tokens":1e30}"#, usage(A, U, A)),
+            (r#"{"completion_tokens":-1}"#, usage(A, U, A)),
+            (r#"{"completion_tokens":-0}"#, usage(A, U, A)),
+            (r#"{"completion_tokens":5.0}"#, usage(A, U, A)),
+            (r#"{"completion_tokens":"5"}"#, usage(A, U, A)),
+            (r#"{"completion_tokens":4294967296}"#, usage(A, U, A)),
+            (r#"{"completion_tokens":10000000000000000000}"#, usage(A, U, A)),
+            (r#"{"prompt_tokens":18446744073709551615,"completion_tokens":18446744073709551616}"#, usage(U, U, A)),
+            (r#"{"completion_tokens":true,"prompt_tokens":[1]}"#, usage(U, U, A)),
+            (r#"{"completion_tokens_details":{"reasoning_tokens":{"n":1}}}"#, usage(A, A, U)),
         ];
         for (body, expected) in cases {
             check(&format!(r#"{{"choices":[],"usage":{body}}}"#), Ok(*expected));
         }
         // Last `usage` wins, even when it is null.
         check(r#"{"usage":{"prompt_tokens":1},"usage":null}"#, Ok(NONE));
-        check(r#"{"usage":null,"usage":{"prompt_tokens":1}}"#, Ok(usage(1, 0, None)));
+        check(r#"{"usage":null,"usage":{"prompt_tokens":1}}"#, Ok(usage(C(1), A, A)));
         // Usage is only read at the top level.
         check(r#"{"choices":[{"usage":{"prompt_tokens":1},"delta":{"usage":{"prompt_tokens":1}}}]}"#, Ok(NONE));
         let with_role = r#"{"choices":[{"delta":{"role":"assistant","content":""}}],"usage":{"prompt_tokens":3}}"#;
-        check(with_role, Ok(usage(3, 0, None)));
+        check(with_role, Ok(usage(C(3), A, A)));
+        // Not JSON stays not JSON, inside a count too.
+        check(r#"{"usage":{"completion_tokens":nul}}"#, Err(ChunkError::NotJson));
+        check(r#"{"usage":{"completion_tokens":05}}"#, Err(ChunkError::NotJson));
+    }
+
+    #[test]
+    fn only_readable_usage_counts() {
+        let readable = Usage { prompt_tokens: Tokens::Count(3), completion_tokens: Tokens::Absent, ..Usage::default() };
+        assert!(!readable.is_unreadable());
+        for field in 0..3 {
+            let mut counts = [Tokens::Count(1); 3];
+            counts[field] = Tokens::Unreadable;
+            let [prompt_tokens, completion_tokens, reasoning_tokens] = counts;
+            assert!(Usage { prompt_tokens, completion_tokens, reasoning_tokens }.is_unreadable(), "{counts:?}");
+        }
+        assert_eq!((Tokens::Count(u32::MAX).count(), Tokens::Absent.count()), (Some(MAX_TOKENS), None));
+        assert_eq!(Tokens::Unreadable.count(), None);
     }
 
     #[test]
@@ -1041,7 +1107,8 @@ mod tests {
         check(&nested(r#"{"choices":[{"delta":{"content":"#, "[", "]", 61, "}}]}"), deep);
         check(&nested(r#"{"choices":[{"logprobs":"#, "[", "]", 61, "}]}"), ok);
         check(&nested(r#"{"choices":[{"logprobs":"#, "[", "]", 62, "}]}"), deep);
-        check(&nested(r#"{"usage":{"completion_tokens_details":{"x":"#, "[", "]", 61, "}}}"), Ok(usage(0, 0, None)));
+        let empty = usage(Tokens::Absent, Tokens::Absent, Tokens::Absent);
+        check(&nested(r#"{"usage":{"completion_tokens_details":{"x":"#, "[", "]", 61, "}}}"), Ok(empty));
         check(&nested(r#"{"usage":{"completion_tokens_details":{"x":"#, "[", "]", 62, "}}}"), deep);
         // Too deep wins over later malformation, and over truncation.
         check(&format!("{}x", "[".repeat(65)), deep);
@@ -1175,6 +1242,20 @@ mod tests {
             let ours = scan(&bytes);
             prop_assert_ne!(ours, Err(ChunkError::TooDeep));
             prop_assert_eq!(ours.is_ok(), serde_json::from_slice::<Value>(&bytes).is_ok(), "{:?}", String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn token_counts_match_serde(value in arb_json(), count in any::<u32>()) {
+            let model = |v: &Value| match v {
+                Value::Null => Tokens::Absent,
+                // serde_json reads `5.0` as a float, so an integer here was an integer literal.
+                v => v.as_u64().and_then(|n| u32::try_from(n).ok()).map_or(Tokens::Unreadable, Tokens::Count),
+            };
+            for v in [value, Value::from(count), Value::from(u64::from(count) + MAX_TOKENS + 1)] {
+                let payload = json!({"usage": {"completion_tokens": v, "completion_tokens_details": {"reasoning_tokens": v}}});
+                let got = scan(payload.to_string().as_bytes()).expect("valid chunk").usage.expect("a usage object");
+                prop_assert_eq!((got.completion_tokens, got.reasoning_tokens), (model(&v), model(&v)), "{}", v);
+            }
         }
 
         #[test]

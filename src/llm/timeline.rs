@@ -5,7 +5,8 @@
 //! - an *output chunk* carries answer text (`delta.content`, `text`) or reasoning text; a role-only chunk does not;
 //! - TTFT is request to the first chunk with answer text; reasoning has its own first-token figure;
 //! - ITL is every gap between two output chunks, one sample per gap, pooled over streams;
-//! - output tokens are `usage.completion_tokens`, or where a stream sent no usage, its output chunks (estimated).
+//! - output tokens are `usage.completion_tokens`, or where a stream sent no usage (or none that can be read: a count
+//!   that is not a non-negative integer up to 2^32 - 1), its output chunks (estimated).
 
 use std::time::Instant;
 
@@ -132,16 +133,22 @@ impl Timeline {
     /// The stream ended at `now`; `completed`: by its own framing, not cut or failed. Per-stream rates are taken
     /// from completed streams only: a cut stream's rate says when it was cut, not how fast the model ran.
     pub fn finish(&mut self, now: Instant, completed: bool, failed: bool, rec: &mut LlmRecorder) {
-        let (output_tokens, estimated) = match self.usage {
-            Some(usage) => (usage.completion_tokens, false),
+        // A usage with a count that is no count (-1, 5.0, "5", 10^19) is set aside whole, as if the stream had
+        // sent none: its other numbers come from the same broken accounting.
+        let unreadable = self.usage.is_some_and(|u| u.is_unreadable());
+        rec.usage_unreadable += u64::from(unreadable);
+        let usage = self.usage.filter(|_| !unreadable);
+        let (output_tokens, estimated) = match usage.and_then(|u| u.completion_tokens.count()) {
+            Some(tokens) => (tokens, false),
             None => (self.output_chunks, true),
         };
-        let input_tokens = self.usage.map_or(0, |u| u.prompt_tokens);
-        // Usage numbers come from the server: a hostile one must not overflow anything.
+        let input_tokens = usage.and_then(|u| u.prompt_tokens.count()).unwrap_or(0);
+        let reasoning_tokens = usage.and_then(|u| u.reasoning_tokens.count()).unwrap_or(0);
+        debug_assert!(estimated || output_tokens <= chunk::MAX_TOKENS);
+        // Summed over a long run, even counts under 2^32 each could overflow: saturate.
         rec.output_tokens = rec.output_tokens.saturating_add(output_tokens);
         rec.input_tokens = rec.input_tokens.saturating_add(input_tokens);
-        rec.reasoning_tokens =
-            rec.reasoning_tokens.saturating_add(self.usage.and_then(|u| u.reasoning_tokens).unwrap_or(0));
+        rec.reasoning_tokens = rec.reasoning_tokens.saturating_add(reasoning_tokens);
         if estimated {
             rec.estimated_streams += u64::from(self.output_chunks > 0);
         } else {
@@ -264,13 +271,65 @@ mod tests {
         assert_eq!((rec.itl_us.len(), rec.output_tokens), (2, 3));
     }
 
+    /// A usage chunk whose `completion_tokens` is `value`.
+    fn usage_with(value: &str) -> String {
+        format!(r#"{{"choices":[],"usage":{{"prompt_tokens":7,"completion_tokens":{value}}}}}"#)
+    }
+
     #[test]
-    fn absurd_usage_numbers_saturate_instead_of_overflowing() {
-        let huge = format!(r#"{{"choices":[],"usage":{{"prompt_tokens":{0},"completion_tokens":{0}}}}}"#, u64::MAX);
+    fn an_unreadable_usage_is_set_aside_and_the_chunks_counted() {
+        let (a, b) = (chat("a"), chat("b"));
+        for bad in ["1e30", "-1", "5.0", "\"5\"", "10000000000000000000", "4294967296", "true", "[5]"] {
+            let usage = usage_with(bad);
+            let (rec, _) = run(&[(1, a.as_str()), (2, b.as_str()), (3, usage.as_str())], Some(0));
+            assert_eq!((rec.output_tokens, rec.input_tokens, rec.usage_unreadable), (2, 0, 1), "{bad}");
+            assert_eq!((rec.usage_streams, rec.estimated_streams, rec.completed_without_usage), (0, 1, 1), "{bad}");
+            assert_eq!((rec.turns[0].output_tokens, rec.turns[0].input_tokens), (2, 0), "{bad}");
+            // 2 tokens over the 3 ms stream: the rate is read from the chunks, not 0 or 10^19 tokens.
+            assert_eq!(rec.output_tokens_per_s.max(), 666, "{bad}");
+        }
+        // A bad reasoning count sets the whole usage aside too.
+        let bad_reasoning =
+            r#"{"choices":[],"usage":{"completion_tokens":9,"completion_tokens_details":{"reasoning_tokens":-4}}}"#;
+        let (rec, _) = run(&[(1, a.as_str()), (2, bad_reasoning)], None);
+        assert_eq!((rec.output_tokens, rec.reasoning_tokens, rec.usage_unreadable), (1, 0, 1));
+    }
+
+    #[test]
+    fn the_largest_count_is_taken_and_the_last_usage_wins() {
         let a = chat("a");
-        let (rec, _) = run(&[(1, a.as_str()), (2, huge.as_str())], Some(0));
-        assert_eq!((rec.output_tokens, rec.input_tokens), (u64::MAX, u64::MAX));
-        assert_eq!(rec.turns[0].output_tokens, u64::MAX);
+        let (largest, bad) = (usage_with("4294967295"), usage_with("-1"));
+        let (rec, _) = run(&[(1, a.as_str()), (2, largest.as_str())], Some(0));
+        assert_eq!(
+            (rec.output_tokens, rec.input_tokens, rec.usage_streams, rec.usage_unreadable),
+            (u32::MAX.into(), 7, 1, 0)
+        );
+        // A good usage after a bad one stands; a bad one after a good one is what the stream said last.
+        let (rec, _) = run(&[(1, a.as_str()), (2, bad.as_str()), (3, largest.as_str())], None);
+        assert_eq!((rec.output_tokens, rec.usage_unreadable), (u32::MAX.into(), 0));
+        let (rec, _) = run(&[(1, a.as_str()), (2, largest.as_str()), (3, bad.as_str())], None);
+        assert_eq!((rec.output_tokens, rec.usage_unreadable, rec.estimated_streams), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_usage_without_completion_tokens_leaves_the_output_estimated() {
+        let a = chat("a");
+        let prompt_only = r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":null}}"#;
+        let (rec, _) = run(&[(1, a.as_str()), (2, prompt_only)], None);
+        assert_eq!((rec.output_tokens, rec.input_tokens), (1, 7));
+        assert_eq!((rec.usage_streams, rec.estimated_streams, rec.usage_unreadable), (0, 1, 0));
+    }
+
+    #[test]
+    fn usage_totals_saturate_instead_of_overflowing() {
+        let mut rec = LlmRecorder::new(0, 0);
+        rec.output_tokens = u64::MAX - 1;
+        let mut timeline = Timeline::new(0);
+        let now = Instant::now();
+        timeline.begin(now);
+        timeline.on_data(now, usage_with("6").as_bytes(), &mut rec);
+        timeline.finish(now, true, false, &mut rec);
+        assert_eq!(rec.output_tokens, u64::MAX);
     }
 
     #[test]

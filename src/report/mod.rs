@@ -66,6 +66,9 @@ pub struct Streams {
     pub peak_concurrent: u64,
     /// `--reconnect`: streams opened as reconnects.
     pub reconnects: u64,
+    /// `--reconnect`: virtual users the server told to stop reconnecting (204 No Content); each made no more requests
+    /// in the run.
+    pub users_stopped_by_204: u64,
     /// Streams that did not fail, over the streams seen: started, plus (for a stage) those
     /// already open when it began. 1 when there were none.
     pub success_rate: f64,
@@ -102,6 +105,8 @@ pub struct Events {
     /// `--verify-seq`: event ids skipped (lost events) and ids seen again (duplicates).
     pub lost: u64,
     pub duplicates: u64,
+    /// `--verify-seq`: events whose own id was not a decimal number (or held NUL), which it cannot check.
+    pub ids_not_numeric: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,6 +177,8 @@ pub struct LlmReport {
     pub input_tokens_per_s: f64,
     pub streams_with_usage: u64,
     pub streams_estimated: u64,
+    /// Streams whose `usage` held a count that is no token count: read as streams without usage.
+    pub usage_unreadable: u64,
     pub output_chunks: u64,
     pub role_only_chunks: u64,
     /// Payloads that were not JSON (nor `[DONE]`).
@@ -265,6 +272,7 @@ impl LlmReport {
             input_tokens_per_s: per_s(llm.input_tokens),
             streams_with_usage: llm.usage_streams,
             streams_estimated: llm.estimated_streams,
+            usage_unreadable: llm.usage_unreadable,
             output_chunks: llm.output_chunks,
             role_only_chunks: llm.role_chunks,
             unparsed_chunks: llm.unparsed_chunks,
@@ -327,6 +335,7 @@ impl Figures {
                 failures,
                 peak_concurrent: rec.peak_active,
                 reconnects: rec.reconnects,
+                users_stopped_by_204: rec.users_stopped_by_204,
                 success_rate,
                 open_at_start,
                 arrivals: open_model.then_some(Arrivals {
@@ -346,6 +355,7 @@ impl Figures {
                 stalls: rec.stalls,
                 lost: rec.lost_events,
                 duplicates: rec.duplicate_events,
+                ids_not_numeric: rec.ids_not_numeric,
             },
             latency_us: Latencies {
                 connect: Summary::of(&h.connect_us),

@@ -94,6 +94,13 @@ fn figures(out: &mut String, f: &Figures) {
         s.reconnects,
         s.success_rate * 100.0
     );
+    if s.users_stopped_by_204 > 0 {
+        let _ = writeln!(
+            out,
+            "Stopped   {} users stopped reconnecting: the server answered 204 No Content",
+            s.users_stopped_by_204
+        );
+    }
     if let Some(a) = &s.arrivals {
         let _ = writeln!(
             out,
@@ -117,6 +124,13 @@ fn figures(out: &mut String, f: &Figures) {
         e.lost,
         e.duplicates
     );
+    if e.ids_not_numeric > 0 {
+        let _ = writeln!(
+            out,
+            "Ids       {} events had an id that is not a decimal number: --verify-seq could not check them",
+            e.ids_not_numeric
+        );
+    }
     if let Some(tls) = &f.tls_handshakes {
         let _ = writeln!(
             out,
@@ -166,7 +180,7 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "Tokens    {} output{} ({:.1}/s), {} input ({:.1}/s), {} reasoning; usage from {} streams, {} counted by chunks",
+        "Tokens    {} output{} ({:.1}/s), {} input ({:.1}/s), {} reasoning; usage from {} streams, {} counted by chunks ({} with a usage that is no token count)",
         l.output_tokens,
         if l.output_tokens_estimated { " (ESTIMATED: completed streams without usage)" } else { "" },
         l.output_tokens_per_s,
@@ -174,7 +188,8 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
         l.input_tokens_per_s,
         l.reasoning_tokens,
         l.streams_with_usage,
-        l.streams_estimated
+        l.streams_estimated,
+        l.usage_unreadable
     );
     let _ = writeln!(
         out,

@@ -7,4 +7,4 @@
 
 mod parser;
 
-pub use parser::{Event, Parser, SseError};
+pub use parser::{Event, IdField, Parser, SseError};

@@ -38,6 +38,21 @@ pub struct Event<'a> {
     pub data: &'a [u8],
     /// The last event ID string at dispatch time.
     pub last_event_id: &'a [u8],
+    /// Whether the event's own lines set that ID, or it was inherited from the events before.
+    pub id_field: IdField,
+}
+
+/// What the `id` fields of one event (the lines since the last blank line) did to the last event ID buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdField {
+    /// No `id` field: the event carries the ID it inherited.
+    #[default]
+    Absent,
+    /// An `id` field set the buffer (an empty value too: that clears it).
+    Set,
+    /// Only `id` fields with NUL, which the spec ignores: the event carries the ID it inherited, yet the
+    /// server meant to give it one.
+    Ignored,
 }
 
 /// Where the stream stands on its optional leading byte order mark.
@@ -78,6 +93,9 @@ struct Fields {
     /// from it at each dispatch, and an event is handed out right then, so
     /// one buffer serves both and no copy is made.
     last_event_id: Vec<u8>,
+    /// The `id` fields since the last blank line. `Set` here means the buffer holds an ID no blank line has
+    /// dispatched yet: the spec's last event ID string is still the value before it.
+    id_field: IdField,
     retry_ms: Option<u64>,
 }
 
@@ -99,6 +117,7 @@ impl Parser {
                 data: Vec::new(),
                 event_type: Vec::new(),
                 last_event_id: Vec::new(),
+                id_field: IdField::Absent,
                 retry_ms: None,
             },
         }
@@ -154,6 +173,13 @@ impl Parser {
         &self.fields.last_event_id
     }
 
+    /// The last event ID buffer holds an ID that no blank line has dispatched yet (the stream may have ended
+    /// inside that event): the spec's last event ID string, which a browser sends when it reconnects, is
+    /// still the value the buffer had before. False once a blank line dispatches it, with data or without.
+    pub fn id_is_pending(&self) -> bool {
+        self.fields.id_field == IdField::Set
+    }
+
     /// Makes the parser ready for a new stream, keeping buffer capacity (no
     /// allocation). Clears the last event ID and retry too: the spec starts
     /// every stream with empty buffers, so read them before calling this.
@@ -165,8 +191,19 @@ impl Parser {
         self.fields.data.clear();
         self.fields.event_type.clear();
         self.fields.last_event_id.clear();
+        self.fields.id_field = IdField::Absent;
         self.fields.retry_ms = None;
         self.debug_assert_invariants();
+    }
+
+    /// [`reset`](Self::reset) for the next stream of the same event source: the last event ID buffer starts as
+    /// `last_event_id` (the last event ID string the previous stream left), as browsers do on a reconnect, so
+    /// events without an `id` field carry it. No allocation once the buffer has grown to the ID's size.
+    pub fn reset_with_last_event_id(&mut self, last_event_id: &[u8]) {
+        assert!(last_event_id.len() <= self.fields.max_event_size, "the ID came from a parser with this bound");
+        debug_assert!(memchr::memchr3(b'\r', b'\n', 0, last_event_id).is_none(), "no line end or NUL in an ID");
+        self.reset();
+        self.fields.last_event_id.extend_from_slice(last_event_id);
     }
 
     fn feed_lines<F: FnMut(Event<'_>)>(&mut self, input: &[u8], on_event: &mut F) -> Result<(), SseError> {
@@ -281,7 +318,16 @@ impl Fields {
         match name {
             b"data" => self.append_data(value),
             b"event" => set_bounded(&mut self.event_type, value, self.max_event_size),
-            b"id" if memchr(0, value).is_none() => set_bounded(&mut self.last_event_id, value, self.max_event_size),
+            b"id" if memchr(0, value).is_none() => {
+                self.id_field = IdField::Set;
+                set_bounded(&mut self.last_event_id, value, self.max_event_size)
+            }
+            b"id" => {
+                if self.id_field == IdField::Absent {
+                    self.id_field = IdField::Ignored;
+                }
+                Ok(())
+            }
             b"retry" => {
                 // Only non-empty ASCII digits that fit a u64 count; anything else leaves the reconnection time as it was.
                 if let Some(retry_ms) = parse_decimal(value) {
@@ -289,7 +335,7 @@ impl Fields {
                 }
                 Ok(())
             }
-            // Unknown fields, and `id` values with NUL, are ignored.
+            // Unknown fields are ignored.
             _ => Ok(()),
         }
     }
@@ -329,8 +375,9 @@ impl Fields {
             return Err(SseError::EventTooLarge);
         }
         let event_type = if self.event_type.is_empty() { DEFAULT_EVENT_TYPE } else { &self.event_type };
-        on_event(Event { event_type, data: value, last_event_id: &self.last_event_id });
+        on_event(Event { event_type, data: value, last_event_id: &self.last_event_id, id_field: self.id_field });
         self.event_type.clear();
+        self.id_field = IdField::Absent;
         Ok(Some(next + blank_len))
     }
 
@@ -352,10 +399,11 @@ impl Fields {
         if let Some((lf, data)) = self.data.split_last() {
             debug_assert_eq!(*lf, b'\n');
             let event_type = if self.event_type.is_empty() { DEFAULT_EVENT_TYPE } else { &self.event_type };
-            on_event(Event { event_type, data, last_event_id: &self.last_event_id });
+            on_event(Event { event_type, data, last_event_id: &self.last_event_id, id_field: self.id_field });
         }
         self.data.clear();
         self.event_type.clear();
+        self.id_field = IdField::Absent;
     }
 }
 
@@ -656,6 +704,76 @@ mod tests {
     }
 
     #[test]
+    fn id_field_says_whether_an_event_set_its_own_id() {
+        use IdField::{Absent, Ignored, Set};
+        let cases: &[(&[u8], &[IdField])] = &[
+            (b"id: 1\ndata: a\n\ndata: b\n\n", &[Set, Absent]),
+            (b"data: a\nid: 1\n\n", &[Set]),
+            // An empty `id` sets the buffer (to empty).
+            (b"id: 1\ndata: a\n\nid\ndata: b\n\nid:\ndata: c\n\n", &[Set, Set, Set]),
+            // An `id` with NUL is ignored: the event inherits "1", though the server meant to number it.
+            (b"id: 1\ndata: a\n\nid: 2\x003\ndata: b\n\n", &[Set, Ignored]),
+            // A valid `id` wins over one with NUL, in either order.
+            (b"id: 2\x00\nid: 3\ndata: a\n\nid: 4\nid: \x00\ndata: b\n\n", &[Set, Set]),
+            // A blank line without data ends the block: its `id` does not carry over as the next event's own.
+            (b"id: 7\n\ndata: a\n\n", &[Absent]),
+            (b"id: 7\x00\n\ndata: a\n\n", &[Absent]),
+        ];
+        for (input, expected) in cases {
+            for (how, pieces) in feedings(input) {
+                let mut parser = Parser::new(MAX_BIG);
+                let mut got = Vec::new();
+                for piece in pieces {
+                    parser.feed(piece, |event| got.push(event.id_field)).unwrap();
+                }
+                assert_eq!(got, *expected, "{how}: {}", input.escape_ascii());
+            }
+        }
+    }
+
+    #[test]
+    fn an_id_is_pending_until_a_blank_line_dispatches_it() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"", false),
+            (b"data: a\n\n", false),
+            (b"id: 5\n", true),
+            (b"id: 5\ndata: a\n", true),
+            (b"id\n", true),
+            (b"id: 5\ndata: a\n\n", false),
+            // A block with no data still dispatches the ID (to the last event ID string).
+            (b"id: 5\n\n", false),
+            (b"id: 5\n\nid: 6\ndata: a", true),
+            // An ignored `id` changes nothing.
+            (b"id: 5\n\nid: 6\x00\n", false),
+            // Unterminated: the line was never interpreted.
+            (b"id: 5", false),
+        ];
+        for (input, expected) in cases {
+            for (how, pieces) in feedings(input) {
+                let mut run = run(MAX_BIG, pieces);
+                assert_eq!(run.parser.id_is_pending(), *expected, "{how}: {}", input.escape_ascii());
+                // The end of the stream discards the event, not the ID it was about to dispatch.
+                run.parser.finish();
+                assert_eq!(run.parser.id_is_pending(), *expected, "finished, {how}: {}", input.escape_ascii());
+            }
+        }
+    }
+
+    #[test]
+    fn a_reset_with_the_last_event_id_lets_the_next_stream_inherit_it() {
+        let mut parser = Parser::new(16);
+        parser.feed(b"retry: 5\nid: 1-0\ndata: a\n\nid: 1-1\ndata: b", |_| {}).unwrap();
+        assert!(parser.id_is_pending());
+        parser.reset_with_last_event_id(b"1-0");
+        assert_eq!((parser.last_event_id(), parser.id_is_pending(), parser.retry_ms()), (&b"1-0"[..], false, None));
+        let mut events = Vec::new();
+        parser.feed(b"data: c\n\nid: 1-2\ndata: d\n\n", |event| events.push(own(event))).unwrap();
+        assert_eq!(events, owned(&[("message", "c", "1-0"), ("message", "d", "1-2")]));
+        parser.reset();
+        assert_eq!(parser.last_event_id(), b"");
+    }
+
+    #[test]
     fn mid_event_and_finish() {
         // (input, is_mid_event after feeding it, what finish returns)
         let cases: &[(&[u8], bool)] = &[
@@ -931,6 +1049,7 @@ mod tests {
             assert_eq!(split.events, one_shot.events, "{how}");
             assert_eq!(split.parser.retry_ms(), one_shot.parser.retry_ms(), "{how}");
             assert_eq!(split.parser.last_event_id(), one_shot.parser.last_event_id(), "{how}");
+            assert_eq!(split.parser.id_is_pending(), one_shot.parser.id_is_pending(), "{how}");
             assert_eq!(split.parser.finish(), one_shot_discarded, "{how}");
         }
     }

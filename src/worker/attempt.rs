@@ -109,10 +109,7 @@ impl Attempt {
                     self.phase = Phase::Writing { written: 0 };
                     None
                 }
-                Phase::Writing { written } => {
-                    let resume_after = if ctx.shared.cfg.reconnect { machine.last_id() } else { None };
-                    self.write(ctx, slot, conn, written, wake_error, resume_after)
-                }
+                Phase::Writing { written } => self.write(ctx, slot, conn, written, wake_error, machine.last_event_id()),
                 Phase::Reading { got_bytes } => self.read(ctx, slot, conn, machine, got_bytes, wake_error),
             };
             if let Some(next) = step {
@@ -240,7 +237,7 @@ impl Attempt {
         conn: &mut Option<Conn<'_>>,
         mut written: usize,
         wake_error: Option<std::io::Error>,
-        resume_after: Option<u64>,
+        last_event_id: Option<&[u8]>,
     ) -> Option<Next> {
         if let Some(err) = wake_error {
             return self.fail(slot, conn, sys::io_failure(&err), false);
@@ -263,7 +260,7 @@ impl Attempt {
                 &render_buf[..]
             }
         };
-        let request = match resume_after {
+        let request = match last_event_id {
             None => base,
             Some(id) => {
                 with_last_event_id(request_buf, base, id);
@@ -383,12 +380,15 @@ impl From<Want> for Interest {
 }
 
 /// `request` (encoded once) with a `Last-Event-ID: id` header added at the end of its head.
-fn with_last_event_id(out: &mut Vec<u8>, request: &[u8], id: u64) {
+fn with_last_event_id(out: &mut Vec<u8>, request: &[u8], id: &[u8]) {
+    // The SSE parser splits lines at CR and LF and drops ids with NUL, so none can reach a header value, where
+    // they would end the header (or the head) early.
+    assert!(memchr::memchr3(b'\r', b'\n', 0, id).is_none(), "an event id with CR, LF or NUL");
     let head_end = memchr::memmem::find(request, b"\r\n\r\n").map_or(request.len(), |i| i + 2);
     out.clear();
     out.extend_from_slice(&request[..head_end]);
     out.extend_from_slice(b"Last-Event-ID: ");
-    out.extend_from_slice(crate::http1::request::decimal(id, &mut [0u8; 20]));
+    out.extend_from_slice(id);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&request[head_end..]);
 }
@@ -409,7 +409,7 @@ mod tests {
     use crate::recorder::{Failure, StreamEnd};
     use crate::runtime::{Driver, block_on};
     use crate::stream::StreamMachine;
-    use crate::worker::attempt::{Attempt, Interest, Next, Phase, READS_PER_WAKE};
+    use crate::worker::attempt::{Attempt, Interest, Next, Phase, READS_PER_WAKE, with_last_event_id};
     use crate::worker::core::{Conn, CoreCtx, Expiry, Slot, raw_fd, test_ctx};
 
     const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
@@ -641,5 +641,21 @@ mod tests {
             assert_eq!((bytes(), unread(h.fd())), (response.len() + events.len(), 0));
             assert_eq!(h.machine.events() as usize, (response.len() - OPEN_HEAD.len() + events.len()) / EVENT.len());
         });
+    }
+
+    /// The header goes at the end of the head, before the blank line and any body, with the id's bytes as they are.
+    #[test]
+    fn last_event_id_is_added_to_the_head_verbatim() {
+        let mut out = Vec::new();
+        with_last_event_id(&mut out, b"POST / HTTP/1.1\r\nHost: h\r\n\r\n{}", b"1700000000000-3");
+        assert_eq!(out, b"POST / HTTP/1.1\r\nHost: h\r\nLast-Event-ID: 1700000000000-3\r\n\r\n{}");
+        with_last_event_id(&mut out, REQUEST, b"\xC3\xA9 x:y");
+        assert_eq!(out, b"GET / HTTP/1.1\r\nHost: h\r\nLast-Event-ID: \xC3\xA9 x:y\r\n\r\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "an event id with CR, LF or NUL")]
+    fn an_id_with_a_line_end_never_reaches_a_header() {
+        with_last_event_id(&mut Vec::new(), REQUEST, b"1\r\nX-Injected: yes");
     }
 }

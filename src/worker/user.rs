@@ -26,7 +26,7 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     let open_model = ctx.shared.open_model;
     let mut machine = StreamMachine::new(cfg.max_event_size_bytes);
     if cfg.reconnect || cfg.verify_seq {
-        machine.track_ids(cfg.verify_seq);
+        machine.track_ids(cfg.verify_seq, cfg.reconnect);
     }
     if cfg.llm.is_some() {
         machine.enable_llm(if ctx.journeys.is_empty() { 0 } else { MAX_ANSWER_BYTES });
@@ -108,7 +108,12 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
         record_end(&ctx, &mut machine, opened_at, attempt.requested, end, expiry == Some(Expiry::SessionEnd));
         // In the open model an arrival is one stream, or with --scenario one journey.
         let journey_on = !ctx.journeys.is_empty() && after_turn(&ctx, index, seq.wrapping_sub(1), end, &mut machine);
-        if end == StreamEnd::Interrupted || (open_model && !journey_on) {
+        // 204 No Content tells a browser to stop reconnecting, so a reconnecting user stops: its slot idles to the end.
+        let told_to_stop = cfg.reconnect && !open_model && end.stops_reconnecting();
+        if told_to_stop {
+            ctx.core.borrow_mut().rec.users_stopped_by_204 += 1;
+        }
+        if told_to_stop || end == StreamEnd::Interrupted || (open_model && !journey_on) {
             break;
         }
         if attempt.waited {

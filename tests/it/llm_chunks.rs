@@ -3,7 +3,7 @@
 //! allocates nothing is checked in `tests/alloc.rs`, which has the counting allocator.
 
 use serde_json::Value;
-use ssebench::llm::chunk::{ChunkInfo, Finish, Usage, scan};
+use ssebench::llm::chunk::{ChunkInfo, Finish, Tokens, Usage, scan};
 
 use crate::util::{fixture_names, payloads, split_events};
 
@@ -40,8 +40,12 @@ impl Totals {
     }
 }
 
-fn usage(prompt_tokens: u64, completion_tokens: u64, reasoning_tokens: Option<u64>) -> Option<Usage> {
-    Some(Usage { prompt_tokens, completion_tokens, reasoning_tokens })
+fn usage(prompt_tokens: u32, completion_tokens: u32, reasoning_tokens: Option<u32>) -> Option<Usage> {
+    Some(Usage {
+        prompt_tokens: Tokens::Count(prompt_tokens),
+        completion_tokens: Tokens::Count(completion_tokens),
+        reasoning_tokens: reasoning_tokens.map_or(Tokens::Absent, Tokens::Count),
+    })
 }
 
 fn expected(name: &str) -> Totals {
@@ -178,11 +182,15 @@ fn reference(payload: &[u8]) -> ChunkInfo {
         }
     }
     if let Some(usage) = root["usage"].as_object() {
-        let number = |v: Option<&Value>| v.and_then(Value::as_u64);
+        let tokens = |v: Option<&Value>| match v {
+            None | Some(Value::Null) => Tokens::Absent,
+            Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).map_or(Tokens::Unreadable, Tokens::Count),
+        };
+        let details = usage.get("completion_tokens_details").filter(|d| d.is_object());
         info.usage = Some(Usage {
-            prompt_tokens: number(usage.get("prompt_tokens")).unwrap_or(0),
-            completion_tokens: number(usage.get("completion_tokens")).unwrap_or(0),
-            reasoning_tokens: number(usage.get("completion_tokens_details").and_then(|d| d.get("reasoning_tokens"))),
+            prompt_tokens: tokens(usage.get("prompt_tokens")),
+            completion_tokens: tokens(usage.get("completion_tokens")),
+            reasoning_tokens: tokens(details.and_then(|d| d.get("reasoning_tokens"))),
         });
     }
     info.error = !matches!(root["error"], Value::Null | Value::Bool(false)) || root["object"] == "error";
