@@ -66,6 +66,8 @@ pub struct Streams {
     pub peak_concurrent: u64,
     /// `--reconnect`: streams opened as reconnects.
     pub reconnects: u64,
+    /// Redirects followed (hops); a stream may follow several.
+    pub redirects: u64,
     /// Streams that did not fail, over the streams seen: started, plus (for a stage) those
     /// already open when it began. 1 when there were none.
     pub success_rate: f64,
@@ -327,6 +329,7 @@ impl Figures {
                 failures,
                 peak_concurrent: rec.peak_active,
                 reconnects: rec.reconnects,
+                redirects: rec.redirects,
                 success_rate,
                 open_at_start,
                 arrivals: open_model.then_some(Arrivals {
