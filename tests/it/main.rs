@@ -12,5 +12,6 @@ mod integration;
 mod layers;
 mod llm_chunks;
 mod llm_run;
+mod redirects;
 mod tls;
 mod util;
