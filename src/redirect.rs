@@ -133,6 +133,17 @@ impl Url {
     }
 }
 
+/// Where a hop goes, next to the URL it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Same scheme, host and port: the connection may carry the next request.
+    SameOrigin,
+    /// Same host and port, another scheme: the same address, resolved already.
+    SameAuthority,
+    /// Another host or port.
+    Elsewhere,
+}
+
 /// Where one stream stands after its redirects so far. With the request the stream first sent, it gives the
 /// request of its current hop ([`Hops::write_request`]); the caller keeps it per user and reuses its strings.
 #[derive(Debug, Clone, Default)]
@@ -163,8 +174,8 @@ impl Hops {
     }
 
     /// Follows a `status` redirect to `location`, for a stream whose requests use `method` (until a redirect
-    /// turns it into a GET). Returns whether the next hop stays on the current origin.
-    pub fn follow(&mut self, status: u16, method: &str, location: &[u8]) -> Result<bool, BadLocation> {
+    /// turns it into a GET). Returns where the next hop goes, next to the current URL.
+    pub fn follow(&mut self, status: u16, method: &str, location: &[u8]) -> Result<Destination, BadLocation> {
         debug_assert!(is_redirect(status), "{status} is not a redirect");
         let next = self.url.resolve(location)?;
         let method = if self.to_get { "GET" } else { method };
@@ -174,10 +185,14 @@ impl Hops {
             _ => false,
         };
         self.to_get |= to_get;
-        let same_origin = self.url.same_origin(&next);
-        self.crossed_origin |= !same_origin;
+        let destination = match (self.url.same_origin(&next), self.url.same_authority(&next)) {
+            (true, _) => Destination::SameOrigin,
+            (false, true) => Destination::SameAuthority,
+            (false, false) => Destination::Elsewhere,
+        };
+        self.crossed_origin |= destination != Destination::SameOrigin;
         self.url = next;
-        Ok(same_origin)
+        Ok(destination)
     }
 
     /// Writes the current hop's request into `out` (cleared first), from `original`: the whole request (head and
@@ -310,7 +325,7 @@ fn encode(bytes: &[u8], set: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
-        if b < 0x20 || b >= 0x7f || set.contains(&b) {
+        if !(0x20..0x7f).contains(&b) || set.contains(&b) {
             out.extend(['%', char::from(HEX[usize::from(b >> 4)]), char::from(HEX[usize::from(b & 15)])]);
         } else {
             out.push(char::from(b));
@@ -479,16 +494,16 @@ mod tests {
 
     /// Follows `hops` (status, location) from `http://a.example:8080/start` with method `method`, and writes the
     /// request of the last hop from `original`.
-    fn after(method: &str, hops: &[(u16, &str)], original: &[u8]) -> (String, bool) {
+    fn after(method: &str, hops: &[(u16, &str)], original: &[u8]) -> (String, Destination) {
         let mut state = Hops::default();
         state.start(url("http://a.example:8080/start"));
-        let mut same = true;
+        let mut last = Destination::SameOrigin;
         for &(status, location) in hops {
-            same = state.follow(status, method, location.as_bytes()).unwrap();
+            last = state.follow(status, method, location.as_bytes()).unwrap();
         }
         let mut out = Vec::new();
         state.write_request(original, &mut out);
-        (String::from_utf8(out).unwrap(), same)
+        (String::from_utf8(out).unwrap(), last)
     }
 
     #[test]
@@ -498,7 +513,11 @@ mod tests {
         let kept = "POST /next HTTP/1.1\r\nHost: a.example:8080\r\nAccept: text/event-stream\r\n\
             Authorization: Bearer k\r\nCookie: c=1\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
         for (status, want) in [(301, get), (302, get), (303, get), (307, kept), (308, kept)] {
-            assert_eq!(after("POST", &[(status, "/next")], POST), (want.to_string(), true), "{status}");
+            assert_eq!(
+                after("POST", &[(status, "/next")], POST),
+                (want.to_string(), Destination::SameOrigin),
+                "{status}"
+            );
         }
         // Once a GET, a later 307 keeps the GET.
         assert_eq!(after("POST", &[(303, "/x"), (307, "/next")], POST).0, get);
@@ -512,20 +531,24 @@ mod tests {
 
     #[test]
     fn credentials_go_at_another_origin_and_stay_gone() {
-        let (request, same) = after("GET", &[(307, "https://b.example/next")], POST);
-        assert!(!same);
+        let (request, destination) = after("GET", &[(307, "https://b.example/next")], POST);
+        assert_eq!(destination, Destination::Elsewhere);
         assert_eq!(
             request,
             "POST /next HTTP/1.1\r\nHost: b.example\r\nAccept: text/event-stream\r\n\
              Content-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
         );
         // Back on the first origin: its own Host again, the credentials still gone.
-        let (request, same) = after("GET", &[(307, "http://b.example/x"), (307, "http://a.example:8080/next")], POST);
-        assert!(!same);
+        let (request, destination) =
+            after("GET", &[(307, "http://b.example/x"), (307, "http://a.example:8080/next")], POST);
+        assert_eq!(destination, Destination::Elsewhere);
         assert!(request.starts_with("POST /next HTTP/1.1\r\nHost: a.example:8080\r\nAccept"), "{request}");
         assert!(!request.contains("Authorization") && !request.contains("Cookie"), "{request}");
-        // Same host, another port: another origin.
+        // Same host, another port: another origin; another scheme on the same host and port too.
         assert!(!after("GET", &[(307, "//a.example:8081/")], POST).0.contains("Authorization"));
+        let (request, destination) = after("GET", &[(307, "https://a.example:8080/next")], POST);
+        assert_eq!(destination, Destination::SameAuthority);
+        assert!(!request.contains("Authorization") && request.contains("Host: a.example:8080"), "{request}");
         // A user's own Host stays within the first authority, and goes at another.
         let own_host = b"GET /start HTTP/1.1\r\nHost: virtual.example\r\nX-A: 1\r\n\r\n";
         assert_eq!(

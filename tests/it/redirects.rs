@@ -304,7 +304,7 @@ fn a_same_authority_hop_reuses_the_connection() {
 fn a_reconnect_starts_from_the_original_url_with_its_last_event_id() {
     let (addr, requests) = redirecting(302, "/sse");
     let url = format!("http://{addr}/events");
-    let report = run_args(&[&url, "-n", "3", "--reconnect", "--retry-default", "1ms"]);
+    let report = run_args(&[&url, "-c", "1", "-n", "3", "--reconnect", "--retry-default", "1ms"]);
     assert_eq!((report.figures.streams.completed, report.figures.streams.redirects), (3, 3));
     let requests = seen(&requests);
     assert_eq!(paths(&requests), ["/events", "/sse"].repeat(3));
