@@ -28,6 +28,7 @@ pub mod units;
 
 pub(crate) mod doctor;
 pub(crate) mod plan;
+pub(crate) mod redirect;
 pub(crate) mod requests;
 pub(crate) mod rng;
 pub(crate) mod runtime;

@@ -61,11 +61,16 @@ pub enum Failure {
     TlsAlert,
     /// TLS: any other protocol error (a bad record, a failed decryption, a server that broke the protocol).
     TlsError,
+    /// A redirect that cannot be followed: its Location is not an http(s) URL or does not parse, there are several,
+    /// or it is `https://` in a run without TLS (no `https://` target) or to a host TLS cannot name.
+    BadRedirect,
+    /// More redirects in one stream than `--max-redirects` (a loop, or a chain too long).
+    TooManyRedirects,
 }
 
 impl Failure {
     /// The classes in report order; `HttpStatus` stands for all codes.
-    pub const ALL: [Failure; 23] = [
+    pub const ALL: [Failure; 25] = [
         Failure::ConnectRefused,
         Failure::ConnectTimeout,
         Failure::PortsExhausted,
@@ -89,6 +94,8 @@ impl Failure {
         Failure::TlsHandshakeTimeout,
         Failure::TlsAlert,
         Failure::TlsError,
+        Failure::BadRedirect,
+        Failure::TooManyRedirects,
     ];
 
     pub fn index(self) -> usize {
@@ -116,6 +123,8 @@ impl Failure {
             Failure::TlsHandshakeTimeout => 20,
             Failure::TlsAlert => 21,
             Failure::TlsError => 22,
+            Failure::BadRedirect => 23,
+            Failure::TooManyRedirects => 24,
         }
     }
 
@@ -145,6 +154,8 @@ impl Failure {
             Failure::TlsHandshakeTimeout => "tls_handshake_timeout",
             Failure::TlsAlert => "tls_alert",
             Failure::TlsError => "tls_error",
+            Failure::BadRedirect => "bad_redirect",
+            Failure::TooManyRedirects => "too_many_redirects",
         }
     }
 }
@@ -398,6 +409,8 @@ pub struct Recorder {
     pub reconnects: u64,
     /// `--reconnect`: virtual users that stopped reconnecting because the server answered 204 No Content.
     pub users_stopped_by_204: u64,
+    /// Redirects followed (hops), over all streams.
+    pub redirects: u64,
     /// `--verify-seq`: ids skipped (events lost) and ids seen again (duplicates).
     pub lost_events: u64,
     pub duplicate_events: u64,
@@ -445,6 +458,7 @@ impl Recorder {
             stall_threshold_us: u64::MAX,
             reconnects: 0,
             users_stopped_by_204: 0,
+            redirects: 0,
             lost_events: 0,
             duplicate_events: 0,
             ids_not_numeric: 0,
@@ -546,6 +560,7 @@ impl Recorder {
         self.stalls += other.stalls;
         self.reconnects += other.reconnects;
         self.users_stopped_by_204 += other.users_stopped_by_204;
+        self.redirects += other.redirects;
         self.lost_events += other.lost_events;
         self.duplicate_events += other.duplicate_events;
         self.ids_not_numeric += other.ids_not_numeric;

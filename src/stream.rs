@@ -9,6 +9,7 @@ use crate::http1::body::BodyDecoder;
 use crate::http1::response::{self, Framing, Head, MAX_HEAD_BYTES};
 use crate::llm::timeline::{ChunkVerdict, Timeline};
 use crate::recorder::{Failure, Recorder, StreamEnd};
+use crate::redirect;
 use crate::sse::{Event, IdField, Parser};
 use crate::units::micros_between;
 
@@ -22,6 +23,12 @@ pub enum Progress {
     /// The stream is over. `reusable`: the connection may carry the next request.
     Done {
         end: StreamEnd,
+        reusable: bool,
+    },
+    /// A redirect to follow: its Location is [`StreamMachine::location`]. `reusable`: its answer was read whole and
+    /// the connection may carry the next hop's request.
+    Redirect {
+        status: u16,
         reusable: bool,
     },
 }
@@ -132,8 +139,13 @@ pub struct StreamMachine {
     phase: Phase,
     /// `--reconnect` or `--verify-seq`: the user's event ids. Boxed: other runs pay only the pointer.
     ids: Option<Box<EventIds>>,
-    /// Head bytes, only while a head spans reads; never more than `MAX_HEAD_BYTES`.
+    /// Head bytes, only while a head spans reads; never more than `MAX_HEAD_BYTES`. After a redirect, its Location
+    /// (the buffer is idle then: the next hop's head starts it afresh).
     head: Vec<u8>,
+    /// Redirects a stream follows (0: none, a redirect is an `http_3xx`), and those this stream has. Two bytes each,
+    /// in what was padding: every user holds a machine.
+    max_redirects: u16,
+    redirects: u16,
     keep_alive: bool,
     body: BodyDecoder,
     sse: Parser,
@@ -149,6 +161,8 @@ impl StreamMachine {
             phase: Phase::Over,
             ids: None,
             head: Vec::new(),
+            max_redirects: 0,
+            redirects: 0,
             keep_alive: false,
             body: BodyDecoder::NoBody,
             sse: Parser::new(max_event_size_bytes),
@@ -168,29 +182,53 @@ impl StreamMachine {
 
     /// A new request starts being written now.
     pub fn begin(&mut self, now: Instant) {
-        self.phase = Phase::Head;
-        self.head.clear();
-        self.keep_alive = false;
-        self.body = BodyDecoder::NoBody;
-        match self.ids.as_deref_mut() {
-            Some(ids) if ids.resume => {
-                // A reconnect, to a browser: the last event ID string carries over into the new stream. It is
-                // the parser's buffer, unless the stream ended inside an event whose `id` line came but was never
-                // dispatched; then it is the copy taken at the last event. (Not exact in one corner: a block of
-                // only `id:` after the last event, then an unfinished event with an `id` of its own.) A second
-                // `begin` without bytes in between (a stale kept-alive connection's retry) keeps the same ID.
-                if !self.sse.id_is_pending() {
-                    ids.last_event_id.clear();
-                    ids.last_event_id.extend_from_slice(self.sse.last_event_id());
-                }
-                self.sse.reset_with_last_event_id(&ids.last_event_id);
-            }
-            _ => self.sse.reset(),
+        if let Some(ids) = self.ids.as_deref_mut()
+            && ids.resume
+            && !self.sse.id_is_pending()
+        {
+            // A reconnect, to a browser: the last event ID string carries over into the new stream. It is the
+            // parser's buffer, unless the stream ended inside an event whose `id` line came but was never
+            // dispatched; then it is the copy taken at the last event. (Not exact in one corner: a block of only
+            // `id:` after the last event, then an unfinished event with an `id` of its own.) A second `begin`
+            // without bytes in between (a stale kept-alive connection's retry) keeps the same ID.
+            ids.last_event_id.clear();
+            ids.last_event_id.extend_from_slice(self.sse.last_event_id());
         }
+        self.begin_hop();
+        self.redirects = 0;
         self.clock = EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0 };
         if let Some(llm) = &mut self.llm {
             llm.begin(now);
         }
+    }
+
+    /// A redirect's next request starts: the response is parsed afresh, and the clock runs on from the stream's
+    /// first request, so the hops count in its latencies as the user waits them. The last event ID stays, as an
+    /// `EventSource`'s does across the redirects its fetch follows.
+    pub fn begin_hop(&mut self) {
+        self.phase = Phase::Head;
+        self.head.clear();
+        self.keep_alive = false;
+        self.body = BodyDecoder::NoBody;
+        match self.ids.as_deref() {
+            Some(ids) if ids.resume => self.sse.reset_with_last_event_id(&ids.last_event_id),
+            _ => self.sse.reset(),
+        }
+    }
+
+    /// Follows up to `max` redirects per stream (`--max-redirects`); 0, the default, follows none.
+    pub fn follow_redirects(&mut self, max: u16) {
+        self.max_redirects = max;
+    }
+
+    /// Redirects this stream has followed.
+    pub fn redirects(&self) -> u16 {
+        self.redirects
+    }
+
+    /// The Location of the redirect the last [`Progress::Redirect`] announced, until the next hop begins.
+    pub fn location(&self) -> &[u8] {
+        &self.head
     }
 
     /// Tracks event ids across this user's streams: with `verify`, counts lost and repeated numeric ids; with
@@ -256,7 +294,7 @@ impl StreamMachine {
         if self.head.is_empty() {
             // Common case: the whole head arrived in one read, so parse it in place.
             return match response::parse_head(input) {
-                Ok(Some(head)) => self.on_head(now, head, &input[head.head_len..], rec),
+                Ok(Some(head)) => self.on_head(now, head, input, rec),
                 Ok(None) => {
                     self.head.extend_from_slice(input);
                     Progress::NeedMore
@@ -272,12 +310,14 @@ impl StreamMachine {
                 // The head's tail and the body's first bytes are split between the buffer and
                 // `input`; feed both, then hand the buffer back with its capacity.
                 let buffered = std::mem::take(&mut self.head);
-                let mut progress = self.on_head(now, head, &buffered[head.head_len..], rec);
+                let mut progress = self.on_head(now, head, &buffered, rec);
                 if taken < input.len() {
                     progress = match progress {
                         Progress::NeedMore => self.on_more_after_head(now, &input[taken..], rec),
                         // The body ended inside the buffered bytes, yet the read held more.
                         Progress::Done { end, .. } => Progress::Done { end, reusable: false },
+                        // A redirect's body goes on in `input`: not read, so the connection is not reused.
+                        Progress::Redirect { status, .. } => Progress::Redirect { status, reusable: false },
                     };
                 }
                 if self.head.is_empty() {
@@ -301,13 +341,15 @@ impl StreamMachine {
         }
     }
 
-    fn on_head(&mut self, now: Instant, mut head: Head, mut rest: &[u8], rec: &mut Recorder) -> Progress {
+    /// `head` was parsed from the start of `bytes`.
+    fn on_head(&mut self, now: Instant, mut head: Head, bytes: &[u8], rec: &mut Recorder) -> Progress {
+        let (mut head_bytes, mut rest) = bytes.split_at(head.head_len);
         // Interim responses (100 Continue, 103 Early Hints) precede the real one. Skipped in a
         // loop: one read may hold thousands of them.
         while (100..200).contains(&head.status) && head.status != 101 {
             match response::parse_head(rest) {
                 Ok(Some(next)) => {
-                    rest = &rest[next.head_len..];
+                    (head_bytes, rest) = rest.split_at(next.head_len);
                     head = next;
                 }
                 Ok(None) => {
@@ -317,6 +359,12 @@ impl StreamMachine {
                 }
                 Err(_) => return self.fail(Failure::MalformedHttp),
             }
+        }
+        if self.max_redirects > 0
+            && redirect::is_redirect(head.status)
+            && let Some(progress) = self.on_redirect(head, head_bytes, rest)
+        {
+            return progress;
         }
         rec.histograms.headers_us.saturating_record(micros_between(self.clock.request_start, now));
         // 204 No Content has no stream to read, and tells an EventSource to stop reconnecting: a failure, whatever
@@ -375,6 +423,30 @@ impl StreamMachine {
         let reusable = self.keep_alive && end == StreamEnd::Completed && consumed == input.len();
         self.phase = Phase::Over;
         Progress::Done { end, reusable }
+    }
+
+    /// A redirect head (`head_bytes`, followed by `rest` in the same read): its Location kept for the worker, or the
+    /// stream's end when it cannot be followed; None without a Location (Fetch then hands the 3xx back as the
+    /// answer). Its `headers` latency is the final answer's, not this one's.
+    fn on_redirect(&mut self, head: Head, head_bytes: &[u8], rest: &[u8]) -> Option<Progress> {
+        let location = match redirect::location(head_bytes) {
+            Ok(location) => location?,
+            Err(_) => return Some(self.fail(Failure::BadRedirect)),
+        };
+        if self.redirects >= self.max_redirects {
+            return Some(self.fail(Failure::TooManyRedirects));
+        }
+        self.redirects += 1;
+        self.head.clear();
+        self.head.extend_from_slice(location);
+        self.phase = Phase::Over;
+        // Reusable only when this read held the whole (empty or Content-Length) body and nothing after it.
+        let whole = match head.framing {
+            Framing::NoBody => rest.is_empty(),
+            Framing::Length(length) => rest.len() as u64 == length,
+            Framing::Chunked | Framing::Close => false,
+        };
+        Some(Progress::Redirect { status: head.status, reusable: head.keep_alive && whole })
     }
 
     /// The body ended by its framing or by EOF; an event left half-received is a premature end.
@@ -499,6 +571,98 @@ mod tests {
         let response = format!("{}{SSE_CHUNKED}9\r\ndata: a\n\n\r\n0\r\n\r\n", "HTTP/1.1 100 C\r\n\r\n".repeat(4000));
         let (events, end, reusable, _) = drive(response.as_bytes(), &[]);
         assert_eq!((events, end, reusable), (1, StreamEnd::Completed, true));
+    }
+
+    /// Feeds `response` in two reads split at `split` (none when 0), to the first answer, else EOF.
+    fn first_progress(machine: &mut StreamMachine, response: &[u8], split: usize, rec: &mut Recorder) -> Progress {
+        let now = Instant::now();
+        let parts = if split == 0 { vec![response] } else { vec![&response[..split], &response[split..]] };
+        for part in parts {
+            let progress = machine.on_bytes(now, part, rec);
+            if progress != Progress::NeedMore {
+                return progress;
+            }
+        }
+        Progress::Done { end: machine.on_eof(), reusable: false }
+    }
+
+    /// A machine that follows up to `max` redirects, its stream begun.
+    fn following(max: u16) -> StreamMachine {
+        let mut machine = StreamMachine::new(1024);
+        machine.follow_redirects(max);
+        machine.begin(Instant::now());
+        machine
+    }
+
+    #[test]
+    fn a_redirect_is_announced_with_its_location_at_every_split() {
+        let interim = "HTTP/1.1 100 Continue\r\n\r\n";
+        let moved = "HTTP/1.1 307 Temporary Redirect\r\nLocation:  /next?a=1 \r\nContent-Length: 5\r\n\r\n";
+        for response in [format!("{moved}moved"), format!("{interim}{moved}moved")] {
+            let head_end = response.len() - 5;
+            for split in 0..response.len() {
+                let mut rec = Recorder::new();
+                let mut machine = following(20);
+                let progress = first_progress(&mut machine, response.as_bytes(), split, &mut rec);
+                // Reusable when the one read that completed the head also held the whole body.
+                let whole = split == 0 || split < head_end;
+                assert_eq!(progress, Progress::Redirect { status: 307, reusable: whole }, "split at {split}");
+                assert_eq!((machine.location(), machine.redirects()), (&b"/next?a=1"[..], 1), "split at {split}");
+                assert_eq!(rec.histograms.headers_us.len(), 0, "a redirect's head is not the answer's");
+            }
+        }
+        let closing = "HTTP/1.1 302 Found\r\nLocation: /n\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        let progress = first_progress(&mut following(20), closing.as_bytes(), 0, &mut Recorder::new());
+        assert_eq!(progress, Progress::Redirect { status: 302, reusable: false });
+    }
+
+    #[test]
+    fn redirects_that_are_not_followed() {
+        let found = |fields: &str| format!("HTTP/1.1 302 Found\r\n{fields}Content-Length: 0\r\n\r\n");
+        let fails = |max: u16, response: String, failure: Failure| {
+            let mut rec = Recorder::new();
+            let progress = first_progress(&mut following(max), response.as_bytes(), 0, &mut rec);
+            assert_eq!(progress, Progress::Done { end: StreamEnd::Failed(failure), reusable: false }, "{response:?}");
+            rec
+        };
+        // Not following (--max-redirects 0), or no Location: the 3xx is the answer, timed as one.
+        let rec = fails(0, found("Location: /n\r\n"), Failure::HttpStatus(302));
+        assert_eq!(rec.histograms.headers_us.len(), 1);
+        fails(20, found(""), Failure::HttpStatus(302));
+        fails(20, found("Location: /a\r\nLocation: /b\r\n"), Failure::BadRedirect);
+        // 300 and 304 do not redirect.
+        let multiple = "HTTP/1.1 300 Multiple Choices\r\nLocation: /n\r\nContent-Length: 0\r\n\r\n".to_string();
+        fails(20, multiple, Failure::HttpStatus(300));
+    }
+
+    /// The hops share the stream's clock: the answer's head is timed from the first request, once; the count of
+    /// hops is the stream's, and a new stream starts it again.
+    #[test]
+    fn hops_run_on_the_streams_clock_up_to_the_limit() {
+        let mut rec = Recorder::new();
+        let mut machine = StreamMachine::new(1024);
+        machine.follow_redirects(2);
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let moved = b"HTTP/1.1 302 Found\r\nLocation: /n\r\nContent-Length: 0\r\n\r\n";
+        machine.begin(t0);
+        for hop in 1..=2 {
+            assert!(matches!(machine.on_bytes(ms(hop), moved, &mut rec), Progress::Redirect { status: 302, .. }));
+            machine.begin_hop();
+        }
+        let progress = machine.on_bytes(ms(3), moved, &mut rec);
+        assert_eq!(progress, Progress::Done { end: StreamEnd::Failed(Failure::TooManyRedirects), reusable: false });
+        assert_eq!((machine.redirects(), rec.histograms.headers_us.len()), (2, 0));
+
+        machine.begin(ms(10));
+        assert!(matches!(machine.on_bytes(ms(11), moved, &mut rec), Progress::Redirect { .. }));
+        machine.begin_hop();
+        let answer = format!("{SSE_CHUNKED}9\r\ndata: a\n\n\r\n0\r\n\r\n");
+        let progress = machine.on_bytes(ms(12), answer.as_bytes(), &mut rec);
+        assert_eq!(progress, Progress::Done { end: StreamEnd::Completed, reusable: true });
+        assert_eq!(machine.redirects(), 1);
+        let h = &rec.histograms;
+        assert_eq!((h.headers_us.len(), h.headers_us.max(), h.first_event_us.max()), (1, 2_000, 2_000));
     }
 
     #[test]

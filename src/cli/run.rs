@@ -84,6 +84,10 @@ pub(crate) struct RunArgs {
     /// Check that numeric event ids are consecutive per virtual user (across reconnects): count lost and duplicated events
     #[arg(long)]
     verify_seq: bool,
+    /// Follow up to N redirects (301, 302, 303, 307, 308) per stream, as a browser does; 0 follows none (an http_3xx
+    /// failure)
+    #[arg(long, default_value_t = crate::redirect::DEFAULT_MAX_REDIRECTS, value_name = "N")]
+    max_redirects: u16,
     /// Objective judged at the end, e.g. 'first_event.p99<500ms', 'success_rate>=99%' (repeatable); a failure exits 1
     #[arg(long = "slo", value_parser = Slo::parse)]
     slos: Vec<Slo>,
@@ -365,6 +369,7 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         reconnect: args.reconnect,
         retry_default: args.retry_default,
         verify_seq: args.verify_seq,
+        max_redirects: args.max_redirects,
         method,
         headers,
         body,
@@ -442,6 +447,8 @@ mod tests {
         assert_eq!(cfg.max_event_size_bytes, 4096);
         assert_eq!(cfg.threads, 1);
         assert_eq!(cfg.bind_addrs.len(), 2);
+        assert_eq!(cfg.max_redirects, 20, "Fetch's limit by default");
+        assert_eq!(run(&["http://127.0.0.1:9/", "--max-redirects", "0"]).unwrap().max_redirects, 0);
     }
 
     #[test]

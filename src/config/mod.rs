@@ -84,6 +84,9 @@ pub struct RunConfig {
     pub retry_default: Duration,
     /// Check that numeric event ids run consecutively within a virtual user, across reconnects.
     pub verify_seq: bool,
+    /// Redirects (301, 302, 303, 307, 308) one stream follows; one more is `too_many_redirects`. 0 follows none: a
+    /// redirect is then an `http_3xx` failure.
+    pub max_redirects: u16,
     /// Objectives judged at the end; any failing one makes the exit code 1.
     pub slos: Vec<Slo>,
     pub method: String,
@@ -245,6 +248,7 @@ impl RunConfig {
             reconnect: false,
             retry_default: Duration::from_secs(3),
             verify_seq: false,
+            max_redirects: crate::redirect::DEFAULT_MAX_REDIRECTS,
             slos: Vec::new(),
             method: "GET".into(),
             headers: Vec::new(),
@@ -262,13 +266,16 @@ impl RunConfig {
 
     /// The URLs the streams go to, as the report names them (with `--openai`, the API's path).
     pub fn target_urls(&self) -> Vec<String> {
-        self.targets
-            .iter()
-            .map(|t| match &self.llm {
-                Some(llm) => t.url_with_path(&llm.path_for(&t.path)),
-                None => t.url(),
-            })
-            .collect()
+        (0..self.targets.len()).map(|i| self.target_url(i)).collect()
+    }
+
+    /// The URL the streams to target `i` go to (with `--openai`, the API's path).
+    pub fn target_url(&self, i: usize) -> String {
+        let t = &self.targets[i];
+        match &self.llm {
+            Some(llm) => t.url_with_path(&llm.path_for(&t.path)),
+            None => t.url(),
+        }
     }
 
     /// Checks cross-field rules that clap cannot express.

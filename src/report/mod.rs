@@ -69,6 +69,8 @@ pub struct Streams {
     /// `--reconnect`: virtual users the server told to stop reconnecting (204 No Content); each made no more requests
     /// in the run.
     pub users_stopped_by_204: u64,
+    /// Redirects followed (hops); a stream may follow several.
+    pub redirects: u64,
     /// Streams that did not fail, over the streams seen: started, plus (for a stage) those
     /// already open when it began. 1 when there were none.
     pub success_rate: f64,
@@ -336,6 +338,7 @@ impl Figures {
                 peak_concurrent: rec.peak_active,
                 reconnects: rec.reconnects,
                 users_stopped_by_204: rec.users_stopped_by_204,
+                redirects: rec.redirects,
                 success_rate,
                 open_at_start,
                 arrivals: open_model.then_some(Arrivals {

@@ -85,13 +85,14 @@ fn figures(out: &mut String, f: &Figures) {
     let e = &f.events;
     let _ = writeln!(
         out,
-        "Streams   {} started, {} completed, {} failed, {} still open when stopped; peak concurrent {}; {} reconnects; success {:.2}%",
+        "Streams   {} started, {} completed, {} failed, {} still open when stopped; peak concurrent {}; {} reconnects; {} redirects; success {:.2}%",
         s.started,
         s.completed,
         s.failed,
         s.interrupted,
         s.peak_concurrent,
         s.reconnects,
+        s.redirects,
         s.success_rate * 100.0
     );
     if s.users_stopped_by_204 > 0 {

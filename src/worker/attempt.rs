@@ -7,12 +7,14 @@ use std::time::Instant;
 use monoio::net::TcpStream;
 
 use crate::recorder::{Failure, StreamEnd};
+use crate::redirect::Destination;
 use crate::stream::{Progress, StreamMachine};
 use crate::sys;
 use crate::template::{Journey, TargetRequest};
 use crate::units::micros_between;
 use crate::wire::{self, Step, Want};
 use crate::worker::core::{Conn, Core, CoreCtx, Expiry, Slot, raw_fd, tls_of};
+use crate::worker::hop::StreamId;
 
 /// Reads per readiness wake-up, so one fast stream cannot starve the others on its core.
 const READS_PER_WAKE: usize = 16;
@@ -128,7 +130,8 @@ impl Attempt {
             return Some(Next::Done(StreamEnd::Interrupted));
         }
         let (target, bind) = ctx.endpoint(self.local);
-        let (socket, in_progress) = match sys::start_connect(cfg.targets[target].addr, bind) {
+        let addr = ctx.core.borrow().redirects.addr(self.stream(ctx, slot)).unwrap_or(cfg.targets[target].addr);
+        let (socket, in_progress) = match sys::start_connect(addr, bind) {
             Ok(started) => started,
             Err(err) => return Some(Next::Done(StreamEnd::Failed(sys::connect_failure(&err)))),
         };
@@ -176,7 +179,8 @@ impl Attempt {
         let mut core = ctx.core.borrow_mut();
         core.rec.histograms.connect_us.saturating_record(micros_between(started, now));
         let target = &ctx.shared.cfg.targets[ctx.endpoint(self.local).0];
-        let (Some(name), Some(tls)) = (&target.tls_name, &ctx.shared.cfg.tls) else {
+        let name = core.redirects.tls_name(self.stream(ctx, slot)).unwrap_or(&target.tls_name);
+        let (Some(name), Some(tls)) = (name, &ctx.shared.cfg.tls) else {
             self.phase = Phase::Request;
             return None;
         };
@@ -243,8 +247,9 @@ impl Attempt {
             return self.fail(slot, conn, sys::io_failure(&err), false);
         }
         let target = ctx.endpoint(self.local).0;
+        let stream = self.stream(ctx, slot);
         let mut core = ctx.core.borrow_mut();
-        let Core { request_buf, render_buf, body_buf, .. } = &mut *core;
+        let Core { request_buf, render_buf, body_buf, redirects, .. } = &mut *core;
         // Rebuilt on every call, identically (a render is a pure function of the user, its
         // stream number and its journey so far), so a write that waited resumes at `written`.
         let base = match &ctx.shared.requests[target] {
@@ -267,6 +272,7 @@ impl Attempt {
                 &request_buf[..]
             }
         };
+        let request = redirects.request(stream, request);
         let fd = raw_fd(conn);
         match wire::write(fd, tls_of(conn), request, &mut written) {
             Step::Done => {}
@@ -337,10 +343,15 @@ impl Attempt {
             }
             match progress {
                 Progress::Done { end, reusable } => {
-                    if !reusable {
+                    // A redirected stream's connection went to its Location, not to where the next stream goes.
+                    if !reusable || machine.redirects() > 0 {
                         *conn = None;
                     }
                     return Some(Next::Done(end));
+                }
+                Progress::Redirect { status, reusable } => {
+                    drop(core);
+                    return self.follow(ctx, slot, conn, machine, status, reusable);
                 }
                 Progress::NeedMore => {}
             }
@@ -351,6 +362,47 @@ impl Attempt {
             return Some(Next::Wait(Interest::Yield));
         }
         Some(Next::Wait(Interest::Read))
+    }
+
+    /// A redirect: the stream goes on at its Location, on its own clock, over this connection if the answer was read
+    /// whole and the Location is on the same origin, else over a new one.
+    fn follow(
+        &mut self,
+        ctx: &CoreCtx,
+        slot: &Slot,
+        conn: &mut Option<Conn<'_>>,
+        machine: &mut StreamMachine,
+        status: u16,
+        reusable: bool,
+    ) -> Option<Next> {
+        let (stream, target) = (self.stream(ctx, slot), ctx.endpoint(self.local).0);
+        let mut core = ctx.core.borrow_mut();
+        let Core { redirects, rec, .. } = &mut *core;
+        let destination = match redirects.follow(stream, &ctx.shared.cfg, target, status, machine.location()) {
+            Ok(destination) => destination,
+            Err(failure) => {
+                drop(core);
+                return self.fail(slot, conn, failure, true);
+            }
+        };
+        rec.redirects += 1;
+        drop(core);
+        machine.begin_hop();
+        self.clock_started = true;
+        slot.disarm();
+        if reusable && destination == Destination::SameOrigin {
+            self.on_kept_alive = true;
+            self.phase = Phase::Request;
+        } else {
+            *conn = None;
+            self.phase = Phase::Connect;
+        }
+        None
+    }
+
+    /// This stream among its slot's: the key of its redirect state.
+    fn stream(&self, ctx: &CoreCtx, slot: &Slot) -> StreamId {
+        StreamId { local: self.local, vu: ctx.vu(slot, self.local), seq: self.seq }
     }
 
     fn fail(&mut self, slot: &Slot, conn: &mut Option<Conn<'_>>, failure: Failure, got_bytes: bool) -> Option<Next> {

@@ -15,6 +15,7 @@ use crate::plan::StageWindow;
 use crate::recorder::{Failure, Recorder, StreamEnd};
 use crate::sys;
 use crate::template::{RequestTemplate, TargetRequest};
+use crate::worker::hop::Redirects;
 
 /// What every worker shares read-only.
 pub struct RunShared {
@@ -185,6 +186,8 @@ pub(crate) struct Core {
     /// A templated request rendered for one stream, and its body (rendered first, for its length).
     pub(crate) render_buf: Vec<u8>,
     pub(crate) body_buf: Vec<u8>,
+    /// Each redirected stream's current hop, and the names redirects resolved.
+    pub(crate) redirects: Redirects,
     /// Streams this core may still start; `None` is unlimited.
     pub(crate) streams_left: Option<u64>,
     /// Users `0..user_limit` may start streams; the others end at their next start (`--stages`).
@@ -318,6 +321,7 @@ pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_byt
         request_buf: Vec::new(),
         render_buf: Vec::new(),
         body_buf: Vec::new(),
+        redirects: Redirects::default(),
         streams_left: None,
         user_limit: 1,
         spare_recs: Vec::new(),

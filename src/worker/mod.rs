@@ -4,11 +4,12 @@
 //! users (`user`); a user runs each stream as an `attempt`, with `--scenario` between the steps of its `journey`,
 //! while the core's `sweep` task enforces the timeouts and the end of the run. All of them share one
 //! `core::CoreCtx`. The files import each other by `crate::worker::x` paths and only one way:
-//! `drive -> user -> {attempt, journey} -> core` and `sweep -> core`; nothing imports this file.
+//! `drive -> user -> {attempt, journey} -> core -> hop` and `sweep -> core`; nothing imports this file.
 
 mod attempt;
 mod core;
 mod drive;
+mod hop;
 mod journey;
 mod sweep;
 mod user;
@@ -63,6 +64,7 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
         request_buf: Vec::with_capacity(shared.requests.iter().map(encoded_len).max().unwrap_or(0) + 64),
         render_buf: Vec::new(),
         body_buf: Vec::new(),
+        redirects: Default::default(),
         streams_left: shard.streams_quota,
         user_limit: shard.virtual_users,
         spare_recs: (1..stages).map(|_| new_recorder()).collect(),

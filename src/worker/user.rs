@@ -28,6 +28,7 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     if cfg.reconnect || cfg.verify_seq {
         machine.track_ids(cfg.verify_seq, cfg.reconnect);
     }
+    machine.follow_redirects(cfg.max_redirects);
     if cfg.llm.is_some() {
         machine.enable_llm(if ctx.journeys.is_empty() { 0 } else { MAX_ANSWER_BYTES });
     }

@@ -692,10 +692,12 @@ fn open_model_drops_what_max_streams_cannot_absorb() {
     assert_eq!(arrivals.scheduled, 600, "one every 5 ms for 3 s");
     assert_eq!(arrivals.started + arrivals.dropped, arrivals.scheduled);
     assert_eq!(arrivals.started, streams.started);
-    // Each of the 50 slots runs streams back to back, 3 or 4 in 3 s (~176 in all): a slot frees within 5 ms of
-    // its stream's end, so at least 3; no stream is shorter than the server's 950 ms, so at most 4. A loaded
-    // machine only lengthens streams. The arrivals left over are dropped (counted exactly above).
-    assert!(streams.started >= 50 * 3, "{} started", streams.started);
+    // Each of the 50 slots runs streams back to back, 3 or 4 in 3 s (~176 in all) on an idle machine: a slot
+    // frees within 5 ms of its stream's end; no stream is shorter than the server's 950 ms, so at most 4. A
+    // loaded machine only lengthens streams, and three of 950 ms leave 150 ms of slack in 3 s (a CI neighbour
+    // compiling took one under it), so the floor is two per slot: what shows that slots are reused at all. The
+    // arrivals left over are dropped (counted exactly above).
+    assert!(streams.started >= 50 * 2, "{} started", streams.started);
     assert!(streams.started <= 50 * 4, "{} started", streams.started);
     assert_eq!(streams.peak_concurrent, 50);
     assert_eq!(streams.failed, 0, "{:?}", streams.failures);

@@ -14,5 +14,6 @@ mod layers;
 mod llm_chunks;
 mod llm_run;
 mod memory;
+mod redirects;
 mod tls;
 mod util;
