@@ -105,6 +105,11 @@ impl Attempt {
                         machine.begin(now);
                     }
                     self.requested = true;
+                    // The head is due within --header-timeout of the request's start, writing included, and
+                    // the write must keep moving: a server that never reads the request is bounded too.
+                    let cfg = &ctx.shared.cfg;
+                    slot.arm(ctx, Expiry::HeaderTimeout, now, cfg.header_timeout);
+                    slot.byte_deadline_ms.set(ctx.deadline_ms(now, cfg.byte_idle_timeout));
                     slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(slot, self.local, self.seq)));
                     self.phase = Phase::Writing { written: 0 };
                     None
@@ -271,23 +276,22 @@ impl Attempt {
             }
         };
         let fd = raw_fd(conn);
-        match wire::write(fd, tls_of(conn), request, &mut written) {
+        let before = written;
+        let step = wire::write(fd, tls_of(conn), request, &mut written);
+        drop(core);
+        // A write that moved resets the byte-idle deadline, as a read does; the header deadline runs on.
+        let byte_idle_timeout = ctx.shared.cfg.byte_idle_timeout;
+        if written > before && byte_idle_timeout.is_some() {
+            slot.byte_deadline_ms.set(ctx.deadline_ms(Instant::now(), byte_idle_timeout));
+        }
+        match step {
             Step::Done => {}
             Step::Wait(want) => {
                 self.phase = Phase::Writing { written };
                 return Some(Next::Wait(want.into()));
             }
-            Step::Failed(failure) => {
-                drop(core);
-                return self.fail(slot, conn, failure, false);
-            }
+            Step::Failed(failure) => return self.fail(slot, conn, failure, false),
         }
-        drop(core);
-        // The request is out: the response head is due, and bytes must keep coming.
-        let cfg = &ctx.shared.cfg;
-        let now = Instant::now();
-        slot.arm(ctx, Expiry::HeaderTimeout, now, cfg.header_timeout);
-        slot.byte_deadline_ms.set(ctx.deadline_ms(now, cfg.byte_idle_timeout));
         self.phase = Phase::Reading { got_bytes: false };
         Some(Next::Wait(Interest::Read))
     }

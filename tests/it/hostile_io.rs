@@ -1,0 +1,175 @@
+//! Servers that misbehave at the socket: one that never reads a large request, one that answers before the request
+//! is written, one that sends as fast as it can, one that talks on an idle kept-alive connection. Each runs the
+//! `ssebench` binary (a hang must not hang the test: past its limit the child is killed and the test fails saying
+//! so) on both drivers, and asserts counts and classes from its JSON report, with upper bounds on time only as "the
+//! run ended within its deadline plus a wide margin".
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::util::{LOOPBACK, ssebench, temp_dir};
+
+const DRIVERS: [&str; 2] = ["epoll", "io_uring"];
+/// A run still going this long after its start hangs: its deadline or timeout is a second or two.
+const HANG: Duration = Duration::from_secs(15);
+
+/// How one `ssebench run` ended: how long it took, its exit code, what it printed, and its JSON report.
+struct Ran {
+    elapsed: Duration,
+    code: Option<i32>,
+    stdout: String,
+    json: serde_json::Value,
+}
+
+impl Ran {
+    fn at(&self, path: &str) -> &serde_json::Value {
+        path.split('.').fold(&self.json, |v, key| &v[key])
+    }
+
+    fn count(&self, path: &str) -> u64 {
+        self.at(path).as_u64().unwrap_or_else(|| panic!("{path} is {:?}: {}", self.at(path), self.stdout))
+    }
+
+    fn failures(&self, class: &str) -> u64 {
+        self.count(&format!("streams.failures.{class}"))
+    }
+}
+
+/// `ssebench run http://ADDR/ -t 1 --driver DRIVER ARGS --json FILE`. With `interrupt_after`, a SIGINT that long
+/// after the start. A child still running after `limit` is killed, and the test fails: the run hung.
+fn run_bin(addr: SocketAddr, driver: &str, args: &[&str], interrupt_after: Option<Duration>, limit: Duration) -> Ran {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let json_path = temp_dir("hostile-io").join(format!("run-{}.json", RUNS.fetch_add(1, Ordering::Relaxed)));
+    let url = format!("http://{addr}/");
+    let mut child = ssebench()
+        .args(["run", &url, "-t", "1", "--driver", driver])
+        .args(args)
+        .arg("--json")
+        .arg(&json_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut interrupt = interrupt_after;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if interrupt.is_some_and(|after| started.elapsed() >= after) {
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+            interrupt = None;
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{driver} {args:?}: still running after {limit:?}, killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = started.elapsed();
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let json = std::fs::read(&json_path).map_or(serde_json::Value::Null, |b| serde_json::from_slice(&b).unwrap());
+    Ran { elapsed, code: status.code(), stdout, json }
+}
+
+/// A 16 MiB `--body` file: far more than the socket buffers of both ends hold.
+fn large_body() -> &'static str {
+    static BODY: OnceLock<PathBuf> = OnceLock::new();
+    let path = BODY.get_or_init(|| {
+        let path = temp_dir("hostile-io-body").join("body.bin");
+        std::fs::write(&path, vec![b'x'; 16 << 20]).unwrap();
+        path
+    });
+    path.to_str().unwrap()
+}
+
+/// `--body @FILE` with the large body.
+fn large_body_arg() -> String {
+    format!("@{}", large_body())
+}
+
+/// A server that accepts every connection, hands it to `serve` on a thread of its own, and keeps it open after
+/// `serve` returns (closing it is not what these servers do).
+fn server(serve: fn(&mut TcpStream)) -> SocketAddr {
+    let listener = TcpListener::bind(LOOPBACK).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                serve(&mut conn);
+                std::thread::sleep(Duration::from_secs(60));
+            });
+        }
+    });
+    addr
+}
+
+/// Accepts, then neither reads nor answers.
+fn silent(_: &mut TcpStream) {}
+
+/// Reads the request at up to 256 KiB per 50 ms, and never answers: the write moves every few hundred ms (as the
+/// client's send buffer drains by a third), and the large body takes seconds.
+fn slow_reader(conn: &mut TcpStream) {
+    let mut buf = vec![0; 256 << 10];
+    while conn.read(&mut buf).is_ok_and(|n| n > 0) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Item 1: a request that cannot be written (the server never reads it) is bounded by --byte-idle-timeout.
+#[test]
+fn a_request_write_that_makes_no_progress_is_byte_idle() {
+    let addr = server(silent);
+    let body = large_body_arg();
+    for driver in DRIVERS {
+        let args = ["-c", "1", "-n", "1", "--body", &body, "--byte-idle-timeout", "1s"];
+        let ran = run_bin(addr, driver, &args, None, HANG);
+        assert_eq!((ran.failures("byte_idle_timeout"), ran.count("streams.completed")), (1, 0), "{driver}");
+        assert!(ran.elapsed >= Duration::from_secs(1), "{driver}: ended after {:?}", ran.elapsed);
+        assert!(ran.elapsed < Duration::from_secs(4), "{driver}: ended after {:?}", ran.elapsed);
+    }
+}
+
+/// Item 1: --header-timeout runs from the request's start, writing included; a write that keeps moving is not idle.
+#[test]
+fn header_timeout_counts_from_the_request_start_while_writing() {
+    for (serve, byte_idle) in [(silent as fn(&mut TcpStream), None), (slow_reader, Some("1s"))] {
+        let addr = server(serve);
+        let body = large_body_arg();
+        for driver in DRIVERS {
+            let mut args = vec!["-c", "1", "-n", "1", "--body", &body, "--header-timeout", "1500ms"];
+            args.extend(byte_idle.iter().flat_map(|t| ["--byte-idle-timeout", t]));
+            let ran = run_bin(addr, driver, &args, None, HANG);
+            assert_eq!(ran.failures("header_timeout"), 1, "{driver} {args:?}: {}", ran.stdout);
+            assert_eq!((ran.count("streams.failed"), ran.count("streams.completed")), (1, 0), "{driver} {args:?}");
+            assert!(ran.elapsed >= Duration::from_millis(1500), "{driver}: ended after {:?}", ran.elapsed);
+            assert!(ran.elapsed < Duration::from_millis(4500), "{driver}: ended after {:?}", ran.elapsed);
+        }
+    }
+}
+
+/// Item 1: -d and Ctrl-C end a stream stuck writing its request: interrupted, neither completed nor failed.
+#[test]
+fn the_run_end_and_ctrl_c_cut_a_request_write() {
+    let addr = server(silent);
+    let body = large_body_arg();
+    for driver in DRIVERS {
+        let by_deadline = run_bin(addr, driver, &["-c", "2", "-d", "1s", "--body", &body], None, HANG);
+        let by_signal = run_bin(addr, driver, &["-c", "2", "--body", &body], Some(Duration::from_millis(700)), HANG);
+        for (ran, code) in [(by_deadline, 0), (by_signal, 130)] {
+            assert_eq!(ran.code, Some(code), "{driver}: {}", ran.stdout);
+            let streams = ["started", "interrupted", "completed", "failed"].map(|k| ran.count(&format!("streams.{k}")));
+            assert_eq!(streams, [2, 2, 0, 0], "{driver}: {}", ran.stdout);
+            assert!(ran.elapsed < Duration::from_secs(4), "{driver}: ended after {:?}", ran.elapsed);
+        }
+    }
+}
