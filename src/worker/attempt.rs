@@ -22,8 +22,22 @@ const READS_PER_WAKE: usize = 16;
 pub(crate) enum Interest {
     Read,
     Write,
+    /// Writable, or readable: the request is going out, and the server may answer before it has read all of it
+    /// (RFC 9112 §9.5: a 413 or a 401 at once, then no more reading). Waiting for writability alone would wait
+    /// forever for a server that stopped reading, with its answer unread.
+    ReadOrWrite,
     /// Nothing to wait for (TLS holds decrypted bytes the socket no longer has), but the others get a turn.
     Yield,
+}
+
+/// What a pass of reads came to.
+enum Taken {
+    /// The stream ended, or the attempt moved on (a retry on a new connection): the phase's step.
+    Step(Option<Next>),
+    /// The socket has nothing more for now.
+    Drained,
+    /// READS_PER_WAKE reads, the last of them full: more may be waiting.
+    Budget,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -43,10 +57,12 @@ pub(crate) enum Phase {
     Handshake { started: Instant },
     /// The request starts now.
     Request,
-    /// `written` bytes of the request are out.
-    Writing { written: usize },
-    /// Reading the response; `got_bytes` once any byte of it arrived.
-    Reading { got_bytes: bool },
+    /// `written` bytes of the request are out; `got_bytes` once any byte of the response arrived (it may come
+    /// before the request is whole).
+    Writing { written: usize, got_bytes: bool },
+    /// Reading the response; `got_bytes` once any byte of it arrived. `request_whole`: the request was written to
+    /// its end (false when the response came first): only then may the connection carry another.
+    Reading { got_bytes: bool, request_whole: bool },
 }
 
 /// One stream: connect (or reuse a kept-alive connection), write the request, read the response.
@@ -111,14 +127,16 @@ impl Attempt {
                     slot.arm(ctx, Expiry::HeaderTimeout, now, cfg.header_timeout);
                     slot.byte_deadline_ms.set(ctx.deadline_ms(now, cfg.byte_idle_timeout));
                     slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(slot, self.local, self.seq)));
-                    self.phase = Phase::Writing { written: 0 };
-                    None
+                    self.phase = Phase::Writing { written: 0, got_bytes: false };
+                    self.write(ctx, slot, conn, machine, (0, false), None)
                 }
-                Phase::Writing { written } => {
-                    let resume_after = if ctx.shared.cfg.reconnect { machine.last_id() } else { None };
-                    self.write(ctx, slot, conn, written, wake_error, resume_after)
+                // Only after a wait: the first write is the request phase's.
+                Phase::Writing { written, got_bytes } => {
+                    self.write(ctx, slot, conn, machine, (written, got_bytes), Some(wake_error))
                 }
-                Phase::Reading { got_bytes } => self.read(ctx, slot, conn, machine, got_bytes, wake_error),
+                Phase::Reading { got_bytes, request_whole } => {
+                    self.read(ctx, slot, conn, machine, (got_bytes, request_whole), wake_error)
+                }
             };
             if let Some(next) = step {
                 return next;
@@ -238,18 +256,33 @@ impl Attempt {
         None
     }
 
+    /// Writes the request on from `written`. `woke`: this call follows a wait (for either readiness), and what the
+    /// wait returned; the response may have started meanwhile.
     fn write(
         &mut self,
         ctx: &CoreCtx,
         slot: &Slot,
         conn: &mut Option<Conn<'_>>,
-        mut written: usize,
-        wake_error: Option<std::io::Error>,
-        resume_after: Option<u64>,
+        machine: &mut StreamMachine,
+        (mut written, mut got_bytes): (usize, bool),
+        woke: Option<Option<std::io::Error>>,
     ) -> Option<Next> {
-        if let Some(err) = wake_error {
-            return self.fail(slot, conn, sys::io_failure(&err), false);
+        if let Some(woke) = woke {
+            if let Some(err) = woke {
+                return self.fail(slot, conn, sys::io_failure(&err), got_bytes);
+            }
+            // An answer before the request is whole is the answer (a 413, say): the same machine as the read
+            // phase's classifies it. A whole head ends the write; the connection goes with this stream.
+            match self.take(ctx, slot, conn, machine, &mut got_bytes, false) {
+                Taken::Step(step) => return step,
+                Taken::Drained | Taken::Budget if machine.head_received() => {
+                    self.phase = Phase::Reading { got_bytes, request_whole: false };
+                    return None;
+                }
+                Taken::Drained | Taken::Budget => {}
+            }
         }
+        let resume_after = if ctx.shared.cfg.reconnect { machine.last_id() } else { None };
         let target = ctx.endpoint(self.local).0;
         let mut core = ctx.core.borrow_mut();
         let Core { request_buf, render_buf, body_buf, .. } = &mut *core;
@@ -287,12 +320,13 @@ impl Attempt {
         match step {
             Step::Done => {}
             Step::Wait(want) => {
-                self.phase = Phase::Writing { written };
-                return Some(Next::Wait(want.into()));
+                self.phase = Phase::Writing { written, got_bytes };
+                let interest = if want == Want::Write { Interest::ReadOrWrite } else { want.into() };
+                return Some(Next::Wait(interest));
             }
-            Step::Failed(failure) => return self.fail(slot, conn, failure, false),
+            Step::Failed(failure) => return self.fail(slot, conn, failure, got_bytes),
         }
-        self.phase = Phase::Reading { got_bytes: false };
+        self.phase = Phase::Reading { got_bytes, request_whole: true };
         Some(Next::Wait(Interest::Read))
     }
 
@@ -302,12 +336,34 @@ impl Attempt {
         slot: &Slot,
         conn: &mut Option<Conn<'_>>,
         machine: &mut StreamMachine,
-        mut got_bytes: bool,
+        (mut got_bytes, request_whole): (bool, bool),
         wake_error: Option<std::io::Error>,
     ) -> Option<Next> {
         if let Some(err) = wake_error {
             return self.fail(slot, conn, sys::io_failure(&err), got_bytes);
         }
+        if let Taken::Step(step) = self.take(ctx, slot, conn, machine, &mut got_bytes, request_whole) {
+            return step;
+        }
+        self.phase = Phase::Reading { got_bytes, request_whole };
+        // Bytes rustls decrypted are out of the socket: waiting for it to be readable could wait forever.
+        if tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) {
+            return Some(Next::Wait(Interest::Yield));
+        }
+        Some(Next::Wait(Interest::Read))
+    }
+
+    /// Reads what the socket has, up to READS_PER_WAKE reads, into the machine, moving the stream's deadlines on.
+    /// `request_whole`: the connection may carry another request if the response ends now.
+    fn take(
+        &mut self,
+        ctx: &CoreCtx,
+        slot: &Slot,
+        conn: &mut Option<Conn<'_>>,
+        machine: &mut StreamMachine,
+        got_bytes: &mut bool,
+        request_whole: bool,
+    ) -> Taken {
         let cfg = &ctx.shared.cfg;
         let fd = raw_fd(conn);
         let tls_user = ctx.tls_user(self.local);
@@ -320,15 +376,15 @@ impl Attempt {
                 wire::Read::Eof => {
                     let end = machine.on_eof();
                     drop(core);
-                    return self.end(slot, conn, end, got_bytes);
+                    return Taken::Step(self.end(slot, conn, end, *got_bytes));
                 }
-                wire::Read::Wait => break,
+                wire::Read::Wait => return Taken::Drained,
                 wire::Read::Failed(failure) => {
                     drop(core);
-                    return self.fail(slot, conn, failure, got_bytes);
+                    return Taken::Step(self.fail(slot, conn, failure, *got_bytes));
                 }
             };
-            got_bytes = true;
+            *got_bytes = true;
             let now = Instant::now();
             let (had_head, events_before) = (machine.head_received(), machine.events());
             let progress = machine.on_bytes(now, &scratch[..n], rec);
@@ -342,22 +398,14 @@ impl Attempt {
             } else if !had_head && machine.head_received() {
                 slot.arm(ctx, Expiry::FirstEventTimeout, now, cfg.first_event_timeout);
             }
-            match progress {
-                Progress::Done { end, reusable } => {
-                    if !reusable {
-                        *conn = None;
-                    }
-                    return Some(Next::Done(end));
+            if let Progress::Done { end, reusable } = progress {
+                if !(reusable && request_whole) {
+                    *conn = None;
                 }
-                Progress::NeedMore => {}
+                return Taken::Step(Some(Next::Done(end)));
             }
         }
-        self.phase = Phase::Reading { got_bytes };
-        // Bytes rustls decrypted are out of the socket: waiting for it to be readable could wait forever.
-        if tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) {
-            return Some(Next::Wait(Interest::Yield));
-        }
-        Some(Next::Wait(Interest::Read))
+        Taken::Budget
     }
 
     fn fail(&mut self, slot: &Slot, conn: &mut Option<Conn<'_>>, failure: Failure, got_bytes: bool) -> Option<Next> {
@@ -464,6 +512,7 @@ mod tests {
         let events = match interest {
             Interest::Read => libc::POLLIN,
             Interest::Write => libc::POLLOUT,
+            Interest::ReadOrWrite => libc::POLLIN | libc::POLLOUT,
             Interest::Yield => return,
         };
         let mut pollfd = libc::pollfd { fd, events, revents: 0 };
@@ -517,7 +566,7 @@ mod tests {
 
             // Connected: the request goes out in the same call, and the response head is awaited.
             assert_eq!(h.wake(Interest::Write), Next::Wait(Interest::Read));
-            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: false }));
+            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: false, .. }));
             assert!(h.attempt.requested);
             assert_eq!(slot.deadline.get(), Expiry::HeaderTimeout);
             assert_eq!(ctx.core.borrow().connecting, 0);
@@ -529,7 +578,7 @@ mod tests {
             // The head: still reading, now for the first event.
             server.write_all(ONE_EVENT_HEAD).unwrap();
             assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
-            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: true }));
+            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: true, .. }));
             assert!(h.machine.head_received());
             assert_eq!(slot.deadline.get(), Expiry::FirstEventTimeout);
 
@@ -587,7 +636,29 @@ mod tests {
             ctx.slots[0].expire(Expiry::HeaderTimeout);
             assert_eq!(h.wake(Interest::Read), Next::Done(StreamEnd::Failed(Failure::PrematureEof)));
             assert!(h.conn.is_none());
-            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: false }));
+            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: false, .. }));
+        });
+    }
+
+    /// A server may answer before it has read the whole request (RFC 9112 §9.5), then stop reading: the attempt,
+    /// waiting for either readiness while it writes, reads that answer and the stream is classified by it. The
+    /// connection, with part of a request on it, is not kept.
+    #[test]
+    fn an_answer_before_the_request_is_whole_ends_the_write() {
+        // Far more than a Unix socket pair buffers.
+        let request = [REQUEST, &vec![b'x'; 4 << 20]].concat();
+        let ctx = test_ctx(NOWHERE.parse().unwrap(), &request, 4096);
+        run(async {
+            let (conn, mut server) = kept_alive(&ctx.slots[0], libc::SOCK_STREAM);
+            let mut h = Harness::new(&ctx, Some(conn));
+            assert_eq!(h.advance(), Next::Wait(Interest::ReadOrWrite));
+            let Phase::Writing { written, got_bytes: false } = h.attempt.phase else { panic!("{:?}", h.attempt.phase) };
+            assert!(0 < written && written < request.len(), "{written} of {} bytes written", request.len());
+
+            server.write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n").unwrap();
+            assert_eq!(h.wake(Interest::ReadOrWrite), Next::Done(StreamEnd::Failed(Failure::HttpStatus(413))));
+            assert!(h.conn.is_none());
+            assert_eq!(ctx.core.borrow().rec.histograms.headers_us.len(), 1);
         });
     }
 

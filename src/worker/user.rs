@@ -91,6 +91,8 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             let woke = match interest {
                 Interest::Read => live.stream.readable(false).await,
                 Interest::Write => live.stream.writable(false).await,
+                // Boxed: only a request larger than the socket takes at once waits to be written.
+                Interest::ReadOrWrite => Box::pin(readable_or_writable(&live.stream)).await,
                 Interest::Yield => {
                     YieldNow(false).await;
                     Ok(())
@@ -174,6 +176,17 @@ fn record_end(
     let from = if requested { machine.request_start() } else { opened_at };
     let events = if requested { machine.events() } else { 0 };
     rec.stream_closed(end, micros_between(from, now), events);
+}
+
+/// Ready when `stream` is readable or writable, with what that wait returned.
+async fn readable_or_writable(stream: &monoio::net::TcpStream) -> std::io::Result<()> {
+    let mut readable = std::pin::pin!(stream.readable(false));
+    let mut writable = std::pin::pin!(stream.writable(false));
+    std::future::poll_fn(|cx| match readable.as_mut().poll(cx) {
+        std::task::Poll::Pending => writable.as_mut().poll(cx),
+        ready => ready,
+    })
+    .await
 }
 
 /// Returns Pending once (after asking to be polled again), then Ready: a turn for the others.

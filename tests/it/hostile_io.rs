@@ -4,7 +4,7 @@
 //! so) on both drivers, and asserts counts and classes from its JSON report, with upper bounds on time only as "the
 //! run ended within its deadline plus a wide margin".
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{LOOPBACK, ssebench, temp_dir};
+use crate::util::{LOOPBACK, read_head, ssebench, temp_dir};
 
 const DRIVERS: [&str; 2] = ["epoll", "io_uring"];
 /// A run still going this long after its start hangs: its deadline or timeout is a second or two.
@@ -125,6 +125,13 @@ fn slow_reader(conn: &mut TcpStream) {
     }
 }
 
+/// Reads the request head, answers 413 at once, and stops reading (the body stays unread).
+fn early_413(conn: &mut TcpStream) {
+    if read_head(conn).is_some() {
+        let _ = conn.write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n");
+    }
+}
+
 /// Item 1: a request that cannot be written (the server never reads it) is bounded by --byte-idle-timeout.
 #[test]
 fn a_request_write_that_makes_no_progress_is_byte_idle() {
@@ -171,5 +178,21 @@ fn the_run_end_and_ctrl_c_cut_a_request_write() {
             assert_eq!(streams, [2, 2, 0, 0], "{driver}: {}", ran.stdout);
             assert!(ran.elapsed < Duration::from_secs(4), "{driver}: ended after {:?}", ran.elapsed);
         }
+    }
+}
+
+/// Item 2: a response that comes while the request is still being written (a 413 before the body is read) ends the
+/// write and classifies the stream.
+#[test]
+fn an_early_response_ends_the_request_write() {
+    let addr = server(early_413);
+    let body = large_body_arg();
+    for driver in DRIVERS {
+        let ran = run_bin(addr, driver, &["-c", "1", "-n", "2", "--body", &body], None, HANG);
+        assert_eq!(ran.code, Some(0), "{driver}: {}", ran.stdout);
+        assert_eq!((ran.failures("http_413"), ran.count("streams.failed")), (2, 2), "{driver}: {}", ran.stdout);
+        assert_eq!(ran.count("latency_us.headers.count"), 2, "{driver}: both heads timed");
+        assert_eq!(ran.count("latency_us.connect.count"), 2, "{driver}: a cut request's connection is not reused");
+        assert!(ran.elapsed < Duration::from_secs(4), "{driver}: ended after {:?}", ran.elapsed);
     }
 }
