@@ -14,8 +14,10 @@ use crate::units::micros_between;
 use crate::wire::{self, Step, Want};
 use crate::worker::core::{Conn, Core, CoreCtx, Expiry, Slot, raw_fd, tls_of};
 
-/// Reads per readiness wake-up, so one fast stream cannot starve the others on its core.
-const READS_PER_WAKE: usize = 16;
+/// Reads a stream may do before its task gives the others (and the core's timers) a turn: one fast stream must
+/// not starve its core. Counted across readiness waits that did not suspend the task: on epoll, a wait on a socket
+/// with data waiting completes at once.
+pub(crate) const READS_PER_WAKE: u8 = 16;
 
 /// What a stream attempt waits for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +28,8 @@ pub(crate) enum Interest {
     /// (RFC 9112 §9.5: a 413 or a 401 at once, then no more reading). Waiting for writability alone would wait
     /// forever for a server that stopped reading, with its answer unread.
     ReadOrWrite,
-    /// Nothing to wait for (TLS holds decrypted bytes the socket no longer has), but the others get a turn.
+    /// Nothing to wait for, but the others get a turn: the stream spent its READS_PER_WAKE reads (with TLS
+    /// perhaps holding decrypted bytes the socket no longer has).
     Yield,
 }
 
@@ -36,7 +39,7 @@ enum Taken {
     Step(Option<Next>),
     /// The socket has nothing more for now.
     Drained,
-    /// READS_PER_WAKE reads, the last of them full: more may be waiting.
+    /// The read budget is spent, the last read full: more may be waiting, but the others get a turn first.
     Budget,
 }
 
@@ -74,8 +77,9 @@ pub(crate) struct Attempt {
     on_kept_alive: bool,
     /// What the last readiness wait returned, for the phase to judge.
     pub(crate) wake_error: Option<std::io::Error>,
-    /// The user's index on this core (its target and source address follow from it).
-    local: usize,
+    /// The user's index on this core (its target and source address follow from it); u32 leaves room for
+    /// `reads_left` in the attempt's 48 bytes.
+    local: u32,
     /// The user's stream number, for templates.
     seq: u32,
     /// The attempt waited for readiness at least once.
@@ -84,6 +88,8 @@ pub(crate) struct Attempt {
     pub(crate) requested: bool,
     /// The machine's clock was started before the attempt (the open model's scheduled start).
     clock_started: bool,
+    /// Reads left before the task must give the others a turn ([`Attempt::rested`] refills it).
+    reads_left: u8,
 }
 
 impl Attempt {
@@ -93,12 +99,23 @@ impl Attempt {
             phase,
             on_kept_alive: kept_alive,
             wake_error: None,
-            local,
+            local: u32::try_from(local).expect("a core's users are numbered in u32"),
             seq,
             waited: false,
             requested: false,
             clock_started,
+            reads_left: READS_PER_WAKE,
         }
+    }
+
+    fn local(&self) -> usize {
+        self.local as usize
+    }
+
+    /// The task was suspended (its wait pended, or it yielded): the others had their turn, and the read budget is
+    /// whole again.
+    pub(crate) fn rested(&mut self) {
+        self.reads_left = READS_PER_WAKE;
     }
 
     /// Does all the work that needs no waiting, up to the next wait or the stream's end.
@@ -126,7 +143,7 @@ impl Attempt {
                     let cfg = &ctx.shared.cfg;
                     slot.arm(ctx, Expiry::HeaderTimeout, now, cfg.header_timeout);
                     slot.byte_deadline_ms.set(ctx.deadline_ms(now, cfg.byte_idle_timeout));
-                    slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(slot, self.local, self.seq)));
+                    slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(slot, self.local(), self.seq)));
                     self.phase = Phase::Writing { written: 0, got_bytes: false };
                     self.write(ctx, slot, conn, machine, (0, false), None)
                 }
@@ -153,7 +170,7 @@ impl Attempt {
         if ctx.run_over(started) {
             return Some(Next::Done(StreamEnd::Interrupted));
         }
-        let (target, bind) = ctx.endpoint(self.local);
+        let (target, bind) = ctx.endpoint(self.local());
         let (socket, in_progress) = match sys::start_connect(cfg.targets[target].addr, bind) {
             Ok(started) => started,
             Err(err) => return Some(Next::Done(StreamEnd::Failed(sys::connect_failure(&err)))),
@@ -201,12 +218,12 @@ impl Attempt {
         let now = Instant::now();
         let mut core = ctx.core.borrow_mut();
         core.rec.histograms.connect_us.saturating_record(micros_between(started, now));
-        let target = &ctx.shared.cfg.targets[ctx.endpoint(self.local).0];
+        let target = &ctx.shared.cfg.targets[ctx.endpoint(self.local()).0];
         let (Some(name), Some(tls)) = (&target.tls_name, &ctx.shared.cfg.tls) else {
             self.phase = Phase::Request;
             return None;
         };
-        let session = match tls.connect(name, ctx.tls_user(self.local)) {
+        let session = match tls.connect(name, ctx.tls_user(self.local())) {
             Ok(session) => session,
             Err(err) => {
                 drop(core);
@@ -234,7 +251,7 @@ impl Attempt {
         let fd = raw_fd(conn);
         let step = match (wake_error, tls_of(conn)) {
             (Some(err), _) => Step::Failed(sys::io_failure(&err)),
-            (None, Some(tls)) => wire::handshake(fd, tls, ctx.tls_user(self.local)),
+            (None, Some(tls)) => wire::handshake(fd, tls, ctx.tls_user(self.local())),
             (None, None) => Step::Failed(Failure::TlsError),
         };
         if let Step::Wait(want) = step {
@@ -279,11 +296,15 @@ impl Attempt {
                     self.phase = Phase::Reading { got_bytes, request_whole: false };
                     return None;
                 }
-                Taken::Drained | Taken::Budget => {}
+                Taken::Budget => {
+                    self.phase = Phase::Writing { written, got_bytes };
+                    return Some(Next::Wait(Interest::Yield));
+                }
+                Taken::Drained => {}
             }
         }
         let resume_after = if ctx.shared.cfg.reconnect { machine.last_id() } else { None };
-        let target = ctx.endpoint(self.local).0;
+        let target = ctx.endpoint(self.local()).0;
         let mut core = ctx.core.borrow_mut();
         let Core { request_buf, render_buf, body_buf, .. } = &mut *core;
         // Rebuilt on every call, identically (a render is a pure function of the user, its
@@ -291,13 +312,13 @@ impl Attempt {
         let base = match &ctx.shared.requests[target] {
             TargetRequest::Encoded(bytes) => &bytes[..],
             TargetRequest::Template(template) => {
-                let state = ctx.journeys.get(self.local).map(RefCell::borrow);
+                let state = ctx.journeys.get(self.local()).map(RefCell::borrow);
                 let journey = state.as_deref().map_or(Journey::default(), |j| Journey {
                     turn: Some(u64::from(j.turn)),
                     history: &j.history,
                     extracted: &j.extracted,
                 });
-                template.render(ctx.vu(slot, self.local), u64::from(self.seq), &journey, body_buf, render_buf);
+                template.render(ctx.vu(slot, self.local()), u64::from(self.seq), &journey, body_buf, render_buf);
                 &render_buf[..]
             }
         };
@@ -342,12 +363,14 @@ impl Attempt {
         if let Some(err) = wake_error {
             return self.fail(slot, conn, sys::io_failure(&err), got_bytes);
         }
-        if let Taken::Step(step) = self.take(ctx, slot, conn, machine, &mut got_bytes, request_whole) {
-            return step;
-        }
+        let spent = match self.take(ctx, slot, conn, machine, &mut got_bytes, request_whole) {
+            Taken::Step(step) => return step,
+            Taken::Drained => false,
+            Taken::Budget => true,
+        };
         self.phase = Phase::Reading { got_bytes, request_whole };
         // Bytes rustls decrypted are out of the socket: waiting for it to be readable could wait forever.
-        if tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) {
+        if spent || tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) {
             return Some(Next::Wait(Interest::Yield));
         }
         Some(Next::Wait(Interest::Read))
@@ -366,11 +389,14 @@ impl Attempt {
     ) -> Taken {
         let cfg = &ctx.shared.cfg;
         let fd = raw_fd(conn);
-        let tls_user = ctx.tls_user(self.local);
+        let tls_user = ctx.tls_user(self.local());
         let mut drained = false;
         let mut core = ctx.core.borrow_mut();
         let Core { rec, scratch, .. } = &mut *core;
-        for _ in 0..READS_PER_WAKE {
+        loop {
+            if self.reads_left == 0 {
+                return Taken::Budget;
+            }
             let n = match wire::read(fd, tls_of(conn), scratch, &mut drained, tls_user) {
                 wire::Read::Data(n) => n,
                 wire::Read::Eof => {
@@ -384,6 +410,7 @@ impl Attempt {
                     return Taken::Step(self.fail(slot, conn, failure, *got_bytes));
                 }
             };
+            self.reads_left -= 1;
             *got_bytes = true;
             let now = Instant::now();
             let (had_head, events_before) = (machine.head_received(), machine.events());
@@ -405,7 +432,6 @@ impl Attempt {
                 return Taken::Step(Some(Next::Done(end)));
             }
         }
-        Taken::Budget
     }
 
     fn fail(&mut self, slot: &Slot, conn: &mut Option<Conn<'_>>, failure: Failure, got_bytes: bool) -> Option<Next> {
@@ -491,9 +517,11 @@ mod tests {
             self.attempt.advance(self.ctx, &self.ctx.slots[0], &mut self.conn, &mut self.machine)
         }
 
-        /// Waits for what the attempt asked, as the user's task would, then advances it.
+        /// Waits for what the attempt asked, as the user's task would when the wait suspends it (its read budget
+        /// refilled), then advances it.
         fn wake(&mut self, interest: Interest) -> Next {
             wait_for(self.fd(), interest);
+            self.attempt.rested();
             self.advance()
         }
 
@@ -687,10 +715,13 @@ mod tests {
     }
 
     /// A read that fills the scratch buffer may have left bytes behind, so the attempt reads again, but at most
-    /// READS_PER_WAKE times per wake-up: one fast stream must not starve the others on its core.
+    /// READS_PER_WAKE times before its task gives the others a turn: then it asks to yield. The budget counts across
+    /// waits that did not suspend the task (on epoll a wait completes at once while data is waiting), so a stream
+    /// whose data never stops cannot keep its core to itself with short reads either.
     #[test]
     fn full_reads_read_again_up_to_reads_per_wake() {
         const SCRATCH: usize = 64;
+        let budget = usize::from(READS_PER_WAKE);
         let ctx = test_ctx(NOWHERE.parse().unwrap(), REQUEST, SCRATCH);
         let events_past = |bytes: usize| EVENT.repeat(bytes / EVENT.len() + 1);
         run(async {
@@ -706,15 +737,31 @@ mod tests {
             assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
             assert_eq!((bytes(), unread(h.fd())), (response.len(), 0));
 
-            // More than READS_PER_WAKE buffers: one wake-up reads READS_PER_WAKE full ones, the next the rest.
-            let events = events_past(READS_PER_WAKE * SCRATCH);
+            // More than READS_PER_WAKE buffers: one wake-up reads READS_PER_WAKE full ones and yields; the turn
+            // after the yield reads the rest.
+            let events = events_past(budget * SCRATCH);
             server.write_all(&events).unwrap();
-            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
-            assert_eq!(bytes(), response.len() + READS_PER_WAKE * SCRATCH);
-            assert_eq!(unread(h.fd()), events.len() - READS_PER_WAKE * SCRATCH);
-            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Yield));
+            assert_eq!(bytes(), response.len() + budget * SCRATCH);
+            assert_eq!(unread(h.fd()), events.len() - budget * SCRATCH);
+            assert_eq!(h.wake(Interest::Yield), Next::Wait(Interest::Read));
             assert_eq!((bytes(), unread(h.fd())), (response.len() + events.len(), 0));
-            assert_eq!(h.machine.events() as usize, (response.len() - OPEN_HEAD.len() + events.len()) / EVENT.len());
+            let total = response.len() + events.len();
+            assert_eq!(h.machine.events() as usize, (total - OPEN_HEAD.len()) / EVENT.len());
+
+            // Waits that complete at once (advance without rest): the READS_PER_WAKE-th short read asks for a yield,
+            // and no read happens until the task has been suspended.
+            h.attempt.rested();
+            for read in 1..=budget {
+                server.write_all(EVENT).unwrap();
+                let asks = if read < budget { Interest::Read } else { Interest::Yield };
+                assert_eq!(h.advance(), Next::Wait(asks), "read {read}");
+            }
+            server.write_all(EVENT).unwrap();
+            assert_eq!(h.advance(), Next::Wait(Interest::Yield));
+            assert_eq!(unread(h.fd()), EVENT.len());
+            assert_eq!(h.wake(Interest::Yield), Next::Wait(Interest::Read));
+            assert_eq!(unread(h.fd()), 0);
         });
     }
 }

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{LOOPBACK, read_head, ssebench, temp_dir};
+use crate::util::{LOOPBACK, SSE_HEAD, read_head, ssebench, temp_dir};
 
 const DRIVERS: [&str; 2] = ["epoll", "io_uring"];
 /// A run still going this long after its start hangs: its deadline or timeout is a second or two.
@@ -132,6 +132,15 @@ fn early_413(conn: &mut TcpStream) {
     }
 }
 
+/// Reads the request head, then sends small events as fast as the socket takes them, until the client goes.
+fn flood(conn: &mut TcpStream) {
+    if read_head(conn).is_none() || conn.write_all(SSE_HEAD).is_err() {
+        return;
+    }
+    let events = b"data: x\n\n".repeat(7282);
+    while conn.write_all(&events).is_ok() {}
+}
+
 /// Item 1: a request that cannot be written (the server never reads it) is bounded by --byte-idle-timeout.
 #[test]
 fn a_request_write_that_makes_no_progress_is_byte_idle() {
@@ -194,5 +203,34 @@ fn an_early_response_ends_the_request_write() {
         assert_eq!(ran.count("latency_us.headers.count"), 2, "{driver}: both heads timed");
         assert_eq!(ran.count("latency_us.connect.count"), 2, "{driver}: a cut request's connection is not reused");
         assert!(ran.elapsed < Duration::from_secs(4), "{driver}: ended after {:?}", ran.elapsed);
+    }
+}
+
+/// Item 3: four streams flooded with small events: -d still ends the run, on time, with a report.
+#[test]
+fn a_flood_of_events_does_not_hold_the_run_past_its_duration() {
+    let addr = server(flood);
+    for driver in DRIVERS {
+        let ran = run_bin(addr, driver, &["-c", "4", "-d", "1500ms"], None, HANG);
+        assert_eq!(ran.code, Some(0), "{driver}: {}", ran.stdout);
+        assert!(ran.stdout.contains("Streams   4 started"), "{driver}: {}", ran.stdout);
+        assert_eq!((ran.count("streams.interrupted"), ran.count("streams.failed")), (4, 0), "{driver}");
+        assert!(ran.count("events.received") > 10_000, "{driver}: {}", ran.stdout);
+        assert!(ran.elapsed >= Duration::from_millis(1500), "{driver}: ended after {:?}", ran.elapsed);
+        assert!(ran.elapsed < Duration::from_secs(4), "{driver}: ended after {:?}", ran.elapsed);
+    }
+}
+
+/// Item 3: the same flood, stopped by Ctrl-C: the report comes at once.
+#[test]
+fn a_flood_of_events_does_not_hold_back_ctrl_c() {
+    let addr = server(flood);
+    for driver in DRIVERS {
+        let interrupt = Duration::from_secs(1);
+        let ran = run_bin(addr, driver, &["-c", "4", "-d", "60s"], Some(interrupt), HANG);
+        assert_eq!(ran.code, Some(130), "{driver}: {}", ran.stdout);
+        assert!(ran.stdout.contains("Stopped   by Ctrl-C"), "{driver}: {}", ran.stdout);
+        assert_eq!((ran.count("streams.interrupted"), ran.count("streams.failed")), (4, 0), "{driver}");
+        assert!(ran.elapsed < interrupt + Duration::from_secs(2), "{driver}: ended after {:?}", ran.elapsed);
     }
 }
