@@ -384,6 +384,9 @@ pub struct Recorder {
     pub stall_threshold_us: u64,
     /// `--reconnect`: streams opened as a reconnect (after a wait, with Last-Event-ID when known).
     pub reconnects: u64,
+    /// Kept-alive connections that had received bytes or an EOF while idle, found before their reuse: closed, and
+    /// the stream sent on a new connection (those bytes answer nothing this generator asked).
+    pub stale_keepalive: u64,
     /// `--verify-seq`: ids skipped (events lost) and ids seen again (duplicates).
     pub lost_events: u64,
     pub duplicate_events: u64,
@@ -428,6 +431,7 @@ impl Recorder {
             stalls: 0,
             stall_threshold_us: u64::MAX,
             reconnects: 0,
+            stale_keepalive: 0,
             lost_events: 0,
             duplicate_events: 0,
             arrivals: 0,
@@ -527,6 +531,7 @@ impl Recorder {
         self.stream_time_us += other.stream_time_us;
         self.stalls += other.stalls;
         self.reconnects += other.reconnects;
+        self.stale_keepalive += other.stale_keepalive;
         self.lost_events += other.lost_events;
         self.duplicate_events += other.duplicate_events;
         self.arrivals += other.arrivals;

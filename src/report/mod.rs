@@ -66,6 +66,9 @@ pub struct Streams {
     pub peak_concurrent: u64,
     /// `--reconnect`: streams opened as reconnects.
     pub reconnects: u64,
+    /// Kept-alive connections found with bytes or an EOF waiting when their user was about to reuse them: closed,
+    /// and the stream sent on a new connection.
+    pub stale_keepalive: u64,
     /// Streams that did not fail, over the streams seen: started, plus (for a stage) those
     /// already open when it began. 1 when there were none.
     pub success_rate: f64,
@@ -327,6 +330,7 @@ impl Figures {
                 failures,
                 peak_concurrent: rec.peak_active,
                 reconnects: rec.reconnects,
+                stale_keepalive: rec.stale_keepalive,
                 success_rate,
                 open_at_start,
                 arrivals: open_model.then_some(Arrivals {

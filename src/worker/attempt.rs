@@ -132,6 +132,15 @@ impl Attempt {
                 Phase::Connect => self.start_connect(ctx, slot, conn),
                 Phase::Connecting { started } => self.finish_connect(ctx, slot, conn, started, wake_error),
                 Phase::Handshake { started } => self.handshake(ctx, slot, conn, started, wake_error),
+                Phase::Request if self.on_kept_alive && stale(conn) => {
+                    // Bytes (or an EOF) on an idle kept-alive connection answer nothing we asked: read as the next
+                    // response they would miscount this stream, and the real answer would come after them. Closed
+                    // before anything is sent, as curl, Chromium and Go's net/http do.
+                    *conn = None;
+                    ctx.core.borrow_mut().rec.stale_keepalive += 1;
+                    self.phase = Phase::Connect;
+                    None
+                }
                 Phase::Request => {
                     let now = Instant::now();
                     if !self.clock_started {
@@ -451,6 +460,13 @@ impl Attempt {
     }
 }
 
+/// A kept-alive connection that received something while idle: bytes or an EOF in the socket, or over TLS
+/// plaintext rustls already holds. One syscall per reused connection.
+fn stale(conn: &mut Option<Conn<'_>>) -> bool {
+    let fd = raw_fd(conn);
+    tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) || sys::received_while_idle(fd)
+}
+
 impl From<Want> for Interest {
     fn from(want: Want) -> Interest {
         match want {
@@ -649,6 +665,35 @@ mod tests {
             assert_eq!(ctx.core.borrow().rec.histograms.connect_us.len(), 1, "one new connection");
             listener.set_nonblocking(true).unwrap();
             assert!(listener.accept().is_err(), "no third connection");
+        });
+    }
+
+    /// A kept-alive connection that received something while idle (a response nobody asked for, or the server's
+    /// EOF) is not reused: it is closed and counted before anything is sent, and the stream connects anew.
+    #[test]
+    fn a_kept_alive_connection_that_received_while_idle_is_stale() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ctx = test_ctx(listener.local_addr().unwrap(), REQUEST, 4096);
+        run(async {
+            for received in [Some(ONE_EVENT_HEAD), None] {
+                let (conn, mut server) = kept_alive(&ctx.slots[0], libc::SOCK_STREAM);
+                match received {
+                    Some(bytes) => server.write_all(bytes).unwrap(),
+                    None => server.shutdown(std::net::Shutdown::Write).unwrap(),
+                }
+                let before = ctx.core.borrow().rec.stale_keepalive;
+                let mut h = Harness::new(&ctx, Some(conn));
+                assert_eq!(h.advance(), Next::Wait(Interest::Write), "a new connect, not the request");
+                assert!(matches!(h.attempt.phase, Phase::Connecting { .. }));
+                assert_eq!(ctx.core.borrow().rec.stale_keepalive, before + 1);
+                // Closed with the unasked bytes unread, so the server may see a reset rather than an EOF.
+                let mut rest = Vec::new();
+                let closed = server.read_to_end(&mut rest);
+                assert!(closed.is_ok() || closed.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset));
+                assert!(rest.is_empty(), "closed with nothing sent: {rest:?}");
+                drop(h);
+                ctx.core.borrow_mut().connecting = 0;
+            }
         });
     }
 

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{LOOPBACK, SSE_HEAD, read_head, ssebench, temp_dir};
+use crate::util::{LOOPBACK, SSE_HEAD, read_head, read_request, scripted_server, ssebench, temp_dir};
 
 const DRIVERS: [&str; 2] = ["epoll", "io_uring"];
 /// A run still going this long after its start hangs: its deadline or timeout is a second or two.
@@ -232,5 +232,39 @@ fn a_flood_of_events_does_not_hold_back_ctrl_c() {
         assert!(ran.stdout.contains("Stopped   by Ctrl-C"), "{driver}: {}", ran.stdout);
         assert_eq!((ran.count("streams.interrupted"), ran.count("streams.failed")), (4, 0), "{driver}");
         assert!(ran.elapsed < interrupt + Duration::from_secs(2), "{driver}: ended after {:?}", ran.elapsed);
+    }
+}
+
+/// One response of three events, framed and kept alive.
+const THREE_EVENTS: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 27\r\n\r\n\
+data: a\n\ndata: b\n\ndata: c\n\n";
+/// A response nobody asked for: five events.
+const UNASKED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 45\r\n\r\n\
+data: x\n\ndata: x\n\ndata: x\n\ndata: x\n\ndata: x\n\n";
+
+/// Item 4: after each answer the server sends a second response nobody asked for (20 ms later, while the client
+/// waits its --retry-default before the next stream). That connection is stale: the client must not take those
+/// bytes as its next answer, but close it, count it and connect anew.
+#[test]
+fn bytes_on_an_idle_kept_alive_connection_make_it_stale() {
+    for driver in DRIVERS {
+        let (addr, requests) = scripted_server(|conn, _| {
+            loop {
+                if conn.write_all(THREE_EVENTS).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                if conn.write_all(UNASKED).is_err() || read_request(conn).is_none() {
+                    return;
+                }
+            }
+        });
+        let args = ["-c", "1", "-n", "3", "--reconnect", "--retry-default", "300ms"];
+        let ran = run_bin(addr, driver, &args, None, HANG);
+        assert_eq!(ran.code, Some(0), "{driver}: {}", ran.stdout);
+        assert_eq!((ran.count("streams.completed"), ran.count("events.received")), (3, 9), "{driver}: {}", ran.stdout);
+        assert_eq!(ran.count("streams.stale_keepalive"), 2, "{driver}: {}", ran.stdout);
+        assert!(ran.stdout.contains("Stale     2 kept-alive"), "{driver}: {}", ran.stdout);
+        assert_eq!(requests.try_iter().count(), 3, "{driver}: one connection per request");
     }
 }
