@@ -378,7 +378,8 @@ impl Attempt {
             Taken::Budget => true,
         };
         self.phase = Phase::Reading { got_bytes, request_whole };
-        // Bytes rustls decrypted are out of the socket: waiting for it to be readable could wait forever.
+        // Yield, not wait: after a spent budget data may be waiting (the others get their turn first), and bytes
+        // rustls decrypted are out of the socket, so waiting for it to be readable could wait forever.
         if spent || tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) {
             return Some(Next::Wait(Interest::Yield));
         }
