@@ -411,6 +411,9 @@ pub struct Recorder {
     pub users_stopped_by_204: u64,
     /// Redirects followed (hops), over all streams.
     pub redirects: u64,
+    /// Kept-alive connections that had received bytes or an EOF while idle, found before their reuse: closed, and
+    /// the stream sent on a new connection (those bytes answer nothing this generator asked).
+    pub stale_keepalive: u64,
     /// `--verify-seq`: ids skipped (events lost) and ids seen again (duplicates).
     pub lost_events: u64,
     pub duplicate_events: u64,
@@ -459,6 +462,7 @@ impl Recorder {
             reconnects: 0,
             users_stopped_by_204: 0,
             redirects: 0,
+            stale_keepalive: 0,
             lost_events: 0,
             duplicate_events: 0,
             ids_not_numeric: 0,
@@ -561,6 +565,7 @@ impl Recorder {
         self.reconnects += other.reconnects;
         self.users_stopped_by_204 += other.users_stopped_by_204;
         self.redirects += other.redirects;
+        self.stale_keepalive += other.stale_keepalive;
         self.lost_events += other.lost_events;
         self.duplicate_events += other.duplicate_events;
         self.ids_not_numeric += other.ids_not_numeric;

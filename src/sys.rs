@@ -19,6 +19,24 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
+/// Whether an idle connection has received anything: a byte (an answer nobody asked for), an EOF or an error. One
+/// `recv(MSG_PEEK | MSG_DONTWAIT)` of a byte, which leaves the byte where it is; `EAGAIN` says nothing came.
+pub fn received_while_idle(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: `byte` is valid for a write of one byte for the duration of the call.
+        let n = unsafe { libc::recv(fd, (&raw mut byte).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return true;
+        }
+        match io::Error::last_os_error().kind() {
+            io::ErrorKind::WouldBlock => return false,
+            io::ErrorKind::Interrupted => {}
+            _ => return true,
+        }
+    }
+}
+
 /// `send(2)` without blocking and without SIGPIPE.
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the call.

@@ -57,7 +57,7 @@ pub(crate) struct RunArgs {
     /// Give up on a TCP connect after this long
     #[arg(long, default_value = "10s", value_parser = units::parse_duration)]
     connect_timeout: Duration,
-    /// Fail a stream whose response head has not arrived this long after its request
+    /// Fail a stream whose response head has not arrived this long after its request started (writing included)
     #[arg(long, value_parser = units::parse_duration)]
     header_timeout: Option<Duration>,
     /// Fail a stream whose first event has not arrived this long after the response head
@@ -66,7 +66,7 @@ pub(crate) struct RunArgs {
     /// Fail a stream with no event for this long (comment-only heartbeats do not count)
     #[arg(long, value_parser = units::parse_duration)]
     idle_timeout: Option<Duration>,
-    /// Fail a stream that receives no byte at all for this long (a half-open connection)
+    /// Fail a stream that moves no byte at all, in or out, for this long (a half-open connection, an unread request)
     #[arg(long, value_parser = units::parse_duration)]
     byte_idle_timeout: Option<Duration>,
     /// Count gaps between events longer than this as stalls

@@ -65,13 +65,13 @@ pub struct RunConfig {
     /// gives the same schedule.
     pub seed: u64,
     pub connect_timeout: Duration,
-    /// Request written to complete response head; `None` is no limit.
+    /// Request start (writing included) to complete response head; `None` is no limit.
     pub header_timeout: Option<Duration>,
     /// Response head to first event.
     pub first_event_timeout: Option<Duration>,
     /// Longest allowed gap between events (comments do not count).
     pub idle_timeout: Option<Duration>,
-    /// Longest allowed time without any byte (a half-open connection).
+    /// Longest allowed time without any byte read or written (a half-open connection, a request nobody reads).
     pub byte_idle_timeout: Option<Duration>,
     /// A gap between events longer than this is a stall; `None` counts none.
     pub stall_threshold: Option<Duration>,

@@ -71,6 +71,9 @@ pub struct Streams {
     pub users_stopped_by_204: u64,
     /// Redirects followed (hops); a stream may follow several.
     pub redirects: u64,
+    /// Kept-alive connections found with bytes or an EOF waiting when their user was about to reuse them: closed,
+    /// and the stream sent on a new connection.
+    pub stale_keepalive: u64,
     /// Streams that did not fail, over the streams seen: started, plus (for a stage) those
     /// already open when it began. 1 when there were none.
     pub success_rate: f64,
@@ -339,6 +342,7 @@ impl Figures {
                 reconnects: rec.reconnects,
                 users_stopped_by_204: rec.users_stopped_by_204,
                 redirects: rec.redirects,
+                stale_keepalive: rec.stale_keepalive,
                 success_rate,
                 open_at_start,
                 arrivals: open_model.then_some(Arrivals {

@@ -141,6 +141,13 @@ fn figures(out: &mut String, f: &Figures) {
             tls.resumed
         );
     }
+    if s.stale_keepalive > 0 {
+        let _ = writeln!(
+            out,
+            "Stale     {} kept-alive connections had bytes or an EOF waiting before reuse: closed, not reused",
+            s.stale_keepalive
+        );
+    }
     let failed: Vec<String> = s.failures.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(out, "Failures  {}", if failed.is_empty() { "none".to_string() } else { failed.join(", ") });
 }

@@ -16,16 +16,33 @@ use crate::wire::{self, Step, Want};
 use crate::worker::core::{Conn, Core, CoreCtx, Expiry, Slot, raw_fd, tls_of};
 use crate::worker::hop::StreamId;
 
-/// Reads per readiness wake-up, so one fast stream cannot starve the others on its core.
-const READS_PER_WAKE: usize = 16;
+/// Reads a stream may do before its task gives the others (and the core's timers) a turn: one fast stream must
+/// not starve its core. Counted across readiness waits that did not suspend the task: on epoll, a wait on a socket
+/// with data waiting completes at once.
+pub(crate) const READS_PER_WAKE: u8 = 16;
 
 /// What a stream attempt waits for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Interest {
     Read,
     Write,
-    /// Nothing to wait for (TLS holds decrypted bytes the socket no longer has), but the others get a turn.
+    /// Writable, or readable: the request is going out, and the server may answer before it has read all of it
+    /// (RFC 9112 §9.5: a 413 or a 401 at once, then no more reading). Waiting for writability alone would wait
+    /// forever for a server that stopped reading, with its answer unread.
+    ReadOrWrite,
+    /// Nothing to wait for, but the others get a turn: the stream spent its READS_PER_WAKE reads (with TLS
+    /// perhaps holding decrypted bytes the socket no longer has).
     Yield,
+}
+
+/// What a pass of reads came to.
+enum Taken {
+    /// The stream ended, or the attempt moved on (a retry on a new connection): the phase's step.
+    Step(Option<Next>),
+    /// The socket has nothing more for now.
+    Drained,
+    /// The read budget is spent, the last read full: more may be waiting, but the others get a turn first.
+    Budget,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -45,10 +62,12 @@ pub(crate) enum Phase {
     Handshake { started: Instant },
     /// The request starts now.
     Request,
-    /// `written` bytes of the request are out.
-    Writing { written: usize },
-    /// Reading the response; `got_bytes` once any byte of it arrived.
-    Reading { got_bytes: bool },
+    /// `written` bytes of the request are out; `got_bytes` once any byte of the response arrived (it may come
+    /// before the request is whole).
+    Writing { written: usize, got_bytes: bool },
+    /// Reading the response; `got_bytes` once any byte of it arrived. `request_whole`: the request was written to
+    /// its end (false when the response came first): only then may the connection carry another.
+    Reading { got_bytes: bool, request_whole: bool },
 }
 
 /// One stream: connect (or reuse a kept-alive connection), write the request, read the response.
@@ -60,8 +79,9 @@ pub(crate) struct Attempt {
     on_kept_alive: bool,
     /// What the last readiness wait returned, for the phase to judge.
     pub(crate) wake_error: Option<std::io::Error>,
-    /// The user's index on this core (its target and source address follow from it).
-    local: usize,
+    /// The user's index on this core (its target and source address follow from it); u32 leaves room for
+    /// `reads_left` in the attempt's 48 bytes.
+    local: u32,
     /// The user's stream number, for templates.
     seq: u32,
     /// The attempt waited for readiness at least once.
@@ -70,6 +90,8 @@ pub(crate) struct Attempt {
     pub(crate) requested: bool,
     /// The machine's clock was started before the attempt (the open model's scheduled start).
     clock_started: bool,
+    /// Reads left before the task must give the others a turn ([`Attempt::rested`] refills it).
+    reads_left: u8,
 }
 
 impl Attempt {
@@ -79,12 +101,23 @@ impl Attempt {
             phase,
             on_kept_alive: kept_alive,
             wake_error: None,
-            local,
+            local: u32::try_from(local).expect("a core's users are numbered in u32"),
             seq,
             waited: false,
             requested: false,
             clock_started,
+            reads_left: READS_PER_WAKE,
         }
+    }
+
+    fn local(&self) -> usize {
+        self.local as usize
+    }
+
+    /// The task was suspended (its wait pended, or it yielded): the others had their turn, and the read budget is
+    /// whole again.
+    pub(crate) fn rested(&mut self) {
+        self.reads_left = READS_PER_WAKE;
     }
 
     /// Does all the work that needs no waiting, up to the next wait or the stream's end.
@@ -101,18 +134,37 @@ impl Attempt {
                 Phase::Connect => self.start_connect(ctx, slot, conn),
                 Phase::Connecting { started } => self.finish_connect(ctx, slot, conn, started, wake_error),
                 Phase::Handshake { started } => self.handshake(ctx, slot, conn, started, wake_error),
+                Phase::Request if self.on_kept_alive && stale(conn) => {
+                    // Bytes (or an EOF) on an idle kept-alive connection answer nothing we asked: read as the next
+                    // response they would miscount this stream, and the real answer would come after them. Closed
+                    // before anything is sent, as curl, Chromium and Go's net/http do.
+                    *conn = None;
+                    ctx.core.borrow_mut().rec.stale_keepalive += 1;
+                    self.phase = Phase::Connect;
+                    None
+                }
                 Phase::Request => {
                     let now = Instant::now();
                     if !self.clock_started {
                         machine.begin(now);
                     }
                     self.requested = true;
-                    slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(slot, self.local, self.seq)));
-                    self.phase = Phase::Writing { written: 0 };
-                    None
+                    // The head is due within --header-timeout of the request's start, writing included, and
+                    // the write must keep moving: a server that never reads the request is bounded too.
+                    let cfg = &ctx.shared.cfg;
+                    slot.arm(ctx, Expiry::HeaderTimeout, now, cfg.header_timeout);
+                    slot.byte_deadline_ms.set(ctx.deadline_ms(now, cfg.byte_idle_timeout));
+                    slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(slot, self.local(), self.seq)));
+                    self.phase = Phase::Writing { written: 0, got_bytes: false };
+                    self.write(ctx, slot, conn, machine, (0, false), None)
                 }
-                Phase::Writing { written } => self.write(ctx, slot, conn, written, wake_error, machine.last_event_id()),
-                Phase::Reading { got_bytes } => self.read(ctx, slot, conn, machine, got_bytes, wake_error),
+                // Only after a wait: the first write is the request phase's.
+                Phase::Writing { written, got_bytes } => {
+                    self.write(ctx, slot, conn, machine, (written, got_bytes), Some(wake_error))
+                }
+                Phase::Reading { got_bytes, request_whole } => {
+                    self.read(ctx, slot, conn, machine, (got_bytes, request_whole), wake_error)
+                }
             };
             if let Some(next) = step {
                 return next;
@@ -129,7 +181,7 @@ impl Attempt {
         if ctx.run_over(started) {
             return Some(Next::Done(StreamEnd::Interrupted));
         }
-        let (target, bind) = ctx.endpoint(self.local);
+        let (target, bind) = ctx.endpoint(self.local());
         let addr = ctx.core.borrow().redirects.addr(self.stream(ctx, slot)).unwrap_or(cfg.targets[target].addr);
         let (socket, in_progress) = match sys::start_connect(addr, bind) {
             Ok(started) => started,
@@ -178,13 +230,13 @@ impl Attempt {
         let now = Instant::now();
         let mut core = ctx.core.borrow_mut();
         core.rec.histograms.connect_us.saturating_record(micros_between(started, now));
-        let target = &ctx.shared.cfg.targets[ctx.endpoint(self.local).0];
+        let target = &ctx.shared.cfg.targets[ctx.endpoint(self.local()).0];
         let name = core.redirects.tls_name(self.stream(ctx, slot)).unwrap_or(&target.tls_name);
         let (Some(name), Some(tls)) = (name, &ctx.shared.cfg.tls) else {
             self.phase = Phase::Request;
             return None;
         };
-        let session = match tls.connect(name, ctx.tls_user(self.local)) {
+        let session = match tls.connect(name, ctx.tls_user(self.local())) {
             Ok(session) => session,
             Err(err) => {
                 drop(core);
@@ -212,7 +264,7 @@ impl Attempt {
         let fd = raw_fd(conn);
         let step = match (wake_error, tls_of(conn)) {
             (Some(err), _) => Step::Failed(sys::io_failure(&err)),
-            (None, Some(tls)) => wire::handshake(fd, tls, ctx.tls_user(self.local)),
+            (None, Some(tls)) => wire::handshake(fd, tls, ctx.tls_user(self.local())),
             (None, None) => Step::Failed(Failure::TlsError),
         };
         if let Step::Wait(want) = step {
@@ -234,20 +286,39 @@ impl Attempt {
         None
     }
 
+    /// Writes the request on from `written`. `woke`: this call follows a wait (for either readiness), and what the
+    /// wait returned; the response may have started meanwhile.
     fn write(
         &mut self,
         ctx: &CoreCtx,
         slot: &Slot,
         conn: &mut Option<Conn<'_>>,
-        mut written: usize,
-        wake_error: Option<std::io::Error>,
-        last_event_id: Option<&[u8]>,
+        machine: &mut StreamMachine,
+        (mut written, mut got_bytes): (usize, bool),
+        woke: Option<Option<std::io::Error>>,
     ) -> Option<Next> {
-        if let Some(err) = wake_error {
-            return self.fail(slot, conn, sys::io_failure(&err), false);
+        if let Some(woke) = woke {
+            if let Some(err) = woke {
+                return self.fail(slot, conn, sys::io_failure(&err), got_bytes);
+            }
+            // An answer before the request is whole is the answer (a 413, say): the same machine as the read
+            // phase's classifies it. A whole head ends the write; the connection goes with this stream.
+            match self.take(ctx, slot, conn, machine, &mut got_bytes, false) {
+                Taken::Step(step) => return step,
+                Taken::Drained | Taken::Budget if machine.head_received() => {
+                    self.phase = Phase::Reading { got_bytes, request_whole: false };
+                    return None;
+                }
+                Taken::Budget => {
+                    self.phase = Phase::Writing { written, got_bytes };
+                    return Some(Next::Wait(Interest::Yield));
+                }
+                Taken::Drained => {}
+            }
         }
-        let target = ctx.endpoint(self.local).0;
+        let target = ctx.endpoint(self.local()).0;
         let stream = self.stream(ctx, slot);
+        let last_event_id = if ctx.shared.cfg.reconnect { machine.last_event_id() } else { None };
         let mut core = ctx.core.borrow_mut();
         let Core { request_buf, render_buf, body_buf, redirects, .. } = &mut *core;
         // Rebuilt on every call, identically (a render is a pure function of the user, its
@@ -255,13 +326,13 @@ impl Attempt {
         let base = match &ctx.shared.requests[target] {
             TargetRequest::Encoded(bytes) => &bytes[..],
             TargetRequest::Template(template) => {
-                let state = ctx.journeys.get(self.local).map(RefCell::borrow);
+                let state = ctx.journeys.get(self.local()).map(RefCell::borrow);
                 let journey = state.as_deref().map_or(Journey::default(), |j| Journey {
                     turn: Some(u64::from(j.turn)),
                     history: &j.history,
                     extracted: &j.extracted,
                 });
-                template.render(ctx.vu(slot, self.local), u64::from(self.seq), &journey, body_buf, render_buf);
+                template.render(ctx.vu(slot, self.local()), u64::from(self.seq), &journey, body_buf, render_buf);
                 &render_buf[..]
             }
         };
@@ -274,24 +345,24 @@ impl Attempt {
         };
         let request = redirects.request(stream, request);
         let fd = raw_fd(conn);
-        match wire::write(fd, tls_of(conn), request, &mut written) {
+        let before = written;
+        let step = wire::write(fd, tls_of(conn), request, &mut written);
+        drop(core);
+        // A write that moved resets the byte-idle deadline, as a read does; the header deadline runs on.
+        let byte_idle_timeout = ctx.shared.cfg.byte_idle_timeout;
+        if written > before && byte_idle_timeout.is_some() {
+            slot.byte_deadline_ms.set(ctx.deadline_ms(Instant::now(), byte_idle_timeout));
+        }
+        match step {
             Step::Done => {}
             Step::Wait(want) => {
-                self.phase = Phase::Writing { written };
-                return Some(Next::Wait(want.into()));
+                self.phase = Phase::Writing { written, got_bytes };
+                let interest = if want == Want::Write { Interest::ReadOrWrite } else { want.into() };
+                return Some(Next::Wait(interest));
             }
-            Step::Failed(failure) => {
-                drop(core);
-                return self.fail(slot, conn, failure, false);
-            }
+            Step::Failed(failure) => return self.fail(slot, conn, failure, got_bytes),
         }
-        drop(core);
-        // The request is out: the response head is due, and bytes must keep coming.
-        let cfg = &ctx.shared.cfg;
-        let now = Instant::now();
-        slot.arm(ctx, Expiry::HeaderTimeout, now, cfg.header_timeout);
-        slot.byte_deadline_ms.set(ctx.deadline_ms(now, cfg.byte_idle_timeout));
-        self.phase = Phase::Reading { got_bytes: false };
+        self.phase = Phase::Reading { got_bytes, request_whole: true };
         Some(Next::Wait(Interest::Read))
     }
 
@@ -301,33 +372,62 @@ impl Attempt {
         slot: &Slot,
         conn: &mut Option<Conn<'_>>,
         machine: &mut StreamMachine,
-        mut got_bytes: bool,
+        (mut got_bytes, request_whole): (bool, bool),
         wake_error: Option<std::io::Error>,
     ) -> Option<Next> {
         if let Some(err) = wake_error {
             return self.fail(slot, conn, sys::io_failure(&err), got_bytes);
         }
+        let spent = match self.take(ctx, slot, conn, machine, &mut got_bytes, request_whole) {
+            Taken::Step(step) => return step,
+            Taken::Drained => false,
+            Taken::Budget => true,
+        };
+        self.phase = Phase::Reading { got_bytes, request_whole };
+        // Yield, not wait: after a spent budget data may be waiting (the others get their turn first), and bytes
+        // rustls decrypted are out of the socket, so waiting for it to be readable could wait forever.
+        if spent || tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) {
+            return Some(Next::Wait(Interest::Yield));
+        }
+        Some(Next::Wait(Interest::Read))
+    }
+
+    /// Reads what the socket has, up to READS_PER_WAKE reads, into the machine, moving the stream's deadlines on.
+    /// `request_whole`: the connection may carry another request if the response ends now.
+    fn take(
+        &mut self,
+        ctx: &CoreCtx,
+        slot: &Slot,
+        conn: &mut Option<Conn<'_>>,
+        machine: &mut StreamMachine,
+        got_bytes: &mut bool,
+        request_whole: bool,
+    ) -> Taken {
         let cfg = &ctx.shared.cfg;
         let fd = raw_fd(conn);
-        let tls_user = ctx.tls_user(self.local);
+        let tls_user = ctx.tls_user(self.local());
         let mut drained = false;
         let mut core = ctx.core.borrow_mut();
         let Core { rec, scratch, .. } = &mut *core;
-        for _ in 0..READS_PER_WAKE {
+        loop {
+            if self.reads_left == 0 {
+                return Taken::Budget;
+            }
             let n = match wire::read(fd, tls_of(conn), scratch, &mut drained, tls_user) {
                 wire::Read::Data(n) => n,
                 wire::Read::Eof => {
                     let end = machine.on_eof();
                     drop(core);
-                    return self.end(slot, conn, end, got_bytes);
+                    return Taken::Step(self.end(slot, conn, end, *got_bytes));
                 }
-                wire::Read::Wait => break,
+                wire::Read::Wait => return Taken::Drained,
                 wire::Read::Failed(failure) => {
                     drop(core);
-                    return self.fail(slot, conn, failure, got_bytes);
+                    return Taken::Step(self.fail(slot, conn, failure, *got_bytes));
                 }
             };
-            got_bytes = true;
+            self.reads_left -= 1;
+            *got_bytes = true;
             let now = Instant::now();
             let (had_head, events_before) = (machine.head_received(), machine.events());
             let progress = machine.on_bytes(now, &scratch[..n], rec);
@@ -344,24 +444,19 @@ impl Attempt {
             match progress {
                 Progress::Done { end, reusable } => {
                     // A redirected stream's connection went to its Location, not to where the next stream goes.
-                    if !reusable || machine.redirects() > 0 {
+                    if !(reusable && request_whole) || machine.redirects() > 0 {
                         *conn = None;
                     }
-                    return Some(Next::Done(end));
+                    return Taken::Step(Some(Next::Done(end)));
                 }
                 Progress::Redirect { status, reusable } => {
                     drop(core);
-                    return self.follow(ctx, slot, conn, machine, status, reusable);
+                    // Mid-write the connection still owes the rest of the request: it cannot carry the next hop.
+                    return Taken::Step(self.follow(ctx, slot, conn, machine, status, reusable && request_whole));
                 }
                 Progress::NeedMore => {}
             }
         }
-        self.phase = Phase::Reading { got_bytes };
-        // Bytes rustls decrypted are out of the socket: waiting for it to be readable could wait forever.
-        if tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) {
-            return Some(Next::Wait(Interest::Yield));
-        }
-        Some(Next::Wait(Interest::Read))
     }
 
     /// A redirect: the stream goes on at its Location, on its own clock, over this connection if the answer was read
@@ -375,7 +470,7 @@ impl Attempt {
         status: u16,
         reusable: bool,
     ) -> Option<Next> {
-        let (stream, target) = (self.stream(ctx, slot), ctx.endpoint(self.local).0);
+        let (stream, target) = (self.stream(ctx, slot), ctx.endpoint(self.local()).0);
         let mut core = ctx.core.borrow_mut();
         let Core { redirects, rec, .. } = &mut *core;
         let destination = match redirects.follow(stream, &ctx.shared.cfg, target, status, machine.location()) {
@@ -402,7 +497,7 @@ impl Attempt {
 
     /// This stream among its slot's: the key of its redirect state.
     fn stream(&self, ctx: &CoreCtx, slot: &Slot) -> StreamId {
-        StreamId { local: self.local, vu: ctx.vu(slot, self.local), seq: self.seq }
+        StreamId { local: self.local(), vu: ctx.vu(slot, self.local()), seq: self.seq }
     }
 
     fn fail(&mut self, slot: &Slot, conn: &mut Option<Conn<'_>>, failure: Failure, got_bytes: bool) -> Option<Next> {
@@ -420,6 +515,13 @@ impl Attempt {
         }
         Some(Next::Done(end))
     }
+}
+
+/// A kept-alive connection that received something while idle: bytes or an EOF in the socket, or over TLS
+/// plaintext rustls already holds. One syscall per reused connection.
+fn stale(conn: &mut Option<Conn<'_>>) -> bool {
+    let fd = raw_fd(conn);
+    tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) || sys::received_while_idle(fd)
 }
 
 impl From<Want> for Interest {
@@ -491,9 +593,11 @@ mod tests {
             self.attempt.advance(self.ctx, &self.ctx.slots[0], &mut self.conn, &mut self.machine)
         }
 
-        /// Waits for what the attempt asked, as the user's task would, then advances it.
+        /// Waits for what the attempt asked, as the user's task would when the wait suspends it (its read budget
+        /// refilled), then advances it.
         fn wake(&mut self, interest: Interest) -> Next {
             wait_for(self.fd(), interest);
+            self.attempt.rested();
             self.advance()
         }
 
@@ -512,6 +616,7 @@ mod tests {
         let events = match interest {
             Interest::Read => libc::POLLIN,
             Interest::Write => libc::POLLOUT,
+            Interest::ReadOrWrite => libc::POLLIN | libc::POLLOUT,
             Interest::Yield => return,
         };
         let mut pollfd = libc::pollfd { fd, events, revents: 0 };
@@ -565,7 +670,7 @@ mod tests {
 
             // Connected: the request goes out in the same call, and the response head is awaited.
             assert_eq!(h.wake(Interest::Write), Next::Wait(Interest::Read));
-            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: false }));
+            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: false, .. }));
             assert!(h.attempt.requested);
             assert_eq!(slot.deadline.get(), Expiry::HeaderTimeout);
             assert_eq!(ctx.core.borrow().connecting, 0);
@@ -577,7 +682,7 @@ mod tests {
             // The head: still reading, now for the first event.
             server.write_all(ONE_EVENT_HEAD).unwrap();
             assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
-            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: true }));
+            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: true, .. }));
             assert!(h.machine.head_received());
             assert_eq!(slot.deadline.get(), Expiry::FirstEventTimeout);
 
@@ -623,6 +728,35 @@ mod tests {
         });
     }
 
+    /// A kept-alive connection that received something while idle (a response nobody asked for, or the server's
+    /// EOF) is not reused: it is closed and counted before anything is sent, and the stream connects anew.
+    #[test]
+    fn a_kept_alive_connection_that_received_while_idle_is_stale() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ctx = test_ctx(listener.local_addr().unwrap(), REQUEST, 4096);
+        run(async {
+            for received in [Some(ONE_EVENT_HEAD), None] {
+                let (conn, mut server) = kept_alive(&ctx.slots[0], libc::SOCK_STREAM);
+                match received {
+                    Some(bytes) => server.write_all(bytes).unwrap(),
+                    None => server.shutdown(std::net::Shutdown::Write).unwrap(),
+                }
+                let before = ctx.core.borrow().rec.stale_keepalive;
+                let mut h = Harness::new(&ctx, Some(conn));
+                assert_eq!(h.advance(), Next::Wait(Interest::Write), "a new connect, not the request");
+                assert!(matches!(h.attempt.phase, Phase::Connecting { .. }));
+                assert_eq!(ctx.core.borrow().rec.stale_keepalive, before + 1);
+                // Closed with the unasked bytes unread, so the server may see a reset rather than an EOF.
+                let mut rest = Vec::new();
+                let closed = server.read_to_end(&mut rest);
+                assert!(closed.is_ok() || closed.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset));
+                assert!(rest.is_empty(), "closed with nothing sent: {rest:?}");
+                drop(h);
+                ctx.core.borrow_mut().connecting = 0;
+            }
+        });
+    }
+
     /// A kept-alive connection the sweeper shut down failed for the sweeper's reason (a timeout, the end of the
     /// run), not because the server had closed it: it is not retried.
     #[test]
@@ -635,7 +769,29 @@ mod tests {
             ctx.slots[0].expire(Expiry::HeaderTimeout);
             assert_eq!(h.wake(Interest::Read), Next::Done(StreamEnd::Failed(Failure::PrematureEof)));
             assert!(h.conn.is_none());
-            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: false }));
+            assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: false, .. }));
+        });
+    }
+
+    /// A server may answer before it has read the whole request (RFC 9112 §9.5), then stop reading: the attempt,
+    /// waiting for either readiness while it writes, reads that answer and the stream is classified by it. The
+    /// connection, with part of a request on it, is not kept.
+    #[test]
+    fn an_answer_before_the_request_is_whole_ends_the_write() {
+        // Far more than a Unix socket pair buffers.
+        let request = [REQUEST, &vec![b'x'; 4 << 20]].concat();
+        let ctx = test_ctx(NOWHERE.parse().unwrap(), &request, 4096);
+        run(async {
+            let (conn, mut server) = kept_alive(&ctx.slots[0], libc::SOCK_STREAM);
+            let mut h = Harness::new(&ctx, Some(conn));
+            assert_eq!(h.advance(), Next::Wait(Interest::ReadOrWrite));
+            let Phase::Writing { written, got_bytes: false } = h.attempt.phase else { panic!("{:?}", h.attempt.phase) };
+            assert!(0 < written && written < request.len(), "{written} of {} bytes written", request.len());
+
+            server.write_all(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n").unwrap();
+            assert_eq!(h.wake(Interest::ReadOrWrite), Next::Done(StreamEnd::Failed(Failure::HttpStatus(413))));
+            assert!(h.conn.is_none());
+            assert_eq!(ctx.core.borrow().rec.histograms.headers_us.len(), 1);
         });
     }
 
@@ -664,10 +820,13 @@ mod tests {
     }
 
     /// A read that fills the scratch buffer may have left bytes behind, so the attempt reads again, but at most
-    /// READS_PER_WAKE times per wake-up: one fast stream must not starve the others on its core.
+    /// READS_PER_WAKE times before its task gives the others a turn: then it asks to yield. The budget counts across
+    /// waits that did not suspend the task (on epoll a wait completes at once while data is waiting), so a stream
+    /// whose data never stops cannot keep its core to itself with short reads either.
     #[test]
     fn full_reads_read_again_up_to_reads_per_wake() {
         const SCRATCH: usize = 64;
+        let budget = usize::from(READS_PER_WAKE);
         let ctx = test_ctx(NOWHERE.parse().unwrap(), REQUEST, SCRATCH);
         let events_past = |bytes: usize| EVENT.repeat(bytes / EVENT.len() + 1);
         run(async {
@@ -683,15 +842,31 @@ mod tests {
             assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
             assert_eq!((bytes(), unread(h.fd())), (response.len(), 0));
 
-            // More than READS_PER_WAKE buffers: one wake-up reads READS_PER_WAKE full ones, the next the rest.
-            let events = events_past(READS_PER_WAKE * SCRATCH);
+            // More than READS_PER_WAKE buffers: one wake-up reads READS_PER_WAKE full ones and yields; the turn
+            // after the yield reads the rest.
+            let events = events_past(budget * SCRATCH);
             server.write_all(&events).unwrap();
-            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
-            assert_eq!(bytes(), response.len() + READS_PER_WAKE * SCRATCH);
-            assert_eq!(unread(h.fd()), events.len() - READS_PER_WAKE * SCRATCH);
-            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Yield));
+            assert_eq!(bytes(), response.len() + budget * SCRATCH);
+            assert_eq!(unread(h.fd()), events.len() - budget * SCRATCH);
+            assert_eq!(h.wake(Interest::Yield), Next::Wait(Interest::Read));
             assert_eq!((bytes(), unread(h.fd())), (response.len() + events.len(), 0));
-            assert_eq!(h.machine.events() as usize, (response.len() - OPEN_HEAD.len() + events.len()) / EVENT.len());
+            let total = response.len() + events.len();
+            assert_eq!(h.machine.events() as usize, (total - OPEN_HEAD.len()) / EVENT.len());
+
+            // Waits that complete at once (advance without rest): the READS_PER_WAKE-th short read asks for a yield,
+            // and no read happens until the task has been suspended.
+            h.attempt.rested();
+            for read in 1..=budget {
+                server.write_all(EVENT).unwrap();
+                let asks = if read < budget { Interest::Read } else { Interest::Yield };
+                assert_eq!(h.advance(), Next::Wait(asks), "read {read}");
+            }
+            server.write_all(EVENT).unwrap();
+            assert_eq!(h.advance(), Next::Wait(Interest::Yield));
+            assert_eq!(unread(h.fd()), EVENT.len());
+            assert_eq!(h.wake(Interest::Yield), Next::Wait(Interest::Read));
+            assert_eq!(unread(h.fd()), 0);
         });
     }
 

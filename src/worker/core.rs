@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
@@ -202,6 +203,12 @@ pub(crate) struct Core {
     /// The run is over: no new streams.
     pub(crate) stopping: bool,
     pub(crate) finished: bool,
+    /// Users that spent their read budget and wait for the core's `rest_gate` to let them go ([`Rest`]): one waker
+    /// per user at most, room reserved up front. The gate's own waker, while it waits for the first of them; and
+    /// how many times it has let them go.
+    pub(crate) resting: Vec<Waker>,
+    pub(crate) gate: Option<Waker>,
+    pub(crate) rest_round: u32,
 }
 
 impl Core {
@@ -309,6 +316,45 @@ pub(crate) async fn wait_until(ctx: &CoreCtx, at: Instant) -> bool {
     }
 }
 
+/// A user's task rests until the core's `rest_gate` lets the resting users go, which it does once monoio has had a
+/// turn at its timers and IO (see `rest_gate`): a stream that always has data cannot keep the sweeper from running.
+/// No allocation: the waker goes into room reserved when the core started.
+pub(crate) struct Rest<'c> {
+    ctx: &'c CoreCtx,
+    /// The gate's round when this rest began; None before the first poll.
+    round: Option<u32>,
+}
+
+impl Rest<'_> {
+    pub(crate) fn new(ctx: &CoreCtx) -> Rest<'_> {
+        Rest { ctx, round: None }
+    }
+}
+
+impl std::future::Future for Rest<'_> {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut core = self.ctx.core.borrow_mut();
+        match self.round {
+            None => {
+                let round = core.rest_round;
+                debug_assert!(core.resting.len() < core.resting.capacity(), "one resting waker per user");
+                core.resting.push(cx.waker().clone());
+                if let Some(gate) = core.gate.take() {
+                    gate.wake();
+                }
+                drop(core);
+                self.round = Some(round);
+                Poll::Pending
+            }
+            Some(round) if round != core.rest_round => Poll::Ready(()),
+            // Polled before the gate opened (a stale wake-up): its waker is still on the list.
+            Some(_) => Poll::Pending,
+        }
+    }
+}
+
 /// The least a test of a user or a stream attempt needs: a core with one user against `target`, whose request is
 /// `request` (encoded once), reading into a scratch buffer of `scratch_bytes`.
 #[cfg(test)]
@@ -330,6 +376,9 @@ pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_byt
         connecting: 0,
         stopping: false,
         finished: false,
+        resting: Vec::with_capacity(1),
+        gate: None,
+        rest_round: 0,
     };
     let timing = Timing { start: Instant::now(), deadline: None };
     let shared = Arc::new(RunShared {

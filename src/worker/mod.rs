@@ -24,7 +24,7 @@ use crate::recorder::{LlmRecorder, Recorder};
 use crate::template::TargetRequest;
 use crate::worker::core::{Core, CoreCtx, JourneyState, Slot};
 use crate::worker::drive::{drive_arrivals, drive_stages, drive_users};
-use crate::worker::sweep::{SAMPLE_PERIOD, sample_active, sweep};
+use crate::worker::sweep::{SAMPLE_PERIOD, rest_gate, sample_active, sweep};
 
 pub use crate::worker::core::{RunShared, Timing};
 
@@ -73,6 +73,9 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
         connecting: 0,
         stopping: false,
         finished: false,
+        resting: Vec::with_capacity(shard.virtual_users),
+        gate: None,
+        rest_round: 0,
     };
     let slots: Box<[Slot]> = (0..shard.virtual_users).map(|_| Slot::new()).collect();
     let journey_users =
@@ -97,6 +100,7 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
     });
     monoio::spawn(sample_active(ctx.clone()));
     monoio::spawn(sweep(ctx.clone()));
+    monoio::spawn(rest_gate(ctx.clone()));
     match &shard.arrivals {
         Some(clock) => drive_arrivals(&ctx, clock.clone()).await,
         None if !shard.stage_users.is_empty() => drive_stages(&ctx, &shard.stage_users).await,

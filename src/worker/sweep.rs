@@ -1,7 +1,9 @@
-//! A core's two timer tasks: the sweeper (phase, byte-idle and stream-length timeouts, the end of the run,
-//! Ctrl-C), which shuts sockets down instead of each user holding a timer, and the sampler of its open streams.
+//! A core's timer tasks: the sweeper (phase, byte-idle and stream-length timeouts, the end of the run, Ctrl-C),
+//! which shuts sockets down instead of each user holding a timer, the sampler of its open streams, and the rest
+//! gate, which holds users that spent their read budget until the runtime has turned its timers.
 
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::signal;
@@ -27,6 +29,39 @@ pub(crate) async fn sample_active(ctx: Rc<CoreCtx>) {
         let now_tick = start.elapsed().as_nanos() / SAMPLE_PERIOD.as_nanos();
         tick = tick.max(now_tick as usize);
         core.rec.sample_active(tick);
+    }
+}
+
+/// Lets resting users (`core::Rest`: they spent their read budget) go once monoio has turned its timers and IO.
+///
+/// monoio fires timers only when it parks, and parks only when its run queue is empty. On epoll a readiness wait
+/// on a socket with data waiting completes at once, so users flooded with data would stay in the queue forever (a
+/// yield puts a task straight back), and the sweeper, -d and Ctrl-C with it, would never run. Resting users are
+/// off the queue; the gate waits on a timer that is already due, which monoio registers in its wheel and fires when
+/// it next parks: with a zero timeout, since it is due, and together with every other timer due (the sweeper's).
+/// If the wheel was turned within the current millisecond, the timer fires at once instead: the others had their
+/// turn just now. Either way the resting users go on within about a millisecond.
+pub(crate) async fn rest_gate(ctx: Rc<CoreCtx>) {
+    loop {
+        std::future::poll_fn(|cx| {
+            let mut core = ctx.core.borrow_mut();
+            if core.resting.is_empty() {
+                core.gate = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            Poll::Ready(())
+        })
+        .await;
+        let now = Instant::now();
+        monoio::time::sleep_until(now.checked_sub(Duration::from_millis(1)).unwrap_or(now).into()).await;
+        let mut core = ctx.core.borrow_mut();
+        if core.finished {
+            return;
+        }
+        core.rest_round = core.rest_round.wrapping_add(1);
+        for user in core.resting.drain(..) {
+            user.wake();
+        }
     }
 }
 
@@ -71,6 +106,46 @@ pub(crate) async fn sweep(ctx: Rc<CoreCtx>) {
             } else if due(slot.session_deadline_ms.get()) {
                 slot.expire(Expiry::SessionEnd);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use crate::runtime::{Driver, block_on};
+    use crate::worker::core::{Rest, test_ctx};
+    use crate::worker::sweep::rest_gate;
+
+    /// A task that never waits for IO, only rests between rounds (a user flooded with data, on epoll), still lets a
+    /// timer fire: a yield would put it straight back on monoio's run queue, which would then never drain, so the
+    /// timer would fire only after the task's last round.
+    #[test]
+    fn a_resting_task_lets_timers_fire() {
+        const ROUNDS: u32 = 1_000_000;
+        for driver in [Driver::Epoll, Driver::IoUring] {
+            let ctx = test_ctx("127.0.0.1:1".parse().unwrap(), b"", 0);
+            let rounds = Rc::new(Cell::new(0));
+            let slept = block_on(driver, async {
+                monoio::spawn(rest_gate(ctx.clone()));
+                let (ctx, counted) = (ctx.clone(), rounds.clone());
+                monoio::spawn(async move {
+                    while counted.get() < ROUNDS {
+                        Rest::new(&ctx).await;
+                        counted.set(counted.get() + 1);
+                    }
+                });
+                let start = Instant::now();
+                monoio::time::sleep(Duration::from_millis(20)).await;
+                start.elapsed()
+            })
+            .expect("a runtime");
+            assert!(slept >= Duration::from_millis(20), "{driver:?}");
+            let done = rounds.get();
+            assert!(0 < done && done < ROUNDS, "{driver:?}: the timer fired after {done} of {ROUNDS} rounds");
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::recorder::StreamEnd;
 use crate::stream::StreamMachine;
 use crate::units::micros_between;
 use crate::worker::attempt::{Attempt, Interest, Next};
-use crate::worker::core::{Conn, CoreCtx, Expiry, wait_until};
+use crate::worker::core::{Conn, CoreCtx, Expiry, Rest, wait_until};
 use crate::worker::journey::{BeforeTurn, after_turn, before_turn};
 
 /// Pause before the next stream after one that failed without ever waiting.
@@ -36,8 +36,9 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
     // This user's streams so far: `{{seq}}`.
     let mut seq = 0u32;
     loop {
-        if cfg.reconnect && seq > 0 {
-            let retry = machine.retry_ms().map_or(cfg.retry_default, Duration::from_millis);
+        // `ctx.shared.cfg`, not `cfg`: a reference kept across the awaits below would be 8 more bytes in every user.
+        if ctx.shared.cfg.reconnect && seq > 0 {
+            let retry = machine.retry_ms().map_or(ctx.shared.cfg.retry_default, Duration::from_millis);
             // Boxed: reconnects are rare next to events, and every byte here is in every user.
             if !Box::pin(wait_to_reconnect(&ctx, index, retry)).await {
                 break;
@@ -89,14 +90,20 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             let Some(live) = conn.as_ref() else {
                 unreachable!("a wait needs a connection");
             };
-            let woke = match interest {
-                Interest::Read => live.stream.readable(false).await,
-                Interest::Write => live.stream.writable(false).await,
+            let (woke, suspended) = match interest {
+                Interest::Read => Noting(live.stream.readable(false), false).await,
+                Interest::Write => Noting(live.stream.writable(false), false).await,
+                // Boxed: only a request larger than the socket takes at once waits to be written.
+                Interest::ReadOrWrite => Noting(Box::pin(readable_or_writable(&live.stream)), false).await,
+                // The read budget is spent: rest until the runtime has had a turn at its timers and IO.
                 Interest::Yield => {
-                    YieldNow(false).await;
-                    Ok(())
+                    Rest::new(&ctx).await;
+                    (Ok(()), true)
                 }
             };
+            if suspended {
+                attempt.rested();
+            }
             attempt.wake_error = woke.err();
         };
         slot.disarm();
@@ -110,7 +117,7 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
         // In the open model an arrival is one stream, or with --scenario one journey.
         let journey_on = !ctx.journeys.is_empty() && after_turn(&ctx, index, seq.wrapping_sub(1), end, &mut machine);
         // 204 No Content tells a browser to stop reconnecting, so a reconnecting user stops: its slot idles to the end.
-        let told_to_stop = cfg.reconnect && !open_model && end.stops_reconnecting();
+        let told_to_stop = ctx.shared.cfg.reconnect && !open_model && end.stops_reconnecting();
         if told_to_stop {
             ctx.core.borrow_mut().rec.users_stopped_by_204 += 1;
         }
@@ -180,6 +187,38 @@ fn record_end(
     let from = if requested { machine.request_start() } else { opened_at };
     let events = if requested { machine.events() } else { 0 };
     rec.stream_closed(end, micros_between(from, now), events);
+}
+
+/// A readiness wait that also says whether the task was suspended on it (it returned Pending): on epoll, a wait on
+/// a socket with data waiting completes at once, without giving the others a turn.
+struct Noting<F>(F, bool);
+
+impl<F: std::future::Future> std::future::Future for Noting<F> {
+    type Output = (F::Output, bool);
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        // SAFETY: the inner future is never moved out of the pinned `Noting`, which has no Drop of its own.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `this.0` is pinned as long as `this` is.
+        match unsafe { std::pin::Pin::new_unchecked(&mut this.0) }.poll(cx) {
+            std::task::Poll::Ready(output) => std::task::Poll::Ready((output, this.1)),
+            std::task::Poll::Pending => {
+                this.1 = true;
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+/// Ready when `stream` is readable or writable, with what that wait returned.
+async fn readable_or_writable(stream: &monoio::net::TcpStream) -> std::io::Result<()> {
+    let mut readable = std::pin::pin!(stream.readable(false));
+    let mut writable = std::pin::pin!(stream.writable(false));
+    std::future::poll_fn(|cx| match readable.as_mut().poll(cx) {
+        std::task::Poll::Pending => writable.as_mut().poll(cx),
+        ready => ready,
+    })
+    .await
 }
 
 /// Returns Pending once (after asking to be polled again), then Ready: a turn for the others.

@@ -9,6 +9,7 @@
 
 mod broken_pipe;
 mod hostile_ids;
+mod hostile_io;
 mod integration;
 mod layers;
 mod llm_chunks;
