@@ -195,10 +195,11 @@ impl Hops {
         Ok(destination)
     }
 
-    /// Writes the current hop's request into `out` (cleared first), from `original`: the whole request (head and
-    /// body) the stream first sent. Its header lines keep their order and bytes, less those the hops dropped.
-    /// `original` is a request this client encoded, so it parses; if it did not, it is sent as it is.
-    pub fn write_request(&self, original: &[u8], out: &mut Vec<u8>) {
+    /// Writes the current hop's request into `out` (cleared first), from `original`: the request the stream first
+    /// sent, or its head when its body is held apart. Its header lines keep their order and bytes, less those the
+    /// hops dropped. `original` is a request this client encoded, so it parses; if it did not, it is sent as it is.
+    /// Returns whether the hop keeps the body: a body held apart goes after `out` then.
+    pub fn write_request(&self, original: &[u8], out: &mut Vec<u8>) -> bool {
         out.clear();
         // A line per header at most: allocated per hop, never per event.
         let lines = memchr::memchr_iter(b'\n', original).count();
@@ -206,7 +207,7 @@ impl Hops {
         let mut request = httparse::Request::new(&mut headers);
         let (Ok(httparse::Status::Complete(head_len)), Some(method)) = (request.parse(original), request.method) else {
             out.extend_from_slice(original);
-            return;
+            return true;
         };
         let method = if self.to_get { "GET" } else { method };
         let keep_host = self.start.same_authority(&self.url);
@@ -235,6 +236,7 @@ impl Hops {
         if !self.to_get {
             out.extend_from_slice(&original[head_len..]);
         }
+        !self.to_get
     }
 }
 

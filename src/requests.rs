@@ -2,6 +2,8 @@
 //! bytes where nothing varies, else a template rendered per stream. A bad template stops the run here,
 //! before anything connects.
 
+use std::sync::Arc;
+
 use crate::config::{ConfigError, RunConfig};
 use crate::http1::request::{self, RequestSpec};
 use crate::llm::prompt;
@@ -67,28 +69,31 @@ fn target_requests(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Res
             Some(llm) => llm.path_for(&target.path),
             None => target.path.clone(),
         };
-        let spec = RequestSpec {
-            method: &cfg.method,
-            path: &path,
-            host: &target.host_header,
-            headers: &cfg.headers,
-            body: llm_prefix.as_ref().map_or(&cfg.body[..], |p| p.as_bytes()),
-        };
+        let body = llm_prefix.as_ref().map_or(&cfg.body[..], |p| p.as_bytes());
+        let spec =
+            RequestSpec { method: &cfg.method, path: &path, host: &target.host_header, headers: &cfg.headers, body };
+        // A body without placeholders is never parsed into a template (a copy per target): it is held apart, the
+        // run's one copy, and written after each head.
+        let body_apart = cfg.llm.is_none() && memchr::memmem::find(body, b"{{").is_none();
         let llm_body = cfg.llm.as_ref().map(|llm| LlmBody {
             api: llm.api,
             prompts: llm.prompts.clone(),
             max_tokens: llm.scenario.as_ref().and_then(|s| s.conversation.max_tokens).or(llm.max_tokens),
         });
+        let parsed = RequestSpec { body: if body_apart { &[] } else { body }, ..spec };
         let template =
-            RequestTemplate::new(&spec, cfg.data.clone(), cfg.data_mode, users, cfg.seed, env, &variables, llm_body)
+            RequestTemplate::new(&parsed, cfg.data.clone(), cfg.data_mode, users, cfg.seed, env, &variables, llm_body)
                 .map_err(ConfigError)?;
-        requests.push(if template.is_static() {
-            TargetRequest::Encoded(request::encode(&spec))
-        } else {
-            TargetRequest::Template(Box::new(template))
+        requests.push(match (template.is_static(), body_apart) {
+            (true, true) => TargetRequest::Encoded { head: request::encode_head(&spec), body: cfg.body.clone() },
+            (true, false) => {
+                TargetRequest::Encoded { head: request::encode_head(&spec), body: Arc::new(body.to_vec()) }
+            }
+            (false, true) => TargetRequest::Template(Box::new(template.with_body_apart(cfg.body.clone()))),
+            (false, false) => TargetRequest::Template(Box::new(template)),
         });
     }
-    if cfg.data.is_some() && requests.iter().all(|r| matches!(r, TargetRequest::Encoded(_))) {
+    if cfg.data.is_some() && requests.iter().all(|r| matches!(r, TargetRequest::Encoded { .. })) {
         return Err(ConfigError("--data is given but no header, path or body uses a {{field}} from it".into()));
     }
     Ok(requests)

@@ -44,6 +44,19 @@ pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
+/// `send` of several buffers in one call (`sendmsg` with an iovec each), so a request's head and its shared body
+/// go out together without being copied into one buffer.
+pub fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: msghdr is plain data; the zeroed fields mean no address, no control data, no flags.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with iovec on Unix, and sendmsg only reads through the pointer.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len() as _;
+    // SAFETY: `msg` points at `bufs`, which outlive the call; each slice is valid for reads.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
 /// Starts a non-blocking TCP connect with TCP_NODELAY set, from `bind` if given. Returns the
 /// socket and whether the handshake is still in progress (then wait for writability and check
 /// [`socket_error`]).

@@ -126,13 +126,24 @@ pub fn read(
     }
 }
 
-/// Writes `data[*written..]` as far as the socket allows: plain, or handed to rustls and sent as records.
-/// `written` counts the bytes taken (plaintext, over TLS), so a call after a wait carries on where this one
-/// stopped.
-pub fn write(fd: RawFd, tls: Option<&mut ClientConnection>, data: &[u8], written: &mut usize) -> Step {
+/// Writes `parts` (one after the other, as one byte string) from `*written` on, as far as the socket allows: plain, in
+/// one `sendmsg` per try, or handed to rustls and sent as records. `written` counts the bytes taken (plaintext, over
+/// TLS), so a call after a wait carries on where this one stopped. Parts let a request's head and its body, shared
+/// by every core, go out without being copied together.
+pub fn write(fd: RawFd, tls: Option<&mut ClientConnection>, parts: [&[u8]; 2], written: &mut usize) -> Step {
+    let total = parts[0].len() + parts[1].len();
+    // What is left of each part after the first `written` bytes.
+    let rest = |written: usize| {
+        let first = &parts[0][written.min(parts[0].len())..];
+        let second = &parts[1][written.saturating_sub(parts[0].len())..];
+        [first, second]
+    };
     let Some(tls) = tls else {
-        while *written < data.len() {
-            match sys::send(fd, &data[*written..]) {
+        while *written < total {
+            let [first, second] = rest(*written);
+            let slices = [io::IoSlice::new(first), io::IoSlice::new(second)];
+            let sent = if second.is_empty() { sys::send(fd, first) } else { sys::send_vectored(fd, &slices) };
+            match sent {
                 Ok(n) => *written += n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Step::Wait(Want::Write),
@@ -146,11 +157,13 @@ pub fn write(fd: RawFd, tls: Option<&mut ClientConnection>, data: &[u8], written
             Step::Done => {}
             other => return other,
         }
-        if *written >= data.len() {
+        if *written >= total {
             return Step::Done;
         }
+        let [first, second] = rest(*written);
+        let next = if first.is_empty() { second } else { first };
         // Takes what fits under rustls's buffer limit; the flush above makes room for the rest.
-        match io::Write::write(&mut tls.writer(), &data[*written..]) {
+        match io::Write::write(&mut tls.writer(), next) {
             Ok(0) if !tls.wants_write() => return Step::Failed(Failure::TlsError),
             Ok(n) => *written += n,
             Err(_) => return Step::Failed(Failure::TlsError),

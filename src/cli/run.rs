@@ -372,7 +372,7 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         max_redirects: args.max_redirects,
         method,
         headers,
-        body,
+        body: Arc::new(body),
         data: match &args.data {
             None => None,
             Some(path) => Some(Arc::new(DataSet::load(path).map_err(|e| ConfigError(format!("--data: {e}")))?)),
@@ -442,7 +442,7 @@ mod tests {
         assert_eq!(cfg.streams_limit, Some(30));
         assert_eq!(cfg.method, "POST");
         assert_eq!(cfg.headers, vec![("A".into(), "1".into()), ("B".into(), "2".into())]);
-        assert_eq!(cfg.body, b"hi");
+        assert_eq!(cfg.body[..], b"hi"[..]);
         assert_eq!(cfg.connect_rate_per_s, Some(50.0));
         assert_eq!(cfg.max_event_size_bytes, 4096);
         assert_eq!(cfg.threads, 1);

@@ -92,7 +92,8 @@ pub struct RunConfig {
     pub method: String,
     /// Header values, the URL path and the body may hold `{{...}}` placeholders (see `template`).
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// One copy, shared by every target's request and every core (`Arc`): a large `--body` is resident once.
+    pub body: Arc<Vec<u8>>,
     /// `--data`: rows for `{{field}}` placeholders, and which row a request uses.
     pub data: Option<Arc<DataSet>>,
     pub data_mode: DataMode,
@@ -252,7 +253,7 @@ impl RunConfig {
             slos: Vec::new(),
             method: "GET".into(),
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Arc::default(),
             data: None,
             data_mode: DataMode::Vu,
             max_event_size_bytes: 1 << 20,

@@ -21,7 +21,9 @@ const DEFAULT_HEADERS: [(&str, &str); 3] = [
     ("User-Agent", concat!("ssebench/", env!("CARGO_PKG_VERSION"))),
 ];
 
-/// Encodes the whole request (head and body) into one buffer.
+/// Encodes the whole request (head and body) into one buffer: what [`encode_head`] and the body make together, and
+/// what a static template renders (the tests hold them to it).
+#[cfg(test)]
 pub fn encode(spec: &RequestSpec<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + spec.body.len());
     write_request(
@@ -36,6 +38,21 @@ pub fn encode(spec: &RequestSpec<'_>) -> Vec<u8> {
     out
 }
 
+/// Encodes the head alone, its Content-Length saying `spec.body`'s: the body goes out from where it is, shared.
+pub fn encode_head(spec: &RequestSpec<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_head(
+        &mut out,
+        spec.method,
+        spec.host,
+        spec.headers,
+        |out| out.extend_from_slice(spec.path.as_bytes()),
+        |_, value, out| out.extend_from_slice(value.as_bytes()),
+        spec.body.len(),
+    );
+    out
+}
+
 /// Appends a whole request to `out`: the one place that decides which headers a request carries, shared by
 /// [`encode`] and per-user templates so both produce the same bytes. `write_path` writes the request target;
 /// `write_value(i, value, out)` writes the value of user header `i`. Allocates nothing beyond `out`'s growth.
@@ -45,8 +62,22 @@ pub(crate) fn write_request<V>(
     host: &str,
     headers: &[(String, V)],
     write_path: impl FnOnce(&mut Vec<u8>),
-    mut write_value: impl FnMut(usize, &V, &mut Vec<u8>),
+    write_value: impl FnMut(usize, &V, &mut Vec<u8>),
     body: &[u8],
+) {
+    write_head(out, method, host, headers, write_path, write_value, body.len());
+    out.extend_from_slice(body);
+}
+
+/// Appends a request's head to `out`, for a body of `body_len` bytes: [`write_request`] without the body.
+pub(crate) fn write_head<V>(
+    out: &mut Vec<u8>,
+    method: &str,
+    host: &str,
+    headers: &[(String, V)],
+    write_path: impl FnOnce(&mut Vec<u8>),
+    mut write_value: impl FnMut(usize, &V, &mut Vec<u8>),
+    body_len: usize,
 ) {
     let user_has = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     out.extend_from_slice(method.as_bytes());
@@ -69,14 +100,13 @@ pub(crate) fn write_request<V>(
     }
     // A body needs its length; so does a method that usually has one, even when empty,
     // because some servers answer 411 to a bodiless POST.
-    let wants_length = !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH");
+    let wants_length = body_len > 0 || matches!(method, "POST" | "PUT" | "PATCH");
     if wants_length && !user_has("Content-Length") {
         out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(decimal(body.len() as u64, &mut [0; 20]));
+        out.extend_from_slice(decimal(body_len as u64, &mut [0; 20]));
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
 }
 
 /// Writes `n` in decimal into the end of `buf` and returns the digits: no allocation (formatting
@@ -108,6 +138,19 @@ mod tests {
         let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
         let spec = RequestSpec { method, path: "/sse?x=1", host: "example:8080", headers: &headers, body };
         String::from_utf8(encode(&spec)).unwrap()
+    }
+
+    /// The head alone, then the body held apart: the same bytes as the whole request, for every method and body.
+    #[test]
+    fn head_then_body_is_the_whole_request() {
+        for (method, body) in [("GET", &b""[..]), ("POST", b""), ("POST", b"{\"x\":1}"), ("PUT", &[7u8; 70_000][..])] {
+            let headers = vec![("X-A".to_string(), "1".to_string())];
+            let spec = RequestSpec { method, path: "/p", host: "h:1", headers: &headers, body };
+            let mut joined = encode_head(&spec);
+            assert!(joined.ends_with(b"\r\n\r\n"), "{method}");
+            joined.extend_from_slice(body);
+            assert_eq!(joined, encode(&spec), "{method}");
+        }
     }
 
     #[test]

@@ -192,7 +192,12 @@ fn rand_int(rng: &mut u64, low: i64, high: i64) -> i64 {
 /// rendered for each stream.
 #[derive(Debug, Clone)]
 pub enum TargetRequest {
-    Encoded(Vec<u8>),
+    /// The head, encoded once per target, and the body, one copy shared by every target and core (a 16 MiB
+    /// `--body` is resident once): written one after the other.
+    Encoded {
+        head: Vec<u8>,
+        body: Arc<Vec<u8>>,
+    },
     Template(Box<RequestTemplate>),
 }
 
@@ -205,6 +210,9 @@ pub struct RequestTemplate {
     headers: Vec<(String, Template)>,
     /// With `llm`, the body's fixed fields (an unclosed JSON object that the prompt completes).
     body: Template,
+    /// A body without placeholders, held apart: the run's one shared copy, written after the rendered head
+    /// (`body` is then empty).
+    body_apart: Option<Arc<Vec<u8>>>,
     llm: Option<LlmBody>,
     data: Option<Arc<DataSet>>,
     mode: DataMode,
@@ -263,7 +271,20 @@ impl RequestTemplate {
             .collect::<Result<Vec<_>, String>>()?;
         let body = parse("body", spec.body)?;
         let (method, host) = (spec.method.to_string(), spec.host.to_string());
-        Ok(RequestTemplate { method, host, path, headers, body, llm, data, mode, users, seed })
+        Ok(RequestTemplate { method, host, path, headers, body, body_apart: None, llm, data, mode, users, seed })
+    }
+
+    /// Sends `body` after every rendered head instead of a body of its own: for a template made with an empty body
+    /// because the real one has no placeholder, so that it stays the run's one copy (a large `--body`).
+    pub fn with_body_apart(mut self, body: Arc<Vec<u8>>) -> RequestTemplate {
+        debug_assert!(self.body.is_literal() && self.llm.is_none(), "only a literal, non-LLM body is held apart");
+        self.body_apart = Some(body);
+        self
+    }
+
+    /// The body written after each rendered head: the one held apart, else none (the render holds it).
+    pub fn body_apart(&self) -> &[u8] {
+        self.body_apart.as_deref().map_or(&[], |b| &b[..])
     }
 
     /// True when nothing has a placeholder (`{{env}}` included), so [`request::encode`] of the same spec gives
@@ -290,15 +311,16 @@ impl RequestTemplate {
             llm.prompts.render_tail(llm.api, pick, &mut rng, journey.history, llm.max_tokens, body_buf);
         }
         out.clear();
-        request::write_request(
-            out,
-            &self.method,
-            &self.host,
-            &self.headers,
-            |out| self.path.render(&vars, &mut state(1), out),
-            |i, value, out| value.render(&vars, &mut state(2 + i), out),
-            body_buf,
-        );
+        let write_path = |out: &mut Vec<u8>| self.path.render(&vars, &mut state(1), out);
+        let write_value = |i, value: &Template, out: &mut Vec<u8>| value.render(&vars, &mut state(2 + i), out);
+        match &self.body_apart {
+            Some(body) => {
+                request::write_head(out, &self.method, &self.host, &self.headers, write_path, write_value, body.len())
+            }
+            None => {
+                request::write_request(out, &self.method, &self.host, &self.headers, write_path, write_value, body_buf)
+            }
+        }
     }
 }
 

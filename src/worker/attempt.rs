@@ -323,8 +323,10 @@ impl Attempt {
         let Core { request_buf, render_buf, body_buf, redirects, .. } = &mut *core;
         // Rebuilt on every call, identically (a render is a pure function of the user, its
         // stream number and its journey so far), so a write that waited resumes at `written`.
-        let base = match &ctx.shared.requests[target] {
-            TargetRequest::Encoded(bytes) => &bytes[..],
+        // Head and body: a body without placeholders is the run's one shared copy, written after the head; a body
+        // rendered per stream comes with its head.
+        let (head, body) = match &ctx.shared.requests[target] {
+            TargetRequest::Encoded { head, body } => (&head[..], &body[..]),
             TargetRequest::Template(template) => {
                 let state = ctx.journeys.get(self.local()).map(RefCell::borrow);
                 let journey = state.as_deref().map_or(Journey::default(), |j| Journey {
@@ -333,17 +335,17 @@ impl Attempt {
                     extracted: &j.extracted,
                 });
                 template.render(ctx.vu(slot, self.local()), u64::from(self.seq), &journey, body_buf, render_buf);
-                &render_buf[..]
+                (&render_buf[..], template.body_apart())
             }
         };
-        let request = match last_event_id {
-            None => base,
+        let head = match last_event_id {
+            None => head,
             Some(id) => {
-                with_last_event_id(request_buf, base, id);
+                with_last_event_id(request_buf, head, id);
                 &request_buf[..]
             }
         };
-        let request = redirects.request(stream, request);
+        let request = redirects.request(stream, head, body);
         let fd = raw_fd(conn);
         let before = written;
         let step = wire::write(fd, tls_of(conn), request, &mut written);

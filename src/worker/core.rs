@@ -383,7 +383,7 @@ pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_byt
     let timing = Timing { start: Instant::now(), deadline: None };
     let shared = Arc::new(RunShared {
         cfg,
-        requests: vec![TargetRequest::Encoded(request.to_vec())],
+        requests: vec![TargetRequest::Encoded { head: request.to_vec(), body: Arc::default() }],
         steps: Vec::new(),
         extract_slots: Vec::new(),
         windows: Vec::new(),

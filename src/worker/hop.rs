@@ -66,15 +66,16 @@ impl Redirects {
         self.hop(id).map(|hop| &hop.tls_name)
     }
 
-    /// The request the stream sends now: `original` (the one its target gets) itself, or rewritten for its hop.
-    pub(crate) fn request<'a>(&'a mut self, id: StreamId, original: &'a [u8]) -> &'a [u8] {
+    /// The request the stream sends now, as its two parts: the one its target gets (`head`, and a `body` held apart)
+    /// itself, or its head rewritten for the hop, with the body if the hop keeps it.
+    pub(crate) fn request<'a>(&'a mut self, id: StreamId, head: &'a [u8], body: &'a [u8]) -> [&'a [u8]; 2] {
         let hop = self.users.get_mut(id.local).and_then(|hop| hop.as_deref_mut());
         match hop.filter(|hop| hop.stream == Some((id.vu, id.seq))) {
             Some(hop) => {
-                hop.hops.write_request(original, &mut hop.request);
-                &hop.request
+                let keeps_body = hop.hops.write_request(head, &mut hop.request);
+                [&hop.request, if keeps_body { body } else { &[] }]
             }
-            None => original,
+            None => [head, body],
         }
     }
 
@@ -150,15 +151,15 @@ mod tests {
     fn a_hop_belongs_to_the_stream_that_followed_it() {
         let mut redirects = Redirects::default();
         assert_eq!(
-            (redirects.addr(ID), redirects.request(ID, b"GET / HTTP/1.1\r\n\r\n")),
-            (None, &b"GET / HTTP/1.1\r\n\r\n"[..])
+            (redirects.addr(ID), redirects.request(ID, b"GET / HTTP/1.1\r\n\r\n", b"")),
+            (None, [&b"GET / HTTP/1.1\r\n\r\n"[..], &b""[..]])
         );
         let destination = redirects.follow(ID, &cfg(), 0, 302, b"http://127.0.0.2:9/next").unwrap();
         assert_eq!(destination, Destination::Elsewhere);
         assert_eq!(redirects.addr(ID), Some("127.0.0.2:9".parse().unwrap()));
         assert_eq!(redirects.tls_name(ID), Some(&None));
-        let request = redirects.request(ID, b"GET /events HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n");
-        assert_eq!(request, b"GET /next HTTP/1.1\r\nHost: 127.0.0.2:9\r\n\r\n");
+        let request = redirects.request(ID, b"GET /events HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n", b"");
+        assert_eq!(request, [&b"GET /next HTTP/1.1\r\nHost: 127.0.0.2:9\r\n\r\n"[..], &b""[..]]);
         // The slot's next stream, or another arrival in it, starts from its target.
         for other in [StreamId { seq: 8, ..ID }, StreamId { vu: 6, ..ID }] {
             assert_eq!(redirects.addr(other), None);

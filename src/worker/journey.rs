@@ -140,7 +140,7 @@ async fn exchange(
     loop {
         let step = match conn.tls.as_deref_mut() {
             Some(tls) if tls.is_handshaking() => wire::handshake(fd, tls, None),
-            tls => match wire::write(fd, tls, request, &mut written) {
+            tls => match wire::write(fd, tls, [request, &[]], &mut written) {
                 Step::Done => break,
                 other => other,
             },

@@ -116,10 +116,10 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
     recorders
 }
 
-/// Bytes of an encoded request (0 for a template: its buffers grow on first use).
+/// Bytes of an encoded request's head, where `Last-Event-ID` goes (0 for a template: its buffers grow on first use).
 fn encoded_len(request: &TargetRequest) -> usize {
     match request {
-        TargetRequest::Encoded(bytes) => bytes.len(),
+        TargetRequest::Encoded { head, .. } => head.len(),
         TargetRequest::Template(_) => 0,
     }
 }

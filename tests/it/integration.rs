@@ -235,7 +235,7 @@ fn post_body_and_headers_reach_the_server() {
         streams_limit: Some(6),
         method: "POST".into(),
         headers: vec![("Content-Type".into(), "application/json".into())],
-        body: br#"{"model":"m","stream":true}"#.to_vec(),
+        body: br#"{"model":"m","stream":true}"#.to_vec().into(),
         ..run_cfg(server.addr, 1)
     };
     let report = run(&cfg);
@@ -814,7 +814,7 @@ fn the_openai_server_streams_chunks_at_its_token_rate() {
         streams_limit: Some(4),
         method: "POST".into(),
         headers: vec![("Content-Type".into(), "application/json".into())],
-        body: body.as_bytes().to_vec(),
+        body: body.as_bytes().to_vec().into(),
         ..run_cfg(server.addr, 2)
     };
     let report = run(&cfg);
