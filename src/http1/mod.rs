@@ -12,6 +12,7 @@
 //! `--scenario` step's whole (bounded) answer once per journey, not per event.
 pub(crate) mod body;
 pub mod chunked;
+pub mod coding;
 pub(crate) mod exchange;
 pub(crate) mod request;
 pub mod response;
