@@ -61,11 +61,17 @@ pub enum Failure {
     TlsAlert,
     /// TLS: any other protocol error (a bad record, a failed decryption, a server that broke the protocol).
     TlsError,
+    /// A compressed body (gzip, deflate, br) that does not decode: corrupt data, a checksum that
+    /// does not match, or bytes after the end of the compressed stream.
+    BadEncoding,
+    /// A body coding this client does not decode (`compress`, `zstd`, an unknown name), or two
+    /// codings on one body.
+    UnsupportedEncoding,
 }
 
 impl Failure {
     /// The classes in report order; `HttpStatus` stands for all codes.
-    pub const ALL: [Failure; 23] = [
+    pub const ALL: [Failure; 25] = [
         Failure::ConnectRefused,
         Failure::ConnectTimeout,
         Failure::PortsExhausted,
@@ -89,6 +95,8 @@ impl Failure {
         Failure::TlsHandshakeTimeout,
         Failure::TlsAlert,
         Failure::TlsError,
+        Failure::BadEncoding,
+        Failure::UnsupportedEncoding,
     ];
 
     pub fn index(self) -> usize {
@@ -116,6 +124,8 @@ impl Failure {
             Failure::TlsHandshakeTimeout => 20,
             Failure::TlsAlert => 21,
             Failure::TlsError => 22,
+            Failure::BadEncoding => 23,
+            Failure::UnsupportedEncoding => 24,
         }
     }
 
@@ -145,7 +155,25 @@ impl Failure {
             Failure::TlsHandshakeTimeout => "tls_handshake_timeout",
             Failure::TlsAlert => "tls_alert",
             Failure::TlsError => "tls_error",
+            Failure::BadEncoding => "bad_encoding",
+            Failure::UnsupportedEncoding => "unsupported_encoding",
         }
+    }
+}
+
+/// Streams whose response body arrived compressed, by coding (counted once each, at the head).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompressedStreams {
+    pub gzip: u64,
+    pub deflate: u64,
+    pub br: u64,
+}
+
+impl CompressedStreams {
+    fn add(&mut self, other: &CompressedStreams) {
+        self.gzip += other.gzip;
+        self.deflate += other.deflate;
+        self.br += other.br;
     }
 }
 
@@ -395,6 +423,8 @@ pub struct Recorder {
     /// `https://`: TLS handshakes that completed in full, and those that resumed an earlier session.
     pub tls_full_handshakes: u64,
     pub tls_resumed_handshakes: u64,
+    /// Streams whose body arrived compressed, by coding (decoded, or failed as `bad_encoding`).
+    pub compressed: CompressedStreams,
     failures: [u64; Failure::ALL.len()],
     status_counts: Box<[u64; STATUS_SLOTS]>,
     /// Streams open when this recorder's stretch ended: its stage's end, or the run's stop.
@@ -435,6 +465,7 @@ impl Recorder {
             late_starts: 0,
             tls_full_handshakes: 0,
             tls_resumed_handshakes: 0,
+            compressed: CompressedStreams::default(),
             failures: [0; Failure::ALL.len()],
             status_counts: Box::new([0; STATUS_SLOTS]),
             open_at_end: 0,
@@ -534,6 +565,7 @@ impl Recorder {
         self.late_starts += other.late_starts;
         self.tls_full_handshakes += other.tls_full_handshakes;
         self.tls_resumed_handshakes += other.tls_resumed_handshakes;
+        self.compressed.add(&other.compressed);
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures.iter()) {
             *mine += theirs;
         }
@@ -581,7 +613,10 @@ mod tests {
             rec.stream_closed(StreamEnd::Failed(Failure::HttpStatus(404)), 10, 0);
             rec.sample_active(1);
         }
+        a.compressed.gzip = 1;
+        b.compressed = CompressedStreams { gzip: 2, deflate: 3, br: 4 };
         a.merge(&b);
+        assert_eq!(a.compressed, CompressedStreams { gzip: 3, deflate: 3, br: 4 });
         assert_eq!((a.streams_started, a.streams_completed, a.streams_failed), (4, 2, 2));
         assert_eq!(a.failures_of(Failure::HttpStatus(0)), 2);
         assert_eq!(a.status_failures().collect::<Vec<_>>(), vec![(404, 2)]);
