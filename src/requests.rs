@@ -51,6 +51,17 @@ fn step_requests(
     Ok(per_target)
 }
 
+/// The headers of every stream's request: `-H` (and `--openai`'s), then with `--compressed` an
+/// `Accept-Encoding` unless one was given.
+pub fn stream_headers(cfg: &RunConfig) -> Vec<(String, String)> {
+    let mut headers = cfg.headers.clone();
+    let (name, value) = request::ACCEPT_ENCODING;
+    if cfg.compressed && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        headers.push((name.to_string(), value.to_string()));
+    }
+    headers
+}
+
 /// Each target's request: encoded once, or a template where it has placeholders. `env`
 /// looks up `{{env NAME}}`.
 fn target_requests(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<TargetRequest>, ConfigError> {
@@ -62,6 +73,7 @@ fn target_requests(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Res
         }
         None => (None, Vec::new()),
     };
+    let headers = stream_headers(cfg);
     for target in &cfg.targets {
         let path = match &cfg.llm {
             Some(llm) => llm.path_for(&target.path),
@@ -71,7 +83,7 @@ fn target_requests(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Res
             method: &cfg.method,
             path: &path,
             host: &target.host_header,
-            headers: &cfg.headers,
+            headers: &headers,
             body: llm_prefix.as_ref().map_or(&cfg.body[..], |p| p.as_bytes()),
         };
         let llm_body = cfg.llm.as_ref().map(|llm| LlmBody {

@@ -508,8 +508,7 @@ impl RequestReport {
     pub fn of(cfg: &crate::config::RunConfig) -> RequestReport {
         RequestReport {
             method: cfg.method.clone(),
-            headers: cfg
-                .headers
+            headers: crate::requests::stream_headers(cfg)
                 .iter()
                 .map(|(name, value)| format!("{name}: {}", crate::config::redact_header(name, value)))
                 .collect(),

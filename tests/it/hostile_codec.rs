@@ -1,6 +1,6 @@
 //! Response bodies that are legal but unusual: event streams compressed with gzip, deflate (zlib-wrapped and raw)
 //! and br, under Content-Length, chunked, close-delimited and `Transfer-Encoding: <coding>, chunked` framing;
-//! corrupt, truncated and unsupported codings. Each answer comes from a scripted server of the test's own, the compressed bytes made here with the same
+//! corrupt, truncated and unsupported codings; `--compressed`. Each answer comes from a scripted server of the test's own, the compressed bytes made here with the same
 //! crates the generator decodes with (flate2, brotli), flushed between events so they arrive in separate reads.
 
 use std::io::Write;
@@ -12,7 +12,7 @@ use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
 use ssebench::config::RunConfig;
 use ssebench::report::{Report, render_text};
 
-use crate::util::{failures, run, run_cfg, scripted_server};
+use crate::util::{failures, run, run_args, run_cfg, scripted_server};
 
 /// Three events, one of them with an id and one with a type: each is one dispatch.
 const EVENTS: [&[u8]; 3] = [b"id: 1\ndata: one\n\n", b"data: two\n\n", b"event: x\ndata: three\n\n"];
@@ -182,6 +182,33 @@ fn events_split_across_compressed_pieces_are_counted_once() {
         let report = run_streams(addr, 1);
         assert_eq!((report.figures.streams.completed, report.figures.events.received), (1, 3), "{codec:?}");
     }
+}
+
+#[test]
+fn compressed_flag_sends_accept_encoding_and_without_it_none_is_sent() {
+    let pieces = compressed(Codec::Gzip, &EVENTS);
+    let (addr, requests) =
+        scripted_server(move |conn, _| write_apart(conn, &response("gzip", Framing::Length, "", &pieces)));
+    let url = format!("http://{addr}/events");
+    let report = run_args(&[&url, "-n", "1", "-c", "1", "--compressed"]);
+    let head = requests.recv().unwrap().head;
+    assert!(head.contains("\r\nAccept-Encoding: gzip, deflate, br\r\n"), "{head}");
+    assert_eq!(report.figures.events.received, 3);
+    assert!(render_text(&report).contains("Accept-Encoding: gzip, deflate, br"), "the report shows what was sent");
+    // Like curl without --compressed: ask for nothing, and still decode what arrives.
+    let report = run_args(&[&url, "-n", "1", "-c", "1"]);
+    let head = requests.recv().unwrap().head;
+    assert!(!head.to_ascii_lowercase().contains("accept-encoding"), "{head}");
+    assert_eq!((report.figures.streams.completed, report.figures.events.received), (1, 3));
+}
+
+#[test]
+fn a_user_accept_encoding_header_replaces_the_flags() {
+    let (addr, requests) = scripted_server(|conn, _| write_apart(conn, &response("gzip", Framing::Close, "", &[])));
+    let url = format!("http://{addr}/events");
+    run_args(&[&url, "-n", "1", "-c", "1", "--compressed", "-H", "accept-encoding: gzip"]);
+    let head = requests.recv().unwrap().head;
+    assert!(head.contains("\r\naccept-encoding: gzip\r\n") && !head.contains("deflate"), "{head}");
 }
 
 #[test]
