@@ -227,7 +227,12 @@ impl StreamMachine {
         }
         let room = MAX_HEAD_BYTES.saturating_sub(self.head.len());
         let taken = input.len().min(room);
+        let before = self.head.len();
         self.head.extend_from_slice(&input[..taken]);
+        if !response::may_end_head(&self.head, before) {
+            // No blank line yet: parsing again from the start would only say "incomplete".
+            return Progress::NeedMore;
+        }
         match response::parse_head(&self.head) {
             Ok(Some(head)) => {
                 // The head's tail and the body's first bytes are split between the buffer and
@@ -496,11 +501,38 @@ mod tests {
 
     #[test]
     fn oversized_head_is_malformed_not_buffered() {
-        let filler = format!("X-Filler: {}\r\n", "y".repeat(100));
-        let response = format!("HTTP/1.1 200 OK\r\n{}\r\n", filler.repeat(200));
+        // 70 fields of 1,011 bytes: 70 KB, over the 64 KiB bound (and under the 256-field one).
+        let filler = format!("X-Filler: {}\r\n", "y".repeat(1000));
+        let response = format!("HTTP/1.1 200 OK\r\n{}\r\n", filler.repeat(70));
         let splits: Vec<usize> = (1..response.len()).step_by(512).collect();
         let got = drive(response.as_bytes(), &splits);
         assert_eq!(got.1, StreamEnd::Failed(Failure::MalformedHttp));
+        // 255 fields and a Content-Type (28 KB): at the field bound, in reads of 512 bytes.
+        let small = format!("X-Filler: {}\r\n", "y".repeat(100));
+        let fields =
+            format!("HTTP/1.1 200 OK\r\n{}Content-Type: text/event-stream\r\n\r\ndata: a\n\n", small.repeat(255));
+        let splits: Vec<usize> = (1..fields.len()).step_by(512).collect();
+        let (events, end, _, _) = drive(fields.as_bytes(), &splits);
+        assert_eq!((events, end), (1, StreamEnd::Completed));
+    }
+
+    #[test]
+    fn a_head_that_spans_reads_is_parsed_once_its_blank_line_arrives() {
+        let mut rec = Recorder::new();
+        let mut machine = StreamMachine::new(1024);
+        let t0 = Instant::now();
+        machine.begin(t0);
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+        for (i, byte) in head.as_bytes().iter().enumerate() {
+            assert_eq!(machine.on_bytes(t0, std::slice::from_ref(byte), &mut rec), Progress::NeedMore);
+            assert_eq!(machine.head_received(), i + 1 == head.len(), "byte {i}");
+        }
+        // A syntax error is found when the blank line arrives.
+        machine.begin(t0);
+        machine.on_bytes(t0, b"HTTP/1.1 200 OK\r\n", &mut rec);
+        assert_eq!(machine.on_bytes(t0, b"Bad Name: x\r\n", &mut rec), Progress::NeedMore);
+        let end = machine.on_bytes(t0, b"\r\n", &mut rec);
+        assert_eq!(end, Progress::Done { end: StreamEnd::Failed(Failure::MalformedHttp), reusable: false });
     }
 
     /// `events` compressed with a flush after each, as `coding` ("gzip", "deflate", "br").
@@ -603,5 +635,43 @@ mod tests {
         // An empty body is a complete one, compressed or not.
         let empty = format!("{SSE_HEAD}\r\nContent-Encoding: br\r\nContent-Length: 0\r\n\r\n");
         check(&empty, 0, StreamEnd::Completed, false);
+    }
+
+    #[test]
+    fn a_folded_head_is_read_like_an_unfolded_one() {
+        let folded =
+            "HTTP/1.1 200 OK\r\nContent-Type:\r\n text/event-stream\r\nTransfer-Encoding: gzip,\r\n\tchunked\r\n";
+        let body = compress("gzip", &EVENTS);
+        check_bytes(&chunked_response(folded.trim_end(), &body), 3, StreamEnd::Completed, true);
+    }
+
+    #[test]
+    fn timings_come_from_the_read_that_completed_each_event() {
+        // Read 1 (t0+1ms): head; read 2 (t0+2ms): first event; read 3 (t0+3ms): two more events.
+        let head = SSE_CHUNKED.len();
+        let first = "9\r\ndata: a\n\n\r\n".len();
+        let response = format!("{SSE_CHUNKED}9\r\ndata: a\n\n\r\n9\r\ndata: b\n\n\r\n9\r\ndata: c\n\n\r\n");
+        let (events, _, _, rec) = drive(response.as_bytes(), &[head, head + first]);
+        assert_eq!(events, 3);
+        let h = &rec.histograms;
+        assert_eq!(h.headers_us.max(), 1000);
+        assert_eq!(h.first_event_us.max(), 2000);
+        assert_eq!((h.gap_us.len(), h.gap_us.min(), h.gap_us.max()), (2, 0, 1000));
+    }
+
+    #[test]
+    fn gaps_over_the_stall_threshold_are_stalls() {
+        let mut rec = Recorder::new();
+        rec.stall_threshold_us = 1_500;
+        let mut machine = StreamMachine::new(1024);
+        let t0 = Instant::now();
+        machine.begin(t0);
+        let event = "9\r\ndata: a\n\n\r\n";
+        machine.on_bytes(t0, SSE_CHUNKED.as_bytes(), &mut rec);
+        for ms in [1, 2, 5, 6, 10] {
+            machine.on_bytes(t0 + Duration::from_millis(ms), event.as_bytes(), &mut rec);
+        }
+        // Gaps 1, 3, 1, 4 ms: two are over 1.5 ms.
+        assert_eq!((rec.stalls, machine.max_gap_us(), machine.events()), (2, 4_000, 5));
     }
 }

@@ -6,9 +6,11 @@
 //! module only interprets the few fields that decide how the body is framed (RFC 9112 section 6.3)
 //! and whether the connection can carry the next request. Nothing here allocates.
 //!
-//! Re-parsing from the start on every read is quadratic in the head size, which is why the head is
-//! bounded by [`MAX_HEAD_BYTES`]: the worst case is a few hundred small re-parses of at most 16 KiB
-//! (httparse: "avoid retry loops on a growing buffer without size/time limits").
+//! The head is bounded by [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`], set to what browsers and curl
+//! accept of real servers rather than to what is common. Re-parsing from the start after every read
+//! would be quadratic in the head size, so the caller parses a head that spans reads again only
+//! once a blank line may have arrived ([`may_end_head`]; httparse: "avoid retry loops on a growing
+//! buffer without size/time limits").
 //!
 //! Decisions where the RFCs leave room, for a client that sent a GET or POST:
 //! - Status outside 100..=599 is [`HeadError::Malformed`] (RFC 9110 section 15: "invalid").
@@ -29,6 +31,10 @@
 //! - Several Content-Type fields (invalid, it is a singleton): the last one decides, as the Fetch
 //!   standard that browsers' EventSource follows does when it extracts a MIME type.
 //! - `Connection: close` beats `keep-alive` when both appear.
+//! - Obsolete line folding (a field value continued on a line that starts with a space or tab) is
+//!   accepted and unfolded, as RFC 9112 section 5.2 requires of a user agent: httparse leaves the
+//!   CRLF and whitespace in the value, and every value interpreted here is split on commas or
+//!   semicolons and trimmed of ASCII whitespace, where a fold counts as the space it stands for.
 //! - The body's coding ([`Coding`]) is Content-Encoding's codings, then the transfer codings
 //!   before a final `chunked` (`Transfer-Encoding: gzip, chunked`); `identity` is none. More than
 //!   one coding, an unknown one, or `chunked` followed by another transfer coding (read until
@@ -40,9 +46,11 @@ use super::coding::Coding;
 use crate::units::parse_decimal;
 
 /// A head larger than this is [`HeadError::TooLarge`]; it bounds both memory and re-parse work.
-pub const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// More header fields than this is [`HeadError::TooManyHeaders`]; it sizes the stack array httparse fills.
-pub const MAX_HEADERS: usize = 64;
+/// 64 KiB: curl takes heads up to 100 KiB, browsers up to 256 KiB (Chromium) or more.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// More header fields than this is [`HeadError::TooManyHeaders`]; it sizes the stack array httparse
+/// fills (256 x 32 B = 8 KiB of stack per parse, nothing per stream).
+pub const MAX_HEADERS: usize = 256;
 
 /// How the body of a response ends (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +125,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
     let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(window) {
+    let mut config = httparse::ParserConfig::default();
+    config.allow_obsolete_multiline_headers_in_responses(true);
+    let head_len = match config.parse_response(&mut response, window) {
         Ok(httparse::Status::Complete(head_len)) => head_len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
             return Err(HeadError::TooLarge);
@@ -144,6 +154,19 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
         && !(fields.transfer_encoding.is_some() && fields.content_length.is_some());
     let coding = if framing == Framing::NoBody { Coding::Identity } else { fields.coding() };
     Ok(Some(Head { status, head_len, framing, is_event_stream: fields.is_event_stream, keep_alive, coding }))
+}
+
+/// Whether bytes appended to a partial head at `buf[from..]` may have completed it: a blank line
+/// (`\n\n` or `\n\r\n`) ends there, or the buffer reached [`MAX_HEAD_BYTES`]. Otherwise the head
+/// cannot be complete yet, so a caller that buffers a head across reads re-parses only when this
+/// is true: linear work, not quadratic. (A syntax error in the new bytes is then found when the
+/// blank line or the bound arrives, not at once; the head timeout still runs meanwhile.)
+pub fn may_end_head(buf: &[u8], from: usize) -> bool {
+    // A blank line may start up to two bytes before the new ones.
+    let tail = &buf[from.saturating_sub(2).min(buf.len())..];
+    buf.len() >= MAX_HEAD_BYTES
+        || memchr::memmem::find(tail, b"\n\n").is_some()
+        || memchr::memmem::find(tail, b"\n\r\n").is_some()
 }
 
 /// RFC 9112 section 6.3, steps 1-2 (HEAD and CONNECT do not apply), 3-7.
@@ -456,6 +479,19 @@ mod tests {
         ce_and_te: ["HTTP/1.1 200 OK", "Content-Encoding: br", "Transfer-Encoding: gzip, chunked"]
             => coded(200, Chunked, KA, Unsupported);
         ce_without_body: ["HTTP/1.1 304 Not Modified", "Content-Encoding: gzip"] => want(304, NoBody, KA);
+        folded_content_type: ["HTTP/1.1 200 OK", "Content-Type:", " text/event-stream;", "\tcharset=utf-8",
+            "Content-Length: 1"] => want(200, Length(1), ES | KA);
+        folded_transfer_encoding: ["HTTP/1.1 200 OK", "Transfer-Encoding: gzip,", "  chunked"]
+            => coded(200, Chunked, KA, Gzip);
+        folded_content_encoding: ["HTTP/1.1 200 OK", "Content-Encoding:", " br", "Content-Length: 1"]
+            => coded(200, Length(1), KA, Br);
+        folded_content_length: ["HTTP/1.1 200 OK", "Content-Length: 5", " ", "X-After: y"] => want(200, Length(5), KA);
+        folded_connection: ["HTTP/1.1 200 OK", "Connection: keep-alive,", " close", "Content-Length: 1"]
+            => want(200, Length(1), NONE);
+        folded_other_field: ["HTTP/1.1 200 OK", "X-Long: a", " b", "\tc", "Content-Length: 1"] => want(200, Length(1), KA);
+        folded_inside_a_token_is_a_space: ["HTTP/1.1 200 OK", "Content-Type: text/event-", " stream", "Content-Length: 1"]
+            => want(200, Length(1), KA);
+        malformed_fold_first_line: ["HTTP/1.1 200 OK", " folded: x"] => Err(HeadError::Malformed);
         te_chunked_twice: ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked, chunked"]
             => Err(HeadError::BadTransferEncoding);
         te_empty: ["HTTP/1.1 200 OK", "Transfer-Encoding: "] => Err(HeadError::BadTransferEncoding);
@@ -566,6 +602,7 @@ mod tests {
             Just("Transfer-Encoding: chunked".to_owned()),
             Just("Transfer-Encoding: gzip".to_owned()),
             Just("Content-Encoding: br".to_owned()),
+            Just("X-Folded: a\r\n b,\r\n\tc".to_owned()),
             "Content-Length: [0-9]{1,4}",
             Just("Connection: close".to_owned()),
             Just("Connection: keep-alive".to_owned()),
@@ -593,7 +630,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_head_may_end_only_where_a_blank_line_arrives() {
+        let head = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n";
+        let bare = b"HTTP/1.1 200 OK\nA: b\n\n";
+        for buf in [&head[..], &bare[..]] {
+            for end in 0..=buf.len() {
+                for from in 0..=end {
+                    let ends = parse_head(&buf[..end]) != Ok(None);
+                    let incomplete_before = parse_head(&buf[..from]) == Ok(None);
+                    if ends && incomplete_before {
+                        assert!(may_end_head(&buf[..end], from), "{end} after {from}");
+                    }
+                }
+                // Only bytes that bring the blank line count.
+                assert_eq!(may_end_head(&buf[..end], end.saturating_sub(1)), end == buf.len(), "{end}");
+            }
+        }
+        let mut full = vec![b'a'; MAX_HEAD_BYTES];
+        assert!(may_end_head(&full, MAX_HEAD_BYTES - 1), "the bound is an end too");
+        full.pop();
+        assert!(!may_end_head(&full, 0));
+    }
+
     proptest! {
+        /// The re-parse rule never skips the read that completes (or breaks) a valid head.
+        #[test]
+        fn may_end_head_never_misses_an_end((buf, _) in valid_head(), cut in 0usize..64) {
+            for end in 0..=buf.len() {
+                let from = end.saturating_sub(cut % (end + 1));
+                if parse_head(&buf[..from]) == Ok(None) && parse_head(&buf[..end]) != Ok(None) {
+                    prop_assert!(may_end_head(&buf[..end], from), "{} after {}", end, from);
+                }
+            }
+        }
+
         #[test]
         fn every_prefix_is_incomplete_then_the_same_head((buf, head_len) in valid_head()) {
             let whole = parse_head(&buf);

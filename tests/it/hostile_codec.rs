@@ -1,6 +1,7 @@
-//! Response bodies that are legal but unusual: event streams compressed with gzip, deflate (zlib-wrapped and raw)
-//! and br, under Content-Length, chunked, close-delimited and `Transfer-Encoding: <coding>, chunked` framing;
-//! corrupt, truncated and unsupported codings; `--compressed`. Each answer comes from a scripted server of the test's own, the compressed bytes made here with the same
+//! Response bodies and heads that are legal but unusual: event streams compressed with gzip, deflate (zlib-wrapped
+//! and raw) and br, under Content-Length, chunked, close-delimited and `Transfer-Encoding: <coding>, chunked`
+//! framing; corrupt, truncated and unsupported codings; `--compressed`; obsolete line folding; heads with many
+//! fields. Each answer comes from a scripted server of the test's own, the compressed bytes made here with the same
 //! crates the generator decodes with (flate2, brotli), flushed between events so they arrive in separate reads.
 
 use std::io::Write;
@@ -278,4 +279,59 @@ fn a_compressed_stream_cut_before_its_end_is_a_premature_eof() {
     let report = run_streams(addr, 2);
     assert_eq!(failures(&report, "premature_eof"), 2, "{:?}", report.figures.streams.failures);
     assert_eq!(report.figures.events.received, 4, "the events that arrived still count");
+}
+
+#[test]
+fn a_folded_header_is_unfolded() {
+    // RFC 9112 section 5.2: a user agent replaces each obs-fold with a space.
+    let head = "HTTP/1.1 200 OK\r\nContent-Type:\r\n text/event-stream;\r\n\tcharset=utf-8\r\nX-Note: a\r\n b\r\n\
+                Transfer-Encoding: gzip,\r\n chunked\r\n\r\n";
+    let pieces = compressed(Codec::Gzip, &EVENTS);
+    let body = response("gzip", Framing::TransferCoding, "", &pieces).split_off(1);
+    let addr = serve_pieces(std::iter::once(head.as_bytes().to_vec()).chain(body).collect());
+    let report = run_streams(addr, 2);
+    assert_eq!(
+        (report.figures.streams.completed, report.figures.streams.failed),
+        (2, 0),
+        "{:?}",
+        report.figures.streams.failures
+    );
+    assert_eq!(report.figures.events.received, 6);
+}
+
+/// A head with `fields` header fields in all (Content-Type and Connection among them) and an SSE body.
+fn head_with_fields(fields: usize, value: &str) -> Vec<u8> {
+    let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n");
+    for i in 2..fields {
+        head += &format!("X-Field-{i}: {value}\r\n");
+    }
+    head += "\r\ndata: x\n\n";
+    head.into_bytes()
+}
+
+#[test]
+fn heads_with_80_and_256_fields_are_accepted() {
+    for fields in [80, 256] {
+        let report = run_streams(serve_pieces(vec![head_with_fields(fields, "v")]), 2);
+        assert_eq!((report.figures.streams.completed, report.figures.events.received), (2, 2), "{fields} fields");
+    }
+    // A 60 KiB head, split over many reads: under the 64 KiB bound.
+    let big = head_with_fields(60, &"v".repeat(1000));
+    let pieces: Vec<Vec<u8>> = big.chunks(7000).map(<[u8]>::to_vec).collect();
+    let report = run_streams(serve_pieces(pieces), 2);
+    assert_eq!((report.figures.streams.completed, report.figures.events.received), (2, 2), "60 KiB head");
+}
+
+#[test]
+fn heads_over_the_bounds_are_malformed_http() {
+    let too_many = head_with_fields(300, "v");
+    // 70 fields of 1 KiB: a 70 KiB head, in one write or in many.
+    let too_big = head_with_fields(70, &"v".repeat(1024));
+    let too_big_pieces: Vec<Vec<u8>> = too_big.chunks(5000).map(<[u8]>::to_vec).collect();
+    for (what, pieces) in
+        [("300 fields", vec![too_many]), ("70 KiB", vec![too_big]), ("70 KiB in pieces", too_big_pieces)]
+    {
+        let report = run_streams(serve_pieces(pieces), 2);
+        assert_eq!(failures(&report, "malformed_http"), 2, "{what}: {:?}", report.figures.streams.failures);
+    }
 }
