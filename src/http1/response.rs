@@ -41,6 +41,7 @@
 //!   close, but not decodable) is [`Coding::Unsupported`]. A response without a body has none.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 use super::coding::Coding;
 use crate::units::parse_decimal;
@@ -49,7 +50,7 @@ use crate::units::parse_decimal;
 /// 64 KiB: curl takes heads up to 100 KiB, browsers up to 256 KiB (Chromium) or more.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// More header fields than this is [`HeadError::TooManyHeaders`]; it sizes the stack array httparse
-/// fills (256 x 32 B = 8 KiB of stack per parse, nothing per stream).
+/// fills (256 x 32 B = 8 KiB of stack per parse, left uninitialised; nothing per stream).
 pub const MAX_HEADERS: usize = 256;
 
 /// How the body of a response ends (RFC 9112 section 6.3).
@@ -123,11 +124,13 @@ impl std::error::Error for HeadError {}
 pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
     // Never look past the bound: body bytes (or a hostile endless head) after it cost nothing.
     let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
+    // Uninitialised: httparse writes only the fields it finds, so a 20-field head does not pay for
+    // clearing all 256 slots (8 KiB) first.
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
     let mut config = httparse::ParserConfig::default();
     config.allow_obsolete_multiline_headers_in_responses(true);
-    let head_len = match config.parse_response(&mut response, window) {
+    let head_len = match config.parse_response_with_uninit_headers(&mut response, window, &mut headers) {
         Ok(httparse::Status::Complete(head_len)) => head_len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
             return Err(HeadError::TooLarge);
