@@ -66,11 +66,17 @@ pub enum Failure {
     BadRedirect,
     /// More redirects in one stream than `--max-redirects` (a loop, or a chain too long).
     TooManyRedirects,
+    /// A compressed body (gzip, deflate, br) that does not decode: corrupt data, a checksum that
+    /// does not match, or bytes after the end of the compressed stream.
+    BadEncoding,
+    /// A body coding this client does not decode (`compress`, `zstd`, an unknown name), or two
+    /// codings on one body.
+    UnsupportedEncoding,
 }
 
 impl Failure {
     /// The classes in report order; `HttpStatus` stands for all codes.
-    pub const ALL: [Failure; 25] = [
+    pub const ALL: [Failure; 27] = [
         Failure::ConnectRefused,
         Failure::ConnectTimeout,
         Failure::PortsExhausted,
@@ -96,6 +102,8 @@ impl Failure {
         Failure::TlsError,
         Failure::BadRedirect,
         Failure::TooManyRedirects,
+        Failure::BadEncoding,
+        Failure::UnsupportedEncoding,
     ];
 
     pub fn index(self) -> usize {
@@ -125,6 +133,8 @@ impl Failure {
             Failure::TlsError => 22,
             Failure::BadRedirect => 23,
             Failure::TooManyRedirects => 24,
+            Failure::BadEncoding => 25,
+            Failure::UnsupportedEncoding => 26,
         }
     }
 
@@ -156,7 +166,25 @@ impl Failure {
             Failure::TlsError => "tls_error",
             Failure::BadRedirect => "bad_redirect",
             Failure::TooManyRedirects => "too_many_redirects",
+            Failure::BadEncoding => "bad_encoding",
+            Failure::UnsupportedEncoding => "unsupported_encoding",
         }
+    }
+}
+
+/// Streams whose response body arrived compressed, by coding (counted once each, at the head).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompressedStreams {
+    pub gzip: u64,
+    pub deflate: u64,
+    pub br: u64,
+}
+
+impl CompressedStreams {
+    fn add(&mut self, other: &CompressedStreams) {
+        self.gzip += other.gzip;
+        self.deflate += other.deflate;
+        self.br += other.br;
     }
 }
 
@@ -427,6 +455,8 @@ pub struct Recorder {
     /// `https://`: TLS handshakes that completed in full, and those that resumed an earlier session.
     pub tls_full_handshakes: u64,
     pub tls_resumed_handshakes: u64,
+    /// Streams whose body arrived compressed, by coding (decoded, or failed as `bad_encoding`).
+    pub compressed: CompressedStreams,
     failures: [u64; Failure::ALL.len()],
     status_counts: Box<[u64; STATUS_SLOTS]>,
     /// Streams open when this recorder's stretch ended: its stage's end, or the run's stop.
@@ -471,6 +501,7 @@ impl Recorder {
             late_starts: 0,
             tls_full_handshakes: 0,
             tls_resumed_handshakes: 0,
+            compressed: CompressedStreams::default(),
             failures: [0; Failure::ALL.len()],
             status_counts: Box::new([0; STATUS_SLOTS]),
             open_at_end: 0,
@@ -574,6 +605,7 @@ impl Recorder {
         self.late_starts += other.late_starts;
         self.tls_full_handshakes += other.tls_full_handshakes;
         self.tls_resumed_handshakes += other.tls_resumed_handshakes;
+        self.compressed.add(&other.compressed);
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures.iter()) {
             *mine += theirs;
         }
@@ -621,7 +653,10 @@ mod tests {
             rec.stream_closed(StreamEnd::Failed(Failure::HttpStatus(404)), 10, 0);
             rec.sample_active(1);
         }
+        a.compressed.gzip = 1;
+        b.compressed = CompressedStreams { gzip: 2, deflate: 3, br: 4 };
         a.merge(&b);
+        assert_eq!(a.compressed, CompressedStreams { gzip: 3, deflate: 3, br: 4 });
         assert_eq!((a.streams_started, a.streams_completed, a.streams_failed), (4, 2, 2));
         assert_eq!(a.failures_of(Failure::HttpStatus(0)), 2);
         assert_eq!(a.status_failures().collect::<Vec<_>>(), vec![(404, 2)]);

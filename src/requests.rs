@@ -53,6 +53,17 @@ fn step_requests(
     Ok(per_target)
 }
 
+/// The headers of every stream's request: `-H` (and `--openai`'s), then with `--compressed` an
+/// `Accept-Encoding` unless one was given.
+pub fn stream_headers(cfg: &RunConfig) -> Vec<(String, String)> {
+    let mut headers = cfg.headers.clone();
+    let (name, value) = request::ACCEPT_ENCODING;
+    if cfg.compressed && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        headers.push((name.to_string(), value.to_string()));
+    }
+    headers
+}
+
 /// Each target's request: encoded once, or a template where it has placeholders. `env`
 /// looks up `{{env NAME}}`.
 fn target_requests(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<TargetRequest>, ConfigError> {
@@ -64,14 +75,14 @@ fn target_requests(cfg: &RunConfig, env: &dyn Fn(&str) -> Option<String>) -> Res
         }
         None => (None, Vec::new()),
     };
+    let headers = stream_headers(cfg);
     for target in &cfg.targets {
         let path = match &cfg.llm {
             Some(llm) => llm.path_for(&target.path),
             None => target.path.clone(),
         };
         let body = llm_prefix.as_ref().map_or(&cfg.body[..], |p| p.as_bytes());
-        let spec =
-            RequestSpec { method: &cfg.method, path: &path, host: &target.host_header, headers: &cfg.headers, body };
+        let spec = RequestSpec { method: &cfg.method, path: &path, host: &target.host_header, headers: &headers, body };
         // A body without placeholders is never parsed into a template (a copy per target): it is held apart, the
         // run's one copy, and written after each head.
         let body_apart = cfg.llm.is_none() && memchr::memmem::find(body, b"{{").is_none();

@@ -2,10 +2,13 @@
 //!
 //! The worker owns the socket and the clock; it hands every read to [`StreamMachine::on_bytes`]
 //! with the time the read returned, so all events that arrived in one read share that timestamp.
+//! A compressed body goes body framing -> [`Decoder`] -> SSE parser, so its events are counted
+//! after decoding and carry the time of the read that brought their compressed bytes.
 
 use std::time::Instant;
 
 use crate::http1::body::BodyDecoder;
+use crate::http1::coding::{Coding, CodingError, Decoder};
 use crate::http1::response::{self, Framing, Head, MAX_HEAD_BYTES};
 use crate::llm::timeline::{ChunkVerdict, Timeline};
 use crate::recorder::{Failure, Recorder, StreamEnd};
@@ -152,6 +155,9 @@ pub struct StreamMachine {
     clock: EventClock,
     /// `--openai`: each event's data is a chunk of an answer. Boxed: only LLM runs pay for it.
     llm: Option<Box<Timeline>>,
+    /// The decompressor of a body that arrived compressed, from its head to the stream's end.
+    /// Boxed: a plain stream pays this pointer only.
+    coding: Option<Box<Decoder>>,
 }
 
 impl StreamMachine {
@@ -168,6 +174,7 @@ impl StreamMachine {
             sse: Parser::new(max_event_size_bytes),
             clock: EventClock { request_start: now, last_event_at: now, events: 0, max_gap_us: 0 },
             llm: None,
+            coding: None,
         }
     }
 
@@ -210,6 +217,7 @@ impl StreamMachine {
         self.head.clear();
         self.keep_alive = false;
         self.body = BodyDecoder::NoBody;
+        self.coding = None;
         match self.ids.as_deref() {
             Some(ids) if ids.resume => self.sse.reset_with_last_event_id(&ids.last_event_id),
             _ => self.sse.reset(),
@@ -286,7 +294,7 @@ impl StreamMachine {
             Phase::Body => self.end_of_body(),
             Phase::Over => StreamEnd::Completed,
         };
-        self.phase = Phase::Over;
+        self.over();
         end
     }
 
@@ -304,7 +312,12 @@ impl StreamMachine {
         }
         let room = MAX_HEAD_BYTES.saturating_sub(self.head.len());
         let taken = input.len().min(room);
+        let before = self.head.len();
         self.head.extend_from_slice(&input[..taken]);
+        if !response::may_end_head(&self.head, before) {
+            // No blank line yet: parsing again from the start would only say "incomplete".
+            return Progress::NeedMore;
+        }
         match response::parse_head(&self.head) {
             Ok(Some(head)) => {
                 // The head's tail and the body's first bytes are split between the buffer and
@@ -375,6 +388,19 @@ impl StreamMachine {
         if !head.is_event_stream {
             return self.fail(Failure::WrongContentType);
         }
+        let compressed = &mut rec.compressed;
+        let count = match head.coding {
+            Coding::Identity => None,
+            Coding::Unsupported => return self.fail(Failure::UnsupportedEncoding),
+            Coding::Gzip => Some(&mut compressed.gzip),
+            Coding::Deflate => Some(&mut compressed.deflate),
+            Coding::Br => Some(&mut compressed.br),
+        };
+        if let Some(count) = count {
+            *count += 1;
+            // Allocated per compressed stream (never per event), freed when it ends.
+            self.coding = Decoder::new(head.coding);
+        }
         self.keep_alive = head.keep_alive;
         self.body = BodyDecoder::new(head.framing);
         self.phase = Phase::Body;
@@ -387,11 +413,13 @@ impl StreamMachine {
     fn on_body_bytes(&mut self, now: Instant, input: &[u8], rec: &mut Recorder) -> Progress {
         let mut sse_failed = false;
         let mut llm_error = false;
+        let mut coding_failed = false;
         let sse = &mut self.sse;
         let clock = &mut self.clock;
         let mut ids = self.ids.as_deref_mut();
         let mut llm = self.llm.as_deref_mut().zip(rec.llm.take());
-        let decoded = self.body.decode(input, |payload| {
+        // The body's bytes as the server wrote them, decoded if they arrived compressed.
+        let mut on_plain = |plain: &[u8]| {
             let on_event = |event: crate::sse::Event<'_>| {
                 clock.on_event(now, rec);
                 if let Some(ids) = &mut ids {
@@ -402,15 +430,23 @@ impl StreamMachine {
                 }
             };
             // After an SSE error the stream is over; the rest of this read is not parsed.
-            if !sse_failed && sse.feed(payload, on_event).is_err() {
+            if !sse_failed && sse.feed(plain, on_event).is_err() {
                 sse_failed = true;
             }
+        };
+        let coding = &mut self.coding;
+        let decoded = self.body.decode(input, |payload| match coding.as_deref_mut() {
+            None => on_plain(payload),
+            // After a decoding error the stream is over; the rest of this read is not decoded.
+            Some(decoder) if !coding_failed => coding_failed = decoder.decode(payload, &mut on_plain).is_err(),
+            Some(_) => {}
         });
         if let Some((_, llm_rec)) = llm {
             rec.llm = Some(llm_rec);
         }
         let consumed = match decoded {
             Err(_) => return self.fail(Failure::MalformedHttp),
+            Ok(_) if coding_failed => return self.fail(Failure::BadEncoding),
             Ok(_) if sse_failed => return self.fail(Failure::EventTooLarge),
             Ok(_) if llm_error => return self.fail(Failure::LlmError),
             Ok(consumed) => consumed,
@@ -421,7 +457,7 @@ impl StreamMachine {
         let end = self.end_of_body();
         // Bytes after the body would be an unrequested response: never reuse such a connection.
         let reusable = self.keep_alive && end == StreamEnd::Completed && consumed == input.len();
-        self.phase = Phase::Over;
+        self.over();
         Progress::Done { end, reusable }
     }
 
@@ -450,13 +486,26 @@ impl StreamMachine {
     }
 
     /// The body ended by its framing or by EOF; an event left half-received is a premature end.
+    /// The body ended by its framing or by EOF; an event left half-received, or a compressed
+    /// stream that had not ended, is a premature end.
     fn end_of_body(&mut self) -> StreamEnd {
-        if self.sse.finish() { StreamEnd::Failed(Failure::PrematureEof) } else { StreamEnd::Completed }
+        match self.coding.as_deref().map_or(Ok(()), Decoder::finish) {
+            Err(CodingError::Corrupt) => StreamEnd::Failed(Failure::BadEncoding),
+            Err(CodingError::Truncated) => StreamEnd::Failed(Failure::PrematureEof),
+            Ok(()) if self.sse.finish() => StreamEnd::Failed(Failure::PrematureEof),
+            Ok(()) => StreamEnd::Completed,
+        }
     }
 
     fn fail(&mut self, failure: Failure) -> Progress {
-        self.phase = Phase::Over;
+        self.over();
         Progress::Done { end: StreamEnd::Failed(failure), reusable: false }
+    }
+
+    /// The stream is over; a decompressor's memory goes back now, not at the user's next stream.
+    fn over(&mut self) {
+        self.phase = Phase::Over;
+        self.coding = None;
     }
 }
 
@@ -490,7 +539,11 @@ mod tests {
 
     /// Every single split point and byte-by-byte feeding give the one-shot result.
     fn check(response: &str, events: u64, end: StreamEnd, reusable: bool) {
-        let bytes = response.as_bytes();
+        check_bytes(response.as_bytes(), events, end, reusable);
+    }
+
+    fn check_bytes(bytes: &[u8], events: u64, end: StreamEnd, reusable: bool) {
+        let response = String::from_utf8_lossy(bytes);
         let whole = drive(bytes, &[]);
         assert_eq!((whole.0, whole.1, whole.2), (events, end, reusable), "one shot: {response:?}");
         assert_eq!(whole.3.bytes, bytes.len() as u64);
@@ -675,11 +728,148 @@ mod tests {
 
     #[test]
     fn oversized_head_is_malformed_not_buffered() {
-        let filler = format!("X-Filler: {}\r\n", "y".repeat(100));
-        let response = format!("HTTP/1.1 200 OK\r\n{}\r\n", filler.repeat(200));
+        // 70 fields of 1,011 bytes: 70 KB, over the 64 KiB bound (and under the 256-field one).
+        let filler = format!("X-Filler: {}\r\n", "y".repeat(1000));
+        let response = format!("HTTP/1.1 200 OK\r\n{}\r\n", filler.repeat(70));
         let splits: Vec<usize> = (1..response.len()).step_by(512).collect();
         let got = drive(response.as_bytes(), &splits);
         assert_eq!(got.1, StreamEnd::Failed(Failure::MalformedHttp));
+        // 255 fields and a Content-Type (28 KB): at the field bound, in reads of 512 bytes.
+        let small = format!("X-Filler: {}\r\n", "y".repeat(100));
+        let fields =
+            format!("HTTP/1.1 200 OK\r\n{}Content-Type: text/event-stream\r\n\r\ndata: a\n\n", small.repeat(255));
+        let splits: Vec<usize> = (1..fields.len()).step_by(512).collect();
+        let (events, end, _, _) = drive(fields.as_bytes(), &splits);
+        assert_eq!((events, end), (1, StreamEnd::Completed));
+    }
+
+    #[test]
+    fn a_head_that_spans_reads_is_parsed_once_its_blank_line_arrives() {
+        let mut rec = Recorder::new();
+        let mut machine = StreamMachine::new(1024);
+        let t0 = Instant::now();
+        machine.begin(t0);
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+        for (i, byte) in head.as_bytes().iter().enumerate() {
+            assert_eq!(machine.on_bytes(t0, std::slice::from_ref(byte), &mut rec), Progress::NeedMore);
+            assert_eq!(machine.head_received(), i + 1 == head.len(), "byte {i}");
+        }
+        // A syntax error is found when the blank line arrives.
+        machine.begin(t0);
+        machine.on_bytes(t0, b"HTTP/1.1 200 OK\r\n", &mut rec);
+        assert_eq!(machine.on_bytes(t0, b"Bad Name: x\r\n", &mut rec), Progress::NeedMore);
+        let end = machine.on_bytes(t0, b"\r\n", &mut rec);
+        assert_eq!(end, Progress::Done { end: StreamEnd::Failed(Failure::MalformedHttp), reusable: false });
+    }
+
+    /// `events` compressed with a flush after each, as `coding` ("gzip", "deflate", "br").
+    fn compress(coding: &str, events: &[&str]) -> Vec<u8> {
+        use flate2::Compression;
+        use std::io::Write;
+        fn run<W: Write>(mut w: W, events: &[&str]) -> W {
+            for event in events {
+                w.write_all(event.as_bytes()).unwrap();
+                w.flush().unwrap();
+            }
+            w
+        }
+        match coding {
+            "gzip" => run(flate2::write::GzEncoder::new(Vec::new(), Compression::fast()), events).finish().unwrap(),
+            "deflate" => {
+                run(flate2::write::ZlibEncoder::new(Vec::new(), Compression::fast()), events).finish().unwrap()
+            }
+            _ => run(brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22), events).into_inner(),
+        }
+    }
+
+    /// A response whose head is `head` (without its blank line) and whose body is `body` in one chunk.
+    fn chunked_response(head: &str, body: &[u8]) -> Vec<u8> {
+        let mut response = format!("{head}\r\n\r\n{:x}\r\n", body.len()).into_bytes();
+        response.extend_from_slice(body);
+        response.extend_from_slice(b"\r\n0\r\n\r\n");
+        response
+    }
+
+    const EVENTS: [&str; 3] = ["id: 1\ndata: a\n\n", "data: b\n\n", "data: c\n\n"];
+    const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream";
+
+    #[test]
+    fn compressed_bodies_are_decoded_at_every_split() {
+        for coding in ["gzip", "deflate", "br"] {
+            let body = compress(coding, &EVENTS);
+            let chunked = chunked_response(
+                &format!("{SSE_HEAD}\r\nContent-Encoding: {coding}\r\nTransfer-Encoding: chunked"),
+                &body,
+            );
+            check_bytes(&chunked, 3, StreamEnd::Completed, true);
+            let transfer = chunked_response(&format!("{SSE_HEAD}\r\nTransfer-Encoding: {coding}, chunked"), &body);
+            check_bytes(&transfer, 3, StreamEnd::Completed, true);
+            let mut length =
+                format!("{SSE_HEAD}\r\nContent-Encoding: {coding}\r\nContent-Length: {}\r\n\r\n", body.len())
+                    .into_bytes();
+            length.extend_from_slice(&body);
+            check_bytes(&length, 3, StreamEnd::Completed, true);
+            let mut close = format!("{SSE_HEAD}\r\nContent-Encoding: {coding}\r\n\r\n").into_bytes();
+            close.extend_from_slice(&body);
+            check_bytes(&close, 3, StreamEnd::Completed, false);
+            // Cut before the compressed stream's end: the events that arrived count, the stream is cut short.
+            close.truncate(close.len() - 1);
+            check_bytes(&close, 3, StreamEnd::Failed(Failure::PrematureEof), false);
+        }
+    }
+
+    #[test]
+    fn compressed_streams_are_counted_once_by_coding_and_freed_at_the_end() {
+        let mut rec = Recorder::new();
+        let mut machine = StreamMachine::new(1024);
+        for (coding, events) in [("gzip", 1), ("br", 2), ("deflate", 3), ("gzip", 1)] {
+            machine.begin(Instant::now());
+            let body = compress(coding, &EVENTS[..events]);
+            let head = format!("{SSE_HEAD}\r\nContent-Encoding: {coding}\r\nTransfer-Encoding: chunked");
+            let response = chunked_response(&head, &body);
+            // The head and the body's first bytes, then the rest.
+            let (head_part, body_part) = response.split_at(head.len() + 10);
+            assert_eq!(machine.on_bytes(Instant::now(), head_part, &mut rec), Progress::NeedMore);
+            assert!(machine.coding.is_some(), "{coding}: a decoder while the body arrives");
+            let end = machine.on_bytes(Instant::now(), body_part, &mut rec);
+            assert_eq!(end, Progress::Done { end: StreamEnd::Completed, reusable: true }, "{coding}");
+            assert_eq!(machine.events(), events as u64);
+            assert!(machine.coding.is_none(), "{coding}: freed when the stream ended");
+        }
+        assert_eq!(rec.compressed, crate::recorder::CompressedStreams { gzip: 2, deflate: 1, br: 1 });
+        machine.begin(Instant::now());
+        machine.on_bytes(Instant::now(), format!("{SSE_HEAD}\r\n\r\n").as_bytes(), &mut rec);
+        assert!(machine.coding.is_none(), "a plain stream has none");
+    }
+
+    #[test]
+    fn bad_and_unsupported_codings_fail_at_every_split() {
+        let bad = chunked_response(
+            &format!("{SSE_HEAD}\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked"),
+            b"\x1f\x8c\x08",
+        );
+        check_bytes(&bad, 0, StreamEnd::Failed(Failure::BadEncoding), false);
+        // Events decoded before the corruption count; the stream fails when it is reached.
+        let mut body = compress("deflate", &EVENTS);
+        *body.last_mut().unwrap() ^= 1;
+        let mut bad_adler = format!("{SSE_HEAD}\r\nContent-Encoding: deflate\r\n\r\n").into_bytes();
+        bad_adler.extend_from_slice(&body);
+        check_bytes(&bad_adler, 3, StreamEnd::Failed(Failure::BadEncoding), false);
+        for coding in ["Content-Encoding: zstd", "Content-Encoding: gzip, gzip", "Transfer-Encoding: chunked, gzip"] {
+            let response = format!("{SSE_HEAD}\r\n{coding}\r\n\r\ndata: a\n\n");
+            check(&response, 0, StreamEnd::Failed(Failure::UnsupportedEncoding), false);
+        }
+        // An empty body is a complete one, compressed or not.
+        let empty = format!("{SSE_HEAD}\r\nContent-Encoding: br\r\nContent-Length: 0\r\n\r\n");
+        check(&empty, 0, StreamEnd::Completed, false);
+    }
+
+    #[test]
+    fn a_folded_head_is_read_like_an_unfolded_one() {
+        let folded =
+            "HTTP/1.1 200 OK\r\nContent-Type:\r\n text/event-stream\r\nTransfer-Encoding: gzip,\r\n\tchunked\r\n";
+        let body = compress("gzip", &EVENTS);
+        check_bytes(&chunked_response(folded.trim_end(), &body), 3, StreamEnd::Completed, true);
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub(crate) struct RunArgs {
     /// Largest event (data and partial line) a stream may buffer; larger is a failure
     #[arg(long, default_value = "1MiB", value_parser = units::parse_size)]
     max_event_size: usize,
+    /// Ask for compressed streams as browsers do (Accept-Encoding: gzip, deflate, br); compressed answers are decoded either way
+    #[arg(long)]
+    compressed: bool,
     /// Also write the report as JSON to this file
     #[arg(long)]
     json: Option<PathBuf>,
@@ -382,6 +385,7 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
             DataModeArg::Request => DataMode::Request,
         },
         max_event_size_bytes: args.max_event_size,
+        compressed: args.compressed,
         threads: args.engine.threads(),
         driver: args.engine.driver.into(),
         json_path: args.json,
@@ -449,6 +453,8 @@ mod tests {
         assert_eq!(cfg.bind_addrs.len(), 2);
         assert_eq!(cfg.max_redirects, 20, "Fetch's limit by default");
         assert_eq!(run(&["http://127.0.0.1:9/", "--max-redirects", "0"]).unwrap().max_redirects, 0);
+        assert!(!cfg.compressed, "no Accept-Encoding unless asked, as curl");
+        assert!(run(&["http://127.0.0.1:9/x", "--compressed"]).unwrap().compressed);
     }
 
     #[test]

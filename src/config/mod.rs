@@ -98,6 +98,9 @@ pub struct RunConfig {
     pub data: Option<Arc<DataSet>>,
     pub data_mode: DataMode,
     pub max_event_size_bytes: usize,
+    /// `--compressed`: ask for compressed bodies (`Accept-Encoding`) as browsers do. Compressed
+    /// bodies are decoded whether or not they were asked for.
+    pub compressed: bool,
     pub threads: usize,
     pub driver: DriverChoice,
     pub json_path: Option<PathBuf>,
@@ -257,6 +260,7 @@ impl RunConfig {
             data: None,
             data_mode: DataMode::Vu,
             max_event_size_bytes: 1 << 20,
+            compressed: false,
             threads: crate::limits::available_cores(),
             driver: DriverChoice::Auto,
             json_path: None,

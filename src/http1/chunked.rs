@@ -95,10 +95,11 @@ pub struct ChunkedDecoder {
     state: State,
     /// Size accumulated from the current size line's hex digits.
     size: u64,
-    /// Bytes of the current size line so far, line end excluded.
-    line_len: usize,
+    /// Bytes of the current size line so far, line end excluded. `u32`, like `trailer_len`: both
+    /// stop at a bound far below it, and every virtual user holds one decoder (8 B less each).
+    line_len: u32,
     /// Bytes of the trailer section so far.
-    trailer_len: usize,
+    trailer_len: u32,
 }
 
 impl Default for ChunkedDecoder {
@@ -167,16 +168,18 @@ impl ChunkedDecoder {
 
     /// Counts `len` skipped bytes of the line being read against its bound.
     fn count(&mut self, len: usize) -> Result<(), ChunkedError> {
+        // Saturating: a count past u32::MAX is past the bound all the same.
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
         match self.state {
             State::Size | State::SizeWs | State::Extension => {
-                self.line_len += len;
-                if self.line_len > MAX_CHUNK_LINE_BYTES {
+                self.line_len = self.line_len.saturating_add(len);
+                if self.line_len as usize > MAX_CHUNK_LINE_BYTES {
                     return Err(ChunkedError::LineTooLong);
                 }
             }
             _ => {
-                self.trailer_len += len;
-                if self.trailer_len > MAX_TRAILER_BYTES {
+                self.trailer_len = self.trailer_len.saturating_add(len);
+                if self.trailer_len as usize > MAX_TRAILER_BYTES {
                     return Err(ChunkedError::TrailerTooLarge);
                 }
             }

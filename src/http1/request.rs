@@ -21,6 +21,9 @@ const DEFAULT_HEADERS: [(&str, &str); 3] = [
     ("User-Agent", concat!("ssebench/", env!("CARGO_PKG_VERSION"))),
 ];
 
+/// `--compressed`: the codings a browser offers, and the ones `http1::coding` decodes.
+pub const ACCEPT_ENCODING: (&str, &str) = ("Accept-Encoding", "gzip, deflate, br");
+
 /// Encodes the whole request (head and body) into one buffer: what [`encode_head`] and the body make together, and
 /// what a static template renders (the tests hold them to it).
 #[cfg(test)]

@@ -1,13 +1,16 @@
-//! Response head parsing: status line and header fields -> status, head length, body framing, keep-alive.
+//! Response head parsing: status line and header fields -> status, head length, body framing,
+//! content coding, keep-alive.
 //!
 //! Sans-IO: the caller owns the read buffer and calls [`parse_head`] again after every read until
 //! it returns a [`Head`]. httparse does the tokenising with its headers array on our stack; this
 //! module only interprets the few fields that decide how the body is framed (RFC 9112 section 6.3)
 //! and whether the connection can carry the next request. Nothing here allocates.
 //!
-//! Re-parsing from the start on every read is quadratic in the head size, which is why the head is
-//! bounded by [`MAX_HEAD_BYTES`]: the worst case is a few hundred small re-parses of at most 16 KiB
-//! (httparse: "avoid retry loops on a growing buffer without size/time limits").
+//! The head is bounded by [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`], set to what browsers and curl
+//! accept of real servers rather than to what is common. Re-parsing from the start after every read
+//! would be quadratic in the head size, so the caller parses a head that spans reads again only
+//! once a blank line may have arrived ([`may_end_head`]; httparse: "avoid retry loops on a growing
+//! buffer without size/time limits").
 //!
 //! Decisions where the RFCs leave room, for a client that sent a GET or POST:
 //! - Status outside 100..=599 is [`HeadError::Malformed`] (RFC 9110 section 15: "invalid").
@@ -28,15 +31,27 @@
 //! - Several Content-Type fields (invalid, it is a singleton): the last one decides, as the Fetch
 //!   standard that browsers' EventSource follows does when it extracts a MIME type.
 //! - `Connection: close` beats `keep-alive` when both appear.
+//! - Obsolete line folding (a field value continued on a line that starts with a space or tab) is
+//!   accepted and unfolded, as RFC 9112 section 5.2 requires of a user agent: httparse leaves the
+//!   CRLF and whitespace in the value, and every value interpreted here is split on commas or
+//!   semicolons and trimmed of ASCII whitespace, where a fold counts as the space it stands for.
+//! - The body's coding ([`Coding`]) is Content-Encoding's codings, then the transfer codings
+//!   before a final `chunked` (`Transfer-Encoding: gzip, chunked`); `identity` is none. More than
+//!   one coding, an unknown one, or `chunked` followed by another transfer coding (read until
+//!   close, but not decodable) is [`Coding::Unsupported`]. A response without a body has none.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
+use super::coding::Coding;
 use crate::units::parse_decimal;
 
 /// A head larger than this is [`HeadError::TooLarge`]; it bounds both memory and re-parse work.
-pub const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// More header fields than this is [`HeadError::TooManyHeaders`]; it sizes the stack array httparse fills.
-pub const MAX_HEADERS: usize = 64;
+/// 64 KiB: curl takes heads up to 100 KiB, browsers up to 256 KiB (Chromium) or more.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// More header fields than this is [`HeadError::TooManyHeaders`]; it sizes the stack array httparse
+/// fills (256 x 32 B = 8 KiB of stack per parse, left uninitialised; nothing per stream).
+pub const MAX_HEADERS: usize = 256;
 
 /// How the body of a response ends (RFC 9112 section 6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +77,8 @@ pub struct Head {
     pub is_event_stream: bool,
     /// The connection may be reused after this response: HTTP/1.1 without a `close` token in Connection, or HTTP/1.0 with `keep-alive`; never when framing is Close.
     pub keep_alive: bool,
+    /// What was applied to the body on top of its framing; `Identity` when nothing (or no body).
+    pub coding: Coding,
 }
 
 impl Head {
@@ -107,9 +124,13 @@ impl std::error::Error for HeadError {}
 pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
     // Never look past the bound: body bytes (or a hostile endless head) after it cost nothing.
     let window = &buf[..buf.len().min(MAX_HEAD_BYTES)];
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(window) {
+    // Uninitialised: httparse writes only the fields it finds, so a 20-field head does not pay for
+    // clearing all 256 slots (8 KiB) first.
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let mut config = httparse::ParserConfig::default();
+    config.allow_obsolete_multiline_headers_in_responses(true);
+    let head_len = match config.parse_response_with_uninit_headers(&mut response, window, &mut headers) {
         Ok(httparse::Status::Complete(head_len)) => head_len,
         Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
             return Err(HeadError::TooLarge);
@@ -134,7 +155,21 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
     let keep_alive = persistent
         && framing != Framing::Close
         && !(fields.transfer_encoding.is_some() && fields.content_length.is_some());
-    Ok(Some(Head { status, head_len, framing, is_event_stream: fields.is_event_stream, keep_alive }))
+    let coding = if framing == Framing::NoBody { Coding::Identity } else { fields.coding() };
+    Ok(Some(Head { status, head_len, framing, is_event_stream: fields.is_event_stream, keep_alive, coding }))
+}
+
+/// Whether bytes appended to a partial head at `buf[from..]` may have completed it: a blank line
+/// (`\n\n` or `\n\r\n`) ends there, or the buffer reached [`MAX_HEAD_BYTES`]. Otherwise the head
+/// cannot be complete yet, so a caller that buffers a head across reads re-parses only when this
+/// is true: linear work, not quadratic. (A syntax error in the new bytes is then found when the
+/// blank line or the bound arrives, not at once; the head timeout still runs meanwhile.)
+pub fn may_end_head(buf: &[u8], from: usize) -> bool {
+    // A blank line may start up to two bytes before the new ones.
+    let tail = &buf[from.saturating_sub(2).min(buf.len())..];
+    buf.len() >= MAX_HEAD_BYTES
+        || memchr::memmem::find(tail, b"\n\n").is_some()
+        || memchr::memmem::find(tail, b"\n\r\n").is_some()
 }
 
 /// RFC 9112 section 6.3, steps 1-2 (HEAD and CONNECT do not apply), 3-7.
@@ -161,6 +196,8 @@ fn framing(status: u16, http11: bool, fields: &Fields) -> Result<Framing, HeadEr
 struct Fields {
     transfer_encoding: Option<TransferEncoding>,
     content_length: Option<ContentLength>,
+    /// Content-Encoding's codings, in order, folded with [`Coding::then`].
+    content_coding: Option<Coding>,
     connection_close: bool,
     connection_keep_alive: bool,
     is_event_stream: bool,
@@ -174,6 +211,8 @@ struct TransferEncoding {
     last_is_chunked: bool,
     /// Some coding name was not a token.
     invalid: bool,
+    /// The codings other than `chunked`, folded with [`Coding::then`].
+    applied: Option<Coding>,
 }
 
 #[derive(Clone, Copy)]
@@ -200,6 +239,14 @@ impl Fields {
                     te.codings += 1;
                     te.chunked_count += u32::from(is_chunked);
                     te.last_is_chunked = is_chunked;
+                    if !is_chunked {
+                        te.applied = Some(te.applied.unwrap_or(Coding::Identity).then(Coding::named(coding_name)));
+                    }
+                }
+            } else if name.eq_ignore_ascii_case("content-encoding") {
+                for coding in list_elements(header.value) {
+                    let applied = fields.content_coding.unwrap_or(Coding::Identity);
+                    fields.content_coding = Some(applied.then(Coding::named(coding)));
                 }
             } else if name.eq_ignore_ascii_case("content-length") {
                 fields.content_length = Some(merge_content_length(fields.content_length, header.value));
@@ -214,6 +261,17 @@ impl Fields {
             }
         }
         fields
+    }
+
+    /// The coding of the body: Content-Encoding's, then the transfer codings before `chunked`.
+    fn coding(&self) -> Coding {
+        let content = self.content_coding.unwrap_or(Coding::Identity);
+        match self.transfer_encoding {
+            None => content,
+            // Chunked, then something else on top of it: read until close, but not decodable.
+            Some(te) if te.chunked_count > 0 && !te.last_is_chunked => Coding::Unsupported,
+            Some(te) => content.then(te.applied.unwrap_or(Coding::Identity)),
+        }
     }
 }
 
@@ -275,6 +333,7 @@ fn is_token(value: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::Coding::{Br, Deflate, Gzip, Unsupported};
     use super::Framing::{Chunked, Close, Length, NoBody};
     use super::*;
     use proptest::prelude::*;
@@ -286,8 +345,15 @@ mod tests {
     /// keep_alive
     const KA: u8 = 2;
 
-    fn want(status: u16, framing: Framing, flags: u8) -> Result<(u16, Framing, bool, bool), HeadError> {
-        Ok((status, framing, flags & ES != 0, flags & KA != 0))
+    type Want = Result<(u16, Framing, bool, bool, Coding), HeadError>;
+
+    fn want(status: u16, framing: Framing, flags: u8) -> Want {
+        coded(status, framing, flags, Coding::Identity)
+    }
+
+    /// A head whose body has a coding.
+    fn coded(status: u16, framing: Framing, flags: u8, coding: Coding) -> Want {
+        Ok((status, framing, flags & ES != 0, flags & KA != 0, coding))
     }
 
     fn head_bytes(lines: &[&str]) -> Vec<u8> {
@@ -304,11 +370,11 @@ mod tests {
     /// Ok(None) (nothing is decided before the blank line, except the syntax errors httparse sees
     /// early, which the table does not expect at a prefix), and the head must end at the blank line
     /// even with body bytes behind it.
-    fn check(lines: &[&str], expected: Result<(u16, Framing, bool, bool), HeadError>) {
+    fn check(lines: &[&str], expected: Want) {
         let head = head_bytes(lines);
         match (parse_head(&head), expected) {
-            (Ok(Some(h)), Ok((status, framing, is_event_stream, keep_alive))) => {
-                let want = Head { status, head_len: head.len(), framing, is_event_stream, keep_alive };
+            (Ok(Some(h)), Ok((status, framing, is_event_stream, keep_alive, coding))) => {
+                let want = Head { status, head_len: head.len(), framing, is_event_stream, keep_alive, coding };
                 assert_eq!(h, want, "{lines:?}");
             }
             (Err(e), Err(want)) => assert_eq!(e, want, "{lines:?}"),
@@ -381,15 +447,54 @@ mod tests {
         early_hints_interim: ["HTTP/1.1 103 Early Hints", "Link: </a>; rel=preload"] => want(103, NoBody, KA);
         error_status_with_body: ["HTTP/1.1 503 Service Unavailable", "Content-Length: 3"]
             => want(503, Length(3), KA);
-        te_gzip_chunked: ["HTTP/1.1 200 OK", "Transfer-Encoding: gzip, chunked"] => want(200, Chunked, KA);
-        te_chunked_gzip: ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked, gzip"] => want(200, Close, NONE);
-        te_gzip_only: ["HTTP/1.1 200 OK", "Transfer-Encoding: gzip"] => want(200, Close, NONE);
+        te_gzip_chunked: ["HTTP/1.1 200 OK", "Transfer-Encoding: gzip, chunked"] => coded(200, Chunked, KA, Gzip);
+        te_chunked_gzip: ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked, gzip"]
+            => coded(200, Close, NONE, Unsupported);
+        te_gzip_only: ["HTTP/1.1 200 OK", "Transfer-Encoding: gzip"] => coded(200, Close, NONE, Gzip);
         te_two_lines: ["HTTP/1.1 200 OK", "Transfer-Encoding: gzip", "Transfer-Encoding: CHUNKED"]
-            => want(200, Chunked, KA);
+            => coded(200, Chunked, KA, Gzip);
         te_two_lines_chunked_first: ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", "Transfer-Encoding: gzip"]
-            => want(200, Close, NONE);
-        te_empty_elements: ["HTTP/1.1 200 OK", "Transfer-Encoding: ,gzip ,, chunked ,"] => want(200, Chunked, KA);
-        te_with_parameters: ["HTTP/1.1 200 OK", "Transfer-Encoding: foo;q=1, chunked"] => want(200, Chunked, KA);
+            => coded(200, Close, NONE, Unsupported);
+        te_empty_elements: ["HTTP/1.1 200 OK", "Transfer-Encoding: ,gzip ,, chunked ,"]
+            => coded(200, Chunked, KA, Gzip);
+        te_with_parameters: ["HTTP/1.1 200 OK", "Transfer-Encoding: foo;q=1, chunked"]
+            => coded(200, Chunked, KA, Unsupported);
+        te_deflate_br: ["HTTP/1.1 200 OK", "Transfer-Encoding: Deflate, chunked"] => coded(200, Chunked, KA, Deflate);
+        te_identity: ["HTTP/1.1 200 OK", "Transfer-Encoding: identity, chunked"] => want(200, Chunked, KA);
+        te_two_codings: ["HTTP/1.1 200 OK", "Transfer-Encoding: gzip, br, chunked"]
+            => coded(200, Chunked, KA, Unsupported);
+        ce_gzip: ["HTTP/1.1 200 OK", "Content-Type: text/event-stream", "Content-Encoding: gzip"]
+            => coded(200, Close, ES, Gzip);
+        ce_x_gzip: ["HTTP/1.1 200 OK", "content-encoding: X-Gzip", "Content-Length: 3"] => coded(200, Length(3), KA, Gzip);
+        ce_deflate_chunked: ["HTTP/1.1 200 OK", "Content-Encoding: deflate", "Transfer-Encoding: chunked"]
+            => coded(200, Chunked, KA, Deflate);
+        ce_br: ["HTTP/1.1 200 OK", "Content-Encoding: br", "Content-Length: 3"] => coded(200, Length(3), KA, Br);
+        ce_identity: ["HTTP/1.1 200 OK", "Content-Encoding: identity", "Content-Length: 3"] => want(200, Length(3), KA);
+        ce_identity_then_gzip: ["HTTP/1.1 200 OK", "Content-Encoding: identity, gzip", "Content-Length: 3"]
+            => coded(200, Length(3), KA, Gzip);
+        ce_empty: ["HTTP/1.1 200 OK", "Content-Encoding: ", "Content-Length: 3"] => want(200, Length(3), KA);
+        ce_unknown: ["HTTP/1.1 200 OK", "Content-Encoding: zstd", "Content-Length: 3"]
+            => coded(200, Length(3), KA, Unsupported);
+        ce_two: ["HTTP/1.1 200 OK", "Content-Encoding: gzip, br", "Content-Length: 3"]
+            => coded(200, Length(3), KA, Unsupported);
+        ce_two_lines: ["HTTP/1.1 200 OK", "Content-Encoding: gzip", "Content-Encoding: gzip", "Content-Length: 3"]
+            => coded(200, Length(3), KA, Unsupported);
+        ce_and_te: ["HTTP/1.1 200 OK", "Content-Encoding: br", "Transfer-Encoding: gzip, chunked"]
+            => coded(200, Chunked, KA, Unsupported);
+        ce_without_body: ["HTTP/1.1 304 Not Modified", "Content-Encoding: gzip"] => want(304, NoBody, KA);
+        folded_content_type: ["HTTP/1.1 200 OK", "Content-Type:", " text/event-stream;", "\tcharset=utf-8",
+            "Content-Length: 1"] => want(200, Length(1), ES | KA);
+        folded_transfer_encoding: ["HTTP/1.1 200 OK", "Transfer-Encoding: gzip,", "  chunked"]
+            => coded(200, Chunked, KA, Gzip);
+        folded_content_encoding: ["HTTP/1.1 200 OK", "Content-Encoding:", " br", "Content-Length: 1"]
+            => coded(200, Length(1), KA, Br);
+        folded_content_length: ["HTTP/1.1 200 OK", "Content-Length: 5", " ", "X-After: y"] => want(200, Length(5), KA);
+        folded_connection: ["HTTP/1.1 200 OK", "Connection: keep-alive,", " close", "Content-Length: 1"]
+            => want(200, Length(1), NONE);
+        folded_other_field: ["HTTP/1.1 200 OK", "X-Long: a", " b", "\tc", "Content-Length: 1"] => want(200, Length(1), KA);
+        folded_inside_a_token_is_a_space: ["HTTP/1.1 200 OK", "Content-Type: text/event-", " stream", "Content-Length: 1"]
+            => want(200, Length(1), KA);
+        malformed_fold_first_line: ["HTTP/1.1 200 OK", " folded: x"] => Err(HeadError::Malformed);
         te_chunked_twice: ["HTTP/1.1 200 OK", "Transfer-Encoding: chunked, chunked"]
             => Err(HeadError::BadTransferEncoding);
         te_empty: ["HTTP/1.1 200 OK", "Transfer-Encoding: "] => Err(HeadError::BadTransferEncoding);
@@ -419,7 +524,14 @@ mod tests {
     #[test]
     fn bare_lf_line_ends() {
         let head = b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc";
-        let want = Head { status: 200, head_len: 35, framing: Length(3), is_event_stream: false, keep_alive: true };
+        let want = Head {
+            status: 200,
+            head_len: 35,
+            framing: Length(3),
+            is_event_stream: false,
+            keep_alive: true,
+            coding: Coding::Identity,
+        };
         assert_eq!(parse_head(head), Ok(Some(want)));
     }
 
@@ -492,6 +604,8 @@ mod tests {
             Just("content-type: Text/Event-Stream; charset=utf-8".to_owned()),
             Just("Transfer-Encoding: chunked".to_owned()),
             Just("Transfer-Encoding: gzip".to_owned()),
+            Just("Content-Encoding: br".to_owned()),
+            Just("X-Folded: a\r\n b,\r\n\tc".to_owned()),
             "Content-Length: [0-9]{1,4}",
             Just("Connection: close".to_owned()),
             Just("Connection: keep-alive".to_owned()),
@@ -519,7 +633,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_head_may_end_only_where_a_blank_line_arrives() {
+        let head = b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n";
+        let bare = b"HTTP/1.1 200 OK\nA: b\n\n";
+        for buf in [&head[..], &bare[..]] {
+            for end in 0..=buf.len() {
+                for from in 0..=end {
+                    let ends = parse_head(&buf[..end]) != Ok(None);
+                    let incomplete_before = parse_head(&buf[..from]) == Ok(None);
+                    if ends && incomplete_before {
+                        assert!(may_end_head(&buf[..end], from), "{end} after {from}");
+                    }
+                }
+                // Only bytes that bring the blank line count.
+                assert_eq!(may_end_head(&buf[..end], end.saturating_sub(1)), end == buf.len(), "{end}");
+            }
+        }
+        let mut full = vec![b'a'; MAX_HEAD_BYTES];
+        assert!(may_end_head(&full, MAX_HEAD_BYTES - 1), "the bound is an end too");
+        full.pop();
+        assert!(!may_end_head(&full, 0));
+    }
+
     proptest! {
+        /// The re-parse rule never skips the read that completes (or breaks) a valid head.
+        #[test]
+        fn may_end_head_never_misses_an_end((buf, _) in valid_head(), cut in 0usize..64) {
+            for end in 0..=buf.len() {
+                let from = end.saturating_sub(cut % (end + 1));
+                if parse_head(&buf[..from]) == Ok(None) && parse_head(&buf[..end]) != Ok(None) {
+                    prop_assert!(may_end_head(&buf[..end], from), "{} after {}", end, from);
+                }
+            }
+        }
+
         #[test]
         fn every_prefix_is_incomplete_then_the_same_head((buf, head_len) in valid_head()) {
             let whole = parse_head(&buf);

@@ -82,6 +82,22 @@ pub struct Streams {
     /// `--arrival-rate`: what happened to the scheduled arrivals.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrivals: Option<Arrivals>,
+    /// Streams whose body arrived compressed, by coding (decoded, or failed as `bad_encoding`).
+    pub compressed: Compressed,
+}
+
+/// Streams whose body arrived compressed, by coding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Compressed {
+    pub gzip: u64,
+    pub deflate: u64,
+    pub br: u64,
+}
+
+impl Compressed {
+    pub fn total(&self) -> u64 {
+        self.gzip + self.deflate + self.br
+    }
 }
 
 /// The open model's arrivals: every scheduled one either started or was dropped.
@@ -352,6 +368,11 @@ impl Figures {
                     late: rec.late_starts,
                     late_threshold_us: LATE_START_US,
                 }),
+                compressed: Compressed {
+                    gzip: rec.compressed.gzip,
+                    deflate: rec.compressed.deflate,
+                    br: rec.compressed.br,
+                },
             },
             events: Events {
                 received: rec.events,
@@ -507,8 +528,7 @@ impl RequestReport {
     pub fn of(cfg: &crate::config::RunConfig) -> RequestReport {
         RequestReport {
             method: cfg.method.clone(),
-            headers: cfg
-                .headers
+            headers: crate::requests::stream_headers(cfg)
                 .iter()
                 .map(|(name, value)| format!("{name}: {}", crate::config::redact_header(name, value)))
                 .collect(),

@@ -132,6 +132,17 @@ fn figures(out: &mut String, f: &Figures) {
             e.ids_not_numeric
         );
     }
+    let c = &s.compressed;
+    if c.total() > 0 {
+        let _ = writeln!(
+            out,
+            "Encoding  {} streams arrived compressed: gzip {}, deflate {}, br {}",
+            c.total(),
+            c.gzip,
+            c.deflate,
+            c.br
+        );
+    }
     if let Some(tls) = &f.tls_handshakes {
         let _ = writeln!(
             out,
