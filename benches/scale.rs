@@ -11,11 +11,10 @@
 
 mod support;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{rss_kib, wait_with_cpu};
+use support::{finish, rss_kib};
 
 /// Events per stream per second and payload size: the steady-state shape.
 const EVENT_INTERVAL: &str = "1s";
@@ -117,16 +116,7 @@ fn measure(bin: &str, n: u64, hold_s: u64, driver: &str, rate: u64, port: u16, t
     // Sample the server at steady state: ramp done plus half the hold.
     std::thread::sleep(Duration::from_secs(ramp_s + 1 + hold_s / 2));
     let server_rss_held = rss_kib(server.id()).unwrap_or(0);
-    let (status, cpu) = wait_with_cpu(&mut generator);
-    let _ = server.kill();
-    let _ = server.wait();
-    let mut stderr = String::new();
-    if let Some(mut e) = generator.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    assert!(status == 0, "generator exited {status}: {stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("JSON report")).unwrap();
-    let _ = std::fs::remove_file(&json);
+    let (report, cpu) = finish(&mut generator, &mut server, &json);
     let events = report["events"]["received"].as_u64().unwrap_or(0);
     let per_stream = |after: u64, before: u64| (after.saturating_sub(before) * 1024) as f64 / n as f64;
     Row {

@@ -15,11 +15,10 @@
 
 mod support;
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{rss_kib, wait_with_cpu};
+use support::{finish, rss_kib};
 
 /// Each stream is cut after this many events; at one a second, every user reconnects about once a minute.
 const DISCONNECT_AFTER: &str = "50";
@@ -71,16 +70,7 @@ fn main() {
             None => break,
         }
     }
-    let (status, cpu) = wait_with_cpu(&mut generator);
-    let _ = server.kill();
-    let _ = server.wait();
-    let mut stderr = String::new();
-    if let Some(mut e) = generator.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    assert!(status == 0, "generator exited {status}: {stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("JSON report")).unwrap();
-    let _ = std::fs::remove_file(&json);
+    let (report, cpu) = finish(&mut generator, &mut server, &json);
 
     let mean_kib = |from: u64, to: u64| {
         let window: Vec<u64> = samples.iter().filter(|(t, _)| (from..to).contains(t)).map(|&(_, kib)| kib).collect();
@@ -108,6 +98,10 @@ fn main() {
         last / 1024.0,
         (last / first - 1.0) * 100.0
     );
+    // The whole series, so a drift shows as a step (something sized on first use) or a slope (a leak).
+    let series: Vec<String> =
+        (0..seconds).step_by(30).map(|t| format!("{t}s {:.1}", mean_kib(t, t + 30) / 1024.0)).collect();
+    println!("generator RSS MB  every 30 s: {}", series.join(", "));
     println!(
         "generator CPU     {:.1} s ({:.2} us/event)",
         cpu.as_secs_f64(),

@@ -1,6 +1,8 @@
 //! What the process-level benches (`scale`, `soak`) share: a process's resident memory, and waiting for a child
 //! with its CPU time.
 
+use std::io::Read;
+use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
@@ -23,4 +25,20 @@ pub fn wait_with_cpu(child: &mut Child) -> (i32, Duration) {
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
     (code, tv(usage.ru_utime) + tv(usage.ru_stime))
+}
+
+/// Waits for the generator, stops the server, and returns the generator's `--json` report (the file removed) and its
+/// CPU time; panics with its stderr if it failed.
+pub fn finish(generator: &mut Child, server: &mut Child, json: &Path) -> (serde_json::Value, Duration) {
+    let (status, cpu) = wait_with_cpu(generator);
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut stderr = String::new();
+    if let Some(mut e) = generator.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(status == 0, "generator exited {status}: {stderr}");
+    let report = serde_json::from_slice(&std::fs::read(json).expect("JSON report")).expect("JSON");
+    let _ = std::fs::remove_file(json);
+    (report, cpu)
 }

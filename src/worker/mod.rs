@@ -71,6 +71,7 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
         done_recs: Vec::with_capacity(stages),
         free_slots: (0..shard.virtual_users).rev().collect(),
         connecting: 0,
+        pausing: 0,
         stopping: false,
         finished: false,
         resting: Vec::with_capacity(shard.virtual_users),

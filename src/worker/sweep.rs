@@ -86,18 +86,32 @@ pub(crate) async fn sweep(ctx: Rc<CoreCtx>) {
             let mut core = ctx.core.borrow_mut();
             core.stopping = true;
             core.rec.open_at_end = core.rec.active;
+            for slot in ctx.slots.iter() {
+                slot.end_pause(&mut core);
+            }
             drop(core);
             for slot in ctx.slots.iter().filter(|s| s.fd.get() >= 0) {
                 slot.expire(Expiry::RunOver);
             }
             return;
         }
-        // Without stream timeouts only pending connects can expire: skip the scan when none is.
-        if !stream_timeouts && ctx.core.borrow().connecting == 0 {
+        // Without stream timeouts only pending connects can expire and paused users wake: skip the scan when there
+        // are none.
+        let (connecting, pausing) = {
+            let core = ctx.core.borrow();
+            (core.connecting, core.pausing)
+        };
+        if !stream_timeouts && connecting == 0 && pausing == 0 {
             continue;
         }
         let now_ms = ctx.ms_since_start(now);
         let due = |deadline_ms: u64| deadline_ms != 0 && now_ms >= deadline_ms;
+        if pausing > 0 {
+            let mut core = ctx.core.borrow_mut();
+            for slot in ctx.slots.iter().filter(|s| due(s.pause_until_ms.get())) {
+                slot.end_pause(&mut core);
+            }
+        }
         for slot in ctx.slots.iter().filter(|s| s.fd.get() >= 0) {
             if due(slot.deadline_ms.get()) {
                 slot.expire(slot.deadline.get());
@@ -117,8 +131,11 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use crate::runtime::{Driver, block_on};
-    use crate::worker::core::{Rest, test_ctx};
-    use crate::worker::sweep::rest_gate;
+    use std::future::Future;
+    use std::task::Poll;
+
+    use crate::worker::core::{Pause, Rest, test_ctx};
+    use crate::worker::sweep::{rest_gate, sweep};
 
     /// A task that never waits for IO, only rests between rounds (a user flooded with data, on epoll), still lets a
     /// timer fire: a yield would put it straight back on monoio's run queue, which would then never drain, so the
@@ -146,6 +163,33 @@ mod tests {
             assert!(slept >= Duration::from_millis(20), "{driver:?}");
             let done = rounds.get();
             assert!(0 < done && done < ROUNDS, "{driver:?}: the timer fired after {done} of {ROUNDS} rounds");
+        }
+    }
+
+    /// A user's pause between streams is ended by the sweeper, no timer of its own: on time (not before), with the
+    /// pause count back to 0; a pause dropped unfinished leaves nothing behind.
+    #[test]
+    fn the_sweeper_ends_a_users_pause() {
+        for driver in [Driver::Epoll, Driver::IoUring] {
+            let ctx = test_ctx("127.0.0.1:1".parse().unwrap(), b"", 0);
+            let (paused, took) = block_on(driver, async {
+                monoio::spawn(sweep(ctx.clone()));
+                let start = Instant::now();
+                let paused = Pause::new(&ctx, &ctx.slots[0], Duration::from_millis(30)).await;
+                (paused, start.elapsed())
+            })
+            .expect("a runtime");
+            assert!(paused, "{driver:?}: the run is not over");
+            assert!(took >= Duration::from_millis(29), "{driver:?}: woke after {took:?}");
+            assert_eq!((ctx.core.borrow().pausing, ctx.slots[0].pause_until_ms.get()), (0, 0), "{driver:?}");
+
+            let pending = block_on(driver, async {
+                let mut pause = Box::pin(Pause::new(&ctx, &ctx.slots[0], Duration::from_secs(60)));
+                std::future::poll_fn(|cx| Poll::Ready(pause.as_mut().poll(cx).is_pending())).await
+            })
+            .expect("a runtime");
+            assert!(pending);
+            assert_eq!((ctx.core.borrow().pausing, ctx.slots[0].pause_until_ms.get()), (0, 0), "{driver:?}: dropped");
         }
     }
 }

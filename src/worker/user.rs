@@ -9,7 +9,7 @@ use crate::recorder::StreamEnd;
 use crate::stream::StreamMachine;
 use crate::units::micros_between;
 use crate::worker::attempt::{Attempt, Interest, Next};
-use crate::worker::core::{Conn, CoreCtx, Expiry, Rest, wait_until};
+use crate::worker::core::{Conn, CoreCtx, Expiry, Pause, Rest};
 use crate::worker::journey::{BeforeTurn, after_turn, before_turn};
 
 /// Pause before the next stream after one that failed without ever waiting.
@@ -39,8 +39,8 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
         // `ctx.shared.cfg`, not `cfg`: a reference kept across the awaits below would be 8 more bytes in every user.
         if ctx.shared.cfg.reconnect && seq > 0 {
             let retry = machine.retry_ms().map_or(ctx.shared.cfg.retry_default, Duration::from_millis);
-            // Boxed: reconnects are rare next to events, and every byte here is in every user.
-            if !Box::pin(wait_to_reconnect(&ctx, index, retry)).await {
+            // A `Pause` the sweeper ends: no timer per user, and nothing allocated per reconnect.
+            if !wait_to_reconnect(&ctx, index, retry).await {
                 break;
             }
         }
@@ -60,7 +60,7 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
                 BeforeTurn::Stream => {}
                 BeforeTurn::Retry if open_model => break,
                 BeforeTurn::Retry => {
-                    Box::pin(monoio::time::sleep(FAILURE_PAUSE)).await;
+                    Pause::new(&ctx, slot, FAILURE_PAUSE).await;
                     continue;
                 }
                 BeforeTurn::Stop => break,
@@ -130,9 +130,9 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
         } else {
             // The stream failed before any wait (no free port, no descriptor): retrying at once
             // would spin, and monoio reaps completions and fires timers only when its run queue
-            // drains, so the healthy streams would starve and their figures lie. The pause is
-            // boxed: it is rare, and a monoio Sleep would double the size of every user.
-            Box::pin(monoio::time::sleep(FAILURE_PAUSE)).await;
+            // drains, so the healthy streams would starve and their figures lie. The sweeper ends
+            // the pause (a monoio Sleep would double the size of every user).
+            Pause::new(&ctx, slot, FAILURE_PAUSE).await;
         }
     }
     drop(conn);
@@ -146,7 +146,7 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
 /// `--stages` step down stopped this user.
 async fn wait_to_reconnect(ctx: &CoreCtx, index: usize, retry: Duration) -> bool {
     let from = Instant::now();
-    if !wait_until(ctx, from + retry).await || !ctx.may_start(index) {
+    if !Pause::new(ctx, &ctx.slots[index], retry).await || !ctx.may_start(index) {
         return false;
     }
     let mut core = ctx.core.borrow_mut();
