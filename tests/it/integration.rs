@@ -259,6 +259,11 @@ fn binary_writes_json_report_and_uses_exit_codes() {
     assert_eq!(json["events"]["received"], 40);
     assert_eq!(json["streams"]["completed"], 8);
     assert!(json["engine"]["driver"].is_string());
+    // The memory peak is the kernel's high-water mark, reset once the workers were set up: no spike missed.
+    let memory = &json["memory"];
+    assert_eq!(memory["peak_source"], "vmhwm", "{memory}");
+    assert!(memory["rss_peak_kib"].as_u64().unwrap() >= memory["rss_before_kib"].as_u64().unwrap(), "{memory}");
+    assert!(stdout.contains("MB peak (kernel high-water mark)"), "{stdout}");
     for key in ["connect", "headers", "first_event", "gap", "stream"] {
         for field in ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"] {
             assert!(json["latency_us"][key][field].is_number(), "latency_us.{key}.{field}");

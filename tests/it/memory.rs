@@ -1,12 +1,10 @@
-//! The generator's own memory: one copy of a large request body, and a peak that is the kernel's high-water mark
-//! (no short spike missed).
+//! The generator's own memory: one copy of a large request body. (That the report's peak is the kernel's high-water
+//! mark is checked with the rest of the JSON report, in `integration::binary_writes_json_report_and_uses_exit_codes`.)
 
 use std::io::Write;
 use std::process::Stdio;
 
-use ssebench::server::ServeConfig;
-
-use crate::util::{SSE_HEAD, scripted_server, serve, serve_cfg, ssebench, temp_dir};
+use crate::util::{SSE_HEAD, scripted_server, ssebench, temp_dir};
 
 /// Runs the binary with `args` to its end and returns its exit code and the most memory it ever had resident
 /// (wait4's ru_maxrss, KiB): start-up copies included, which the report's own figure leaves out.
@@ -49,23 +47,4 @@ fn a_large_body_is_held_once() {
     eprintln!("max RSS: {small_kib} KiB with a 1-byte body, {large_kib} KiB with 16 MiB (+{extra_kib} KiB)");
     assert!(extra_kib < 24 * 1024, "16 MiB body cost {extra_kib} KiB more: more than one copy");
     std::fs::remove_dir_all(&dir).ok();
-}
-
-#[test]
-fn the_memory_peak_is_the_kernels_high_water_mark() {
-    let server = serve(ServeConfig { events: 5, ..serve_cfg() });
-    let dir = temp_dir("memory-peak");
-    let json_path = dir.join("out.json");
-    let url = format!("http://{}/", server.addr);
-    let output =
-        ssebench().args(["run", &url, "-c", "4", "-n", "8", "-t", "1", "--json"]).arg(&json_path).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    let memory = &json["memory"];
-    assert_eq!(memory["peak_source"], "vmhwm", "{memory}");
-    assert!(memory["rss_peak_kib"].as_u64().unwrap() >= memory["rss_before_kib"].as_u64().unwrap(), "{memory}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("MB peak (kernel high-water mark)"), "{stdout}");
-    std::fs::remove_dir_all(&dir).ok();
-    server.stop();
 }
