@@ -90,6 +90,9 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
     });
     let mut drivers: Vec<&str> = reports.iter().map(|r| r.engine.driver.as_str()).collect();
     drivers.dedup();
+    // `..first`: a field added to the report after this merge was written takes the first report's value until the
+    // merge learns it (interval snapshots are being added on another branch), instead of failing to compile there.
+    #[allow(clippy::needless_update)]
     Ok(Report {
         version: env!("CARGO_PKG_VERSION").to_string(),
         target: first.target.clone(),
@@ -103,6 +106,7 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
         memory: None,
         stages,
         breakpoint,
+        ..first.clone()
     })
 }
 
@@ -111,6 +115,7 @@ fn merge_stage(each: &[&StageReport], run_s: f64, slos: &[Slo]) -> Result<StageR
     // A stage's rates are over its own window, cut short where its run was.
     let duration_s = each.iter().map(|s| (s.end_s.min(run_s) - s.start_s).max(0.0)).fold(0.0, f64::max);
     let figures = merge_figures(&each.iter().map(|s| &s.figures).collect::<Vec<_>>(), duration_s)?;
+    #[allow(clippy::needless_update)] // as in `merge`
     Ok(StageReport {
         stage: first.stage,
         target_streams: each.iter().map(|s| s.target_streams).sum(),
@@ -119,6 +124,7 @@ fn merge_stage(each: &[&StageReport], run_s: f64, slos: &[Slo]) -> Result<StageR
         open_at_end: each.iter().map(|s| s.open_at_end).sum(),
         slos: slos.iter().map(|slo| verdict::judge(slo, &figures)).collect(),
         figures,
+        ..first.clone()
     })
 }
 
@@ -189,6 +195,7 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         full: tls.iter().map(|t| t.full).sum(),
         resumed: tls.iter().map(|t| t.resumed).sum(),
     });
+    #[allow(clippy::needless_update)] // as in `merge`
     Ok(Figures {
         streams,
         events,
@@ -197,6 +204,7 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         llm,
         tls_handshakes,
         histograms: Some(sums.iter().map(|(name, h)| (name.clone(), histograms::encode(h))).collect()),
+        ..all[0].clone()
     })
 }
 

@@ -2,6 +2,7 @@
 
 pub mod histograms;
 pub mod merge;
+pub mod merge_timeline;
 mod text;
 pub mod verdict;
 
