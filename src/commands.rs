@@ -1,25 +1,27 @@
-//! What each subcommand does, from a checked config to an exit code: run, serve, demo.
+//! What each subcommand does, from a checked config to an exit code: run, serve, demo, doctor, merge, report.
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::time::Duration;
 
-use crate::cli::{Command, DemoConfig};
+use crate::cli::{Command, DemoConfig, MergeConfig};
 use crate::config::{LlmConfig, RunConfig, Target};
 use crate::doctor;
 use crate::engine::{self, EngineError};
 use crate::limits;
 use crate::llm::prompt::{Api, PromptSource};
-use crate::report::{self, Report};
+use crate::report::{self, Report, merge, merge_timeline};
 use crate::server::openai::ModelShape;
 use crate::server::{self, ServeConfig};
 use crate::signal;
+use serde::Deserialize;
 
 /// Exit codes, documented in the README.
 pub mod exit {
     pub const OK: u8 = 0;
     /// `doctor` found a setting that needs a look.
     pub const WARNINGS: u8 = 1;
-    /// `run`: an `--slo` failed (the report says which).
+    /// `run`, `merge`, `report`: an `--slo` failed (the report says which).
     pub const SLO_FAILED: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const CANNOT_START: u8 = 3;
@@ -45,6 +47,8 @@ pub fn execute(command: Command) -> u8 {
         Command::Serve(cfg) => serve(&cfg),
         Command::Demo(cfg) => demo(&cfg).map(|_| ()),
         Command::Doctor { streams } => return doctor(streams),
+        Command::Merge(cfg) => return merge(&cfg),
+        Command::Report { path } => return reprint(&path),
     };
     match result {
         Ok(()) if signal::interrupted() => exit::INTERRUPTED,
@@ -64,6 +68,72 @@ fn doctor(streams: u64) -> u8 {
         return exit::CANNOT_START;
     }
     if items.iter().any(|i| i.status == doctor::Status::Warn) { exit::WARNINGS } else { exit::OK }
+}
+
+/// Reads a `--json` report, as a report and as the JSON it is (for what this ssebench's `Report` does not know, such
+/// as another version's timeline). The file is the user's input, so what is wrong with it is a usage error.
+fn read_report(path: &Path) -> Result<(Report, serde_json::Value), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let not_a_report = |e: serde_json::Error| format!("{}: not an ssebench JSON report: {e}", path.display());
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(not_a_report)?;
+    let report = Report::deserialize(&json).map_err(not_a_report)?;
+    Ok((report, json))
+}
+
+/// Merges the reports, prints the merged report, writes it as JSON if asked (with the merged timeline when every
+/// report carries one); exits as `run` does.
+fn merge(cfg: &MergeConfig) -> u8 {
+    let merged = cfg.reports.iter().map(|p| read_report(p)).collect::<Result<Vec<_>, _>>().and_then(|read| {
+        let (reports, json): (Vec<Report>, Vec<serde_json::Value>) = read.into_iter().unzip();
+        let slos = merge::slos_of(&reports, &cfg.slos)?;
+        let report = merge::merge(&reports, &slos, cfg.force).map_err(|e| e.to_string())?;
+        Ok((report, merge_timeline::merge(&json)))
+    });
+    let (report, timeline) = match merged {
+        Ok(merged) => merged,
+        Err(message) => {
+            eprintln!("ssebench: {message}");
+            return exit::USAGE;
+        }
+    };
+    let printed = print_stdout(&report::render_text(&report));
+    if let Some(path) = &cfg.json_path {
+        let text = match timeline {
+            None => report.to_json(),
+            Some((started_at_us, entries)) => {
+                // Through a JSON value (keys then in alphabetical order): this `Report` has no timeline to hold it.
+                let mut json = serde_json::to_value(&report).expect("the report serializes");
+                json["started_at"] = started_at_us.into();
+                json["timeline"] = entries.into();
+                serde_json::to_string_pretty(&json).expect("the report serializes")
+            }
+        } + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("ssebench: cannot write the JSON report to {}: {e}", path.display());
+            return exit::CANNOT_START;
+        }
+    }
+    if let Err(message) = printed {
+        eprintln!("ssebench: {message}");
+        return exit::CANNOT_START;
+    }
+    if report.slos_pass() { exit::OK } else { exit::SLO_FAILED }
+}
+
+/// Prints a saved report as `run` printed it; exits 1 when it recorded a failed `--slo`, as the run did.
+fn reprint(path: &Path) -> u8 {
+    let report = match read_report(path) {
+        Ok((report, _)) => report,
+        Err(message) => {
+            eprintln!("ssebench: {message}");
+            return exit::USAGE;
+        }
+    };
+    if let Err(message) = print_stdout(&report::render_text(&report)) {
+        eprintln!("ssebench: {message}");
+        return exit::CANNOT_START;
+    }
+    if report.slos_pass() { exit::OK } else { exit::SLO_FAILED }
 }
 
 /// Runs the load test, prints the report and writes the JSON file if asked.

@@ -1,5 +1,6 @@
 //! Command-line parsing: clap types live here and stop here; everything past `parse` sees checked configs.
-//! `run`'s flags and their conversion into a `RunConfig` are in `cli::run`; `serve`, `demo` and `doctor` here.
+//! `run`'s flags and their conversion into a `RunConfig` are in `cli::run`; `serve`, `demo`, `doctor`, `merge` and
+//! `report` here.
 
 mod run;
 
@@ -14,6 +15,7 @@ use crate::config::{ConfigError, DriverChoice, RunConfig};
 use crate::limits;
 use crate::server::ServeConfig;
 use crate::server::openai::ModelShape;
+use crate::slo::Slo;
 use crate::units;
 
 #[derive(Debug, Parser)]
@@ -33,6 +35,32 @@ enum CliCommand {
     Demo(DemoArgs),
     /// Check the host's limits (descriptors, ports, kernel memory, io_uring) for a target stream count.
     Doctor(DoctorArgs),
+    /// Merge saved `--json` reports exactly (histograms added, counters summed) and judge SLOs over the sum.
+    Merge(MergeArgs),
+    /// Print the text report of a saved (or merged) `--json` report again.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// The `--json` reports to merge (runs against the same target at the same time)
+    #[arg(required = true, num_args = 1..)]
+    reports: Vec<PathBuf>,
+    /// Also write the merged report as JSON to this file
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// An objective to judge over the merged figures, as `run --slo` [default: the ones the reports recorded]
+    #[arg(long = "slo", value_parser = Slo::parse)]
+    slos: Vec<Slo>,
+    /// Merge reports of different targets or settings anyway
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// A report written by `run --json` or `merge --json`
+    report: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +197,22 @@ pub enum Command {
     Doctor {
         streams: u64,
     },
+    Merge(MergeConfig),
+    /// Print this saved report again.
+    Report {
+        path: PathBuf,
+    },
+}
+
+/// `merge`'s inputs, output and objectives.
+#[derive(Debug, Clone)]
+pub struct MergeConfig {
+    pub reports: Vec<PathBuf>,
+    pub json_path: Option<PathBuf>,
+    /// Judged over the merged figures; empty: the ones the reports recorded.
+    pub slos: Vec<Slo>,
+    /// Merge despite a different target or setting.
+    pub force: bool,
 }
 
 /// The demo's own knobs; the rest of its set-up is fixed in `commands::demo`.
@@ -244,6 +288,13 @@ where
             openai: args.openai,
         }),
         CliCommand::Doctor(args) => Command::Doctor { streams: args.connections },
+        CliCommand::Merge(args) => Command::Merge(MergeConfig {
+            reports: args.reports,
+            json_path: args.json,
+            slos: args.slos,
+            force: args.force,
+        }),
+        CliCommand::Report(args) => Command::Report { path: args.report },
     })
 }
 

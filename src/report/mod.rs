@@ -1,12 +1,15 @@
 //! The run's report: per-core recorders merged into one summary, rendered as text (stdout) or JSON (`--json`).
 
+pub mod histograms;
+pub mod merge;
+pub mod merge_timeline;
 mod text;
 pub mod verdict;
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::outcome::{RunOutcome, StageOutcome};
 use crate::recorder::{Failure, LATE_START_US, LlmRecorder, Recorder};
@@ -17,7 +20,7 @@ pub use self::verdict::Verdict;
 pub use text::render as render_text;
 
 /// Count, extremes, mean and percentiles of one histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub count: u64,
     pub min: u64,
@@ -47,13 +50,13 @@ impl Summary {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Engine {
-    pub driver: &'static str,
+    pub driver: String,
     pub threads: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Streams {
     pub started: u64,
     pub completed: u64,
@@ -87,7 +90,7 @@ pub struct Streams {
 }
 
 /// Streams whose body arrived compressed, by coding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compressed {
     pub gzip: u64,
     pub deflate: u64,
@@ -101,7 +104,7 @@ impl Compressed {
 }
 
 /// The open model's arrivals: every scheduled one either started or was dropped.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Arrivals {
     pub scheduled: u64,
     pub started: u64,
@@ -112,7 +115,7 @@ pub struct Arrivals {
     pub late_threshold_us: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Events {
     pub received: u64,
     /// Bytes read from sockets: heads, framing and payload.
@@ -130,7 +133,7 @@ pub struct Events {
     pub ids_not_numeric: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latencies {
     pub connect: Summary,
     pub headers: Summary,
@@ -150,7 +153,7 @@ pub struct Latencies {
 }
 
 /// `https://`: the handshakes that completed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TlsHandshakes {
     pub full: u64,
     /// Resumed a session the user kept from an earlier connection (`--tls-resume on`).
@@ -158,7 +161,7 @@ pub struct TlsHandshakes {
 }
 
 /// What a stretch of the run measured: the whole run, or one stage.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figures {
     pub streams: Streams,
     pub events: Events,
@@ -170,10 +173,14 @@ pub struct Figures {
     /// `https://`: absent when no TLS handshake completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_handshakes: Option<TlsHandshakes>,
+    /// Every non-empty histogram behind these figures, serialized (`report::histograms`), so that reports merge
+    /// exactly. Absent in reports written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<BTreeMap<String, String>>,
 }
 
 /// `--openai`: what the streams said in tokens. The README defines every figure.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LlmReport {
     /// Request to the first chunk with answer text (a role-only chunk is no token).
     pub ttft_us: Summary,
@@ -215,7 +222,7 @@ pub struct LlmReport {
     pub steps: Vec<StepReport>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinishReasons {
     pub stop: u64,
     pub length: u64,
@@ -223,7 +230,7 @@ pub struct FinishReasons {
 }
 
 /// A [`Summary`] of a histogram recorded in hundredths, read back as decimals.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScaledSummary {
     pub count: u64,
     pub min: f64,
@@ -251,7 +258,7 @@ impl ScaledSummary {
 }
 
 /// One turn number of a `--scenario` conversation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TurnReport {
     /// 1-based.
     pub turn: usize,
@@ -265,7 +272,7 @@ pub struct TurnReport {
 }
 
 /// One HTTP step of a `--scenario`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepReport {
     pub name: String,
     pub ok: u64,
@@ -401,12 +408,13 @@ impl Figures {
             llm: rec.llm.as_deref().map(|llm| LlmReport::of(llm, duration_s, step_names)),
             tls_handshakes: (rec.tls_full_handshakes + rec.tls_resumed_handshakes > 0)
                 .then_some(TlsHandshakes { full: rec.tls_full_handshakes, resumed: rec.tls_resumed_handshakes }),
+            histograms: Some(histograms::encode_all(rec)),
         }
     }
 }
 
 /// One `--stages` step, measured alone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageReport {
     /// 1-based, as the user counts them.
     pub stage: usize,
@@ -423,7 +431,7 @@ pub struct StageReport {
 }
 
 /// The first stage that broke, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Breakpoint {
     pub stage: usize,
     pub target_streams: usize,
@@ -484,7 +492,7 @@ impl StageReport {
 }
 
 /// The generator's own memory: what the streams cost it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemoryReport {
     /// Resident memory once every worker was set up, before any stream connected.
     pub rss_before_kib: u64,
@@ -492,13 +500,13 @@ pub struct MemoryReport {
     pub rss_peak_kib: u64,
     /// Where the peak comes from: `vmhwm` (the kernel's high-water mark, reset once the workers were set up: no
     /// spike is missed) or `sampled` (VmRSS every 50 ms, where the reset is not permitted).
-    pub peak_source: &'static str,
+    pub peak_source: String,
     /// (peak - before) / peak concurrent streams.
     pub per_stream_bytes: u64,
 }
 
 /// What each request asked for, with secret header values redacted.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestReport {
     pub method: String,
     /// `Name: value` lines; `Authorization`, cookies, keys and tokens show `[redacted]`.
@@ -512,7 +520,7 @@ pub struct RequestReport {
 }
 
 /// `https://`: what the client trusted and offered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TlsSettings {
     /// False with `--insecure`: any certificate was accepted.
     pub verify: bool,
@@ -544,9 +552,9 @@ impl RequestReport {
 }
 
 /// The whole report, shaped as the `--json` file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
-    pub version: &'static str,
+    pub version: String,
     pub target: String,
     /// Set by the caller that knows the config (absent for reports built from an outcome alone).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -588,16 +596,16 @@ impl Report {
             })
         });
         Report {
-            version: env!("CARGO_PKG_VERSION"),
+            version: env!("CARGO_PKG_VERSION").to_string(),
             target: target.to_string(),
             request: None,
-            engine: Engine { driver: outcome.driver, threads: outcome.threads },
+            engine: Engine { driver: outcome.driver.to_string(), threads: outcome.threads },
             duration_s,
             stopped_by_signal: outcome.stopped_by_signal,
             memory: outcome.memory.map(|m| MemoryReport {
                 rss_before_kib: m.rss_before_kib,
                 rss_peak_kib: m.rss_peak_kib,
-                peak_source: if m.kernel_peak { "vmhwm" } else { "sampled" },
+                peak_source: if m.kernel_peak { "vmhwm" } else { "sampled" }.to_string(),
                 per_stream_bytes: (m.rss_peak_kib.saturating_sub(m.rss_before_kib) * 1024)
                     .checked_div(rec.peak_active)
                     .unwrap_or(0),

@@ -1,12 +1,12 @@
 //! `--slo` objectives judged against a finished run's figures, or one stage's.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::{Figures, Summary};
 use crate::slo::{Histogram, Metric, Op, Slo, Stat};
 
 /// The unit of a measured value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     Microseconds,
@@ -16,7 +16,7 @@ pub enum Unit {
 }
 
 /// One objective judged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub slo: String,
     pub measured: f64,

@@ -16,6 +16,7 @@ mod layers;
 mod llm_chunks;
 mod llm_run;
 mod memory;
+mod merge;
 mod redirects;
 mod tls;
 mod util;
