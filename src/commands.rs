@@ -83,6 +83,10 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
         std::fs::write(path, report.to_json() + "\n")
             .map_err(|e| EngineError::Start(format!("cannot write the JSON report to {}: {e}", path.display())))?;
     }
+    if let Some(path) = &cfg.csv_path {
+        std::fs::write(path, report::timeline::render_csv(&report.timeline, cfg.llm.is_some()))
+            .map_err(|e| EngineError::Start(format!("cannot write the CSV timeline to {}: {e}", path.display())))?;
+    }
     printed.map_err(EngineError::Start)?;
     Ok(report.slos_pass())
 }

@@ -1,6 +1,7 @@
 //! The run's report: per-core recorders merged into one summary, rendered as text (stdout) or JSON (`--json`).
 
 mod text;
+pub mod timeline;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -565,6 +566,11 @@ pub struct Report {
     pub stages: Vec<StageReport>,
     /// `--stages`: the first stage that broke; absent when every stage held (or without stages).
     pub breakpoint: Option<Breakpoint>,
+    /// When the run's clock started, and on which host.
+    pub started_at: timeline::StartedAt,
+    pub host: String,
+    /// The run over time: one entry per `--report-interval`, the last one partial.
+    pub timeline: Vec<timeline::TimelineEntry>,
 }
 
 impl Report {
@@ -606,6 +612,9 @@ impl Report {
             figures,
             stages,
             breakpoint,
+            started_at: timeline::StartedAt::of(outcome.started_at_us),
+            host: outcome.host.clone(),
+            timeline: outcome.timeline.iter().map(timeline::TimelineEntry::of).collect(),
         }
     }
 
@@ -670,6 +679,10 @@ mod tests {
             stopped_by_signal: false,
             open_model: false,
             step_names: Vec::new(),
+            timeline: Vec::new(),
+            report_interval: Duration::from_secs(1),
+            started_at_us: 0,
+            host: String::new(),
         };
         Report::new("test", &outcome, &[])
     }

@@ -17,5 +17,6 @@ mod llm_chunks;
 mod llm_run;
 mod memory;
 mod redirects;
+mod timeline;
 mod tls;
 mod util;
