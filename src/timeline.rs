@@ -14,8 +14,10 @@ pub const LATENCIES: [&str; 4] = ["connect_us", "headers_us", "first_event_us", 
 pub const LLM_LATENCIES: [&str; 2] = ["ttft_us", "itl_us"];
 const HISTOGRAMS: usize = LATENCIES.len() + LLM_LATENCIES.len();
 
-/// Snapshots in flight per core (allocated up front): one being filled, the rest travelling to the collector and back.
-pub const SNAPSHOTS_PER_CORE: usize = 4;
+/// Snapshots per core besides its baseline (allocated up front): one being filled, one travelling to the collector
+/// and back. The collector turns one around within about 10 ms (`MIN_REPORT_INTERVAL`); a core that finds none back
+/// at an interval's end folds that interval into the next rather than allocating.
+pub const SNAPSHOTS_PER_CORE: usize = 2;
 
 /// The counters an interval keeps (cumulative in a baseline, differences in a snapshot).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -97,6 +99,8 @@ fn histograms_of(rec: &Recorder) -> [Option<&Histogram<u64>>; HISTOGRAMS] {
 
 /// One core's figures over one interval (or, as a baseline, its recorder's cumulative figures at the last snapshot).
 /// Allocated up front and reused: `clear` and the arithmetic below never allocate (the histograms share bounds).
+/// Each histogram is the recorder's size (about 224 KiB of counts), committed only once it holds a sample: an
+/// empty one is never written, so the two LLM histograms cost nothing resident outside `--openai`.
 #[derive(Debug, Clone)]
 pub struct Interval {
     /// Which interval: its end is `(index + 1) * --report-interval` after the start, except the run's last.
@@ -138,7 +142,7 @@ impl Interval {
     /// Every figure back to zero, keeping the memory.
     pub fn clear(&mut self) {
         self.counts = Counts::default();
-        for h in &mut self.histograms {
+        for h in self.histograms.iter_mut().filter(|h| !h.is_empty()) {
             h.reset();
         }
         (self.index, self.end_us, self.stage, self.open_streams, self.last) = (0, 0, 0, 0, false);
@@ -154,7 +158,9 @@ impl Interval {
             if let Some(theirs) = theirs {
                 mine.add(theirs).expect("histograms share bounds");
                 mine.subtract(&*b).expect("a recorder's histogram only grows past its baseline");
-                b.reset();
+                if !b.is_empty() {
+                    b.reset();
+                }
                 b.add(theirs).expect("histograms share bounds");
             }
         }
