@@ -266,7 +266,10 @@ impl Collector {
     /// Takes in one core's snapshot and returns it, emptied, for the core to reuse.
     pub fn accept(&mut self, mut snapshot: Interval) -> Interval {
         let core = snapshot.core;
-        let at = snapshot.index.checked_sub(self.first).expect("a core sends each interval once, in order");
+        // Cannot be below `first` (an interval is emitted only once every running core has passed it); were it, its
+        // figures would still count, in the oldest interval not yet emitted.
+        debug_assert!(snapshot.index >= self.first, "a core sends each interval once, in order");
+        let at = snapshot.index.saturating_sub(self.first);
         while self.pending.len() <= at {
             let mut fresh = self.pool.pop().unwrap_or_default();
             fresh.clear();
