@@ -406,9 +406,13 @@ impl CoreCtx {
     }
 
     /// A slot deadline `after` from `now`, in ms since the start (never 0, which means none);
-    /// 0 when `after` is None.
+    /// 0 when `after` is None. Rounded up: the sweeper compares it with the time truncated to the millisecond, so a
+    /// truncated deadline could fire up to 1 ms early (a 20 ms reconnect wait ended after 19.7 ms).
     pub(crate) fn deadline_ms(&self, now: Instant, after: Option<Duration>) -> u64 {
-        after.map_or(0, |after| self.ms_since_start(now + after).max(1))
+        after.map_or(0, |after| {
+            let micros = (now + after).saturating_duration_since(self.timing.start).as_micros();
+            (micros.div_ceil(1000) as u64).max(1)
+        })
     }
 }
 
