@@ -103,7 +103,8 @@ fn merge(cfg: &MergeConfig) -> u8 {
             Some((started_at_us, entries)) => {
                 // Through a JSON value (keys then in alphabetical order): this `Report` has no timeline to hold it.
                 let mut json = serde_json::to_value(&report).expect("the report serializes");
-                json["started_at"] = started_at_us.into();
+                json["started_at"] = serde_json::to_value(report::timeline::StartedAt::of(started_at_us))
+                    .expect("a start time serializes");
                 json["timeline"] = entries.into();
                 serde_json::to_string_pretty(&json).expect("the report serializes")
             }
@@ -152,6 +153,10 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
     if let Some(path) = &cfg.json_path {
         std::fs::write(path, report.to_json() + "\n")
             .map_err(|e| EngineError::Start(format!("cannot write the JSON report to {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &cfg.csv_path {
+        std::fs::write(path, report::timeline::render_csv(&report.timeline, cfg.llm.is_some()))
+            .map_err(|e| EngineError::Start(format!("cannot write the CSV timeline to {}: {e}", path.display())))?;
     }
     printed.map_err(EngineError::Start)?;
     Ok(report.slos_pass())

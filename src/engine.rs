@@ -1,8 +1,8 @@
 //! Runs a load test: plan the shards, start one pinned runtime per core, join them, merge their recorders.
 
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{ConfigError, RunConfig};
 use crate::limits;
@@ -12,7 +12,8 @@ use crate::recorder::Recorder;
 use crate::requests;
 use crate::runtime;
 use crate::sys;
-use crate::worker::{self, RunShared, Timing};
+use crate::timeline::{Collector, Interval, SNAPSHOTS_PER_CORE};
+use crate::worker::{self, IntervalLink, RunShared, Timing};
 
 /// Why a run could not start or finish. Start-up and shutdown only, so strings are fine.
 #[derive(Debug)]
@@ -43,15 +44,54 @@ impl std::error::Error for EngineError {}
 /// How often the engine samples the process's resident memory while streams are open.
 const RSS_SAMPLE_PERIOD: Duration = Duration::from_millis(50);
 
+/// How often the engine looks for interval snapshots once a worker has finished (before, it waits on them).
+const DRAIN_PERIOD: Duration = Duration::from_millis(10);
+
+/// The engine's end of the interval snapshots: the collector, the cores' snapshots coming in, and each core's
+/// channel for the emptied ones going back.
+struct Intervals {
+    collector: Collector,
+    from_cores: Receiver<Interval>,
+    back: Vec<SyncSender<Interval>>,
+}
+
+impl Intervals {
+    /// Merges one snapshot and hands it back emptied (dropped if its core is gone).
+    fn take(&mut self, snapshot: Interval) {
+        let core = snapshot.core;
+        let emptied = self.collector.accept(snapshot);
+        let _ = self.back[core].try_send(emptied);
+    }
+
+    /// Waits up to `timeout` for snapshots and takes every one that came.
+    fn drain(&mut self, timeout: Duration) {
+        match self.from_cores.recv_timeout(timeout) {
+            Ok(snapshot) => self.take(snapshot),
+            Err(RecvTimeoutError::Timeout) => return,
+            // Every core has gone: nothing more will come.
+            Err(RecvTimeoutError::Disconnected) => return std::thread::sleep(timeout),
+        }
+        while let Ok(snapshot) = self.from_cores.try_recv() {
+            self.take(snapshot);
+        }
+    }
+}
+
 /// The most memory resident while every worker still runs its streams, sampled from VmRSS, and
 /// the end of that streaming phase: it returns when the first worker finishes, so what a worker
 /// allocates to hand back its recorder, and the merge, are not counted as the streams' cost.
 /// Sampling misses spikes shorter than its period; the engine reads the kernel's VmHWM instead
-/// where it could reset it.
-fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>]) -> Option<u64> {
+/// where it could reset it. Between samples it collects the cores' interval snapshots.
+fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>], intervals: &mut Intervals) -> Option<u64> {
     let mut peak = sys::memory_kib().map(|m| m.rss_kib);
+    let mut next_sample = Instant::now() + RSS_SAMPLE_PERIOD;
     while !workers.iter().any(|w| w.is_finished()) {
-        std::thread::sleep(RSS_SAMPLE_PERIOD);
+        let now = Instant::now();
+        if now < next_sample {
+            intervals.drain((next_sample - now).min(DRAIN_PERIOD));
+            continue;
+        }
+        next_sample += RSS_SAMPLE_PERIOD;
         if let Some(now) = sys::memory_kib() {
             peak = Some(peak.map_or(now.rss_kib, |p| p.max(now.rss_kib)));
         }
@@ -89,6 +129,15 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     let mut handles = Vec::with_capacity(threads);
     let mut go_senders = Vec::with_capacity(threads);
     let (ready_tx, ready_rx) = mpsc::channel();
+    // Room for every snapshot a core can have out at once, so no core ever waits on the collector.
+    let (snapshot_tx, snapshot_rx) = mpsc::sync_channel(threads * SNAPSHOTS_PER_CORE);
+    let expected_intervals =
+        shared.length.map_or(0, |length| (length.as_nanos() / cfg.report_interval.as_nanos()) as usize);
+    let mut intervals = Intervals {
+        collector: Collector::new(threads, cfg.llm.is_some(), expected_intervals),
+        from_cores: snapshot_rx,
+        back: Vec::with_capacity(threads),
+    };
     for shard in shards {
         let shared = shared.clone();
         let name = format!("ssebench-worker-{}", shard.core_index);
@@ -96,12 +145,16 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         let ready = ready_tx.clone();
         let (go_tx, go_rx) = mpsc::sync_channel(1);
         go_senders.push(go_tx);
+        let (back_tx, back_rx) = mpsc::sync_channel(SNAPSHOTS_PER_CORE);
+        intervals.back.push(back_tx);
+        let link = IntervalLink { to_collector: snapshot_tx.clone(), back: back_rx };
         // On failure the senders drop, so the workers already started return at once.
-        let handle = runtime::spawn_pinned(name, slot, driver, move || worker::run(shard, shared, ready, go_rx))
+        let handle = runtime::spawn_pinned(name, slot, driver, move || worker::run(shard, shared, ready, go_rx, link))
             .map_err(|e| EngineError::Start(format!("cannot start a worker thread: {e}")))?;
         handles.push(handle);
     }
     drop(ready_tx);
+    drop(snapshot_tx);
     // Every worker has allocated its state: what the process holds now is the cost of no streams.
     // A worker whose runtime failed to build never reports; its thread ends instead.
     let mut ready = 0;
@@ -114,6 +167,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     // From here the kernel keeps the peak (VmHWM), short spikes included; sampling is the fallback.
     let kernel_peak = sys::reset_peak();
     let start = Instant::now();
+    let started_at = SystemTime::now();
     let timing = Timing { start, deadline: shared.length.map(|d| start + d) };
     if ready == threads {
         for go in &go_senders {
@@ -121,11 +175,15 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         }
     }
     drop(go_senders);
-    let sampled_peak_kib = watch_rss(&handles);
+    let sampled_peak_kib = watch_rss(&handles, &mut intervals);
     let rss_peak_kib = match kernel_peak {
         true => sys::memory_kib().map(|m| m.hwm_kib),
         false => sampled_peak_kib,
     };
+    // Keep collecting until every worker is done: a core that still runs must find its emptied snapshots back.
+    while !handles.iter().all(|h| h.is_finished()) {
+        intervals.drain(DRAIN_PERIOD);
+    }
     let mut merged = Recorder::new();
     let mut stages: Vec<StageOutcome> =
         shared.windows.iter().map(|&window| StageOutcome { window, recorder: Recorder::new() }).collect();
@@ -145,6 +203,10 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         }
     }
     stages.truncate(stages_begun);
+    while let Ok(snapshot) = intervals.from_cores.try_recv() {
+        intervals.take(snapshot);
+    }
+    let timeline = intervals.collector.finish();
     let elapsed = start.elapsed();
     let memory = match (rss_before_kib, rss_peak_kib) {
         (Some(before), Some(peak)) => Some(Memory { rss_before_kib: before, rss_peak_kib: peak, kernel_peak }),
@@ -160,5 +222,9 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         stopped_by_signal: crate::signal::interrupted(),
         open_model: shared.open_model,
         step_names: cfg.llm.as_ref().map_or(Vec::new(), |l| l.step_names()),
+        timeline,
+        report_interval: cfg.report_interval,
+        started_at_us: started_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
+        host: sys::hostname(),
     })
 }

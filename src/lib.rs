@@ -23,6 +23,7 @@ pub mod server;
 pub mod slo;
 pub mod sse;
 pub mod template;
+pub mod timeline;
 pub mod tls;
 pub mod units;
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::plan::StageWindow;
 use crate::recorder::Recorder;
+use crate::timeline::Entry;
 
 /// Everything a report needs from a finished run.
 #[derive(Debug, Clone)]
@@ -23,6 +24,13 @@ pub struct RunOutcome {
     pub open_model: bool,
     /// `--scenario`: its HTTP steps' names, in order.
     pub step_names: Vec<String>,
+    /// `--report-interval`: the run over time, one entry per interval (the last one partial).
+    pub timeline: Vec<Entry>,
+    pub report_interval: Duration,
+    /// When the run's clock started, in µs since the Unix epoch (0 if the system clock is before it).
+    pub started_at_us: u64,
+    /// The generator's host name (empty where it cannot be read).
+    pub host: String,
 }
 
 /// One stage's figures, merged over the cores.

@@ -145,6 +145,11 @@ pub struct MemoryKib {
     pub hwm_kib: u64,
 }
 
+/// The host's name, from /proc/sys/kernel/hostname (uname's nodename), or empty. Once per run.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_string()).unwrap_or_default()
+}
+
 /// Reads VmRSS and VmHWM from /proc/self/status into a stack buffer: the engine samples it during the
 /// run, and the run's steady state allocates nothing (tests/alloc.rs counts).
 pub fn memory_kib() -> Option<MemoryKib> {

@@ -115,6 +115,12 @@ pub(crate) struct RunArgs {
     /// Also write the report as JSON to this file
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Length of each entry of the report's timeline (the run over time)
+    #[arg(long, default_value = "1s", value_parser = units::parse_duration)]
+    report_interval: Duration,
+    /// Also write the timeline as CSV to this file (one row per --report-interval)
+    #[arg(long)]
+    csv: Option<PathBuf>,
     #[command(flatten)]
     llm: LlmArgs,
     #[command(flatten)]
@@ -389,6 +395,8 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         threads: args.engine.threads(),
         driver: args.engine.driver.into(),
         json_path: args.json,
+        report_interval: args.report_interval,
+        csv_path: args.csv,
         llm,
         tls: None,
     };

@@ -41,6 +41,10 @@ pub enum DriverChoice {
     Epoll,
 }
 
+/// The shortest `--report-interval`: the engine's collector drains snapshots every 10 ms or so, and a core with no
+/// emptied snapshot back yet folds its interval into the next.
+pub const MIN_REPORT_INTERVAL: Duration = Duration::from_millis(10);
+
 /// Everything `ssebench run` needs, checked.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -104,6 +108,10 @@ pub struct RunConfig {
     pub threads: usize,
     pub driver: DriverChoice,
     pub json_path: Option<PathBuf>,
+    /// `--report-interval`: the length of each entry of the report's timeline (cores snapshot their figures this often).
+    pub report_interval: Duration,
+    /// `--csv`: also write the timeline as CSV to this file.
+    pub csv_path: Option<PathBuf>,
     /// `--openai`: streams are OpenAI-compatible completions, measured in tokens.
     pub llm: Option<LlmConfig>,
     /// `https://` targets: the one client TLS config every core shares; `None` when every target is `http://`.
@@ -264,6 +272,8 @@ impl RunConfig {
             threads: crate::limits::available_cores(),
             driver: DriverChoice::Auto,
             json_path: None,
+            report_interval: Duration::from_secs(1),
+            csv_path: None,
             llm: None,
             tls: None,
         }
@@ -295,6 +305,9 @@ impl RunConfig {
         }
         if self.arrivals.is_some_and(|a| a.max_streams == 0) {
             return err("--max-streams must be at least 1");
+        }
+        if self.report_interval < MIN_REPORT_INTERVAL {
+            return err(format!("--report-interval must be at least {} ms", MIN_REPORT_INTERVAL.as_millis()));
         }
         if self.connections == 0 {
             return err("-c/--connections must be at least 1");

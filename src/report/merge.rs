@@ -90,9 +90,6 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
     });
     let mut drivers: Vec<&str> = reports.iter().map(|r| r.engine.driver.as_str()).collect();
     drivers.dedup();
-    // `..first`: a field added to the report after this merge was written takes the first report's value until the
-    // merge learns it (interval snapshots are being added on another branch), instead of failing to compile there.
-    #[allow(clippy::needless_update)]
     Ok(Report {
         version: env!("CARGO_PKG_VERSION").to_string(),
         target: first.target.clone(),
@@ -106,8 +103,23 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
         memory: None,
         stages,
         breakpoint,
-        ..first.clone()
+        // The earliest start; the hosts, each once, in order. The timeline is merged from the reports' own JSON,
+        // beside this (`merge_timeline`), and only when every report has one.
+        started_at: reports.iter().map(|r| r.started_at.clone()).min_by_key(|s| s.unix_us).unwrap_or_default(),
+        host: hosts(reports),
+        timeline: Vec::new(),
     })
+}
+
+/// Each report's host once, in order, joined by `+`.
+fn hosts(reports: &[Report]) -> String {
+    let mut hosts: Vec<&str> = Vec::new();
+    for host in reports.iter().map(|r| r.host.as_str()).filter(|h| !h.is_empty()) {
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts.join("+")
 }
 
 fn merge_stage(each: &[&StageReport], run_s: f64, slos: &[Slo]) -> Result<StageReport, MergeError> {
@@ -349,6 +361,10 @@ mod tests {
             stopped_by_signal: false,
             open_model: false,
             step_names: Vec::new(),
+            timeline: Vec::new(),
+            report_interval: Duration::from_secs(1),
+            started_at_us: 0,
+            host: String::new(),
         };
         Report::new(target, &outcome, slos)
     }

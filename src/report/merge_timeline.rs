@@ -1,6 +1,6 @@
 //! The interval timelines of several saved reports, put on one wall clock and summed where they overlap. A report
 //! carries a timeline (`timeline`: `{"t_s", "stage", "open_streams", counters..., "latency_us": {...}}` per
-//! interval, `started_at`: the run's start in Unix µs) only when its ssebench wrote one, so this reads them as JSON
+//! interval, `started_at.unix_us`: the run's start in Unix µs) only when its ssebench wrote one, so this reads them as JSON
 //! values and never depends on their Rust type. No IO.
 //!
 //! Each entry sits at its run's `started_at` plus its `t_s`; the merged timeline starts at the earliest `started_at`
@@ -21,7 +21,7 @@ pub struct Timeline<'a> {
 /// The report's timeline, if it carries one.
 pub fn of(report: &Value) -> Option<Timeline<'_>> {
     Some(Timeline {
-        started_at_us: report.get("started_at")?.as_u64()?,
+        started_at_us: report.get("started_at")?.get("unix_us")?.as_u64()?,
         entries: report.get("timeline")?.as_array()?.as_slice(),
     })
 }
@@ -132,11 +132,11 @@ mod tests {
     #[test]
     fn timelines_align_by_wall_clock_and_sum_where_they_overlap() {
         // b started 1 s after a: b's t=1 s is a's t=2 s.
-        let a = json!({"started_at": 10_000_000u64, "timeline": [
+        let a = json!({"started_at": {"unix_us": 10_000_000u64}, "timeline": [
             entry(1.0, 3, summary(2, 100, 150.0, 100, 200)),
             entry(2.0, 5, summary(0, 0, 0.0, 0, 0)),
         ]});
-        let b = json!({"started_at": 11_000_000u64, "timeline": [entry(1.0, 7, summary(2, 50, 350.0, 300, 400))]});
+        let b = json!({"started_at": {"unix_us": 11_000_000u64}, "timeline": [entry(1.0, 7, summary(2, 50, 350.0, 300, 400))]});
         let (started_at, timeline) = merge(&[a.clone(), b]).unwrap();
         assert_eq!(started_at, 10_000_000);
         assert_eq!(timeline.len(), 2);
@@ -151,8 +151,8 @@ mod tests {
 
     #[test]
     fn overlapping_samples_keep_count_min_mean_max_and_no_percentile() {
-        let a = json!({"started_at": 0u64, "timeline": [entry(1.0, 1, summary(1, 100, 100.0, 100, 100))]});
-        let b = json!({"started_at": 0u64, "timeline": [entry(1.0, 1, summary(3, 200, 300.0, 300, 400))]});
+        let a = json!({"started_at": {"unix_us": 0u64}, "timeline": [entry(1.0, 1, summary(1, 100, 100.0, 100, 100))]});
+        let b = json!({"started_at": {"unix_us": 0u64}, "timeline": [entry(1.0, 1, summary(3, 200, 300.0, 300, 400))]});
         let (_, timeline) = merge(&[a, b]).unwrap();
         assert_eq!(
             timeline[0]["latency_us"]["first_event"],
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn without_a_timeline_in_every_report_there_is_none() {
-        let a = json!({"started_at": 0u64, "timeline": [entry(1.0, 1, summary(0, 0, 0.0, 0, 0))]});
+        let a = json!({"started_at": {"unix_us": 0u64}, "timeline": [entry(1.0, 1, summary(0, 0, 0.0, 0, 0))]});
         assert!(merge(&[a.clone(), json!({"target": "x"})]).is_none());
         assert!(merge(&[a]).is_some());
     }

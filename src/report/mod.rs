@@ -4,6 +4,7 @@ pub mod histograms;
 pub mod merge;
 pub mod merge_timeline;
 mod text;
+pub mod timeline;
 pub mod verdict;
 
 use std::collections::BTreeMap;
@@ -573,6 +574,16 @@ pub struct Report {
     pub stages: Vec<StageReport>,
     /// `--stages`: the first stage that broke; absent when every stage held (or without stages).
     pub breakpoint: Option<Breakpoint>,
+    /// When the run's clock started, and on which host (hosts joined by `+` in a merged report). Absent from reports
+    /// written before they were kept: read as zero and empty.
+    #[serde(default)]
+    pub started_at: timeline::StartedAt,
+    #[serde(default)]
+    pub host: String,
+    /// The run over time: one entry per `--report-interval`, the last one partial. A merged report's is written
+    /// beside it, from the reports' own (`report::merge_timeline`), when every one of them has one.
+    #[serde(default)]
+    pub timeline: Vec<timeline::TimelineEntry>,
 }
 
 impl Report {
@@ -614,6 +625,9 @@ impl Report {
             figures,
             stages,
             breakpoint,
+            started_at: timeline::StartedAt::of(outcome.started_at_us),
+            host: outcome.host.clone(),
+            timeline: outcome.timeline.iter().map(timeline::TimelineEntry::of).collect(),
         }
     }
 
@@ -678,6 +692,10 @@ mod tests {
             stopped_by_signal: false,
             open_model: false,
             step_names: Vec::new(),
+            timeline: Vec::new(),
+            report_interval: Duration::from_secs(1),
+            started_at_us: 0,
+            host: String::new(),
         };
         Report::new("test", &outcome, &[])
     }

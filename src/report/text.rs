@@ -18,6 +18,8 @@ pub fn render(r: &Report) -> String {
         if r.engine.threads == 1 { "" } else { "s" },
         r.duration_s
     );
+    let host = if r.host.is_empty() { "an unnamed host" } else { &r.host };
+    let _ = writeln!(out, "Started   {} on {host}", r.started_at.rfc3339);
     if let Some(req) = &r.request {
         if let Some(openai) = &req.openai {
             let _ = writeln!(out, "OpenAI    {openai}");

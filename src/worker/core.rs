@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use crate::plan::StageWindow;
 use crate::recorder::{Failure, Recorder, StreamEnd};
 use crate::sys;
 use crate::template::{RequestTemplate, TargetRequest};
+use crate::timeline::{Interval, SNAPSHOTS_PER_CORE};
 use crate::worker::hop::Redirects;
 
 /// What every worker shares read-only.
@@ -227,9 +229,101 @@ pub(crate) struct Core {
     pub(crate) resting: Vec<Waker>,
     pub(crate) gate: Option<Waker>,
     pub(crate) rest_round: u32,
+    /// `--report-interval`: the core's interval snapshots (`None` where the engine collects none: unit tests).
+    pub(crate) snapshots: Option<Box<Snapshots>>,
+}
+
+/// The two ends of a core's link to the engine's interval collector: full snapshots go out on one channel (shared by
+/// every core), emptied ones come back on the core's own. Both bounded: a send never allocates.
+pub struct IntervalLink {
+    pub to_collector: SyncSender<Interval>,
+    pub back: Receiver<Interval>,
+}
+
+/// One core's interval snapshots, taken by its `sweep::snapshot_intervals` task (and once more at its end), never
+/// per event: the hot path records into `Core::rec` only, and an interval is the difference of that recorder from
+/// `base`, its figures at the last snapshot. Memory is fixed: `current`, `base` and `SNAPSHOTS_PER_CORE - 1` spares,
+/// allocated when the worker starts and passed around, never grown.
+pub(crate) struct Snapshots {
+    /// The interval being gathered: a stage's last figures wait here (`fold_stage_end`) until the next snapshot.
+    current: Interval,
+    base: Interval,
+    spares: Vec<Interval>,
+    link: IntervalLink,
+    core: usize,
+    next_index: usize,
+}
+
+impl Snapshots {
+    pub(crate) fn new(link: IntervalLink, core: usize) -> Snapshots {
+        Snapshots {
+            current: Interval::new(),
+            base: Interval::new(),
+            spares: (1..SNAPSHOTS_PER_CORE).map(|_| Interval::new()).collect(),
+            link,
+            core,
+            next_index: 0,
+        }
+    }
+
+    /// `--stages`: the core is about to set `rec` aside for a fresh recorder (all zeros); what `rec` gathered since
+    /// the last snapshot joins the current interval.
+    pub(crate) fn fold_stage_end(&mut self, rec: &Recorder) {
+        self.current.add_since(rec, &mut self.base);
+        self.base.clear();
+    }
+
+    /// Ends interval `index` (or a later one, if that index was sent already) at `end_us` and sends it. With no
+    /// spare back from the collector yet (it is behind), the interval's figures stay and join the next one: the
+    /// timeline coarsens, memory never grows.
+    fn take(&mut self, rec: &Recorder, stage: usize, index: usize, end_us: u64) {
+        self.current.add_since(rec, &mut self.base);
+        let index = index.max(self.next_index);
+        self.next_index = index + 1;
+        while let Ok(back) = self.link.back.try_recv() {
+            self.spares.push(back);
+        }
+        let Some(spare) = self.spares.pop() else { return };
+        let mut full = std::mem::replace(&mut self.current, spare);
+        (full.index, full.end_us, full.stage, full.open_streams, full.core) =
+            (index, end_us, stage, rec.active, self.core);
+        if let Err(TrySendError::Full(full) | TrySendError::Disconnected(full)) = self.link.to_collector.try_send(full)
+        {
+            let spare = std::mem::replace(&mut self.current, full);
+            self.spares.push(spare);
+        }
+    }
+
+    /// The core's last snapshot, from its last one to its end (`end_us`), marked last. The channel has room for it:
+    /// it holds `SNAPSHOTS_PER_CORE` per core, and a core never has more out.
+    fn finish(mut self, rec: &Recorder, stage: usize, index: usize, end_us: u64) {
+        self.current.add_since(rec, &mut self.base);
+        let mut last = self.current;
+        let index = index.max(self.next_index);
+        (last.index, last.end_us, last.stage, last.open_streams, last.core) =
+            (index, end_us, stage, rec.active, self.core);
+        last.last = true;
+        let _ = self.link.to_collector.send(last);
+    }
 }
 
 impl Core {
+    /// Sends interval `index`, ending `end_us` after the start, to the engine's collector.
+    pub(crate) fn snapshot(&mut self, index: usize, end_us: u64) {
+        let stage = self.done_recs.len();
+        if let Some(snapshots) = &mut self.snapshots {
+            snapshots.take(&self.rec, stage, index, end_us);
+        }
+    }
+
+    /// Sends the core's last, partial interval (call before handing its recorders back).
+    pub(crate) fn finish_snapshots(&mut self, index: usize, end_us: u64) {
+        let stage = self.done_recs.len();
+        if let Some(snapshots) = self.snapshots.take() {
+            snapshots.finish(&self.rec, stage, index, end_us);
+        }
+    }
+
     pub(crate) fn take_stream_slot(&mut self) -> bool {
         match &mut self.streams_left {
             None => true,
@@ -312,9 +406,13 @@ impl CoreCtx {
     }
 
     /// A slot deadline `after` from `now`, in ms since the start (never 0, which means none);
-    /// 0 when `after` is None.
+    /// 0 when `after` is None. Rounded up: the sweeper compares it with the time truncated to the millisecond, so a
+    /// truncated deadline could fire up to 1 ms early (a 20 ms reconnect wait ended after 19.7 ms).
     pub(crate) fn deadline_ms(&self, now: Instant, after: Option<Duration>) -> u64 {
-        after.map_or(0, |after| self.ms_since_start(now + after).max(1))
+        after.map_or(0, |after| {
+            let micros = (now + after).saturating_duration_since(self.timing.start).as_micros();
+            (micros.div_ceil(1000) as u64).max(1)
+        })
     }
 }
 
@@ -446,6 +544,7 @@ pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_byt
         resting: Vec::with_capacity(1),
         gate: None,
         rest_round: 0,
+        snapshots: None,
     };
     let timing = Timing { start: Instant::now(), deadline: None };
     let shared = Arc::new(RunShared {

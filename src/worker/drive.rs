@@ -45,6 +45,10 @@ pub(crate) async fn drive_stages(ctx: &Rc<CoreCtx>, stage_users: &[usize]) {
         }
         if stage > 0 {
             let mut core = ctx.core.borrow_mut();
+            let core = &mut *core;
+            if let Some(snapshots) = &mut core.snapshots {
+                snapshots.fold_stage_end(&core.rec);
+            }
             let fresh = core.spare_recs.pop().expect("a recorder is allocated for every stage");
             let done = core.rec.next_stage(fresh);
             core.done_recs.push(done);

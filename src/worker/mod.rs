@@ -22,11 +22,12 @@ use std::sync::mpsc::{Receiver, Sender};
 use crate::plan::Shard;
 use crate::recorder::{LlmRecorder, Recorder};
 use crate::template::TargetRequest;
+use crate::worker::core::Snapshots;
 use crate::worker::core::{Core, CoreCtx, JourneyState, Slot};
 use crate::worker::drive::{drive_arrivals, drive_stages, drive_users};
-use crate::worker::sweep::{SAMPLE_PERIOD, rest_gate, sample_active, sweep};
+use crate::worker::sweep::{SAMPLE_PERIOD, rest_gate, sample_active, snapshot_intervals, sweep};
 
-pub use crate::worker::core::{RunShared, Timing};
+pub use crate::worker::core::{IntervalLink, RunShared, Timing};
 
 /// Bytes one `recv` may return; one buffer per core, shared by all its streams.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -40,7 +41,13 @@ const MAX_RESERVED_SAMPLES: usize = 24 * 3600 * 10;
 /// Everything the core needs is allocated first; then it reports `ready` and blocks until the
 /// engine sends the run's clock (after measuring memory with nothing connected). Blocking is
 /// fine there: nothing else runs on this runtime yet.
-pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Receiver<Timing>) -> Vec<Recorder> {
+pub async fn run(
+    shard: Shard,
+    shared: Arc<RunShared>,
+    ready: Sender<()>,
+    go: Receiver<Timing>,
+    intervals: IntervalLink,
+) -> Vec<Recorder> {
     let new_recorder = || {
         let mut rec = Recorder::new();
         if let Some(stall) = shared.cfg.stall_threshold {
@@ -77,6 +84,7 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
         resting: Vec::with_capacity(shard.virtual_users),
         gate: None,
         rest_round: 0,
+        snapshots: Some(Box::new(Snapshots::new(intervals, shard.core_index))),
     };
     let slots: Box<[Slot]> = (0..shard.virtual_users).map(|_| Slot::new()).collect();
     let journey_users =
@@ -102,6 +110,8 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
     monoio::spawn(sample_active(ctx.clone()));
     monoio::spawn(sweep(ctx.clone()));
     monoio::spawn(rest_gate(ctx.clone()));
+    let every = ctx.shared.cfg.report_interval;
+    monoio::spawn(snapshot_intervals(ctx.clone(), every));
     match &shard.arrivals {
         Some(clock) => drive_arrivals(&ctx, clock.clone()).await,
         None if !shard.stage_users.is_empty() => drive_stages(&ctx, &shard.stage_users).await,
@@ -109,8 +119,10 @@ pub async fn run(shard: Shard, shared: Arc<RunShared>, ready: Sender<()>, go: Re
     }
     let mut core = ctx.core.borrow_mut();
     core.finished = true;
-    let tick = timing.start.elapsed().as_nanos() / SAMPLE_PERIOD.as_nanos();
+    let elapsed = timing.start.elapsed();
+    let tick = elapsed.as_nanos() / SAMPLE_PERIOD.as_nanos();
     core.rec.sample_active(tick as usize);
+    core.finish_snapshots((elapsed.as_nanos() / every.as_nanos()) as usize, elapsed.as_micros() as u64);
     let last = std::mem::take(&mut core.rec);
     let mut recorders = std::mem::take(&mut core.done_recs);
     recorders.push(last);

@@ -32,6 +32,25 @@ pub(crate) async fn sample_active(ctx: Rc<CoreCtx>) {
     }
 }
 
+/// `--report-interval`: at each interval's end (`every` apart on the run's clock, the same on every core), the core's
+/// snapshot of that interval goes to the engine's collector. A late wake-up sends the interval it is in, so the
+/// cores' indexes stay aligned; nothing here runs per event.
+pub(crate) async fn snapshot_intervals(ctx: Rc<CoreCtx>, every: Duration) {
+    let start = ctx.timing.start;
+    let mut index = 0usize;
+    loop {
+        monoio::time::sleep_until((start + every * (index as u32 + 1)).into()).await;
+        let mut core = ctx.core.borrow_mut();
+        if core.finished {
+            return;
+        }
+        let passed = (start.elapsed().as_nanos() / every.as_nanos()) as usize;
+        index = index.max(passed.saturating_sub(1));
+        core.snapshot(index, (every * (index as u32 + 1)).as_micros() as u64);
+        index += 1;
+    }
+}
+
 /// Lets resting users (`core::Rest`: they spent their read budget) go once monoio has turned its timers and IO.
 ///
 /// monoio fires timers only when it parks, and parks only when its run queue is empty. On epoll a readiness wait

@@ -18,5 +18,6 @@ mod llm_run;
 mod memory;
 mod merge;
 mod redirects;
+mod timeline;
 mod tls;
 mod util;

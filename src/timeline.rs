@@ -1,0 +1,426 @@
+//! The run over time, sans IO: one core's figures for one `--report-interval` (`Interval`, taken as the difference
+//! of its recorder from the last snapshot, so the hot path records nothing twice), and the engine's `Collector`,
+//! which merges the cores' snapshots of each interval into one `Entry` and hands the emptied snapshots back.
+
+use std::collections::VecDeque;
+
+use hdrhistogram::Histogram;
+
+use crate::recorder::{Failure, HISTOGRAM_MAX, Recorder};
+
+/// The latency histograms an interval keeps, in this order (their report names).
+pub const LATENCIES: [&str; 4] = ["connect_us", "headers_us", "first_event_us", "gap_us"];
+/// `--openai`: the token histograms an interval keeps.
+pub const LLM_LATENCIES: [&str; 2] = ["ttft_us", "itl_us"];
+const HISTOGRAMS: usize = LATENCIES.len() + LLM_LATENCIES.len();
+
+/// Snapshots per core besides its baseline (allocated up front): one being filled, one travelling to the collector
+/// and back. The collector turns one around within about 10 ms (`MIN_REPORT_INTERVAL`); a core that finds none back
+/// at an interval's end folds that interval into the next rather than allocating.
+pub const SNAPSHOTS_PER_CORE: usize = 2;
+
+/// Two significant digits (1% value precision) for an interval's histograms, against the recorder's three: 30 KiB of
+/// counts each instead of 224 KiB. Folding the recorder's histogram in maps each of its buckets to the coarser one
+/// holding it, the same way every time, so (recorder now - baseline) is exact at this precision.
+const INTERVAL_SIGFIG: u8 = 2;
+
+fn interval_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX, INTERVAL_SIGFIG).expect("static histogram bounds are valid")
+}
+
+/// The counters an interval keeps (cumulative in a baseline, differences in a snapshot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub started: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub interrupted: u64,
+    pub reconnects: u64,
+    pub events: u64,
+    pub bytes: u64,
+    pub output_tokens: u64,
+    pub failures: [u64; Failure::ALL.len()],
+}
+
+impl Counts {
+    fn of(rec: &Recorder) -> Counts {
+        let mut failures = [0; Failure::ALL.len()];
+        for (n, failure) in failures.iter_mut().zip(Failure::ALL) {
+            *n = rec.failures_of(failure);
+        }
+        Counts {
+            started: rec.streams_started,
+            completed: rec.streams_completed,
+            failed: rec.streams_failed,
+            interrupted: rec.streams_interrupted,
+            reconnects: rec.reconnects,
+            events: rec.events,
+            bytes: rec.bytes,
+            output_tokens: rec.llm.as_ref().map_or(0, |l| l.output_tokens),
+            failures,
+        }
+    }
+
+    fn add(&mut self, other: &Counts) {
+        self.started += other.started;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.interrupted += other.interrupted;
+        self.reconnects += other.reconnects;
+        self.events += other.events;
+        self.bytes += other.bytes;
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        for (mine, theirs) in self.failures.iter_mut().zip(other.failures) {
+            *mine += theirs;
+        }
+    }
+
+    /// `self += now - base`; a recorder's counters only grow.
+    fn add_since(&mut self, now: &Counts, base: &Counts) {
+        let d = |n: u64, b: u64| n.saturating_sub(b);
+        self.started += d(now.started, base.started);
+        self.completed += d(now.completed, base.completed);
+        self.failed += d(now.failed, base.failed);
+        self.interrupted += d(now.interrupted, base.interrupted);
+        self.reconnects += d(now.reconnects, base.reconnects);
+        self.events += d(now.events, base.events);
+        self.bytes += d(now.bytes, base.bytes);
+        self.output_tokens = self.output_tokens.saturating_add(d(now.output_tokens, base.output_tokens));
+        for ((mine, n), b) in self.failures.iter_mut().zip(now.failures).zip(base.failures) {
+            *mine += d(n, b);
+        }
+    }
+}
+
+/// The histograms of `rec` an interval keeps, in `LATENCIES` then `LLM_LATENCIES` order (`None` outside LLM mode).
+fn histograms_of(rec: &Recorder) -> [Option<&Histogram<u64>>; HISTOGRAMS] {
+    let h = &rec.histograms;
+    let llm = rec.llm.as_deref();
+    [
+        Some(&h.connect_us),
+        Some(&h.headers_us),
+        Some(&h.first_event_us),
+        Some(&h.gap_us),
+        llm.map(|l| &l.ttft_us),
+        llm.map(|l| &l.itl_us),
+    ]
+}
+
+/// One core's figures over one interval (or, as a baseline, its recorder's cumulative figures at the last snapshot).
+/// Allocated up front and reused: `clear` and the arithmetic below never allocate (bounded histograms, never
+/// resized): six histograms of two significant digits, about 180 KiB in all.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Which interval: its end is `(index + 1) * --report-interval` after the start, except the run's last.
+    pub index: usize,
+    /// The interval's end, µs since the run's start.
+    pub end_us: u64,
+    /// The `--stages` stage when the snapshot was taken (0 without stages).
+    pub stage: usize,
+    /// Streams open when the snapshot was taken.
+    pub open_streams: u64,
+    /// The core sent its last snapshot (it has finished).
+    pub last: bool,
+    /// The core that sent it.
+    pub core: usize,
+    pub counts: Counts,
+    histograms: [Histogram<u64>; HISTOGRAMS],
+}
+
+impl Default for Interval {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Interval {
+    pub fn new() -> Interval {
+        Interval {
+            index: 0,
+            end_us: 0,
+            stage: 0,
+            open_streams: 0,
+            last: false,
+            core: 0,
+            counts: Counts::default(),
+            histograms: std::array::from_fn(|_| interval_histogram()),
+        }
+    }
+
+    /// Every figure back to zero, keeping the memory.
+    pub fn clear(&mut self) {
+        self.counts = Counts::default();
+        for h in self.histograms.iter_mut().filter(|h| !h.is_empty()) {
+            h.reset();
+        }
+        (self.index, self.end_us, self.stage, self.open_streams, self.last) = (0, 0, 0, 0, false);
+    }
+
+    /// Adds what `rec` recorded since `base` was taken, then makes `base` the recorder's figures now. A stage's
+    /// recorder about to be set aside is folded in the same way, and `base` then cleared for the next, fresh one.
+    pub fn add_since(&mut self, rec: &Recorder, base: &mut Interval) {
+        let now = Counts::of(rec);
+        self.counts.add_since(&now, &base.counts);
+        base.counts = now;
+        for ((mine, theirs), b) in self.histograms.iter_mut().zip(histograms_of(rec)).zip(&mut base.histograms) {
+            if let Some(theirs) = theirs {
+                mine.add(theirs).expect("histograms share their highest value");
+                mine.subtract(&*b).expect("a recorder's histogram only grows past its baseline");
+                if !b.is_empty() {
+                    b.reset();
+                }
+                b.add(theirs).expect("histograms share their highest value");
+            }
+        }
+    }
+
+    /// Folds another core's snapshot of the same interval in.
+    pub fn merge(&mut self, other: &Interval) {
+        self.counts.add(&other.counts);
+        for (mine, theirs) in self.histograms.iter_mut().zip(&other.histograms) {
+            mine.add(theirs).expect("histograms share bounds");
+        }
+        self.open_streams += other.open_streams;
+        self.end_us = self.end_us.max(other.end_us);
+        self.stage = self.stage.max(other.stage);
+    }
+
+    /// The summary the report keeps (no heap: a timeline is one of these per interval).
+    pub fn entry(&self, llm: bool) -> Entry {
+        Entry {
+            end_us: self.end_us,
+            stage: self.stage,
+            open_streams: self.open_streams,
+            counts: self.counts,
+            latencies: std::array::from_fn(|i| Quantiles::of(&self.histograms[i])),
+            llm,
+        }
+    }
+}
+
+/// Count, median, tail and maximum of one histogram over one interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantiles {
+    pub count: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Quantiles {
+    /// `None` for a histogram without samples.
+    fn of(h: &Histogram<u64>) -> Option<Quantiles> {
+        (!h.is_empty()).then(|| Quantiles {
+            count: h.len(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        })
+    }
+}
+
+/// One interval of the run, over every core.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Entry {
+    pub end_us: u64,
+    pub stage: usize,
+    pub open_streams: u64,
+    pub counts: Counts,
+    /// `LATENCIES` then `LLM_LATENCIES`, each `None` without samples in the interval.
+    pub latencies: [Option<Quantiles>; HISTOGRAMS],
+    /// An `--openai` run (the LLM figures apply).
+    pub llm: bool,
+}
+
+impl Entry {
+    pub fn latency(&self, name: &str) -> Option<Quantiles> {
+        let i = LATENCIES.iter().chain(&LLM_LATENCIES).position(|n| *n == name)?;
+        self.latencies[i]
+    }
+}
+
+/// The engine's side: merges each interval's snapshots as cores send them, in any order, and emits an interval once
+/// every core still running has sent it or a later one (each core sends its own in order, each index at most once). A core that finished early (its `-n`
+/// quota spent) no longer holds the others' intervals back.
+#[derive(Debug)]
+pub struct Collector {
+    /// The highest index each core has sent, and whether it has finished.
+    sent: Vec<(Option<usize>, bool)>,
+    /// Merged intervals not yet complete: `pending[i]` is interval `first + i`, its count of snapshots in `seen[i]`.
+    pending: VecDeque<Interval>,
+    first: usize,
+    /// Emptied merge targets, reused.
+    pool: Vec<Interval>,
+    llm: bool,
+    pub timeline: Vec<Entry>,
+}
+
+impl Collector {
+    /// `expected_intervals`: the run's length over the interval (room reserved, so a run of known length emits without
+    /// allocating).
+    pub fn new(cores: usize, llm: bool, expected_intervals: usize) -> Collector {
+        Collector {
+            sent: vec![(None, false); cores],
+            pending: VecDeque::with_capacity(SNAPSHOTS_PER_CORE),
+            first: 0,
+            pool: (0..SNAPSHOTS_PER_CORE).map(|_| Interval::new()).collect(),
+            llm,
+            timeline: Vec::with_capacity(expected_intervals + 2),
+        }
+    }
+
+    /// Takes in one core's snapshot and returns it, emptied, for the core to reuse.
+    pub fn accept(&mut self, mut snapshot: Interval) -> Interval {
+        let core = snapshot.core;
+        // Cannot be below `first` (an interval is emitted only once every running core has passed it); were it, its
+        // figures would still count, in the oldest interval not yet emitted.
+        debug_assert!(snapshot.index >= self.first, "a core sends each interval once, in order");
+        let at = snapshot.index.saturating_sub(self.first);
+        while self.pending.len() <= at {
+            let mut fresh = self.pool.pop().unwrap_or_default();
+            fresh.clear();
+            fresh.index = self.first + self.pending.len();
+            self.pending.push_back(fresh);
+        }
+        self.pending[at].merge(&snapshot);
+        self.sent[core] = (Some(snapshot.index), snapshot.last);
+        snapshot.clear();
+        self.emit(false);
+        snapshot
+    }
+
+    /// Emits every interval no running core can add to any more (with `all`, every one: the run is over).
+    fn emit(&mut self, all: bool) {
+        // Interval i is complete once every running core has sent i or a later one (a core that sent nothing yet
+        // holds every interval back).
+        let mut running = self.sent.iter().filter(|(_, done)| !done).map(|(index, _)| *index);
+        let complete_through = running.try_fold(usize::MAX, |through, index| index.map(|i| through.min(i)));
+        while let Some(front) = self.pending.front() {
+            if !all && complete_through.is_none_or(|through| front.index > through) {
+                break;
+            }
+            let front = self.pending.pop_front().expect("a front");
+            self.timeline.push(front.entry(self.llm));
+            self.pool.push(front);
+            self.first += 1;
+        }
+    }
+
+    /// The run is over: emits what is left.
+    pub fn finish(mut self) -> Vec<Entry> {
+        self.emit(true);
+        self.timeline
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::StreamEnd;
+
+    fn recorder_with(started: u64, events: u64, gap_us: u64) -> Recorder {
+        let mut rec = Recorder::new();
+        for _ in 0..started {
+            rec.stream_opened();
+        }
+        rec.events = events;
+        rec.histograms.gap_us.record(gap_us).unwrap();
+        rec
+    }
+
+    #[test]
+    fn an_interval_is_the_difference_from_the_last_snapshot() {
+        let mut rec = recorder_with(3, 10, 100);
+        let (mut base, mut first, mut second) = (Interval::new(), Interval::new(), Interval::new());
+        first.add_since(&rec, &mut base);
+        assert_eq!((first.counts.started, first.counts.events), (3, 10));
+        rec.stream_opened();
+        rec.stream_closed(StreamEnd::Failed(Failure::Reset), 5, 0);
+        rec.events += 7;
+        rec.histograms.gap_us.record(5_000).unwrap();
+        second.add_since(&rec, &mut base);
+        assert_eq!((second.counts.started, second.counts.events, second.counts.failed), (1, 7, 1));
+        assert_eq!(second.counts.failures[Failure::Reset.index()], 1);
+        let gap = second.entry(false).latency("gap_us").expect("one gap");
+        assert_eq!((gap.count, gap.max / 100), (1, 50), "only the new sample");
+        assert_eq!(second.entry(false).latency("connect_us"), None);
+    }
+
+    #[test]
+    fn a_stage_swap_folds_the_old_recorder_in() {
+        let old = recorder_with(4, 20, 10);
+        let (mut base, mut interval) = (Interval::new(), Interval::new());
+        interval.add_since(&recorder_with(1, 5, 10), &mut base);
+        interval.clear();
+        // The stage ends: the rest of the old recorder, then the fresh one from zero.
+        interval.add_since(&old, &mut base);
+        base.clear();
+        interval.add_since(&recorder_with(2, 3, 10), &mut base);
+        assert_eq!((interval.counts.started, interval.counts.events), (3 + 2, 15 + 3));
+        assert_eq!(interval.entry(false).latency("gap_us").unwrap().count, 1);
+    }
+
+    /// Intervals taken from a recorder at coarser precision add up to the whole run taken at once, bucket by bucket.
+    #[test]
+    fn coarse_intervals_add_up_to_the_whole() {
+        let mut rec = Recorder::new();
+        let (mut base, mut whole_base) = (Interval::new(), Interval::new());
+        let mut sum = Interval::new();
+        let mut value = 1u64;
+        for _ in 0..5 {
+            for _ in 0..1_000 {
+                value = value * 48_271 % 2_147_483_647;
+                rec.histograms.first_event_us.record(1 + value % 5_000_000).unwrap();
+            }
+            let mut interval = Interval::new();
+            interval.add_since(&rec, &mut base);
+            assert_eq!(interval.entry(false).latency("first_event_us").unwrap().count, 1_000);
+            sum.merge(&interval);
+        }
+        let mut whole = Interval::new();
+        whole.add_since(&rec, &mut whole_base);
+        assert_eq!(sum.entry(false), whole.entry(false));
+    }
+
+    fn snapshot(core: usize, index: usize, started: u64, last: bool) -> Interval {
+        let mut s = Interval::new();
+        (s.core, s.index, s.end_us, s.last, s.open_streams) = (core, index, (index as u64 + 1) * 1000, last, 1);
+        s.counts.started = started;
+        s
+    }
+
+    #[test]
+    fn the_collector_merges_each_interval_over_the_cores() {
+        let mut c = Collector::new(2, false, 3);
+        c.accept(snapshot(0, 0, 1, false));
+        c.accept(snapshot(0, 1, 2, false));
+        assert!(c.timeline.is_empty(), "core 1 has sent nothing yet");
+        let back = c.accept(snapshot(1, 0, 10, false));
+        assert_eq!((back.counts.started, back.core), (0, 1), "handed back emptied");
+        assert_eq!(c.timeline.len(), 1, "interval 0 is complete");
+        assert_eq!((c.timeline[0].counts.started, c.timeline[0].open_streams), (11, 2));
+        c.accept(snapshot(1, 1, 20, false));
+        assert_eq!(c.timeline.len(), 2);
+        // Core 0 finishes early; core 1 goes on alone.
+        c.accept(snapshot(0, 2, 3, true));
+        c.accept(snapshot(1, 3, 40, false));
+        c.accept(snapshot(1, 4, 50, true));
+        let timeline = c.finish();
+        let started: Vec<u64> = timeline.iter().map(|e| e.counts.started).collect();
+        assert_eq!(started, [11, 22, 3, 40, 50]);
+        assert_eq!(timeline.iter().map(|e| e.end_us).collect::<Vec<_>>(), [1000, 2000, 3000, 4000, 5000]);
+    }
+
+    #[test]
+    fn a_skipped_index_is_an_interval_of_the_others() {
+        let mut c = Collector::new(2, false, 0);
+        c.accept(snapshot(0, 0, 1, false));
+        c.accept(snapshot(1, 1, 2, false));
+        c.accept(snapshot(0, 1, 3, true));
+        c.accept(snapshot(1, 2, 4, true));
+        let started: Vec<u64> = c.finish().iter().map(|e| e.counts.started).collect();
+        assert_eq!(started, [1, 5, 4]);
+    }
+}
