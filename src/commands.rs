@@ -158,6 +158,10 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
         std::fs::write(path, report::timeline::render_csv(&report.timeline, cfg.llm.is_some()))
             .map_err(|e| EngineError::Start(format!("cannot write the CSV timeline to {}: {e}", path.display())))?;
     }
+    if let Some(path) = &cfg.hdr_log_path {
+        std::fs::write(path, report::hdr_log::render(outcome.started_at_us, &outcome.interval_histograms))
+            .map_err(|e| EngineError::Start(format!("cannot write the HdrHistogram log to {}: {e}", path.display())))?;
+    }
     printed.map_err(EngineError::Start)?;
     Ok(report.slos_pass())
 }

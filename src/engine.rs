@@ -134,7 +134,10 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     let expected_intervals =
         shared.length.map_or(0, |length| (length.as_nanos() / cfg.report_interval.as_nanos()) as usize);
     let mut intervals = Intervals {
-        collector: Collector::new(threads, cfg.llm.is_some(), expected_intervals),
+        collector: match cfg.hdr_log_path {
+            Some(_) => Collector::new(threads, cfg.llm.is_some(), expected_intervals).keeping_histograms(),
+            None => Collector::new(threads, cfg.llm.is_some(), expected_intervals),
+        },
         from_cores: snapshot_rx,
         back: Vec::with_capacity(threads),
     };
@@ -206,7 +209,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     while let Ok(snapshot) = intervals.from_cores.try_recv() {
         intervals.take(snapshot);
     }
-    let timeline = intervals.collector.finish();
+    let (timeline, interval_histograms) = intervals.collector.finish_with_histograms();
     let elapsed = start.elapsed();
     let memory = match (rss_before_kib, rss_peak_kib) {
         (Some(before), Some(peak)) => Some(Memory { rss_before_kib: before, rss_peak_kib: peak, kernel_peak }),
@@ -223,6 +226,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         open_model: shared.open_model,
         step_names: cfg.llm.as_ref().map_or(Vec::new(), |l| l.step_names()),
         timeline,
+        interval_histograms,
         report_interval: cfg.report_interval,
         started_at_us: started_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
         host: sys::hostname(),

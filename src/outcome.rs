@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::plan::StageWindow;
 use crate::recorder::Recorder;
-use crate::timeline::Entry;
+use crate::timeline::{Entry, IntervalHistograms};
 
 /// Everything a report needs from a finished run.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct RunOutcome {
     pub step_names: Vec<String>,
     /// `--report-interval`: the run over time, one entry per interval (the last one partial).
     pub timeline: Vec<Entry>,
+    /// `--hdr-log`: each interval's merged histograms, serialized (empty without the flag).
+    pub interval_histograms: Vec<IntervalHistograms>,
     pub report_interval: Duration,
     /// When the run's clock started, in µs since the Unix epoch (0 if the system clock is before it).
     pub started_at_us: u64,

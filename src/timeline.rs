@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 
 use crate::recorder::{Failure, HISTOGRAM_MAX, Recorder};
 
@@ -221,6 +222,43 @@ impl Quantiles {
     }
 }
 
+/// `--hdr-log`: one interval's merged histograms over every core, kept serialized (HdrHistogram's V2 deflate
+/// encoding, a few hundred bytes each) so that a long run does not hold 180 KiB of counts per interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntervalHistograms {
+    /// The interval's start and end, µs since the run's start (the start is the previous interval's end, so an
+    /// interval a core folded into the next one is covered too).
+    pub start_us: u64,
+    pub end_us: u64,
+    /// Each non-empty histogram by its report name (`connect`, `headers`, `first_event`, `gap`, `ttft`, `itl`), in
+    /// `LATENCIES` then `LLM_LATENCIES` order.
+    pub histograms: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// The report name of an interval histogram: its `LATENCIES` name without the unit, as in `latency_us` and
+/// `histograms`.
+fn report_name(latency: &'static str) -> &'static str {
+    latency.strip_suffix("_us").unwrap_or(latency)
+}
+
+impl Interval {
+    /// `--hdr-log`: the histograms as `IntervalHistograms` keeps them. Once per interval, on the engine's thread.
+    fn serialized(&self, start_us: u64) -> IntervalHistograms {
+        let mut serializer = V2DeflateSerializer::new();
+        let names = LATENCIES.iter().chain(&LLM_LATENCIES);
+        let histograms = names
+            .zip(&self.histograms)
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(name, h)| {
+                let mut bytes = Vec::new();
+                serializer.serialize(h, &mut bytes).expect("serializing into a Vec cannot fail");
+                (report_name(name), bytes)
+            })
+            .collect();
+        IntervalHistograms { start_us, end_us: self.end_us, histograms }
+    }
+}
+
 /// One interval of the run, over every core.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Entry {
@@ -255,6 +293,8 @@ pub struct Collector {
     pool: Vec<Interval>,
     llm: bool,
     pub timeline: Vec<Entry>,
+    /// `--hdr-log`: each emitted interval's histograms (`None`: not kept).
+    kept: Option<Vec<IntervalHistograms>>,
 }
 
 impl Collector {
@@ -268,7 +308,14 @@ impl Collector {
             pool: (0..SNAPSHOTS_PER_CORE).map(|_| Interval::new()).collect(),
             llm,
             timeline: Vec::with_capacity(expected_intervals + 2),
+            kept: None,
         }
+    }
+
+    /// `--hdr-log`: also keep each emitted interval's histograms (`finish_with_histograms` hands them over).
+    pub fn keeping_histograms(mut self) -> Collector {
+        self.kept = Some(Vec::with_capacity(self.timeline.capacity()));
+        self
     }
 
     /// Takes in one core's snapshot and returns it, emptied, for the core to reuse.
@@ -302,6 +349,10 @@ impl Collector {
                 break;
             }
             let front = self.pending.pop_front().expect("a front");
+            if let Some(kept) = &mut self.kept {
+                let start_us = self.timeline.last().map_or(0, |e| e.end_us);
+                kept.push(front.serialized(start_us));
+            }
             self.timeline.push(front.entry(self.llm));
             self.pool.push(front);
             self.first += 1;
@@ -309,9 +360,15 @@ impl Collector {
     }
 
     /// The run is over: emits what is left.
-    pub fn finish(mut self) -> Vec<Entry> {
+    pub fn finish(self) -> Vec<Entry> {
+        self.finish_with_histograms().0
+    }
+
+    /// The run is over: emits what is left, and hands over the timeline and the intervals' histograms (empty unless
+    /// `keeping_histograms`).
+    pub fn finish_with_histograms(mut self) -> (Vec<Entry>, Vec<IntervalHistograms>) {
         self.emit(true);
-        self.timeline
+        (self.timeline, self.kept.unwrap_or_default())
     }
 }
 
@@ -411,6 +468,36 @@ mod tests {
         let started: Vec<u64> = timeline.iter().map(|e| e.counts.started).collect();
         assert_eq!(started, [11, 22, 3, 40, 50]);
         assert_eq!(timeline.iter().map(|e| e.end_us).collect::<Vec<_>>(), [1000, 2000, 3000, 4000, 5000]);
+    }
+
+    /// `--hdr-log`: the collector keeps each emitted interval's merged histograms, from the previous interval's end to
+    /// its own, and only the non-empty ones, by report name.
+    #[test]
+    fn the_collector_keeps_the_merged_histograms_when_asked() {
+        use hdrhistogram::serialization::Deserializer;
+        let mut c = Collector::new(2, false, 2).keeping_histograms();
+        let mut gaps = [snapshot(0, 0, 1, false), snapshot(1, 0, 1, false)];
+        gaps[0].histograms[3].record(1_000).unwrap();
+        gaps[1].histograms[3].record_n(2_000, 3).unwrap();
+        for s in gaps {
+            c.accept(s);
+        }
+        let mut connect = snapshot(0, 1, 1, true);
+        connect.histograms[0].record(77).unwrap();
+        c.accept(connect);
+        c.accept(snapshot(1, 1, 1, true));
+        let (timeline, kept) = c.finish_with_histograms();
+        assert_eq!(timeline.len(), 2);
+        let read =
+            |bytes: &Vec<u8>| -> Histogram<u64> { Deserializer::new().deserialize(&mut bytes.as_slice()).unwrap() };
+        assert_eq!((kept[0].start_us, kept[0].end_us, kept[1].start_us, kept[1].end_us), (0, 1000, 1000, 2000));
+        assert_eq!(kept[0].histograms.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["gap"]);
+        let gap = read(&kept[0].histograms[0].1);
+        assert_eq!((gap.len(), gap.count_at(2_000)), (4, 3));
+        assert_eq!(kept[1].histograms.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["connect"]);
+        assert_eq!(read(&kept[1].histograms[0].1).len(), 1);
+        // Without `keeping_histograms`, nothing is kept.
+        assert!(Collector::new(1, false, 1).finish_with_histograms().1.is_empty());
     }
 
     #[test]

@@ -121,6 +121,10 @@ pub(crate) struct RunArgs {
     /// Also write the timeline as CSV to this file (one row per --report-interval)
     #[arg(long)]
     csv: Option<PathBuf>,
+    /// Also write each --report-interval's latency histograms (connect, headers, first_event, gap; ttft, itl with
+    /// --openai) to this file as an HdrHistogram interval log, tagged by name (two significant digits)
+    #[arg(long)]
+    hdr_log: Option<PathBuf>,
     #[command(flatten)]
     llm: LlmArgs,
     #[command(flatten)]
@@ -397,6 +401,7 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         json_path: args.json,
         report_interval: args.report_interval,
         csv_path: args.csv,
+        hdr_log_path: args.hdr_log,
         llm,
         tls: None,
     };

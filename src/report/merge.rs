@@ -362,6 +362,7 @@ mod tests {
             open_model: false,
             step_names: Vec::new(),
             timeline: Vec::new(),
+            interval_histograms: Vec::new(),
             report_interval: Duration::from_secs(1),
             started_at_us: 0,
             host: String::new(),

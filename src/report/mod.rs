@@ -1,5 +1,6 @@
 //! The run's report: per-core recorders merged into one summary, rendered as text (stdout) or JSON (`--json`).
 
+pub mod hdr_log;
 pub mod histograms;
 pub mod merge;
 pub mod merge_timeline;
@@ -693,6 +694,7 @@ mod tests {
             open_model: false,
             step_names: Vec::new(),
             timeline: Vec::new(),
+            interval_histograms: Vec::new(),
             report_interval: Duration::from_secs(1),
             started_at_us: 0,
             host: String::new(),
