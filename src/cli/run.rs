@@ -121,6 +121,9 @@ pub(crate) struct RunArgs {
     /// Also write the timeline as CSV to this file (one row per --report-interval)
     #[arg(long)]
     csv: Option<PathBuf>,
+    /// Also write one JSON line per ended stream to this file (JSON Lines; see the README for the fields)
+    #[arg(long)]
+    streams_log: Option<PathBuf>,
     #[command(flatten)]
     llm: LlmArgs,
     #[command(flatten)]
@@ -397,6 +400,7 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         json_path: args.json,
         report_interval: args.report_interval,
         csv_path: args.csv,
+        streams_log_path: args.streams_log,
         llm,
         tls: None,
     };

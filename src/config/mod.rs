@@ -112,6 +112,8 @@ pub struct RunConfig {
     pub report_interval: Duration,
     /// `--csv`: also write the timeline as CSV to this file.
     pub csv_path: Option<PathBuf>,
+    /// `--streams-log`: also write one JSON line per ended stream to this file.
+    pub streams_log_path: Option<PathBuf>,
     /// `--openai`: streams are OpenAI-compatible completions, measured in tokens.
     pub llm: Option<LlmConfig>,
     /// `https://` targets: the one client TLS config every core shares; `None` when every target is `http://`.
@@ -274,6 +276,7 @@ impl RunConfig {
             json_path: None,
             report_interval: Duration::from_secs(1),
             csv_path: None,
+            streams_log_path: None,
             llm: None,
             tls: None,
         }
