@@ -657,3 +657,45 @@ pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_byt
         timing,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::sync_channel;
+
+    use crate::streams_log::{BUFFERS_PER_CORE, RECORDS_PER_BUFFER, StreamRecord};
+    use crate::worker::core::{StreamsLog, StreamsLogLink};
+
+    /// A core never waits for the `--streams-log` writer and never grows its buffers: a record that finds the buffer
+    /// full is counted as dropped; with no emptied buffer back, records stay and go out with the next hand-off; the
+    /// last ones go out at the end, and every record is either sent or counted.
+    #[test]
+    fn a_full_or_unreturned_buffer_drops_and_counts() {
+        let (to_writer, from_core) = sync_channel(BUFFERS_PER_CORE);
+        let (back_tx, back) = sync_channel(BUFFERS_PER_CORE);
+        let mut log = StreamsLog::new(StreamsLogLink { to_writer, back }, 3, 1);
+        let record = |stream| StreamRecord { stream, ..StreamRecord::EMPTY };
+        for stream in 0..RECORDS_PER_BUFFER as u32 + 5 {
+            log.push(record(stream));
+        }
+        assert_eq!(
+            (log.records.len(), log.records.capacity(), log.dropped),
+            (RECORDS_PER_BUFFER, RECORDS_PER_BUFFER, 5)
+        );
+        log.hand_off();
+        let (core, mut sent) = from_core.try_recv().expect("a spare was there: the full buffer went out");
+        assert_eq!((core, sent.len(), sent[1].stream), (3, RECORDS_PER_BUFFER, 1));
+        // The writer has not handed it back: the next records wait in the buffer the core holds.
+        log.push(record(7));
+        log.hand_off();
+        assert!(from_core.try_recv().is_err());
+        sent.clear();
+        back_tx.send(sent).unwrap();
+        log.push(record(8));
+        log.hand_off();
+        let (_, sent) = from_core.try_recv().expect("the emptied buffer came back");
+        assert_eq!(sent.iter().map(|r| r.stream).collect::<Vec<_>>(), [7, 8]);
+        log.push(record(9));
+        assert_eq!(log.finish(), 5);
+        assert_eq!(from_core.try_recv().unwrap().1.len(), 1);
+    }
+}
