@@ -114,6 +114,12 @@ mod tests {
     use super::{ABSENT, StreamRecord};
     use crate::recorder::{Failure, StreamEnd};
 
+    /// A record stays small: a core's buffer of them is reserved up front (120 B: 7.5 MiB per buffer).
+    #[test]
+    fn a_record_is_small() {
+        assert!(std::mem::size_of::<StreamRecord>() <= 120, "{} B", std::mem::size_of::<StreamRecord>());
+    }
+
     fn line(record: StreamRecord, llm: bool) -> String {
         let mut out = Vec::new();
         record.write_line(&mut out, 1_000_000, llm).unwrap();
