@@ -11,9 +11,10 @@ use crate::plan::Plan;
 use crate::recorder::Recorder;
 use crate::requests;
 use crate::runtime;
+use crate::streams_log::{BUFFERS_PER_CORE, StreamRecord};
 use crate::sys;
 use crate::timeline::{Collector, Interval, SNAPSHOTS_PER_CORE};
-use crate::worker::{self, IntervalLink, RunShared, Timing};
+use crate::worker::{self, IntervalLink, RunShared, StreamsLogLink, Timing};
 
 /// Why a run could not start or finish. Start-up and shutdown only, so strings are fine.
 #[derive(Debug)]
@@ -77,6 +78,31 @@ impl Intervals {
     }
 }
 
+/// `--streams-log`'s writer: formats each core's records as JSON lines into `file` and hands the emptied buffer
+/// back, until every core has sent its last; returns the lines written. Runs on its own thread, so formatting and
+/// the file's IO never touch a core; a core whose buffer it has not handed back in time drops (and counts) records.
+fn write_streams_log(
+    file: std::fs::File,
+    from_cores: Receiver<(usize, Vec<StreamRecord>)>,
+    back: Vec<SyncSender<Vec<StreamRecord>>>,
+    run_start_us: u64,
+    llm: bool,
+) -> std::io::Result<u64> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut lines = 0u64;
+    for (core, mut records) in from_cores {
+        for record in &records {
+            record.write_line(&mut out, run_start_us, llm)?;
+        }
+        lines += records.len() as u64;
+        records.clear();
+        let _ = back[core].try_send(records);
+    }
+    out.flush()?;
+    Ok(lines)
+}
+
 /// The most memory resident while every worker still runs its streams, sampled from VmRSS, and
 /// the end of that streaming phase: it returns when the first worker finishes, so what a worker
 /// allocates to hand back its recorder, and the merge, are not counted as the streams' cost.
@@ -126,6 +152,16 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         open_model,
     });
     let threads = shards.len();
+    // Opened before anything connects: a path that cannot be written stops the run now.
+    let streams_log = match &cfg.streams_log_path {
+        Some(path) => Some(std::fs::File::create(path).map_err(|e| {
+            EngineError::Start(format!("cannot create the --streams-log file {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    // Room for every buffer the cores can have out at once, so no core ever waits on the writer.
+    let (log_tx, log_rx) = mpsc::sync_channel(threads * BUFFERS_PER_CORE);
+    let mut log_back = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
     let mut go_senders = Vec::with_capacity(threads);
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -150,7 +186,11 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         go_senders.push(go_tx);
         let (back_tx, back_rx) = mpsc::sync_channel(SNAPSHOTS_PER_CORE);
         intervals.back.push(back_tx);
-        let link = IntervalLink { to_collector: snapshot_tx.clone(), back: back_rx };
+        let (log_back_tx, log_back_rx) = mpsc::sync_channel(BUFFERS_PER_CORE);
+        log_back.push(log_back_tx);
+        let streams_log =
+            streams_log.is_some().then(|| StreamsLogLink { to_writer: log_tx.clone(), back: log_back_rx });
+        let link = IntervalLink { to_collector: snapshot_tx.clone(), back: back_rx, streams_log };
         // On failure the senders drop, so the workers already started return at once.
         let handle = runtime::spawn_pinned(name, slot, driver, move || worker::run(shard, shared, ready, go_rx, link))
             .map_err(|e| EngineError::Start(format!("cannot start a worker thread: {e}")))?;
@@ -158,6 +198,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     }
     drop(ready_tx);
     drop(snapshot_tx);
+    drop(log_tx);
     // Every worker has allocated its state: what the process holds now is the cost of no streams.
     // A worker whose runtime failed to build never reports; its thread ends instead.
     let mut ready = 0;
@@ -171,6 +212,17 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
     let kernel_peak = sys::reset_peak();
     let start = Instant::now();
     let started_at = SystemTime::now();
+    let started_at_us = started_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let llm = cfg.llm.is_some();
+    let log_writer = match streams_log {
+        Some(file) => Some(
+            std::thread::Builder::new()
+                .name("ssebench-streams-log".into())
+                .spawn(move || write_streams_log(file, log_rx, log_back, started_at_us, llm))
+                .map_err(|e| EngineError::Start(format!("cannot start the --streams-log writer: {e}")))?,
+        ),
+        None => None,
+    };
     let timing = Timing { start, deadline: shared.length.map(|d| start + d) };
     if ready == threads {
         for go in &go_senders {
@@ -210,6 +262,13 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         intervals.take(snapshot);
     }
     let (timeline, interval_histograms) = intervals.collector.finish_with_histograms();
+    // Every core has sent its last records (its sender is gone): the writer ends once it has written them.
+    if let Some(writer) = log_writer {
+        writer
+            .join()
+            .map_err(|_| EngineError::Start("the --streams-log writer panicked".into()))?
+            .map_err(|e| EngineError::Start(format!("cannot write the --streams-log file: {e}")))?;
+    }
     let elapsed = start.elapsed();
     let memory = match (rss_before_kib, rss_peak_kib) {
         (Some(before), Some(peak)) => Some(Memory { rss_before_kib: before, rss_peak_kib: peak, kernel_peak }),
@@ -228,7 +287,7 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         timeline,
         interval_histograms,
         report_interval: cfg.report_interval,
-        started_at_us: started_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64),
+        started_at_us,
         host: sys::hostname(),
     })
 }

@@ -35,6 +35,7 @@ pub(crate) mod rng;
 pub(crate) mod runtime;
 pub(crate) mod signal;
 pub(crate) mod stream;
+pub(crate) mod streams_log;
 pub(crate) mod sys;
 pub(crate) mod wire;
 pub(crate) mod worker;

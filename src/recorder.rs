@@ -442,6 +442,8 @@ pub struct Recorder {
     /// Kept-alive connections that had received bytes or an EOF while idle, found before their reuse: closed, and
     /// the stream sent on a new connection (those bytes answer nothing this generator asked).
     pub stale_keepalive: u64,
+    /// `--streams-log`: ended streams left out of the log (a core's buffer full, or the writer behind).
+    pub streams_log_dropped: u64,
     /// `--verify-seq`: ids skipped (events lost) and ids seen again (duplicates).
     pub lost_events: u64,
     pub duplicate_events: u64,
@@ -493,6 +495,7 @@ impl Recorder {
             users_stopped_by_204: 0,
             redirects: 0,
             stale_keepalive: 0,
+            streams_log_dropped: 0,
             lost_events: 0,
             duplicate_events: 0,
             ids_not_numeric: 0,
@@ -597,6 +600,7 @@ impl Recorder {
         self.users_stopped_by_204 += other.users_stopped_by_204;
         self.redirects += other.redirects;
         self.stale_keepalive += other.stale_keepalive;
+        self.streams_log_dropped += other.streams_log_dropped;
         self.lost_events += other.lost_events;
         self.duplicate_events += other.duplicate_events;
         self.ids_not_numeric += other.ids_not_numeric;

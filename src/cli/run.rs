@@ -125,6 +125,9 @@ pub(crate) struct RunArgs {
     /// --openai) to this file as an HdrHistogram interval log, tagged by name (two significant digits)
     #[arg(long)]
     hdr_log: Option<PathBuf>,
+    /// Also write one JSON line per ended stream to this file (JSON Lines; see the README for the fields)
+    #[arg(long)]
+    streams_log: Option<PathBuf>,
     #[command(flatten)]
     llm: LlmArgs,
     #[command(flatten)]
@@ -402,6 +405,7 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         report_interval: args.report_interval,
         csv_path: args.csv,
         hdr_log_path: args.hdr_log,
+        streams_log_path: args.streams_log,
         llm,
         tls: None,
     };

@@ -114,6 +114,8 @@ pub struct RunConfig {
     pub csv_path: Option<PathBuf>,
     /// `--hdr-log`: also write the interval histograms as an HdrHistogram interval log to this file.
     pub hdr_log_path: Option<PathBuf>,
+    /// `--streams-log`: also write one JSON line per ended stream to this file.
+    pub streams_log_path: Option<PathBuf>,
     /// `--openai`: streams are OpenAI-compatible completions, measured in tokens.
     pub llm: Option<LlmConfig>,
     /// `https://` targets: the one client TLS config every core shares; `None` when every target is `http://`.
@@ -277,6 +279,7 @@ impl RunConfig {
             report_interval: Duration::from_secs(1),
             csv_path: None,
             hdr_log_path: None,
+            streams_log_path: None,
             llm: None,
             tls: None,
         }

@@ -22,11 +22,25 @@ pub enum ChunkVerdict {
     Error,
 }
 
+/// One stream's own token figures, as `Timeline::finish` counted them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTokens {
+    /// Time to the first content token, µs; `None` if none came.
+    pub ttft_us: Option<u64>,
+    /// `usage.prompt_tokens`; `None` without a readable usage.
+    pub input_tokens: Option<u64>,
+    /// `usage.completion_tokens`, or the output chunks where there was no readable usage.
+    pub output_tokens: u64,
+    pub from_usage: bool,
+}
+
 /// Per-user timeline state, reused from stream to stream (allocated once, with its user).
 #[derive(Debug)]
 pub struct Timeline {
     request_start: Instant,
     first_output: Option<Instant>,
+    /// Time to the first content token, µs (`--streams-log` reads it per stream).
+    ttft_us: Option<u64>,
     last_output: Instant,
     answered: bool,
     reasoned: bool,
@@ -52,6 +66,7 @@ impl Timeline {
         Timeline {
             request_start: now,
             first_output: None,
+            ttft_us: None,
             last_output: now,
             answered: false,
             reasoned: false,
@@ -98,6 +113,7 @@ impl Timeline {
         let since_request = micros_between(self.request_start, now);
         if info.content_bytes > 0 && !self.answered {
             self.answered = true;
+            self.ttft_us = Some(since_request);
             rec.ttft_us.saturating_record(since_request);
             if let Some(turn) = self.turn.and_then(|t| rec.turns.get_mut(t)) {
                 turn.ttft_us.saturating_record(since_request);
@@ -132,7 +148,8 @@ impl Timeline {
 
     /// The stream ended at `now`; `completed`: by its own framing, not cut or failed. Per-stream rates are taken
     /// from completed streams only: a cut stream's rate says when it was cut, not how fast the model ran.
-    pub fn finish(&mut self, now: Instant, completed: bool, failed: bool, rec: &mut LlmRecorder) {
+    /// Returns the stream's own token figures (for `--streams-log`).
+    pub fn finish(&mut self, now: Instant, completed: bool, failed: bool, rec: &mut LlmRecorder) -> StreamTokens {
         // A usage with a count that is no count (-1, 5.0, "5", 10^19) is set aside whole, as if the stream had
         // sent none: its other numbers come from the same broken accounting.
         let unreadable = self.usage.is_some_and(|u| u.is_unreadable());
@@ -166,8 +183,14 @@ impl Timeline {
             turn.input_tokens = turn.input_tokens.saturating_add(input_tokens);
             turn.output_tokens = turn.output_tokens.saturating_add(output_tokens);
         }
+        let tokens = StreamTokens {
+            ttft_us: self.ttft_us,
+            input_tokens: usage.and_then(|u| u.prompt_tokens.count()),
+            output_tokens,
+            from_usage: !estimated,
+        };
         if !completed {
-            return;
+            return tokens;
         }
         rec.missing_done += u64::from(!self.done);
         rec.completed_without_usage += u64::from(estimated);
@@ -181,6 +204,7 @@ impl Timeline {
             let stream_us = micros_between(self.request_start, now).max(1);
             rec.output_tokens_per_s.saturating_record(output_tokens.saturating_mul(1_000_000) / stream_us);
         }
+        tokens
     }
 
     /// The stream sent `[DONE]`.

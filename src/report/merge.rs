@@ -243,6 +243,7 @@ fn merge_streams(all: &[&Figures]) -> Streams {
         users_stopped_by_204: total(&|s| s.users_stopped_by_204),
         redirects: total(&|s| s.redirects),
         stale_keepalive: total(&|s| s.stale_keepalive),
+        streams_log_dropped: total(&|s| s.streams_log_dropped),
         success_rate,
         open_at_start,
         arrivals: (!arrivals.is_empty()).then(|| Arrivals {

@@ -79,6 +79,9 @@ pub struct Streams {
     /// Kept-alive connections found with bytes or an EOF waiting when their user was about to reuse them: closed,
     /// and the stream sent on a new connection.
     pub stale_keepalive: u64,
+    /// `--streams-log`: ended streams left out of the log (a core's buffer was full, or the writer behind).
+    #[serde(default)]
+    pub streams_log_dropped: u64,
     /// Streams that did not fail, over the streams seen: started, plus (for a stage) those
     /// already open when it began. 1 when there were none.
     pub success_rate: f64,
@@ -368,6 +371,7 @@ impl Figures {
                 users_stopped_by_204: rec.users_stopped_by_204,
                 redirects: rec.redirects,
                 stale_keepalive: rec.stale_keepalive,
+                streams_log_dropped: rec.streams_log_dropped,
                 success_rate,
                 open_at_start,
                 arrivals: open_model.then_some(Arrivals {

@@ -161,6 +161,13 @@ fn figures(out: &mut String, f: &Figures) {
             s.stale_keepalive
         );
     }
+    if s.streams_log_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "StreamLog {} ended streams left out of --streams-log (a core's buffer was full or the writer behind)",
+            s.streams_log_dropped
+        );
+    }
     let failed: Vec<String> = s.failures.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(out, "Failures  {}", if failed.is_empty() { "none".to_string() } else { failed.join(", ") });
 }

@@ -229,7 +229,11 @@ impl Attempt {
     fn connected(&mut self, ctx: &CoreCtx, slot: &Slot, conn: &mut Option<Conn<'_>>, started: Instant) -> Option<Next> {
         let now = Instant::now();
         let mut core = ctx.core.borrow_mut();
-        core.rec.histograms.connect_us.saturating_record(micros_between(started, now));
+        let connect_us = micros_between(started, now);
+        core.rec.histograms.connect_us.saturating_record(connect_us);
+        if let Some(facts) = core.stream_facts(self.local()) {
+            facts.connect_us = connect_us;
+        }
         let target = &ctx.shared.cfg.targets[ctx.endpoint(self.local()).0];
         let name = core.redirects.tls_name(self.stream(ctx, slot)).unwrap_or(&target.tls_name);
         let (Some(name), Some(tls)) = (name, &ctx.shared.cfg.tls) else {
@@ -277,8 +281,12 @@ impl Attempt {
             drop(core);
             return self.fail(slot, conn, failure, false);
         }
+        let tls_us = micros_between(started, Instant::now());
+        if let Some(facts) = core.stream_facts(self.local()) {
+            facts.tls_us = tls_us;
+        }
         let rec = &mut core.rec;
-        rec.histograms.tls_handshake_us.saturating_record(micros_between(started, Instant::now()));
+        rec.histograms.tls_handshake_us.saturating_record(tls_us);
         let resumed = tls_of(conn).and_then(|t| t.handshake_kind()) == Some(rustls::HandshakeKind::Resumed);
         rec.tls_resumed_handshakes += u64::from(resumed);
         rec.tls_full_handshakes += u64::from(!resumed);
@@ -410,7 +418,7 @@ impl Attempt {
         let tls_user = ctx.tls_user(self.local());
         let mut drained = false;
         let mut core = ctx.core.borrow_mut();
-        let Core { rec, scratch, .. } = &mut *core;
+        let Core { rec, scratch, streams_log, .. } = &mut *core;
         loop {
             if self.reads_left == 0 {
                 return Taken::Budget;
@@ -432,7 +440,19 @@ impl Attempt {
             *got_bytes = true;
             let now = Instant::now();
             let (had_head, events_before) = (machine.head_received(), machine.events());
+            let heads_before = rec.histograms.headers_us.len();
             let progress = machine.on_bytes(now, &scratch[..n], rec);
+            if let Some(log) = streams_log.as_deref_mut() {
+                // The same values, from the same clock and read timestamp, as the machine just recorded.
+                let facts = &mut log.current[self.local()];
+                facts.bytes += n as u64;
+                if rec.histograms.headers_us.len() > heads_before {
+                    facts.headers_us = micros_between(machine.request_start(), now);
+                }
+                if events_before == 0 && machine.events() > 0 {
+                    facts.first_event_us = micros_between(machine.request_start(), now);
+                }
+            }
             // Timeouts move on with the stream: any byte resets the byte-idle one; the head
             // starts the first-event one; each event restarts the idle one.
             if cfg.byte_idle_timeout.is_some() {

@@ -15,6 +15,7 @@ use monoio::net::TcpStream;
 use crate::config::RunConfig;
 use crate::plan::StageWindow;
 use crate::recorder::{Failure, Recorder, StreamEnd};
+use crate::streams_log::{BUFFERS_PER_CORE, RECORDS_PER_BUFFER, StreamRecord};
 use crate::sys;
 use crate::template::{RequestTemplate, TargetRequest};
 use crate::timeline::{Interval, SNAPSHOTS_PER_CORE};
@@ -231,6 +232,9 @@ pub(crate) struct Core {
     pub(crate) rest_round: u32,
     /// `--report-interval`: the core's interval snapshots (`None` where the engine collects none: unit tests).
     pub(crate) snapshots: Option<Box<Snapshots>>,
+    /// `--streams-log`: the figures of each user's stream under way and the records of ended ones (`None` without
+    /// the flag: a run without it pays one branch per stream event of interest and nothing else).
+    pub(crate) streams_log: Option<Box<StreamsLog>>,
 }
 
 /// The two ends of a core's link to the engine's interval collector: full snapshots go out on one channel (shared by
@@ -238,6 +242,81 @@ pub(crate) struct Core {
 pub struct IntervalLink {
     pub to_collector: SyncSender<Interval>,
     pub back: Receiver<Interval>,
+    /// `--streams-log`: where the core's full record buffers go, and where they come back emptied.
+    pub streams_log: Option<StreamsLogLink>,
+}
+
+/// A core's link to the `--streams-log` writer: full buffers out (with the core's index), emptied ones back. Both
+/// bounded, so a send never waits and never allocates.
+pub struct StreamsLogLink {
+    pub to_writer: SyncSender<(usize, Vec<StreamRecord>)>,
+    pub back: Receiver<Vec<StreamRecord>>,
+}
+
+/// One core's `--streams-log` records: a record per ended stream appended to `records`, reserved up front for
+/// `RECORDS_PER_BUFFER` and never grown, handed to the writer at each interval's end (`hand_off`, by the same timer
+/// task as the interval snapshot) for an emptied one. A record that finds the buffer full is dropped and counted:
+/// the core never waits for the writer.
+pub(crate) struct StreamsLog {
+    /// Per user (slot index): the figures of its stream under way, filled in as it goes.
+    pub(crate) current: Box<[StreamRecord]>,
+    records: Vec<StreamRecord>,
+    spares: Vec<Vec<StreamRecord>>,
+    link: StreamsLogLink,
+    core: usize,
+    dropped: u64,
+}
+
+impl StreamsLog {
+    pub(crate) fn new(link: StreamsLogLink, core: usize, users: usize) -> StreamsLog {
+        StreamsLog {
+            current: vec![StreamRecord::EMPTY; users].into_boxed_slice(),
+            records: Vec::with_capacity(RECORDS_PER_BUFFER),
+            spares: (1..BUFFERS_PER_CORE).map(|_| Vec::with_capacity(RECORDS_PER_BUFFER)).collect(),
+            link,
+            core,
+            dropped: 0,
+        }
+    }
+
+    /// One ended stream; dropped (and counted) if the buffer is full.
+    pub(crate) fn push(&mut self, record: StreamRecord) {
+        if self.records.len() < RECORDS_PER_BUFFER {
+            self.records.push(record);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Sends the records gathered so far to the writer, if it has handed an emptied buffer back; else they stay
+    /// (and the buffer fills on).
+    fn hand_off(&mut self) {
+        if self.records.is_empty() {
+            return;
+        }
+        while let Ok(back) = self.link.back.try_recv() {
+            debug_assert!(back.is_empty() && back.capacity() >= RECORDS_PER_BUFFER);
+            self.spares.push(back);
+        }
+        let Some(spare) = self.spares.pop() else { return };
+        let full = std::mem::replace(&mut self.records, spare);
+        if let Err(TrySendError::Full((_, full)) | TrySendError::Disconnected((_, full))) =
+            self.link.to_writer.try_send((self.core, full))
+        {
+            let spare = std::mem::replace(&mut self.records, full);
+            self.spares.push(spare);
+        }
+    }
+
+    /// The core's last records go out; returns the streams the core left out of the log. The channel has room: a
+    /// core has at most `BUFFERS_PER_CORE - 1` buffers out while it holds one.
+    fn finish(mut self) -> u64 {
+        let left = self.records.len() as u64;
+        if !self.records.is_empty() && self.link.to_writer.try_send((self.core, self.records)).is_err() {
+            self.dropped += left;
+        }
+        self.dropped
+    }
 }
 
 /// One core's interval snapshots, taken by its `sweep::snapshot_intervals` task (and once more at its end), never
@@ -310,6 +389,9 @@ impl Snapshots {
 impl Core {
     /// Sends interval `index`, ending `end_us` after the start, to the engine's collector.
     pub(crate) fn snapshot(&mut self, index: usize, end_us: u64) {
+        if let Some(log) = &mut self.streams_log {
+            log.hand_off();
+        }
         let stage = self.done_recs.len();
         if let Some(snapshots) = &mut self.snapshots {
             snapshots.take(&self.rec, stage, index, end_us);
@@ -318,10 +400,18 @@ impl Core {
 
     /// Sends the core's last, partial interval (call before handing its recorders back).
     pub(crate) fn finish_snapshots(&mut self, index: usize, end_us: u64) {
+        if let Some(log) = self.streams_log.take() {
+            self.rec.streams_log_dropped += log.finish();
+        }
         let stage = self.done_recs.len();
         if let Some(snapshots) = self.snapshots.take() {
             snapshots.finish(&self.rec, stage, index, end_us);
         }
+    }
+
+    /// `--streams-log`: the figures of user `local`'s stream under way (`None` without the flag).
+    pub(crate) fn stream_facts(&mut self, local: usize) -> Option<&mut StreamRecord> {
+        self.streams_log.as_deref_mut().map(|log| &mut log.current[local])
     }
 
     pub(crate) fn take_stream_slot(&mut self) -> bool {
@@ -545,6 +635,7 @@ pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_byt
         gate: None,
         rest_round: 0,
         snapshots: None,
+        streams_log: None,
     };
     let timing = Timing { start: Instant::now(), deadline: None };
     let shared = Arc::new(RunShared {
@@ -565,4 +656,46 @@ pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_byt
         shared,
         timing,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::sync_channel;
+
+    use crate::streams_log::{BUFFERS_PER_CORE, RECORDS_PER_BUFFER, StreamRecord};
+    use crate::worker::core::{StreamsLog, StreamsLogLink};
+
+    /// A core never waits for the `--streams-log` writer and never grows its buffers: a record that finds the buffer
+    /// full is counted as dropped; with no emptied buffer back, records stay and go out with the next hand-off; the
+    /// last ones go out at the end, and every record is either sent or counted.
+    #[test]
+    fn a_full_or_unreturned_buffer_drops_and_counts() {
+        let (to_writer, from_core) = sync_channel(BUFFERS_PER_CORE);
+        let (back_tx, back) = sync_channel(BUFFERS_PER_CORE);
+        let mut log = StreamsLog::new(StreamsLogLink { to_writer, back }, 3, 1);
+        let record = |stream| StreamRecord { stream, ..StreamRecord::EMPTY };
+        for stream in 0..RECORDS_PER_BUFFER as u32 + 5 {
+            log.push(record(stream));
+        }
+        assert_eq!(
+            (log.records.len(), log.records.capacity(), log.dropped),
+            (RECORDS_PER_BUFFER, RECORDS_PER_BUFFER, 5)
+        );
+        log.hand_off();
+        let (core, mut sent) = from_core.try_recv().expect("a spare was there: the full buffer went out");
+        assert_eq!((core, sent.len(), sent[1].stream), (3, RECORDS_PER_BUFFER, 1));
+        // The writer has not handed it back: the next records wait in the buffer the core holds.
+        log.push(record(7));
+        log.hand_off();
+        assert!(from_core.try_recv().is_err());
+        sent.clear();
+        back_tx.send(sent).unwrap();
+        log.push(record(8));
+        log.hand_off();
+        let (_, sent) = from_core.try_recv().expect("the emptied buffer came back");
+        assert_eq!(sent.iter().map(|r| r.stream).collect::<Vec<_>>(), [7, 8]);
+        log.push(record(9));
+        assert_eq!(log.finish(), 5);
+        assert_eq!(from_core.try_recv().unwrap().1.len(), 1);
+    }
 }

@@ -10,6 +10,7 @@ use monoio::net::TcpStream;
 use crate::http1::exchange::{Exchange, Response};
 use crate::recorder::{Failure, StreamEnd};
 use crate::stream::StreamMachine;
+use crate::streams_log::StreamRecord;
 use crate::sys;
 use crate::template::{Journey, TargetRequest};
 use crate::units::micros_between;
@@ -74,6 +75,11 @@ pub(crate) async fn before_turn(ctx: &CoreCtx, index: usize, seq: u32) -> Before
             let rec = &mut core.rec;
             rec.stream_opened();
             rec.stream_closed(StreamEnd::Failed(Failure::StepFailed), took_us, 0);
+            if let Some(log) = core.streams_log.as_deref_mut() {
+                let start_us = micros_between(ctx.timing.start, started);
+                let end = StreamEnd::Failed(Failure::StepFailed);
+                log.push(StreamRecord { vu, stream: seq, start_us, end, stream_us: took_us, ..StreamRecord::EMPTY });
+            }
             return BeforeTurn::Retry;
         }
     }

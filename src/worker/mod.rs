@@ -22,12 +22,12 @@ use std::sync::mpsc::{Receiver, Sender};
 use crate::plan::Shard;
 use crate::recorder::{LlmRecorder, Recorder};
 use crate::template::TargetRequest;
-use crate::worker::core::Snapshots;
 use crate::worker::core::{Core, CoreCtx, JourneyState, Slot};
+use crate::worker::core::{Snapshots, StreamsLog};
 use crate::worker::drive::{drive_arrivals, drive_stages, drive_users};
 use crate::worker::sweep::{SAMPLE_PERIOD, rest_gate, sample_active, snapshot_intervals, sweep};
 
-pub use crate::worker::core::{IntervalLink, RunShared, Timing};
+pub use crate::worker::core::{IntervalLink, RunShared, StreamsLogLink, Timing};
 
 /// Bytes one `recv` may return; one buffer per core, shared by all its streams.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -46,7 +46,7 @@ pub async fn run(
     shared: Arc<RunShared>,
     ready: Sender<()>,
     go: Receiver<Timing>,
-    intervals: IntervalLink,
+    mut intervals: IntervalLink,
 ) -> Vec<Recorder> {
     let new_recorder = || {
         let mut rec = Recorder::new();
@@ -84,6 +84,10 @@ pub async fn run(
         resting: Vec::with_capacity(shard.virtual_users),
         gate: None,
         rest_round: 0,
+        streams_log: intervals
+            .streams_log
+            .take()
+            .map(|link| Box::new(StreamsLog::new(link, shard.core_index, shard.virtual_users))),
         snapshots: Some(Box::new(Snapshots::new(intervals, shard.core_index))),
     };
     let slots: Box<[Slot]> = (0..shard.virtual_users).map(|_| Slot::new()).collect();

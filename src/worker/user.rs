@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::config::MAX_ANSWER_BYTES;
 use crate::recorder::StreamEnd;
 use crate::stream::StreamMachine;
+use crate::streams_log::{ABSENT, StreamRecord};
 use crate::units::micros_between;
 use crate::worker::attempt::{Attempt, Interest, Next};
 use crate::worker::core::{Conn, CoreCtx, Expiry, Pause, Rest};
@@ -78,7 +79,13 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
         } else {
             Instant::now()
         };
-        ctx.core.borrow_mut().rec.stream_opened();
+        {
+            let mut core = ctx.core.borrow_mut();
+            core.rec.stream_opened();
+            if let Some(facts) = core.stream_facts(index) {
+                *facts = StreamRecord::EMPTY;
+            }
+        }
         let mut attempt = Attempt::new(conn.is_some(), index, seq, scheduled);
         seq = seq.wrapping_add(1);
         let mut end = loop {
@@ -113,7 +120,8 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             end = expiry.end();
             conn = None;
         }
-        record_end(&ctx, &mut machine, opened_at, attempt.requested, end, expiry == Some(Expiry::SessionEnd));
+        let ended = Ended { index, seq: seq.wrapping_sub(1), opened_at, requested: attempt.requested, end };
+        record_end(&ctx, &mut machine, ended, expiry == Some(Expiry::SessionEnd));
         // In the open model an arrival is one stream, or with --scenario one journey.
         let journey_on = !ctx.journeys.is_empty() && after_turn(&ctx, index, seq.wrapping_sub(1), end, &mut machine);
         // 204 No Content tells a browser to stop reconnecting, so a reconnecting user stops: its slot idles to the end.
@@ -160,22 +168,28 @@ pub(crate) fn spawn_user(ctx: &Rc<CoreCtx>, local: usize) -> monoio::task::JoinH
     monoio::spawn(virtual_user(ctx.clone(), local))
 }
 
-/// Counts one stream's end. The machine's clock and count belong to this stream only if its
-/// request started (`requested`); else it is timed from `opened_at`.
-fn record_end(
-    ctx: &CoreCtx,
-    machine: &mut StreamMachine,
+/// One stream's end, as `record_end` counts it.
+struct Ended {
+    /// The user (its slot) and its stream number.
+    index: usize,
+    seq: u32,
     opened_at: Instant,
+    /// The request started: the machine's clock and count belong to this stream.
     requested: bool,
     end: StreamEnd,
-    reached_length: bool,
-) {
+}
+
+/// Counts one stream's end. The machine's clock and count belong to this stream only if its
+/// request started (`requested`); else it is timed from `opened_at`.
+fn record_end(ctx: &CoreCtx, machine: &mut StreamMachine, ended: Ended, reached_length: bool) {
+    let Ended { index, seq, opened_at, requested, end } = ended;
     let now = Instant::now();
     let mut core = ctx.core.borrow_mut();
     let rec = &mut core.rec;
+    let mut tokens = None;
     if requested && let (Some(timeline), Some(llm_rec)) = (machine.llm(), rec.llm.as_deref_mut()) {
         let failed = matches!(end, StreamEnd::Failed(_));
-        timeline.finish(now, end == StreamEnd::Completed, failed, llm_rec);
+        tokens = Some(timeline.finish(now, end == StreamEnd::Completed, failed, llm_rec));
     }
     if requested && machine.events() >= 2 {
         rec.histograms.max_gap_us.saturating_record(machine.max_gap_us());
@@ -186,7 +200,21 @@ fn record_end(
     }
     let from = if requested { machine.request_start() } else { opened_at };
     let events = if requested { machine.events() } else { 0 };
-    rec.stream_closed(end, micros_between(from, now), events);
+    let stream_us = micros_between(from, now);
+    rec.stream_closed(end, stream_us, events);
+    if let Some(log) = core.streams_log.as_deref_mut() {
+        let mut record = log.current[index];
+        record.vu = ctx.vu(&ctx.slots[index], index);
+        (record.stream, record.start_us, record.end) = (seq, micros_between(ctx.timing.start, from), end);
+        (record.stream_us, record.events) = (stream_us, events);
+        record.max_gap_us = if events >= 2 { machine.max_gap_us() } else { ABSENT };
+        if let Some(tokens) = tokens {
+            record.ttft_us = tokens.ttft_us.unwrap_or(ABSENT);
+            record.input_tokens = tokens.input_tokens.unwrap_or(ABSENT);
+            (record.output_tokens, record.tokens_from_usage) = (tokens.output_tokens, tokens.from_usage);
+        }
+        log.push(record);
+    }
 }
 
 /// A readiness wait that also says whether the task was suspended on it (it returned Pending): on epoll, a wait on

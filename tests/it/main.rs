@@ -19,6 +19,7 @@ mod llm_run;
 mod memory;
 mod merge;
 mod redirects;
+mod streams_log;
 mod timeline;
 mod tls;
 mod util;
