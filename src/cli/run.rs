@@ -121,6 +121,9 @@ pub(crate) struct RunArgs {
     /// Also write the timeline as CSV to this file (one row per --report-interval)
     #[arg(long)]
     csv: Option<PathBuf>,
+    /// No live view on stderr (by default: redrawn every --report-interval on a terminal, a line every 10 s in a log)
+    #[arg(short = 'q', long)]
+    quiet: bool,
     #[command(flatten)]
     llm: LlmArgs,
     #[command(flatten)]
@@ -397,6 +400,7 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         json_path: args.json,
         report_interval: args.report_interval,
         csv_path: args.csv,
+        live: !args.quiet,
         llm,
         tls: None,
     };

@@ -112,6 +112,9 @@ pub struct RunConfig {
     pub report_interval: Duration,
     /// `--csv`: also write the timeline as CSV to this file.
     pub csv_path: Option<PathBuf>,
+    /// The live view on stderr, one line per interval (`--quiet` turns it off). Off in `RunConfig::new`: runs made
+    /// in code (tests, benches) print nothing unless they ask.
+    pub live: bool,
     /// `--openai`: streams are OpenAI-compatible completions, measured in tokens.
     pub llm: Option<LlmConfig>,
     /// `https://` targets: the one client TLS config every core shares; `None` when every target is `http://`.
@@ -273,6 +276,7 @@ impl RunConfig {
             driver: DriverChoice::Auto,
             json_path: None,
             report_interval: Duration::from_secs(1),
+            live: false,
             csv_path: None,
             llm: None,
             tls: None,
