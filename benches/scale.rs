@@ -5,7 +5,8 @@
 //! 64-core, 256 GB box could hold. Knobs (environment):
 //! `SCALE_STREAMS` (default `1000,5000,10000,19000`), `SCALE_HOLD_S` (seconds at full count, default 20),
 //! `SCALE_DRIVER` (`auto`, `io_uring`, `epoll`), `SCALE_CONNECT_RATE` (default 5000), `SCALE_TLS=1` (HTTPS on both
-//! sides, with a throw-away CA and certificate made for the run).
+//! sides, with a throw-away CA and certificate made for the run), `SCALE_EXTRA_ARGS` (space-separated extra flags for
+//! the generator, e.g. `--quiet`). The generator's stderr is a pipe: its live view prints a line every 10 s.
 //!
 //! Under `cargo test` (no `--bench` argument) it only says how to run it: it takes minutes.
 
@@ -112,6 +113,7 @@ fn measure(bin: &str, n: u64, hold_s: u64, driver: &str, rate: u64, port: u16, t
     if let Some(tls) = tls {
         generator.arg("--cacert").arg(&tls.ca);
     }
+    generator.args(env_or("SCALE_EXTRA_ARGS", "").split_whitespace());
     let mut generator = generator.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start the generator");
     // Sample the server at steady state: ramp done plus half the hold.
     std::thread::sleep(Duration::from_secs(ramp_s + 1 + hold_s / 2));

@@ -1,6 +1,6 @@
 //! What each subcommand does, from a checked config to an exit code: run, serve, demo, doctor, merge, report.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use crate::config::{LlmConfig, RunConfig, Target};
 use crate::doctor;
 use crate::engine::{self, EngineError};
 use crate::limits;
+use crate::live;
 use crate::llm::prompt::{Api, PromptSource};
 use crate::report::{self, Report, merge, merge_timeline};
 use crate::server::openai::ModelShape;
@@ -142,7 +143,15 @@ fn reprint(path: &Path) -> u8 {
 /// the generator's; the memory figures are left out then.
 /// Returns whether every `--slo` passed.
 fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bool, EngineError> {
-    let mut outcome = engine::run(cfg, first_core)?;
+    let mut outcome = match cfg.live {
+        true => {
+            let mut view = LiveView::new(io::stderr().is_terminal());
+            let outcome = engine::run_live(cfg, first_core, Some(&mut |end_us, line| view.show(end_us, line)));
+            view.finish();
+            outcome?
+        }
+        false => engine::run(cfg, first_core)?,
+    };
     if in_process_server {
         outcome.memory = None;
     }
@@ -164,6 +173,40 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
     }
     printed.map_err(EngineError::Start)?;
     Ok(report.slos_pass())
+}
+
+/// The live view's writer: on a terminal, each interval's line redraws the last in place (`\r`, then ANSI "erase
+/// line", so a shorter line leaves nothing behind); in a log, a plain line as `live::Cadence` says. A bare escape
+/// rather than a progress-bar crate: one line, drawn once per interval by the engine's thread, needs no ticker thread,
+/// width handling or dependency. Write errors are ignored: the view must never stop a run.
+struct LiveView {
+    terminal: bool,
+    cadence: live::Cadence,
+    drawn: bool,
+}
+
+impl LiveView {
+    fn new(terminal: bool) -> LiveView {
+        LiveView { terminal, cadence: live::Cadence::default(), drawn: false }
+    }
+
+    fn show(&mut self, end_us: u64, line: &str) {
+        let mut stderr = io::stderr().lock();
+        let _ = match self.terminal {
+            true => write!(stderr, "\r\x1b[2K{line}"),
+            false if self.cadence.due(end_us) => writeln!(stderr, "{line}"),
+            false => return,
+        };
+        let _ = stderr.flush();
+        self.drawn = true;
+    }
+
+    /// Ends a terminal's redrawn line, so what follows starts on a line of its own; the last state stays in view.
+    fn finish(self) {
+        if self.terminal && self.drawn {
+            let _ = writeln!(io::stderr());
+        }
+    }
 }
 
 /// Writes `text` to stdout. A closed stdout (`ssebench run ... | head -1`) is not a failure: the reader took what it
@@ -240,6 +283,7 @@ fn demo_run(demo: &DemoConfig, threads: usize, url: &str) -> Result<RunConfig, S
         duration: Some(demo.duration),
         threads,
         json_path: demo.json_path.clone(),
+        live: demo.live,
         ..RunConfig::new(vec![Target::parse(url).map_err(|e| e.0)?])
     })
 }

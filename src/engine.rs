@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{ConfigError, RunConfig};
 use crate::limits;
+use crate::live;
 use crate::outcome::{Memory, RunOutcome, StageOutcome};
 use crate::plan::Plan;
 use crate::recorder::Recorder;
@@ -13,7 +14,7 @@ use crate::requests;
 use crate::runtime;
 use crate::streams_log::{BUFFERS_PER_CORE, StreamRecord};
 use crate::sys;
-use crate::timeline::{Collector, Interval, SNAPSHOTS_PER_CORE};
+use crate::timeline::{Collector, Entry, Interval, SNAPSHOTS_PER_CORE};
 use crate::worker::{self, IntervalLink, RunShared, StreamsLogLink, Timing};
 
 /// Why a run could not start or finish. Start-up and shutdown only, so strings are fine.
@@ -50,18 +51,50 @@ const DRAIN_PERIOD: Duration = Duration::from_millis(10);
 
 /// The engine's end of the interval snapshots: the collector, the cores' snapshots coming in, and each core's
 /// channel for the emptied ones going back.
-struct Intervals {
+struct Intervals<'a> {
     collector: Collector,
     from_cores: Receiver<Interval>,
     back: Vec<SyncSender<Interval>>,
+    live: Option<Live<'a>>,
 }
 
-impl Intervals {
-    /// Merges one snapshot and hands it back emptied (dropped if its core is gone).
+/// Where `run_live` hands each live-view line: the interval's end (µs since the start) and the line.
+pub type LiveSink<'a> = &'a mut dyn FnMut(u64, &str);
+
+/// The live view's end of the collector: each timeline entry, once complete, becomes one line for the sink.
+struct Live<'a> {
+    shape: live::Shape,
+    sink: LiveSink<'a>,
+    /// Timeline entries already shown, and where the last of them ended (µs since the start).
+    shown: usize,
+    shown_end_us: u64,
+}
+
+impl Live<'_> {
+    /// Shows the entries of `timeline` not shown yet: about one per interval, never per event.
+    fn show(&mut self, timeline: &[Entry]) {
+        for entry in timeline.get(self.shown..).unwrap_or_default() {
+            self.shown += 1;
+            // An interval no core sent (each folded it into its next: a core that finished, or woke, late) is an
+            // empty placeholder ending at 0; its figures are in the next entry, whose rates span both.
+            if entry.end_us <= self.shown_end_us {
+                continue;
+            }
+            (self.sink)(entry.end_us, &self.shape.line(entry, self.shown_end_us));
+            self.shown_end_us = entry.end_us;
+        }
+    }
+}
+
+impl Intervals<'_> {
+    /// Merges one snapshot and hands it back emptied (dropped if its core is gone); shows what it completed.
     fn take(&mut self, snapshot: Interval) {
         let core = snapshot.core;
         let emptied = self.collector.accept(snapshot);
         let _ = self.back[core].try_send(emptied);
+        if let Some(live) = &mut self.live {
+            live.show(&self.collector.timeline);
+        }
     }
 
     /// Waits up to `timeout` for snapshots and takes every one that came.
@@ -128,6 +161,12 @@ fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>], intervals: &mut Interval
 /// Runs the load test described by `cfg` and blocks until it is over. `first_core` shifts the
 /// pinning, so an in-process server (the demo) can keep other cores.
 pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError> {
+    run_live(cfg, first_core, None)
+}
+
+/// `run`, handing `live` each interval's live-view line as the collector completes it: the interval's end (µs since
+/// the start) and the line (`live::Shape::line`). Called on the engine's thread, about once per `--report-interval`.
+pub fn run_live(cfg: &RunConfig, first_core: usize, live: Option<LiveSink<'_>>) -> Result<RunOutcome, EngineError> {
     cfg.validate()?;
     // Built once here, before anything connects: a bad template stops the run now, never midway.
     let requests = requests::build(cfg, &|name| std::env::var(name).ok())?;
@@ -176,6 +215,16 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         },
         from_cores: snapshot_rx,
         back: Vec::with_capacity(threads),
+        live: live.map(|sink| Live {
+            shape: live::Shape {
+                length: shared.length,
+                stage_targets: shared.windows.iter().map(|w| w.streams).collect(),
+                llm: cfg.llm.is_some(),
+            },
+            sink,
+            shown: 0,
+            shown_end_us: 0,
+        }),
     };
     for shard in shards {
         let shared = shared.clone();
@@ -262,6 +311,9 @@ pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError
         intervals.take(snapshot);
     }
     let (timeline, interval_histograms) = intervals.collector.finish_with_histograms();
+    if let Some(live) = &mut intervals.live {
+        live.show(&timeline);
+    }
     // Every core has sent its last records (its sender is gone): the writer ends once it has written them.
     if let Some(writer) = log_writer {
         writer

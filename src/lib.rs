@@ -15,6 +15,7 @@ pub mod config;
 pub mod engine;
 pub mod http1;
 pub mod limits;
+pub mod live;
 pub mod llm;
 pub mod outcome;
 pub mod recorder;

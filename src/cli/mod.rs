@@ -185,6 +185,9 @@ struct DemoArgs {
     /// Serve a simulated model and run chat completions against it: the LLM report (TTFT, ITL, tokens)
     #[arg(long)]
     openai: bool,
+    /// No live view on stderr
+    #[arg(short = 'q', long)]
+    quiet: bool,
 }
 
 /// What `main` runs, with checked configuration.
@@ -223,6 +226,8 @@ pub struct DemoConfig {
     pub json_path: Option<PathBuf>,
     /// `demo --openai`: the LLM mode against the simulated model server.
     pub openai: bool,
+    /// The live view on stderr (`--quiet` turns it off).
+    pub live: bool,
 }
 
 /// Why the arguments make no command: what to print, where, and with which exit code. Values, never an exit:
@@ -286,6 +291,7 @@ where
             connections: args.connections,
             json_path: args.json,
             openai: args.openai,
+            live: !args.quiet,
         }),
         CliCommand::Doctor(args) => Command::Doctor { streams: args.connections },
         CliCommand::Merge(args) => Command::Merge(MergeConfig {

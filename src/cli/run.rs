@@ -128,6 +128,9 @@ pub(crate) struct RunArgs {
     /// Also write one JSON line per ended stream to this file (JSON Lines; see the README for the fields)
     #[arg(long)]
     streams_log: Option<PathBuf>,
+    /// No live view on stderr (by default: redrawn every --report-interval on a terminal, a line every 10 s in a log)
+    #[arg(short = 'q', long)]
+    quiet: bool,
     #[command(flatten)]
     llm: LlmArgs,
     #[command(flatten)]
@@ -406,6 +409,7 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         csv_path: args.csv,
         hdr_log_path: args.hdr_log,
         streams_log_path: args.streams_log,
+        live: !args.quiet,
         llm,
         tls: None,
     };

@@ -116,6 +116,9 @@ pub struct RunConfig {
     pub hdr_log_path: Option<PathBuf>,
     /// `--streams-log`: also write one JSON line per ended stream to this file.
     pub streams_log_path: Option<PathBuf>,
+    /// The live view on stderr, one line per interval (`--quiet` turns it off). Off in `RunConfig::new`: runs made
+    /// in code (tests, benches) print nothing unless they ask.
+    pub live: bool,
     /// `--openai`: streams are OpenAI-compatible completions, measured in tokens.
     pub llm: Option<LlmConfig>,
     /// `https://` targets: the one client TLS config every core shares; `None` when every target is `http://`.
@@ -277,6 +280,7 @@ impl RunConfig {
             driver: DriverChoice::Auto,
             json_path: None,
             report_interval: Duration::from_secs(1),
+            live: false,
             csv_path: None,
             hdr_log_path: None,
             streams_log_path: None,

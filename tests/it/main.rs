@@ -14,6 +14,7 @@ mod hostile_ids;
 mod hostile_io;
 mod integration;
 mod layers;
+mod live;
 mod llm_chunks;
 mod llm_run;
 mod memory;
