@@ -75,8 +75,8 @@ impl Live<'_> {
     fn show(&mut self, timeline: &[Entry]) {
         for entry in timeline.get(self.shown..).unwrap_or_default() {
             self.shown += 1;
-            // An interval no core sent (each folded it into its next: a core that finished, or woke, late) is an
-            // empty placeholder ending at 0; its figures are in the next entry, whose rates span both.
+            // Entries run forward in time (the collector leaves out an index no core sent); the guard keeps a line
+            // from ever spanning backwards.
             if entry.end_us <= self.shown_end_us {
                 continue;
             }

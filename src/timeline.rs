@@ -349,11 +349,16 @@ impl Collector {
                 break;
             }
             let front = self.pending.pop_front().expect("a front");
-            if let Some(kept) = &mut self.kept {
-                let start_us = self.timeline.last().map_or(0, |e| e.end_us);
-                kept.push(front.serialized(start_us));
+            // An index no core sent (each folded it into its next snapshot: no spare came back in time, or a core
+            // woke late) has no figures and no end of its own: no entry. The next entry covers its time, and its
+            // rates span both.
+            if front.end_us != 0 {
+                if let Some(kept) = &mut self.kept {
+                    let start_us = self.timeline.last().map_or(0, |e| e.end_us);
+                    kept.push(front.serialized(start_us));
+                }
+                self.timeline.push(front.entry(self.llm));
             }
-            self.timeline.push(front.entry(self.llm));
             self.pool.push(front);
             self.first += 1;
         }
@@ -498,6 +503,19 @@ mod tests {
         assert_eq!(read(&kept[1].histograms[0].1).len(), 1);
         // Without `keeping_histograms`, nothing is kept.
         assert!(Collector::new(1, false, 1).finish_with_histograms().1.is_empty());
+    }
+
+    /// An index no core sent makes no entry (an entry ending at 0 s would put the timeline out of order): its time and
+    /// figures are in the next one.
+    #[test]
+    fn an_index_no_core_sent_makes_no_entry() {
+        let mut c = Collector::new(1, false, 0);
+        c.accept(snapshot(0, 0, 1, false));
+        c.accept(snapshot(0, 2, 2, true));
+        let entries = c.finish();
+        let started: Vec<u64> = entries.iter().map(|e| e.counts.started).collect();
+        assert_eq!(started, [1, 2]);
+        assert!(entries.windows(2).all(|w| w[0].end_us < w[1].end_us), "{entries:?}");
     }
 
     #[test]
