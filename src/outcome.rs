@@ -35,6 +35,30 @@ pub struct RunOutcome {
     pub host: String,
 }
 
+impl RunOutcome {
+    /// A finished one-thread epoll run of `recorder` (and `stages`), `elapsed` long, with nothing else: what the
+    /// report's and the merge's tests build their reports from.
+    #[cfg(test)]
+    pub(crate) fn of(recorder: Recorder, stages: Vec<StageOutcome>, elapsed: Duration) -> RunOutcome {
+        RunOutcome {
+            recorder,
+            stages,
+            driver: "epoll",
+            threads: 1,
+            elapsed,
+            memory: None,
+            stopped_by_signal: false,
+            open_model: false,
+            step_names: Vec::new(),
+            timeline: Vec::new(),
+            interval_histograms: Vec::new(),
+            report_interval: Duration::from_secs(1),
+            started_at_us: 0,
+            host: String::new(),
+        }
+    }
+}
+
 /// One stage's figures, merged over the cores.
 #[derive(Debug, Clone)]
 pub struct StageOutcome {

@@ -352,22 +352,7 @@ mod tests {
             rec.stream_opened();
             rec.stream_closed(StreamEnd::Failed(Failure::ConnectRefused), 1_000, 0);
         }
-        let outcome = RunOutcome {
-            recorder: rec,
-            elapsed: Duration::from_secs(1),
-            stages: Vec::new(),
-            driver: "epoll",
-            threads: 1,
-            memory: None,
-            stopped_by_signal: false,
-            open_model: false,
-            step_names: Vec::new(),
-            timeline: Vec::new(),
-            interval_histograms: Vec::new(),
-            report_interval: Duration::from_secs(1),
-            started_at_us: 0,
-            host: String::new(),
-        };
+        let outcome = RunOutcome::of(rec, Vec::new(), Duration::from_secs(1));
         Report::new(target, &outcome, slos)
     }
 

@@ -687,22 +687,8 @@ mod tests {
             };
             outcomes.push(StageOutcome { window, recorder });
         }
-        let outcome = RunOutcome {
-            recorder: merged,
-            elapsed: Duration::from_secs(outcomes.len() as u64),
-            stages: outcomes,
-            driver: "epoll",
-            threads: 1,
-            memory: None,
-            stopped_by_signal: false,
-            open_model: false,
-            step_names: Vec::new(),
-            timeline: Vec::new(),
-            interval_histograms: Vec::new(),
-            report_interval: Duration::from_secs(1),
-            started_at_us: 0,
-            host: String::new(),
-        };
+        let elapsed = Duration::from_secs(outcomes.len() as u64);
+        let outcome = RunOutcome::of(merged, outcomes, elapsed);
         Report::new("test", &outcome, &[])
     }
 
