@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use crate::report::histograms;
 use crate::report::{
     Arrivals, Breakpoint, Compressed, Engine, Events, Figures, FinishReasons, Latencies, LlmReport, Report,
-    ScaledSummary, StageReport, StepReport, Streams, Summary, TlsHandshakes, TurnReport, verdict,
+    ScaledSummary, StageReport, StepReport, Streams, Summary, TlsHandshakes, TurnReport, rate, success_rate, verdict,
 };
 use crate::slo::Slo;
 
@@ -167,7 +167,7 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
     let sums = add_histograms(all)?;
     let summary = |name: &str| sums.get(name).map_or_else(|| Summary::of(&Histogram::new(1).unwrap()), Summary::of);
     let total = |f: &dyn Fn(&Figures) -> u64| all.iter().map(|x| f(x)).sum::<u64>();
-    let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+    let per_s = |n: u64| rate(n, duration_s);
     let streams = merge_streams(all);
     let received = total(&|f| f.events.received);
     // Each report's summed stream lifetime, read back from its events over it.
@@ -182,7 +182,7 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         bytes,
         per_second: per_s(received),
         bytes_per_second: per_s(bytes),
-        per_stream_per_second: if stream_time_s > 0.0 { received as f64 / stream_time_s } else { 0.0 },
+        per_stream_per_second: rate(received, stream_time_s),
         stalls: total(&|f| f.events.stalls),
         lost: total(&|f| f.events.lost),
         duplicates: total(&|f| f.events.duplicates),
@@ -229,7 +229,7 @@ fn merge_streams(all: &[&Figures]) -> Streams {
     let (started, failed, open_at_start) = (total(&|s| s.started), total(&|s| s.failed), total(&|s| s.open_at_start));
     // As `Figures::of` works it out, over the summed counts.
     let seen = started + open_at_start;
-    let success_rate = if seen == 0 { 1.0 } else { (seen - failed.min(seen)) as f64 / seen as f64 };
+    let success_rate = success_rate(seen, failed);
     let arrivals: Vec<&Arrivals> = all.iter().filter_map(|f| f.streams.arrivals.as_ref()).collect();
     Streams {
         started,
@@ -265,7 +265,7 @@ fn merge_llm(all: &[&LlmReport], sums: &BTreeMap<String, Histogram<u64>>, durati
     let empty = Histogram::new(1).unwrap();
     let hist = |name: &str| sums.get(name).unwrap_or(&empty);
     let total = |f: &dyn Fn(&LlmReport) -> u64| all.iter().map(|x| f(x)).sum::<u64>();
-    let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+    let per_s = |n: u64| rate(n, duration_s);
     let (output_tokens, input_tokens) = (total(&|l| l.output_tokens), total(&|l| l.input_tokens));
     let turn_count = all.iter().map(|l| l.turns.len()).max().unwrap_or(0);
     let turns = (0..turn_count)

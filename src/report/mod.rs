@@ -287,7 +287,7 @@ pub struct StepReport {
 
 impl LlmReport {
     fn of(llm: &LlmRecorder, duration_s: f64, step_names: &[String]) -> LlmReport {
-        let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+        let per_s = |n: u64| rate(n, duration_s);
         let mean = |total: u64, n: u64| if n == 0 { 0.0 } else { total as f64 / n as f64 };
         LlmReport {
             ttft_us: Summary::of(&llm.ttft_us),
@@ -340,13 +340,24 @@ impl LlmReport {
     }
 }
 
+/// `n` per second over `seconds`; 0 over no time. Every rate of a report, run or merged, is one of these.
+pub(crate) fn rate(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 { n as f64 / seconds } else { 0.0 }
+}
+
+/// Streams that did not fail, over the streams `seen` (started, plus those already open when a stage began); 1 when
+/// there were none.
+pub(crate) fn success_rate(seen: u64, failed: u64) -> f64 {
+    if seen == 0 { 1.0 } else { (seen - failed.min(seen)) as f64 / seen as f64 }
+}
+
 impl Figures {
     /// `rec`'s figures over `duration_s` seconds. `open_at_start`: streams already open when
     /// this stretch began (a stage's; 0 for the run). `open_model`: report the arrivals.
     /// `step_names`: the `--scenario` HTTP steps, in order.
     pub fn of(rec: &Recorder, duration_s: f64, open_at_start: u64, open_model: bool, step_names: &[String]) -> Figures {
         let h = &rec.histograms;
-        let per_s = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+        let per_s = |n: u64| rate(n, duration_s);
         let mut failures = BTreeMap::new();
         for failure in Failure::ALL {
             if !matches!(failure, Failure::HttpStatus(_)) {
@@ -357,7 +368,7 @@ impl Figures {
             failures.insert(format!("http_{code}"), count);
         }
         let seen = rec.streams_started + open_at_start;
-        let success_rate = if seen == 0 { 1.0 } else { (seen - rec.streams_failed.min(seen)) as f64 / seen as f64 };
+        let success_rate = success_rate(seen, rec.streams_failed);
         let stream_time_s = rec.stream_time_us as f64 / 1e6;
         Figures {
             streams: Streams {
@@ -392,7 +403,7 @@ impl Figures {
                 bytes: rec.bytes,
                 per_second: per_s(rec.events),
                 bytes_per_second: per_s(rec.bytes),
-                per_stream_per_second: if stream_time_s > 0.0 { rec.events as f64 / stream_time_s } else { 0.0 },
+                per_stream_per_second: rate(rec.events, stream_time_s),
                 stalls: rec.stalls,
                 lost: rec.lost_events,
                 duplicates: rec.duplicate_events,
