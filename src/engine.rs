@@ -75,8 +75,8 @@ impl Live<'_> {
     fn show(&mut self, timeline: &[Entry]) {
         for entry in timeline.get(self.shown..).unwrap_or_default() {
             self.shown += 1;
-            // Entries run forward in time (the collector leaves out an index no core sent); the guard keeps a line
-            // from ever spanning backwards.
+            // Entries run forward in time (the collector leaves out an index no core sent); a last, partial one that
+            // ended with the previous adds no line of its own.
             if entry.end_us <= self.shown_end_us {
                 continue;
             }

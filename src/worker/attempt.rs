@@ -440,9 +440,10 @@ impl Attempt {
             *got_bytes = true;
             let now = Instant::now();
             let (had_head, events_before) = (machine.head_received(), machine.events());
-            let heads_before = rec.histograms.headers_us.len();
+            // `--streams-log` only: without it a read pays the one `is_some` below, nothing more.
+            let heads_before = streams_log.is_some().then(|| rec.histograms.headers_us.len());
             let progress = machine.on_bytes(now, &scratch[..n], rec);
-            if let Some(log) = streams_log.as_deref_mut() {
+            if let (Some(log), Some(heads_before)) = (streams_log.as_deref_mut(), heads_before) {
                 // The same values, from the same clock and read timestamp, as the machine just recorded.
                 let facts = &mut log.current[self.local()];
                 facts.bytes += n as u64;
