@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::{Command, DemoConfig, MergeConfig};
-use crate::config::{LlmConfig, RunConfig, Target};
+use crate::config::{self, LlmConfig, RunConfig, Target};
 use crate::doctor;
 use crate::engine::{self, EngineError};
 use crate::limits;
@@ -49,7 +49,7 @@ pub fn execute(command: Command) -> u8 {
         Command::Demo(cfg) => demo(&cfg).map(|_| ()),
         Command::Doctor { streams } => return doctor(streams),
         Command::Merge(cfg) => return merge(&cfg),
-        Command::Report { path } => return reprint(&path),
+        Command::Report { path, html_path } => return reprint(&path, html_path.as_deref()),
     };
     match result {
         Ok(()) if signal::interrupted() => exit::INTERRUPTED,
@@ -90,28 +90,41 @@ fn merge(cfg: &MergeConfig) -> u8 {
         let report = merge::merge(&reports, &slos, cfg.force).map_err(|e| e.to_string())?;
         Ok((report, merge_timeline::merge(&json)))
     });
-    let (report, timeline) = match merged {
+    let (mut report, timeline) = match merged {
         Ok(merged) => merged,
         Err(message) => {
             eprintln!("ssebench: {message}");
             return exit::USAGE;
         }
     };
+    report.command_line = (!cfg.command_line.is_empty()).then(|| config::redact_argv(&cfg.command_line));
     let printed = print_stdout(&report::render_text(&report));
+    // The merged report as JSON: through a value when there is a timeline (keys then in alphabetical order): this
+    // `Report` has no timeline to hold it. The HTML page is drawn from the same value.
+    let json = match timeline {
+        None => None,
+        Some((started_at_us, entries)) => {
+            let mut json = serde_json::to_value(&report).expect("the report serializes");
+            json["started_at"] =
+                serde_json::to_value(report::timeline::StartedAt::of(started_at_us)).expect("a start time serializes");
+            json["timeline"] = entries.into();
+            Some(json)
+        }
+    };
     if let Some(path) = &cfg.json_path {
-        let text = match timeline {
+        let text = match &json {
             None => report.to_json(),
-            Some((started_at_us, entries)) => {
-                // Through a JSON value (keys then in alphabetical order): this `Report` has no timeline to hold it.
-                let mut json = serde_json::to_value(&report).expect("the report serializes");
-                json["started_at"] = serde_json::to_value(report::timeline::StartedAt::of(started_at_us))
-                    .expect("a start time serializes");
-                json["timeline"] = entries.into();
-                serde_json::to_string_pretty(&json).expect("the report serializes")
-            }
+            Some(json) => serde_json::to_string_pretty(json).expect("the report serializes"),
         } + "\n";
         if let Err(e) = std::fs::write(path, text) {
             eprintln!("ssebench: cannot write the JSON report to {}: {e}", path.display());
+            return exit::CANNOT_START;
+        }
+    }
+    if let Some(path) = &cfg.html_path {
+        let json = json.unwrap_or_else(|| serde_json::to_value(&report).expect("the report serializes"));
+        if let Err(message) = write_html(path, &json) {
+            eprintln!("ssebench: {message}");
             return exit::CANNOT_START;
         }
     }
@@ -122,20 +135,31 @@ fn merge(cfg: &MergeConfig) -> u8 {
     if report.slos_pass() { exit::OK } else { exit::SLO_FAILED }
 }
 
-/// Prints a saved report as `run` printed it; exits 1 when it recorded a failed `--slo`, as the run did.
-fn reprint(path: &Path) -> u8 {
-    let report = match read_report(path) {
-        Ok((report, _)) => report,
+/// Prints a saved report as `run` printed it, and writes it as HTML if asked (from the file's own JSON, so what this
+/// version's `Report` does not know still reaches the page); exits 1 when it recorded a failed `--slo`, as the run did.
+fn reprint(path: &Path, html_path: Option<&Path>) -> u8 {
+    let (report, json) = match read_report(path) {
+        Ok(read) => read,
         Err(message) => {
             eprintln!("ssebench: {message}");
             return exit::USAGE;
         }
     };
+    if let Some(Err(message)) = html_path.map(|path| write_html(path, &json)) {
+        eprintln!("ssebench: {message}");
+        return exit::CANNOT_START;
+    }
     if let Err(message) = print_stdout(&report::render_text(&report)) {
         eprintln!("ssebench: {message}");
         return exit::CANNOT_START;
     }
     if report.slos_pass() { exit::OK } else { exit::SLO_FAILED }
+}
+
+/// `--html`: the page of `json` (a report as `--json` writes it) into `path`.
+fn write_html(path: &Path, json: &serde_json::Value) -> Result<(), String> {
+    let page = report::html::render(json).map_err(|e| format!("cannot write the HTML report: {e}"))?;
+    std::fs::write(path, page).map_err(|e| format!("cannot write the HTML report to {}: {e}", path.display()))
 }
 
 /// Runs the load test, prints the report and writes the JSON file if asked.
@@ -158,10 +182,15 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
     let target = cfg.target_urls().join(", ");
     let mut report = Report::new(&target, &outcome, &cfg.slos);
     report.request = Some(report::RequestReport::of(cfg));
+    report.command_line = (!cfg.command_line.is_empty()).then(|| config::redact_argv(&cfg.command_line));
     let printed = print_stdout(&report::render_text(&report));
     if let Some(path) = &cfg.json_path {
         std::fs::write(path, report.to_json() + "\n")
             .map_err(|e| EngineError::Start(format!("cannot write the JSON report to {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &cfg.html_path {
+        let json = serde_json::to_value(&report).expect("the report serializes");
+        write_html(path, &json).map_err(EngineError::Start)?;
     }
     if let Some(path) = &cfg.csv_path {
         std::fs::write(path, report::timeline::render_csv(&report.timeline, cfg.llm.is_some()))

@@ -49,6 +49,9 @@ struct MergeArgs {
     /// Also write the merged report as JSON to this file
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write the merged report as one self-contained HTML page
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// An objective to judge over the merged figures, as `run --slo` [default: the ones the reports recorded]
     #[arg(long = "slo", value_parser = Slo::parse)]
     slos: Vec<Slo>,
@@ -61,6 +64,9 @@ struct MergeArgs {
 struct ReportArgs {
     /// A report written by `run --json` or `merge --json`
     report: PathBuf,
+    /// Also write it as one self-contained HTML page (tables and charts; opens offline)
+    #[arg(long)]
+    html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -201,9 +207,10 @@ pub enum Command {
         streams: u64,
     },
     Merge(MergeConfig),
-    /// Print this saved report again.
+    /// Print this saved report again (and write it as HTML to `html_path`).
     Report {
         path: PathBuf,
+        html_path: Option<PathBuf>,
     },
 }
 
@@ -212,6 +219,9 @@ pub enum Command {
 pub struct MergeConfig {
     pub reports: Vec<PathBuf>,
     pub json_path: Option<PathBuf>,
+    pub html_path: Option<PathBuf>,
+    /// As typed, for the merged report (`config::redact_argv` hides its secrets).
+    pub command_line: Vec<String>,
     /// Judged over the merged figures; empty: the ones the reports recorded.
     pub slos: Vec<Slo>,
     /// Merge despite a different target or setting.
@@ -279,12 +289,14 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let command_line: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let cli = Cli::try_parse_from(args).map_err(|err| match err.use_stderr() {
         true => ParseError::Usage(err.render().to_string()),
         false => ParseError::Info(err.render().to_string()),
     })?;
     Ok(match cli.command {
-        CliCommand::Run(args) => Command::Run(Box::new(run_config(*args)?)),
+        CliCommand::Run(args) => Command::Run(Box::new(RunConfig { command_line, ..run_config(*args)? })),
         CliCommand::Serve(args) => Command::Serve(serve_config(*args)?),
         CliCommand::Demo(args) => Command::Demo(DemoConfig {
             duration: args.duration,
@@ -297,10 +309,12 @@ where
         CliCommand::Merge(args) => Command::Merge(MergeConfig {
             reports: args.reports,
             json_path: args.json,
+            html_path: args.html,
+            command_line,
             slos: args.slos,
             force: args.force,
         }),
-        CliCommand::Report(args) => Command::Report { path: args.report },
+        CliCommand::Report(args) => Command::Report { path: args.report, html_path: args.html },
     })
 }
 

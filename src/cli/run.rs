@@ -115,6 +115,9 @@ pub(crate) struct RunArgs {
     /// Also write the report as JSON to this file
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page (tables and charts over time; opens offline)
+    #[arg(long)]
+    html: Option<PathBuf>,
     /// Length of each entry of the report's timeline (the run over time)
     #[arg(long, default_value = "1s", value_parser = units::parse_duration)]
     report_interval: Duration,
@@ -405,6 +408,8 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         threads: args.engine.threads(),
         driver: args.engine.driver.into(),
         json_path: args.json,
+        html_path: args.html,
+        command_line: Vec::new(),
         report_interval: args.report_interval,
         csv_path: args.csv,
         hdr_log_path: args.hdr_log,

@@ -108,6 +108,11 @@ pub struct RunConfig {
     pub threads: usize,
     pub driver: DriverChoice,
     pub json_path: Option<PathBuf>,
+    /// `--html`: also write the report as one self-contained HTML page to this file.
+    pub html_path: Option<PathBuf>,
+    /// The command line that asked for this run, as typed (the report keeps it with secrets redacted:
+    /// `redact_argv`); empty for runs made in code.
+    pub command_line: Vec<String>,
     /// `--report-interval`: the length of each entry of the report's timeline (cores snapshot their figures this often).
     pub report_interval: Duration,
     /// `--csv`: also write the timeline as CSV to this file.
@@ -230,6 +235,76 @@ pub fn is_secret_header(name: &str) -> bool {
         || name.contains("secret")
 }
 
+/// A command line as the report shows it: secret header values (`-H`), `--api-key` and a URL's user and password
+/// redacted, the program named by its file name, and each argument quoted for a POSIX shell where it needs it.
+pub fn redact_argv(argv: &[String]) -> String {
+    let mut shown: Vec<String> = Vec::with_capacity(argv.len());
+    let mut next_is = None;
+    for (i, arg) in argv.iter().enumerate() {
+        let redacted = match (i, next_is.take()) {
+            (0, _) => arg.rsplit('/').next().unwrap_or(arg).to_string(),
+            (_, Some(Secret::Header)) => redact_header_line(arg),
+            (_, Some(Secret::Whole)) => "[redacted]".to_string(),
+            _ => {
+                let flag = |name: &str| arg.strip_prefix(name).and_then(|rest| rest.strip_prefix('='));
+                if arg == "-H" || arg == "--header" {
+                    next_is = Some(Secret::Header);
+                    arg.clone()
+                } else if arg == "--api-key" {
+                    next_is = Some(Secret::Whole);
+                    arg.clone()
+                } else if let Some(line) = flag("--header") {
+                    format!("--header={}", redact_header_line(line))
+                } else if flag("--api-key").is_some() {
+                    "--api-key=[redacted]".to_string()
+                } else if let Some(line) = arg.strip_prefix("-H").filter(|l| !l.is_empty() && !arg.starts_with("--")) {
+                    format!("-H{}", redact_header_line(line))
+                } else {
+                    redact_userinfo(arg)
+                }
+            }
+        };
+        shown.push(shell_quote(&redacted));
+    }
+    shown.join(" ")
+}
+
+/// What the next argument of a command line is, when it is a secret.
+#[derive(Clone, Copy)]
+enum Secret {
+    /// A `Name: value` header line.
+    Header,
+    /// Every byte of it.
+    Whole,
+}
+
+/// `Name: value` with the value redacted as `redact_header` does.
+fn redact_header_line(line: &str) -> String {
+    match line.split_once(':') {
+        Some((name, value)) => format!("{name}: {}", redact_header(name.trim(), value.trim())),
+        None => line.to_string(),
+    }
+}
+
+/// `scheme://user:password@host/...` without its user and password.
+fn redact_userinfo(arg: &str) -> String {
+    let Some((scheme, rest)) = arg.split_once("://") else { return arg.to_string() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://[redacted]@{}", &rest[at + 1..]),
+        None => arg.to_string(),
+    }
+}
+
+/// `arg` as a POSIX shell reads it back: bare when it is plain, single-quoted otherwise.
+fn shell_quote(arg: &str) -> String {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"_-./:=,@%+".contains(&b);
+    if !arg.is_empty() && arg.bytes().all(plain) {
+        return arg.to_string();
+    }
+    format!("'{}'", arg.replace('\'', "'\\''"))
+}
+
 /// `value`, or a redaction that keeps the auth scheme (`Bearer ...`) when `name` is a secret header.
 pub fn redact_header(name: &str, value: &str) -> String {
     if !is_secret_header(name) {
@@ -279,6 +354,8 @@ impl RunConfig {
             threads: crate::limits::available_cores(),
             driver: DriverChoice::Auto,
             json_path: None,
+            html_path: None,
+            command_line: Vec::new(),
             report_interval: Duration::from_secs(1),
             live: false,
             csv_path: None,
@@ -402,6 +479,40 @@ pub struct Arrivals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_line_keeps_no_secret() {
+        let argv: Vec<String> = [
+            "/usr/local/bin/ssebench",
+            "run",
+            "https://alice:hunter2@api.example.com/v1?x=1",
+            "-H",
+            "Authorization: Bearer sk-live-1",
+            "--header=X-Api-Key: k2",
+            "-HCookie: c3",
+            "-H",
+            "Accept: text/event-stream",
+            "--api-key",
+            "sk-4",
+            "--api-key=sk-5",
+            "--body",
+            "{\"q\": \"it's\"}",
+            "-c",
+            "100",
+        ]
+        .map(String::from)
+        .to_vec();
+        let shown = redact_argv(&argv);
+        for secret in ["alice", "hunter2", "sk-live-1", "k2", "c3", "sk-4", "sk-5"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert_eq!(
+            shown,
+            "ssebench run 'https://[redacted]@api.example.com/v1?x=1' -H 'Authorization: Bearer [redacted]' \
+             '--header=X-Api-Key: [redacted]' '-HCookie: [redacted]' -H 'Accept: text/event-stream' \
+             --api-key '[redacted]' '--api-key=[redacted]' --body '{\"q\": \"it'\\''s\"}' -c 100"
+        );
+    }
 
     #[test]
     fn llm_target_urls_keep_the_scheme() {

@@ -93,6 +93,8 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
     Ok(Report {
         version: env!("CARGO_PKG_VERSION").to_string(),
         target: first.target.clone(),
+        // The caller that knows the `merge` command line sets it.
+        command_line: None,
         request: first.request.clone(),
         engine: Engine { driver: drivers.join("+"), threads: reports.iter().map(|r| r.engine.threads).sum() },
         duration_s,

@@ -2,11 +2,13 @@
 
 pub mod hdr_log;
 pub mod histograms;
+pub mod html;
 pub mod merge;
 pub mod merge_timeline;
 mod text;
 pub mod timeline;
 pub mod verdict;
+pub mod warnings;
 
 use std::collections::BTreeMap;
 
@@ -220,10 +222,10 @@ pub struct LlmReport {
     pub missing_done: u64,
     pub finish_reasons: FinishReasons,
     /// `--scenario`: figures per turn number.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub turns: Vec<TurnReport>,
     /// `--scenario`: each HTTP step.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepReport>,
 }
 
@@ -573,6 +575,10 @@ impl RequestReport {
 pub struct Report {
     pub version: String,
     pub target: String,
+    /// The command line that ran it (or merged it), secrets redacted as in `request.headers`
+    /// (`config::redact_argv`); absent for runs made in code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_line: Option<String>,
     /// Set by the caller that knows the config (absent for reports built from an outcome alone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<RequestReport>,
@@ -625,6 +631,7 @@ impl Report {
         Report {
             version: env!("CARGO_PKG_VERSION").to_string(),
             target: target.to_string(),
+            command_line: None,
             request: None,
             engine: Engine { driver: outcome.driver.to_string(), threads: outcome.threads },
             duration_s,

@@ -78,6 +78,13 @@ pub fn render(r: &Report) -> String {
     if !r.stages.is_empty() {
         stage_table(&mut out, r);
     }
+    let warnings = super::warnings::of(r);
+    if !warnings.is_empty() {
+        let _ = writeln!(out);
+    }
+    for warning in warnings {
+        let _ = writeln!(out, "Warning   {warning}");
+    }
     out
 }
 

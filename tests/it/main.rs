@@ -12,6 +12,7 @@ mod hdr_log;
 mod hostile_codec;
 mod hostile_ids;
 mod hostile_io;
+mod html;
 mod integration;
 mod layers;
 mod live;
