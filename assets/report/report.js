@@ -276,16 +276,18 @@
       return;
     }
     s.append(el('p', { class: 'note' }, 'One point per --report-interval, at its end. Rates are per second over the ' +
-      'interval; a last interval much shorter than the others is left out of them. Hover a chart for exact values.'));
+      'interval; a last interval much shorter than the others (the run ending) is left out. Hover a chart for exact values.'));
     const grid = el('div', { class: 'charts' });
     s.append(grid);
-    const t = TL.map((e) => e.t_s);
-    const dt = TL.map((e, i) => e.t_s - (i ? TL[i - 1].t_s : 0));
-    // A last interval cut short by the run's end (a few ms) would make its rates spikes or dips: rates leave out an
-    // interval shorter than half the usual one (its counts are still in the totals above).
-    const usual = dt.slice().sort((a, b) => a - b)[Math.floor(dt.length / 2)];
-    const perS = (f) => TL.map((e, i) => (dt[i] >= usual / 2 && dt[i] > 0 ? f(e) / dt[i] : null));
-    const lat = (get, k) => TL.map((e) => { const q = get(e); return q && q[k] != null ? q[k] / 1000 : null; });
+    // A last interval cut short by the run's end (a few ms) would make its rates spikes or dips, and squeeze the
+    // bars to the width of its sliver: the charts leave it out (its counts are in the totals above).
+    const span = (e, i) => e.t_s - (i ? TL[i - 1].t_s : 0);
+    const usual = TL.map(span).sort((a, b) => a - b)[Math.floor(TL.length / 2)];
+    const rows = TL.filter((e, i) => !(i === TL.length - 1 && i > 0 && span(e, i) < usual / 2));
+    const t = rows.map((e) => e.t_s);
+    const dt = rows.map((e, i) => e.t_s - (i ? rows[i - 1].t_s : 0));
+    const perS = (f) => rows.map((e, i) => (dt[i] > 0 ? f(e) / dt[i] : null));
+    const lat = (get, k) => rows.map((e) => { const q = get(e); return q && q[k] != null ? q[k] / 1000 : null; });
     const msAxis = { label: 'ms', size: 60, values: ticks };
     const msVal = (u, v) => ms(v);
     // Points too: an interval without a sample leaves a gap, and a sample between two gaps would not show as a line.
@@ -295,17 +297,17 @@
 
     // Open streams against the stage target.
     const openSeries = [line('open streams', COLORS[0], { value: count, fill: 'rgba(31,111,235,0.08)' })];
-    const openData = [t, TL.map((e) => e.open_streams)];
+    const openData = [t, rows.map((e) => e.open_streams)];
     if (STAGES.length) {
       openSeries.push(line('target', '#57606a', { value: count, dash: [5, 4], paths: uPlot.paths.stepped({ align: -1 }) }));
-      openData.push(TL.map((e) => (STAGES[e.stage] ? STAGES[e.stage].target_streams : null)));
+      openData.push(rows.map((e) => (STAGES[e.stage] ? STAGES[e.stage].target_streams : null)));
     }
     addChart(grid, 'open_streams', 'Open streams' + (STAGES.length ? ' against the stage target' : ''),
       STAGES.length ? 'Shaded bands are the stages (label: stage · target streams).' : null,
       timeOpts(openSeries, [{ label: 'streams', size: 60 }]), openData);
 
     // Streams started per second, failures stacked by class (bars drawn tallest first, so each shows its own share).
-    const classes = [...new Set(TL.flatMap((e) => Object.keys(e.failures || {})))].sort();
+    const classes = [...new Set(rows.flatMap((e) => Object.keys(e.failures || {})))].sort();
     const raw = classes.map((c) => perS((e) => (e.failures || {})[c] || 0));
     const stacked = raw.map((_, j) => t.map((_, i) => raw.slice(0, j + 1).reduce((a, r) => a + (r[i] || 0), 0)));
     const bars = uPlot.paths.bars({ size: [0.7, 40] });
@@ -324,7 +326,7 @@
     // Events/s and MB/s, on two axes.
     addChart(grid, 'throughput', 'Events/s and MB/s', null,
       timeOpts([line('events/s', COLORS[0], { value: rate, scale: 'ev' }),
-        line('MB/s', COLORS[2], { value: (u, v) => (v == null ? '-' : fixed(v, 3) + ' MB/s'), scale: 'mb' })],
+        line('MB/s', COLORS[2], { dash: [6, 4], value: (u, v) => (v == null ? '-' : fixed(v, 3) + ' MB/s'), scale: 'mb' })],
       [{ label: 'events/s', scale: 'ev', size: 70 }, { label: 'MB/s', scale: 'mb', side: 1, grid: { show: false }, size: 60 }]),
       [t, perS((e) => e.events), perS((e) => e.bytes / 1e6)]);
 
