@@ -11,6 +11,7 @@ use crate::engine::{self, EngineError};
 use crate::limits;
 use crate::live;
 use crate::llm::prompt::{Api, PromptSource};
+use crate::metrics::serve::MetricsServer;
 use crate::report::{self, Report, merge, merge_timeline};
 use crate::server::openai::ModelShape;
 use crate::server::{self, ServeConfig};
@@ -143,14 +144,30 @@ fn reprint(path: &Path) -> u8 {
 /// the generator's; the memory figures are left out then.
 /// Returns whether every `--slo` passed.
 fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bool, EngineError> {
+    // Bound before anything connects: a port in use stops the run now (exit 3), not after it.
+    let metrics = match cfg.metrics_addr {
+        Some(addr) => {
+            let server = MetricsServer::start(addr, String::new())
+                .map_err(|e| EngineError::Start(format!("cannot serve --metrics-addr {addr}: {e}")))?;
+            eprintln!("ssebench: metrics at http://{}/metrics (run=\"{}\")", server.addr, cfg.run_id);
+            Some(server)
+        }
+        None => None,
+    };
+    let mut publish = |text: String| {
+        if let Some(server) = &metrics {
+            server.publish(text);
+        }
+    };
+    let publish: Option<engine::MetricsSink> = metrics.as_ref().map(|_| &mut publish as engine::MetricsSink);
     let mut outcome = match cfg.live {
         true => {
             let mut view = LiveView::new(io::stderr().is_terminal());
-            let outcome = engine::run_live(cfg, first_core, Some(&mut |end_us, line| view.show(end_us, line)));
+            let outcome = engine::run_live(cfg, first_core, Some(&mut |end_us, line| view.show(end_us, line)), publish);
             view.finish();
             outcome?
         }
-        false => engine::run(cfg, first_core)?,
+        false => engine::run_live(cfg, first_core, None, publish)?,
     };
     if in_process_server {
         outcome.memory = None;
@@ -171,8 +188,31 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
         std::fs::write(path, report::hdr_log::render(outcome.started_at_us, &outcome.interval_histograms))
             .map_err(|e| EngineError::Start(format!("cannot write the HdrHistogram log to {}: {e}", path.display())))?;
     }
+    if let Some(server) = metrics {
+        linger(server, cfg.metrics_linger);
+    }
     printed.map_err(EngineError::Start)?;
     Ok(report.slos_pass())
+}
+
+/// How often the linger looks at Ctrl-C.
+const LINGER_POLL: Duration = Duration::from_millis(50);
+
+/// `--metrics-linger`: keeps `/metrics` up a while after the report, so a scrape after the run's end still finds its
+/// final figures (Prometheus scrapes on its own clock); Ctrl-C ends the wait early. Then the endpoint stops.
+fn linger(server: MetricsServer, linger: Duration) {
+    if !linger.is_zero() && !signal::interrupted() {
+        eprintln!("ssebench: metrics stay at http://{}/metrics for {linger:?} (Ctrl-C ends this)", server.addr);
+        let end = std::time::Instant::now() + linger;
+        while !signal::interrupted() {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(LINGER_POLL));
+        }
+    }
+    server.stop();
 }
 
 /// The live view's writer: on a terminal, each interval's line redraws the last in place (`\r`, then ANSI "erase

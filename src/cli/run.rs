@@ -125,6 +125,16 @@ pub(crate) struct RunArgs {
     /// --openai) to this file as an HdrHistogram interval log, tagged by name (two significant digits)
     #[arg(long)]
     hdr_log: Option<PathBuf>,
+    /// Serve the run's figures at http://ADDR/metrics in the Prometheus text format, updated every
+    /// --report-interval (counters, gauges and latency histograms; see the README)
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// With --metrics-addr: how long /metrics stays up after the report, so the last scrape sees the final figures
+    #[arg(long, default_value = "10s", value_parser = units::parse_duration, requires = "metrics_addr")]
+    metrics_linger: Duration,
+    /// The `run` label of every metric series [default: HOST-PID-UNIXTIME]
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
     /// Also write one JSON line per ended stream to this file (JSON Lines; see the README for the fields)
     #[arg(long)]
     streams_log: Option<PathBuf>,
@@ -326,6 +336,18 @@ fn parse_bind(s: &str) -> Result<BindList, String> {
     flags::parse_bind_list(s).map(BindList)
 }
 
+/// `--run-id`'s default: `HOST-PID-UNIXTIME`, readable and unique per process (two generators on one host differ by
+/// their pid, two hosts by their name), in characters that need no escaping anywhere (a PromQL regex aside from `.`).
+fn generated_run_id() -> String {
+    let host: String = crate::sys::hostname()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '_' })
+        .collect();
+    let unix_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let host = if host.is_empty() { "ssebench".to_string() } else { host };
+    format!("{host}-{}-{unix_s}", std::process::id())
+}
+
 pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
     let body = match args.body.as_deref() {
         None => Vec::new(),
@@ -408,6 +430,9 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         report_interval: args.report_interval,
         csv_path: args.csv,
         hdr_log_path: args.hdr_log,
+        metrics_addr: args.metrics_addr,
+        metrics_linger: args.metrics_linger,
+        run_id: args.run_id.unwrap_or_else(generated_run_id),
         streams_log_path: args.streams_log,
         live: !args.quiet,
         llm,
