@@ -37,13 +37,17 @@ pub fn execute(command: Command) -> u8 {
             if let Err(err) = signal::install() {
                 eprintln!("ssebench: Ctrl-C will not print a report: {err}");
             }
+            // Whether the run was interrupted is decided before `--metrics-linger`: a Ctrl-C that only ends the
+            // linger leaves the run's own exit code.
             match run(&cfg, 0, false) {
-                Ok(false) if !signal::interrupted() => return exit::SLO_FAILED,
+                Ok(end) if end.interrupted => return exit::INTERRUPTED,
+                Ok(end) if !end.slos_pass => return exit::SLO_FAILED,
+                Ok(_) => return exit::OK,
                 Err(EngineError::Config(err)) => {
                     eprintln!("ssebench: {err}");
                     return exit::USAGE;
                 }
-                other => other.map(|_| ()).map_err(|e| e.to_string()),
+                Err(err) => Err(err.to_string()),
             }
         }
         Command::Serve(cfg) => serve(&cfg),
@@ -141,9 +145,9 @@ fn reprint(path: &Path) -> u8 {
 
 /// Runs the load test, prints the report and writes the JSON file if asked.
 /// `in_process_server`: the demo's server shares the process, so its memory would be counted as
-/// the generator's; the memory figures are left out then.
-/// Returns whether every `--slo` passed.
-fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bool, EngineError> {
+/// the generator's; the memory figures are left out then. With `--metrics-addr`, serves the metrics from before
+/// the run starts until `--metrics-linger` after the report.
+fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<RunEnd, EngineError> {
     // Bound before anything connects: a port in use stops the run now (exit 3), not after it.
     let metrics = match cfg.metrics_addr {
         Some(addr) => {
@@ -188,11 +192,21 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
         std::fs::write(path, report::hdr_log::render(outcome.started_at_us, &outcome.interval_histograms))
             .map_err(|e| EngineError::Start(format!("cannot write the HdrHistogram log to {}: {e}", path.display())))?;
     }
+    let end = RunEnd { slos_pass: report.slos_pass(), interrupted: signal::interrupted() };
     if let Some(server) = metrics {
         linger(server, cfg.metrics_linger);
     }
     printed.map_err(EngineError::Start)?;
-    Ok(report.slos_pass())
+    Ok(end)
+}
+
+/// How a run ended, for its exit code.
+#[derive(Debug, Clone, Copy)]
+struct RunEnd {
+    /// Every `--slo` passed.
+    slos_pass: bool,
+    /// Ctrl-C stopped the run (not merely `--metrics-linger` after it).
+    interrupted: bool,
 }
 
 /// How often the linger looks at Ctrl-C.
@@ -339,7 +353,7 @@ fn demo_threads() -> (usize, usize) {
 fn run_against(cfg: &RunConfig, server: server::ServerHandle) -> Result<bool, String> {
     let result = run(cfg, 0, true);
     server.stop();
-    result.map_err(|e| e.to_string())
+    result.map(|end| end.slos_pass).map_err(|e| e.to_string())
 }
 
 /// `demo --openai`: a simulated model (50 tokens/s per stream, prefill growing with the prompt) and chat

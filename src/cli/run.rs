@@ -504,6 +504,25 @@ mod tests {
     }
 
     #[test]
+    fn metrics_flags_reach_the_config() {
+        let cfg = run(&["http://127.0.0.1:9/", "--metrics-addr", "127.0.0.1:9091", "--metrics-linger", "3s"]).unwrap();
+        assert_eq!(cfg.metrics_addr, Some("127.0.0.1:9091".parse().unwrap()));
+        assert_eq!(cfg.metrics_linger, Duration::from_secs(3));
+        let (host_pid, unix_s) = cfg.run_id.rsplit_once('-').expect("HOST-PID-UNIXTIME");
+        assert!(unix_s.parse::<u64>().is_ok() && host_pid.ends_with(&format!("-{}", std::process::id())), "{cfg:?}");
+        assert!(cfg.run_id.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)), "{}", cfg.run_id);
+        let cfg = run(&["http://127.0.0.1:9/", "--run-id", "eu-1"]).unwrap();
+        assert_eq!(
+            (cfg.run_id.as_str(), cfg.metrics_addr, cfg.metrics_linger),
+            ("eu-1", None, Duration::from_secs(10))
+        );
+        assert!(run(&["http://127.0.0.1:9/", "--run-id", ""]).is_err());
+        let argv = |extra: [&'static str; 2]| ["ssebench", "run", "http://127.0.0.1:9/"].into_iter().chain(extra);
+        assert!(parse_from(argv(["--metrics-addr", "localhost"])).is_err(), "an address, not a name");
+        assert!(parse_from(argv(["--metrics-linger", "1s"])).is_err(), "a linger without an endpoint");
+    }
+
+    #[test]
     fn load_shapes_reach_the_config() {
         let cfg = run(&["http://127.0.0.1:9/", "--stages", "10:1s,30:2s", "--connect-rate", "5"]).unwrap();
         assert_eq!(cfg.stages.iter().map(|s| s.streams).collect::<Vec<_>>(), vec![10, 30]);
