@@ -11,6 +11,7 @@ use crate::engine::{self, EngineError};
 use crate::limits;
 use crate::live;
 use crate::llm::prompt::{Api, PromptSource};
+use crate::metrics::serve::MetricsServer;
 use crate::report::{self, Report, merge, merge_timeline};
 use crate::server::openai::ModelShape;
 use crate::server::{self, ServeConfig};
@@ -36,13 +37,17 @@ pub fn execute(command: Command) -> u8 {
             if let Err(err) = signal::install() {
                 eprintln!("ssebench: Ctrl-C will not print a report: {err}");
             }
+            // Whether the run was interrupted is decided before `--metrics-linger`: a Ctrl-C that only ends the
+            // linger leaves the run's own exit code.
             match run(&cfg, 0, false) {
-                Ok(false) if !signal::interrupted() => return exit::SLO_FAILED,
+                Ok(end) if end.interrupted => return exit::INTERRUPTED,
+                Ok(end) if !end.slos_pass => return exit::SLO_FAILED,
+                Ok(_) => return exit::OK,
                 Err(EngineError::Config(err)) => {
                     eprintln!("ssebench: {err}");
                     return exit::USAGE;
                 }
-                other => other.map(|_| ()).map_err(|e| e.to_string()),
+                Err(err) => Err(err.to_string()),
             }
         }
         Command::Serve(cfg) => serve(&cfg),
@@ -164,17 +169,33 @@ fn write_html(path: &Path, json: &serde_json::Value) -> Result<(), String> {
 
 /// Runs the load test, prints the report and writes the JSON file if asked.
 /// `in_process_server`: the demo's server shares the process, so its memory would be counted as
-/// the generator's; the memory figures are left out then.
-/// Returns whether every `--slo` passed.
-fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bool, EngineError> {
+/// the generator's; the memory figures are left out then. With `--metrics-addr`, serves the metrics from before
+/// the run starts until `--metrics-linger` after the report.
+fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<RunEnd, EngineError> {
+    // Bound before anything connects: a port in use stops the run now (exit 3), not after it.
+    let metrics = match cfg.metrics_addr {
+        Some(addr) => {
+            let server = MetricsServer::start(addr, String::new())
+                .map_err(|e| EngineError::Start(format!("cannot serve --metrics-addr {addr}: {e}")))?;
+            eprintln!("ssebench: metrics at http://{}/metrics (run=\"{}\")", server.addr, cfg.run_id);
+            Some(server)
+        }
+        None => None,
+    };
+    let mut publish = |text: String| {
+        if let Some(server) = &metrics {
+            server.publish(text);
+        }
+    };
+    let publish: Option<engine::MetricsSink> = metrics.as_ref().map(|_| &mut publish as engine::MetricsSink);
     let mut outcome = match cfg.live {
         true => {
             let mut view = LiveView::new(io::stderr().is_terminal());
-            let outcome = engine::run_live(cfg, first_core, Some(&mut |end_us, line| view.show(end_us, line)));
+            let outcome = engine::run_live(cfg, first_core, Some(&mut |end_us, line| view.show(end_us, line)), publish);
             view.finish();
             outcome?
         }
-        false => engine::run(cfg, first_core)?,
+        false => engine::run_live(cfg, first_core, None, publish)?,
     };
     if in_process_server {
         outcome.memory = None;
@@ -200,8 +221,41 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<bo
         std::fs::write(path, report::hdr_log::render(outcome.started_at_us, &outcome.interval_histograms))
             .map_err(|e| EngineError::Start(format!("cannot write the HdrHistogram log to {}: {e}", path.display())))?;
     }
+    let end = RunEnd { slos_pass: report.slos_pass(), interrupted: signal::interrupted() };
+    if let Some(server) = metrics {
+        linger(server, cfg.metrics_linger);
+    }
     printed.map_err(EngineError::Start)?;
-    Ok(report.slos_pass())
+    Ok(end)
+}
+
+/// How a run ended, for its exit code.
+#[derive(Debug, Clone, Copy)]
+struct RunEnd {
+    /// Every `--slo` passed.
+    slos_pass: bool,
+    /// Ctrl-C stopped the run (not merely `--metrics-linger` after it).
+    interrupted: bool,
+}
+
+/// How often the linger looks at Ctrl-C.
+const LINGER_POLL: Duration = Duration::from_millis(50);
+
+/// `--metrics-linger`: keeps `/metrics` up a while after the report, so a scrape after the run's end still finds its
+/// final figures (Prometheus scrapes on its own clock); Ctrl-C ends the wait early. Then the endpoint stops.
+fn linger(server: MetricsServer, linger: Duration) {
+    if !linger.is_zero() && !signal::interrupted() {
+        eprintln!("ssebench: metrics stay at http://{}/metrics for {linger:?} (Ctrl-C ends this)", server.addr);
+        let end = std::time::Instant::now() + linger;
+        while !signal::interrupted() {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(LINGER_POLL));
+        }
+    }
+    server.stop();
 }
 
 /// The live view's writer: on a terminal, each interval's line redraws the last in place (`\r`, then ANSI "erase
@@ -328,7 +382,7 @@ fn demo_threads() -> (usize, usize) {
 fn run_against(cfg: &RunConfig, server: server::ServerHandle) -> Result<bool, String> {
     let result = run(cfg, 0, true);
     server.stop();
-    result.map_err(|e| e.to_string())
+    result.map(|end| end.slos_pass).map_err(|e| e.to_string())
 }
 
 /// `demo --openai`: a simulated model (50 tokens/s per stream, prefill growing with the prompt) and chat

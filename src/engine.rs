@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::{ConfigError, RunConfig};
 use crate::limits;
 use crate::live;
+use crate::metrics;
 use crate::outcome::{Memory, RunOutcome, StageOutcome};
 use crate::plan::Plan;
 use crate::recorder::Recorder;
@@ -56,6 +57,7 @@ struct Intervals<'a> {
     from_cores: Receiver<Interval>,
     back: Vec<SyncSender<Interval>>,
     live: Option<Live<'a>>,
+    metrics: Option<Metrics<'a>>,
 }
 
 /// Where `run_live` hands each live-view line: the interval's end (µs since the start) and the line.
@@ -86,14 +88,42 @@ impl Live<'_> {
     }
 }
 
+/// Where `run_live` hands `--metrics-addr`'s exposition text: once at the start, once per interval the collector
+/// completes, and once with the final figures.
+pub type MetricsSink<'a> = &'a mut dyn FnMut(String);
+
+/// The metrics' end of the collector: its running totals rendered (`metrics::render`) whenever the timeline grows.
+struct Metrics<'a> {
+    shape: metrics::Shape,
+    sink: MetricsSink<'a>,
+    /// The timeline's length when last published.
+    published: usize,
+}
+
+impl Metrics<'_> {
+    /// Publishes the collector's figures: with `only_if_new`, only when it emitted an interval since the last time.
+    fn publish(&mut self, collector: &Collector, only_if_new: bool) {
+        if only_if_new && collector.timeline.len() == self.published {
+            return;
+        }
+        self.published = collector.timeline.len();
+        let totals = collector.totals().expect("a collector keeping totals for the metrics");
+        (self.sink)(metrics::render(&self.shape, totals, collector.timeline.last()));
+    }
+}
+
 impl Intervals<'_> {
-    /// Merges one snapshot and hands it back emptied (dropped if its core is gone); shows what it completed.
+    /// Merges one snapshot and hands it back emptied (dropped if its core is gone); shows and publishes what it
+    /// completed.
     fn take(&mut self, snapshot: Interval) {
         let core = snapshot.core;
         let emptied = self.collector.accept(snapshot);
         let _ = self.back[core].try_send(emptied);
         if let Some(live) = &mut self.live {
             live.show(&self.collector.timeline);
+        }
+        if let Some(metrics) = &mut self.metrics {
+            metrics.publish(&self.collector, true);
         }
     }
 
@@ -161,12 +191,19 @@ fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>], intervals: &mut Interval
 /// Runs the load test described by `cfg` and blocks until it is over. `first_core` shifts the
 /// pinning, so an in-process server (the demo) can keep other cores.
 pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError> {
-    run_live(cfg, first_core, None)
+    run_live(cfg, first_core, None, None)
 }
 
 /// `run`, handing `live` each interval's live-view line as the collector completes it: the interval's end (µs since
-/// the start) and the line (`live::Shape::line`). Called on the engine's thread, about once per `--report-interval`.
-pub fn run_live(cfg: &RunConfig, first_core: usize, live: Option<LiveSink<'_>>) -> Result<RunOutcome, EngineError> {
+/// the start) and the line (`live::Shape::line`), and `metrics` the Prometheus exposition of the run so far
+/// (`metrics::render`: at the start, as each interval completes, and at the end). Both are called on the engine's
+/// thread, about once per `--report-interval`, never by a worker.
+pub fn run_live(
+    cfg: &RunConfig,
+    first_core: usize,
+    live: Option<LiveSink<'_>>,
+    metrics: Option<MetricsSink<'_>>,
+) -> Result<RunOutcome, EngineError> {
     cfg.validate()?;
     // Built once here, before anything connects: a bad template stops the run now, never midway.
     let requests = requests::build(cfg, &|name| std::env::var(name).ok())?;
@@ -208,11 +245,15 @@ pub fn run_live(cfg: &RunConfig, first_core: usize, live: Option<LiveSink<'_>>) 
     let (snapshot_tx, snapshot_rx) = mpsc::sync_channel(threads * SNAPSHOTS_PER_CORE);
     let expected_intervals =
         shared.length.map_or(0, |length| (length.as_nanos() / cfg.report_interval.as_nanos()) as usize);
+    let mut collector = Collector::new(threads, cfg.llm.is_some(), expected_intervals);
+    if cfg.hdr_log_path.is_some() {
+        collector = collector.keeping_histograms();
+    }
+    if metrics.is_some() {
+        collector = collector.keeping_totals();
+    }
     let mut intervals = Intervals {
-        collector: match cfg.hdr_log_path {
-            Some(_) => Collector::new(threads, cfg.llm.is_some(), expected_intervals).keeping_histograms(),
-            None => Collector::new(threads, cfg.llm.is_some(), expected_intervals),
-        },
+        collector,
         from_cores: snapshot_rx,
         back: Vec::with_capacity(threads),
         live: live.map(|sink| Live {
@@ -225,7 +266,21 @@ pub fn run_live(cfg: &RunConfig, first_core: usize, live: Option<LiveSink<'_>>) 
             shown: 0,
             shown_end_us: 0,
         }),
+        metrics: metrics.map(|sink| Metrics {
+            shape: metrics::Shape {
+                run_id: cfg.run_id.clone(),
+                llm: cfg.llm.is_some(),
+                stage_targets: shared.windows.iter().map(|w| w.streams).collect(),
+                target_streams: cfg.arrivals.map_or(cfg.connections, |a| a.max_streams),
+            },
+            sink,
+            published: 0,
+        }),
     };
+    // Zeros and the first target before the first interval ends, so a scrape finds every series from the start.
+    if let Some(metrics) = &mut intervals.metrics {
+        metrics.publish(&intervals.collector, false);
+    }
     for shard in shards {
         let shared = shared.clone();
         let name = format!("ssebench-worker-{}", shard.core_index);
@@ -309,6 +364,10 @@ pub fn run_live(cfg: &RunConfig, first_core: usize, live: Option<LiveSink<'_>>) 
     stages.truncate(stages_begun);
     while let Ok(snapshot) = intervals.from_cores.try_recv() {
         intervals.take(snapshot);
+    }
+    intervals.collector.close();
+    if let Some(metrics) = &mut intervals.metrics {
+        metrics.publish(&intervals.collector, false);
     }
     let (timeline, interval_histograms) = intervals.collector.finish_with_histograms();
     if let Some(live) = &mut intervals.live {

@@ -17,6 +17,7 @@ pub mod http1;
 pub mod limits;
 pub mod live;
 pub mod llm;
+pub mod metrics;
 pub mod outcome;
 pub mod recorder;
 pub mod report;

@@ -40,6 +40,8 @@ pub struct Counts {
     pub events: u64,
     pub bytes: u64,
     pub output_tokens: u64,
+    /// `--openai`: prompt tokens (`usage.prompt_tokens`, or the prompt's estimate where a stream had no usage).
+    pub input_tokens: u64,
     pub failures: [u64; Failure::ALL.len()],
 }
 
@@ -58,6 +60,7 @@ impl Counts {
             events: rec.events,
             bytes: rec.bytes,
             output_tokens: rec.llm.as_ref().map_or(0, |l| l.output_tokens),
+            input_tokens: rec.llm.as_ref().map_or(0, |l| l.input_tokens),
             failures,
         }
     }
@@ -71,6 +74,7 @@ impl Counts {
         self.events += other.events;
         self.bytes += other.bytes;
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures) {
             *mine += theirs;
         }
@@ -87,6 +91,7 @@ impl Counts {
         self.events += d(now.events, base.events);
         self.bytes += d(now.bytes, base.bytes);
         self.output_tokens = self.output_tokens.saturating_add(d(now.output_tokens, base.output_tokens));
+        self.input_tokens = self.input_tokens.saturating_add(d(now.input_tokens, base.input_tokens));
         for ((mine, n), b) in self.failures.iter_mut().zip(now.failures).zip(base.failures) {
             *mine += d(n, b);
         }
@@ -172,6 +177,19 @@ impl Interval {
                 }
                 b.add(theirs).expect("histograms share their highest value");
             }
+        }
+    }
+
+    /// The histograms, in `LATENCIES` then `LLM_LATENCIES` order (the LLM ones empty outside `--openai`).
+    pub fn histograms(&self) -> &[Histogram<u64>; HISTOGRAMS] {
+        &self.histograms
+    }
+
+    /// Adds a later interval's counters and histograms (a running total; its gauges and times stay).
+    fn accumulate(&mut self, later: &Interval) {
+        self.counts.add(&later.counts);
+        for (mine, theirs) in self.histograms.iter_mut().zip(&later.histograms) {
+            mine.add(theirs).expect("histograms share bounds");
         }
     }
 
@@ -295,6 +313,9 @@ pub struct Collector {
     pub timeline: Vec<Entry>,
     /// `--hdr-log`: each emitted interval's histograms (`None`: not kept).
     kept: Option<Vec<IntervalHistograms>>,
+    /// `--metrics-addr`: every emitted interval's counters and histograms added up, from the start (`None`: not kept).
+    /// One more `Interval`, added to once per interval: the cumulative figures Prometheus wants, with nothing per event.
+    totals: Option<Box<Interval>>,
 }
 
 impl Collector {
@@ -309,6 +330,7 @@ impl Collector {
             llm,
             timeline: Vec::with_capacity(expected_intervals + 2),
             kept: None,
+            totals: None,
         }
     }
 
@@ -316,6 +338,18 @@ impl Collector {
     pub fn keeping_histograms(mut self) -> Collector {
         self.kept = Some(Vec::with_capacity(self.timeline.capacity()));
         self
+    }
+
+    /// `--metrics-addr`: also keep a running total of every emitted interval (`totals`).
+    pub fn keeping_totals(mut self) -> Collector {
+        self.totals = Some(Box::new(Interval::new()));
+        self
+    }
+
+    /// `keeping_totals`: every emitted interval's figures added up (counters and histograms; the gauges are in the
+    /// last timeline entry). `None` when not kept.
+    pub fn totals(&self) -> Option<&Interval> {
+        self.totals.as_deref()
     }
 
     /// Takes in one core's snapshot and returns it, emptied, for the core to reuse.
@@ -349,6 +383,9 @@ impl Collector {
                 break;
             }
             let front = self.pending.pop_front().expect("a front");
+            if let Some(totals) = &mut self.totals {
+                totals.accumulate(&front);
+            }
             // An index no core sent (each folded it into its next snapshot: no spare came back in time, or a core
             // woke late) has no figures and no end of its own: no entry. The next entry covers its time, and its
             // rates span both.
@@ -362,6 +399,11 @@ impl Collector {
             self.pool.push(front);
             self.first += 1;
         }
+    }
+
+    /// The run is over: emits what is left (the timeline and `totals` are then final; `finish` hands them over).
+    pub fn close(&mut self) {
+        self.emit(true);
     }
 
     /// The run is over: emits what is left.

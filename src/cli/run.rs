@@ -128,6 +128,16 @@ pub(crate) struct RunArgs {
     /// --openai) to this file as an HdrHistogram interval log, tagged by name (two significant digits)
     #[arg(long)]
     hdr_log: Option<PathBuf>,
+    /// Serve the run's figures at http://ADDR/metrics in the Prometheus text format, updated every
+    /// --report-interval (counters, gauges and latency histograms; see the README)
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// With --metrics-addr: how long /metrics stays up after the report, so the last scrape sees the final figures
+    #[arg(long, default_value = "10s", value_parser = units::parse_duration, requires = "metrics_addr")]
+    metrics_linger: Duration,
+    /// The `run` label of every metric series [default: HOST-PID-UNIXTIME]
+    #[arg(long, value_name = "ID")]
+    run_id: Option<String>,
     /// Also write one JSON line per ended stream to this file (JSON Lines; see the README for the fields)
     #[arg(long)]
     streams_log: Option<PathBuf>,
@@ -329,6 +339,18 @@ fn parse_bind(s: &str) -> Result<BindList, String> {
     flags::parse_bind_list(s).map(BindList)
 }
 
+/// `--run-id`'s default: `HOST-PID-UNIXTIME`, readable and unique per process (two generators on one host differ by
+/// their pid, two hosts by their name), in characters that need no escaping anywhere (a PromQL regex aside from `.`).
+fn generated_run_id() -> String {
+    let host: String = crate::sys::hostname()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '_' })
+        .collect();
+    let unix_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let host = if host.is_empty() { "ssebench".to_string() } else { host };
+    format!("{host}-{}-{unix_s}", std::process::id())
+}
+
 pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
     let body = match args.body.as_deref() {
         None => Vec::new(),
@@ -413,6 +435,9 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         report_interval: args.report_interval,
         csv_path: args.csv,
         hdr_log_path: args.hdr_log,
+        metrics_addr: args.metrics_addr,
+        metrics_linger: args.metrics_linger,
+        run_id: args.run_id.unwrap_or_else(generated_run_id),
         streams_log_path: args.streams_log,
         live: !args.quiet,
         llm,
@@ -481,6 +506,25 @@ mod tests {
         assert_eq!(run(&["http://127.0.0.1:9/", "--max-redirects", "0"]).unwrap().max_redirects, 0);
         assert!(!cfg.compressed, "no Accept-Encoding unless asked, as curl");
         assert!(run(&["http://127.0.0.1:9/x", "--compressed"]).unwrap().compressed);
+    }
+
+    #[test]
+    fn metrics_flags_reach_the_config() {
+        let cfg = run(&["http://127.0.0.1:9/", "--metrics-addr", "127.0.0.1:9091", "--metrics-linger", "3s"]).unwrap();
+        assert_eq!(cfg.metrics_addr, Some("127.0.0.1:9091".parse().unwrap()));
+        assert_eq!(cfg.metrics_linger, Duration::from_secs(3));
+        let (host_pid, unix_s) = cfg.run_id.rsplit_once('-').expect("HOST-PID-UNIXTIME");
+        assert!(unix_s.parse::<u64>().is_ok() && host_pid.ends_with(&format!("-{}", std::process::id())), "{cfg:?}");
+        assert!(cfg.run_id.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)), "{}", cfg.run_id);
+        let cfg = run(&["http://127.0.0.1:9/", "--run-id", "eu-1"]).unwrap();
+        assert_eq!(
+            (cfg.run_id.as_str(), cfg.metrics_addr, cfg.metrics_linger),
+            ("eu-1", None, Duration::from_secs(10))
+        );
+        assert!(run(&["http://127.0.0.1:9/", "--run-id", ""]).is_err());
+        let argv = |extra: [&'static str; 2]| ["ssebench", "run", "http://127.0.0.1:9/"].into_iter().chain(extra);
+        assert!(parse_from(argv(["--metrics-addr", "localhost"])).is_err(), "an address, not a name");
+        assert!(parse_from(argv(["--metrics-linger", "1s"])).is_err(), "a linger without an endpoint");
     }
 
     #[test]

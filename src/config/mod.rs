@@ -4,7 +4,7 @@ pub mod flags;
 mod target;
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +119,12 @@ pub struct RunConfig {
     pub csv_path: Option<PathBuf>,
     /// `--hdr-log`: also write the interval histograms as an HdrHistogram interval log to this file.
     pub hdr_log_path: Option<PathBuf>,
+    /// `--metrics-addr`: serve the run's figures at `/metrics` here (Prometheus text format), updated every interval.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `--metrics-linger`: how long `/metrics` stays up after the report, so the last scrape sees the final figures.
+    pub metrics_linger: Duration,
+    /// `--run-id`: the `run` label of every metric series, telling runs and generators apart.
+    pub run_id: String,
     /// `--streams-log`: also write one JSON line per ended stream to this file.
     pub streams_log_path: Option<PathBuf>,
     /// The live view on stderr, one line per interval (`--quiet` turns it off). Off in `RunConfig::new`: runs made
@@ -360,6 +366,9 @@ impl RunConfig {
             live: false,
             csv_path: None,
             hdr_log_path: None,
+            metrics_addr: None,
+            metrics_linger: Duration::from_secs(10),
+            run_id: "ssebench".into(),
             streams_log_path: None,
             llm: None,
             tls: None,
@@ -395,6 +404,9 @@ impl RunConfig {
         }
         if self.report_interval < MIN_REPORT_INTERVAL {
             return err(format!("--report-interval must be at least {} ms", MIN_REPORT_INTERVAL.as_millis()));
+        }
+        if self.run_id.is_empty() || self.run_id.len() > 128 || self.run_id.chars().any(char::is_control) {
+            return err("--run-id must be 1 to 128 bytes without control characters");
         }
         if self.connections == 0 {
             return err("-c/--connections must be at least 1");

@@ -10,6 +10,7 @@ const PURE: &[&str] = &[
     "sse",
     "llm::chunk",
     "llm::timeline",
+    "metrics",
     "plan",
     "recorder",
     "redirect",

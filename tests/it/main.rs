@@ -20,6 +20,7 @@ mod llm_chunks;
 mod llm_run;
 mod memory;
 mod merge;
+mod prometheus;
 mod redirects;
 mod streams_log;
 mod timeline;
