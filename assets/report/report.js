@@ -256,11 +256,13 @@
   // Axis labels: three significant digits; a tick a log scale leaves out comes as null.
   const ticks = (u, v) => v.map((x) => (x == null ? '' : +x.toPrecision(3)));
   const line = (label, color, extra) => Object.assign({ label, stroke: color, width: 1.5, points: { show: false } }, extra || {});
+  const fromZero = { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] };
   const timeAxis = { label: 'seconds since start', values: (u, v) => v.map((x) => x + ' s') };
   function timeOpts(series, axes, extra) {
     return Object.assign({
       // From the run's start, so the first stage's band and label show whole.
-      scales: { x: { time: false, range: (u, min, max) => [0, max] } },
+      // From zero on both axes: a rate axis starting near its data makes 2 % look like a collapse.
+      scales: { x: { time: false, range: (u, min, max) => [0, max] }, y: fromZero, ev: fromZero, mb: fromZero },
       series: [{ label: 't', value: (u, v) => (v == null ? '-' : fixed(v, 1) + ' s') }].concat(series),
       axes: [timeAxis].concat(axes),
       // Hovering one chart over time shows the same moment on all of them.

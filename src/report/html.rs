@@ -61,6 +61,8 @@ pub fn render(json: &Value) -> Result<String, String> {
     page.push_str("<a href=\"#distributions\">Distributions</a>");
     if !report.stages.is_empty() {
         page.push_str("<a href=\"#stages\">Stages</a>");
+    } else if report.figures.llm.as_ref().is_some_and(|l| !l.turns.is_empty()) {
+        page.push_str("<a href=\"#stages\">Turns</a>");
     }
     page.push_str("</nav>\n<main id=\"main\">\n<noscript><p>This report draws its tables and charts with JavaScript; ");
     page.push_str("the same figures are in the JSON report (<code>--json</code>).</p></noscript>\n</main>\n");

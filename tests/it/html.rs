@@ -264,10 +264,16 @@ fn a_staged_run_draws_every_chart_offline_with_the_json_figures() {
 
 #[test]
 fn an_llm_run_draws_its_token_charts_with_the_json_figures() {
-    let server = serve_args(&["--openai", "--tokens-per-s", "200", "--output-tokens", "40"]);
+    // Journeys of three turns whose prompts grow (the server's prefill time with them), so TTFT rises by turn.
+    let server =
+        serve_args(&["--openai", "--tokens-per-s", "200", "--output-tokens", "40", "--prefill-us-per-token", "300"]);
     let dir = temp_dir("html-llm");
+    let scenario = dir.join("scenario.toml");
+    let turns = "[conversation]\nturns = 3\nsystem = \"one two three\"\nmessages = [\"a b c d e f g h i j\"]\nmax_tokens = 40\n";
+    std::fs::write(&scenario, turns).unwrap();
     let url = format!("http://{}/", server.addr);
-    let (json, page) = run_with_html(&[&url, "--openai", "chat", "-c", "8", "-d", "6s"], &dir);
+    let args = [&url, "--openai", "chat", "--scenario", scenario.to_str().unwrap(), "-c", "8", "-d", "6s"];
+    let (json, page) = run_with_html(&args, &dir);
     assert_self_contained(&page);
     let dom = open_in_chromium(&dir.join("run.html"), "llm");
     assert_charts_drew(
@@ -282,8 +288,10 @@ fn an_llm_run_draws_its_token_charts_with_the_json_figures() {
             "dist_first_event",
             "dist_gap",
             "dist_tokens_per_chunk",
+            "ttft_by_turn",
         ],
     );
+    assert_eq!(json["llm"]["turns"].as_array().map(Vec::len), Some(3), "three turns");
     let llm = &json["llm"];
     assert!(llm["output_tokens"].as_u64().unwrap() > 0);
     assert_eq!(count(&dom, "llm.output_tokens"), llm["output_tokens"].as_u64().unwrap());
