@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# ssebench against wrk and h2load, side by side in one run: every client reads the same endless streams from one
+# `ssebench serve` on loopback (one 100-byte event per second per stream), at each stream count; for each it prints
+# the streams held, the client's CPU (user + system, from /proc) per million events over a steady-state window,
+# and its resident memory. Installs wrk and h2load (nghttp2-client) from the distribution's packages when missing.
+#
+#   bash benches/compare.sh                              # 1,000, 10,000 and 19,000 streams, 20 s windows
+#   COMPARE_STREAMS="1000" COMPARE_WINDOW_S=10 bash benches/compare.sh
+#   COMPARE_CLIENTS="ssebench wrk" bash benches/compare.sh
+#
+# Clients: `ssebench` (default driver), `ssebench-epoll`, `wrk` (raw HTTP: it reads the bytes and parses no event),
+# `h2load` (`--h1`). Events in a window are counted as streams held x window seconds: the server sends each held
+# stream one event per second, whoever reads it. The window starts once every stream of the client is open (its
+# sockets counted in /proc) and a 3 s settle has passed, so the connect storm is not in it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+streams_list=${COMPARE_STREAMS:-"1000 10000 19000"}
+window_s=${COMPARE_WINDOW_S:-20}
+clients=${COMPARE_CLIENTS:-"ssebench ssebench-epoll wrk h2load"}
+port=${COMPARE_PORT:-18480}
+settle_s=3
+
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+if [ "${#missing[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+cargo build --release --quiet
+bin=target/release/ssebench
+ulimit -n "$(ulimit -Hn)"
+ticks=$(getconf CLK_TCK)
+url="http://127.0.0.1:$port/"
+
+# utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+sockets() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
+
+# Starts one client for `n` streams lasting `total_s`; prints its pid.
+start_client() {
+    local client=$1 n=$2 total_s=$3
+    case $client in
+        ssebench) "$bin" run "$url" -c "$n" -d "${total_s}s" --connect-rate 2000 -q >/dev/null 2>&1 & ;;
+        ssebench-epoll) "$bin" run "$url" -c "$n" -d "${total_s}s" --connect-rate 2000 -q --driver epoll >/dev/null 2>&1 & ;;
+        wrk) wrk -t "$(nproc)" -c "$n" -d "${total_s}s" --timeout 600s "$url" >/dev/null 2>&1 & ;;
+        h2load) h2load --h1 -t "$(nproc)" -c "$n" -n "$n" "$url" >/dev/null 2>&1 & ;;
+        *) echo "compare: unknown client $client" >&2; exit 2 ;;
+    esac
+    echo $!
+}
+
+"$bin" serve --addr "127.0.0.1:$port" --events 0 --interval 1s --size 100 >/dev/null 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null' EXIT
+sleep 1
+
+printf '\n%-15s %8s %8s %14s %10s %12s\n' client streams held "CPU s/1M ev" "RSS MB" "B/stream"
+for n in $streams_list; do
+    ramp_s=$(( n / 2000 + 10 ))
+    for client in $clients; do
+        pid=$(start_client "$client" "$n" $(( ramp_s + settle_s + window_s + 10 )))
+        # Wait (up to the ramp's allowance) until every stream's socket is open.
+        for _ in $(seq 1 $(( ramp_s * 10 ))); do
+            [ "$(sockets "$pid")" -ge "$n" ] && break
+            sleep 0.1
+        done
+        sleep "$settle_s"
+        held_start=$(sockets "$pid")
+        cpu_start=$(cpu_ticks "$pid")
+        sleep "$window_s"
+        cpu_end=$(cpu_ticks "$pid")
+        held=$(sockets "$pid")
+        rss=$(rss_kib "$pid")
+        kill -INT "$pid" 2>/dev/null || true
+        sleep 0.5
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        held=$(( held < held_start ? held : held_start ))
+        awk -v c="$client" -v n="$n" -v h="$held" -v t=$(( cpu_end - cpu_start )) -v hz="$ticks" -v w="$window_s" \
+            -v rss="$rss" 'BEGIN {
+                events = h * w
+                printf "%-15s %8d %8d %14.1f %10.1f %12.0f\n", c, n, h, (events > 0 ? t / hz / events * 1e6 : 0),
+                    rss / 1024, (h > 0 ? rss * 1024 / h : 0)
+            }'
+        # Let the server close the last client's streams before the next one connects.
+        sleep 2
+    done
+done
