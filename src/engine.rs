@@ -166,18 +166,26 @@ fn write_streams_log(
     Ok(lines)
 }
 
-/// The most memory resident while every worker still runs its streams, sampled from VmRSS, and
-/// the end of that streaming phase: it returns when the first worker finishes, so what a worker
-/// allocates to hand back its recorder, and the merge, are not counted as the streams' cost.
-/// Sampling misses spikes shorter than its period; the engine reads the kernel's VmHWM instead
-/// where it could reset it. Between samples it collects the cores' interval snapshots.
-fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>], intervals: &mut Intervals) -> Option<u64> {
+/// How often the engine looks for a worker that ended without sending its last snapshot (its runtime failed to
+/// start). Every other end is seen at once: a core's last snapshot wakes the engine.
+const FINISH_CHECK_PERIOD: Duration = Duration::from_millis(100);
+
+/// The end of the streaming phase, and the most memory resident while every worker still ran its streams: it returns
+/// when the first core sends its last snapshot (or a worker thread ends without one), so what a worker allocates to
+/// hand back its recorder, and the merge, are not counted as the streams' cost. Between snapshots it sleeps: with
+/// `sample` (the kernel's high-water mark could not be reset) it reads VmRSS every `RSS_SAMPLE_PERIOD`, which misses
+/// spikes shorter than that; otherwise it reads nothing, and the caller takes the kernel's VmHWM.
+fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>], intervals: &mut Intervals, sample: bool) -> Option<u64> {
     let mut peak = sys::memory_kib().map(|m| m.rss_kib);
     let mut next_sample = Instant::now() + RSS_SAMPLE_PERIOD;
-    while !workers.iter().any(|w| w.is_finished()) {
+    while !intervals.collector.a_core_finished() && !workers.iter().any(|w| w.is_finished()) {
         let now = Instant::now();
+        if !sample {
+            intervals.drain(FINISH_CHECK_PERIOD);
+            continue;
+        }
         if now < next_sample {
-            intervals.drain((next_sample - now).min(DRAIN_PERIOD));
+            intervals.drain((next_sample - now).min(FINISH_CHECK_PERIOD));
             continue;
         }
         next_sample += RSS_SAMPLE_PERIOD;
@@ -334,7 +342,7 @@ pub fn run_live(
         }
     }
     drop(go_senders);
-    let sampled_peak_kib = watch_rss(&handles, &mut intervals);
+    let sampled_peak_kib = watch_rss(&handles, &mut intervals, !kernel_peak);
     let rss_peak_kib = match kernel_peak {
         true => sys::memory_kib().map(|m| m.hwm_kib),
         false => sampled_peak_kib,

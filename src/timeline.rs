@@ -352,6 +352,11 @@ impl Collector {
         self.totals.as_deref()
     }
 
+    /// Some core has sent its last snapshot: it has finished its streams.
+    pub fn a_core_finished(&self) -> bool {
+        self.sent.iter().any(|&(_, done)| done)
+    }
+
     /// Takes in one core's snapshot and returns it, emptied, for the core to reuse.
     pub fn accept(&mut self, mut snapshot: Interval) -> Interval {
         let core = snapshot.core;
@@ -508,7 +513,9 @@ mod tests {
         c.accept(snapshot(1, 1, 20, false));
         assert_eq!(c.timeline.len(), 2);
         // Core 0 finishes early; core 1 goes on alone.
+        assert!(!c.a_core_finished());
         c.accept(snapshot(0, 2, 3, true));
+        assert!(c.a_core_finished(), "core 0 sent its last");
         c.accept(snapshot(1, 3, 40, false));
         c.accept(snapshot(1, 4, 50, true));
         let timeline = c.finish();
