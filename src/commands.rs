@@ -108,10 +108,9 @@ fn merge(cfg: &MergeConfig) -> u8 {
     // `Report` has no timeline to hold it. The HTML page is drawn from the same value.
     let json = match timeline {
         None => None,
-        Some((started_at_us, entries)) => {
+        // Its start is the report's `started_at` already: the earliest of the reports', every one of which has one.
+        Some((_, entries)) => {
             let mut json = serde_json::to_value(&report).expect("the report serializes");
-            json["started_at"] =
-                serde_json::to_value(report::timeline::StartedAt::of(started_at_us)).expect("a start time serializes");
             json["timeline"] = entries.into();
             Some(json)
         }
@@ -128,7 +127,7 @@ fn merge(cfg: &MergeConfig) -> u8 {
     }
     if let Some(path) = &cfg.html_path {
         let json = json.unwrap_or_else(|| serde_json::to_value(&report).expect("the report serializes"));
-        if let Err(message) = write_html(path, &json) {
+        if let Err(message) = write_html(path, &report, &json) {
             eprintln!("ssebench: {message}");
             return exit::CANNOT_START;
         }
@@ -150,7 +149,7 @@ fn reprint(path: &Path, html_path: Option<&Path>) -> u8 {
             return exit::USAGE;
         }
     };
-    if let Some(Err(message)) = html_path.map(|path| write_html(path, &json)) {
+    if let Some(Err(message)) = html_path.map(|path| write_html(path, &report, &json)) {
         eprintln!("ssebench: {message}");
         return exit::CANNOT_START;
     }
@@ -161,9 +160,9 @@ fn reprint(path: &Path, html_path: Option<&Path>) -> u8 {
     if report.slos_pass() { exit::OK } else { exit::SLO_FAILED }
 }
 
-/// `--html`: the page of `json` (a report as `--json` writes it) into `path`.
-fn write_html(path: &Path, json: &serde_json::Value) -> Result<(), String> {
-    let page = report::html::render(json).map_err(|e| format!("cannot write the HTML report: {e}"))?;
+/// `--html`: the page of `report`, drawn from `json` (the report as `--json` writes it), into `path`.
+fn write_html(path: &Path, report: &Report, json: &serde_json::Value) -> Result<(), String> {
+    let page = report::html::render(report, json).map_err(|e| format!("cannot write the HTML report: {e}"))?;
     std::fs::write(path, page).map_err(|e| format!("cannot write the HTML report to {}: {e}", path.display()))
 }
 
@@ -211,7 +210,7 @@ fn run(cfg: &RunConfig, first_core: usize, in_process_server: bool) -> Result<Ru
     }
     if let Some(path) = &cfg.html_path {
         let json = serde_json::to_value(&report).expect("the report serializes");
-        write_html(path, &json).map_err(EngineError::Start)?;
+        write_html(path, &report, &json).map_err(EngineError::Start)?;
     }
     if let Some(path) = &cfg.csv_path {
         std::fs::write(path, report::timeline::render_csv(&report.timeline, cfg.llm.is_some()))

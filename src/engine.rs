@@ -176,7 +176,7 @@ const FINISH_CHECK_PERIOD: Duration = Duration::from_millis(100);
 /// `sample` (the kernel's high-water mark could not be reset) it reads VmRSS every `RSS_SAMPLE_PERIOD`, which misses
 /// spikes shorter than that; otherwise it reads nothing, and the caller takes the kernel's VmHWM.
 fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>], intervals: &mut Intervals, sample: bool) -> Option<u64> {
-    let mut peak = sys::memory_kib().map(|m| m.rss_kib);
+    let mut peak = if sample { sys::memory_kib().map(|m| m.rss_kib) } else { None };
     let mut next_sample = Instant::now() + RSS_SAMPLE_PERIOD;
     while !intervals.collector.a_core_finished() && !workers.iter().any(|w| w.is_finished()) {
         let now = Instant::now();
@@ -260,16 +260,13 @@ pub fn run_live(
     if metrics.is_some() {
         collector = collector.keeping_totals();
     }
+    let stage_targets: Vec<usize> = shared.windows.iter().map(|w| w.streams).collect();
     let mut intervals = Intervals {
         collector,
         from_cores: snapshot_rx,
         back: Vec::with_capacity(threads),
         live: live.map(|sink| Live {
-            shape: live::Shape {
-                length: shared.length,
-                stage_targets: shared.windows.iter().map(|w| w.streams).collect(),
-                llm: cfg.llm.is_some(),
-            },
+            shape: live::Shape { length: shared.length, stage_targets: stage_targets.clone(), llm: cfg.llm.is_some() },
             sink,
             shown: 0,
             shown_end_us: 0,
@@ -278,7 +275,7 @@ pub fn run_live(
             shape: metrics::Shape {
                 run_id: cfg.run_id.clone(),
                 llm: cfg.llm.is_some(),
-                stage_targets: shared.windows.iter().map(|w| w.streams).collect(),
+                stage_targets,
                 target_streams: cfg.arrivals.map_or(cfg.connections, |a| a.max_streams),
             },
             sink,
@@ -343,10 +340,7 @@ pub fn run_live(
     }
     drop(go_senders);
     let sampled_peak_kib = watch_rss(&handles, &mut intervals, !kernel_peak);
-    let rss_peak_kib = match kernel_peak {
-        true => sys::memory_kib().map(|m| m.hwm_kib),
-        false => sampled_peak_kib,
-    };
+    let rss_peak_kib = if kernel_peak { sys::memory_kib().map(|m| m.hwm_kib) } else { sampled_peak_kib };
     // Keep collecting until every worker is done: a core that still runs must find its emptied snapshots back.
     while !handles.iter().all(|h| h.is_finished()) {
         intervals.drain(DRAIN_PERIOD);
@@ -405,7 +399,6 @@ pub fn run_live(
         step_names: cfg.llm.as_ref().map_or(Vec::new(), |l| l.step_names()),
         timeline,
         interval_histograms,
-        report_interval: cfg.report_interval,
         started_at_us,
         host: sys::hostname(),
     })

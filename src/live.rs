@@ -100,11 +100,7 @@ fn seconds(us: u64) -> String {
 
 /// `850us`, `12.3ms`, `1.25s`.
 fn micros(us: u64) -> String {
-    match us {
-        0..1_000 => format!("{us}us"),
-        1_000..1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
-        _ => format!("{:.2}s", us as f64 / 1e6),
-    }
+    crate::units::format_micros(us as f64, 1)
 }
 
 /// When a log gets a line: the first interval's, then the first interval ending `PLAIN_PERIOD` or more after the

@@ -28,7 +28,6 @@ pub struct RunOutcome {
     pub timeline: Vec<Entry>,
     /// `--hdr-log`: each interval's merged histograms, serialized (empty without the flag).
     pub interval_histograms: Vec<IntervalHistograms>,
-    pub report_interval: Duration,
     /// When the run's clock started, in µs since the Unix epoch (0 if the system clock is before it).
     pub started_at_us: u64,
     /// The generator's host name (empty where it cannot be read).
@@ -52,7 +51,6 @@ impl RunOutcome {
             step_names: Vec::new(),
             timeline: Vec::new(),
             interval_histograms: Vec::new(),
-            report_interval: Duration::from_secs(1),
             started_at_us: 0,
             host: String::new(),
         }

@@ -103,7 +103,9 @@ impl EventIds {
             // No id of its own (or an empty one): nothing to check, the id it carries is inherited.
             IdField::Absent => {}
             IdField::Set if event.last_event_id.is_empty() => {}
-            IdField::Set if let Some(id) = parse_id(event.last_event_id) => self.on_numeric_id(id, rec),
+            IdField::Set if let Some(id) = crate::units::parse_decimal(event.last_event_id) => {
+                self.on_numeric_id(id, rec)
+            }
             // An id that is not a decimal number, or one with NUL that the parser ignored: the server numbered
             // the event in a way this check cannot read.
             IdField::Set | IdField::Ignored => {
@@ -127,14 +129,6 @@ impl EventIds {
         self.seen = true;
         self.unnumbered = 0;
     }
-}
-
-/// An event id that is a plain decimal number; anything else is not a sequence number.
-fn parse_id(id: &[u8]) -> Option<u64> {
-    if id.is_empty() || id.len() > 19 || !id.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(id.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// Reusable per-virtual-user parsing state: buffers keep their capacity from stream to stream.
@@ -485,7 +479,6 @@ impl StreamMachine {
         Some(Progress::Redirect { status: head.status, reusable: head.keep_alive && whole })
     }
 
-    /// The body ended by its framing or by EOF; an event left half-received is a premature end.
     /// The body ended by its framing or by EOF; an event left half-received, or a compressed
     /// stream that had not ended, is a premature end.
     fn end_of_body(&mut self) -> StreamEnd {

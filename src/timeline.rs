@@ -65,19 +65,9 @@ impl Counts {
         }
     }
 
+    /// `self += other`: what `add_since` adds from a zero base.
     fn add(&mut self, other: &Counts) {
-        self.started += other.started;
-        self.completed += other.completed;
-        self.failed += other.failed;
-        self.interrupted += other.interrupted;
-        self.reconnects += other.reconnects;
-        self.events += other.events;
-        self.bytes += other.bytes;
-        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
-        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
-        for (mine, theirs) in self.failures.iter_mut().zip(other.failures) {
-            *mine += theirs;
-        }
+        self.add_since(other, &Counts::default());
     }
 
     /// `self += now - base`; a recorder's counters only grow.
@@ -195,10 +185,7 @@ impl Interval {
 
     /// Folds another core's snapshot of the same interval in.
     pub fn merge(&mut self, other: &Interval) {
-        self.counts.add(&other.counts);
-        for (mine, theirs) in self.histograms.iter_mut().zip(&other.histograms) {
-            mine.add(theirs).expect("histograms share bounds");
-        }
+        self.accumulate(other);
         self.open_streams += other.open_streams;
         self.end_us = self.end_us.max(other.end_us);
         self.stage = self.stage.max(other.stage);

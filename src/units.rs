@@ -2,6 +2,18 @@
 
 use std::time::{Duration, Instant};
 
+/// A duration in µs as the reports print it: whole `us` below a millisecond, `ms` with `ms_decimals` places below a
+/// second, `s` with two above.
+pub fn format_micros(us: f64, ms_decimals: usize) -> String {
+    if us < 1_000.0 {
+        format!("{us:.0}us")
+    } else if us < 1_000_000.0 {
+        format!("{:.*}ms", ms_decimals, us / 1e3)
+    } else {
+        format!("{:.2}s", us / 1e6)
+    }
+}
+
 /// Microseconds from `from` to `to`, 0 if `to` is earlier. Every latency the recorders hold is one of these.
 pub fn micros_between(from: Instant, to: Instant) -> u64 {
     to.saturating_duration_since(from).as_micros() as u64

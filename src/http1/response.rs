@@ -197,7 +197,7 @@ struct Fields {
     transfer_encoding: Option<TransferEncoding>,
     content_length: Option<ContentLength>,
     /// Content-Encoding's codings, in order, folded with [`Coding::then`].
-    content_coding: Option<Coding>,
+    content_coding: Coding,
     connection_close: bool,
     connection_keep_alive: bool,
     is_event_stream: bool,
@@ -212,7 +212,7 @@ struct TransferEncoding {
     /// Some coding name was not a token.
     invalid: bool,
     /// The codings other than `chunked`, folded with [`Coding::then`].
-    applied: Option<Coding>,
+    applied: Coding,
 }
 
 #[derive(Clone, Copy)]
@@ -240,13 +240,12 @@ impl Fields {
                     te.chunked_count += u32::from(is_chunked);
                     te.last_is_chunked = is_chunked;
                     if !is_chunked {
-                        te.applied = Some(te.applied.unwrap_or(Coding::Identity).then(Coding::named(coding_name)));
+                        te.applied = te.applied.then(Coding::named(coding_name));
                     }
                 }
             } else if name.eq_ignore_ascii_case("content-encoding") {
                 for coding in list_elements(header.value) {
-                    let applied = fields.content_coding.unwrap_or(Coding::Identity);
-                    fields.content_coding = Some(applied.then(Coding::named(coding)));
+                    fields.content_coding = fields.content_coding.then(Coding::named(coding));
                 }
             } else if name.eq_ignore_ascii_case("content-length") {
                 fields.content_length = Some(merge_content_length(fields.content_length, header.value));
@@ -265,12 +264,12 @@ impl Fields {
 
     /// The coding of the body: Content-Encoding's, then the transfer codings before `chunked`.
     fn coding(&self) -> Coding {
-        let content = self.content_coding.unwrap_or(Coding::Identity);
+        let content = self.content_coding;
         match self.transfer_encoding {
             None => content,
             // Chunked, then something else on top of it: read until close, but not decodable.
             Some(te) if te.chunked_count > 0 && !te.last_is_chunked => Coding::Unsupported,
-            Some(te) => content.then(te.applied.unwrap_or(Coding::Identity)),
+            Some(te) => content.then(te.applied),
         }
     }
 }

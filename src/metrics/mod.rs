@@ -7,6 +7,7 @@
 pub mod serve;
 
 use std::fmt::Write;
+use std::sync::LazyLock;
 
 use hdrhistogram::Histogram;
 
@@ -138,14 +139,17 @@ fn push_head(out: &mut String, name: &str, help: &str, kind: &str) {
 fn push_histogram(out: &mut String, name: &str, help: &str, run: &str, buckets: &Buckets) {
     push_head(out, name, help, "histogram");
     let mut cumulative = 0;
-    for (bound_us, n) in BUCKET_BOUNDS_US.iter().zip(buckets.counts) {
+    for (le, n) in LE_SECONDS.iter().zip(buckets.counts) {
         cumulative += n;
-        let _ = writeln!(out, "{name}_bucket{{{run},le=\"{}\"}} {cumulative}", seconds(*bound_us));
+        let _ = writeln!(out, "{name}_bucket{{{run},le=\"{le}\"}} {cumulative}");
     }
     let _ = writeln!(out, "{name}_bucket{{{run},le=\"+Inf\"}} {}", buckets.count);
     let _ = writeln!(out, "{name}_sum{{{run}}} {}", buckets.sum_us as f64 / 1e6);
     let _ = writeln!(out, "{name}_count{{{run}}} {}", buckets.count);
 }
+
+/// `BUCKET_BOUNDS_US` as the `le` labels write them, worked out once.
+static LE_SECONDS: LazyLock<[String; BUCKET_BOUNDS_US.len()]> = LazyLock::new(|| BUCKET_BOUNDS_US.map(seconds));
 
 /// Whole microseconds as exact decimal seconds (`1600` -> `0.0016`, `104857600` -> `104.8576`), never a float's
 /// rounding: `le` values are compared as text by anyone who reads the series.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::{Report, histograms, warnings};
@@ -44,11 +44,11 @@ struct PageData<'a> {
     distributions: BTreeMap<&'static str, Vec<[f64; 2]>>,
 }
 
-/// The page for `json`, a report as `--json` writes it (a run's, a merged one, or one read back from a file).
-/// Fails when it is not a report, or one of its histograms cannot be read, naming it.
-pub fn render(json: &Value) -> Result<String, String> {
-    let report = Report::deserialize(json).map_err(|e| format!("not an ssebench report: {e}"))?;
-    let data = PageData { report: json, warnings: warnings::of(&report), distributions: distributions(&report)? };
+/// The page for `report`, drawn from `json`, the same report as `--json` writes it (a run's, a merged one with its
+/// timeline, or one read back from a file with whatever this version's `Report` does not know). Fails when one of
+/// its histograms cannot be read, naming it.
+pub fn render(report: &Report, json: &Value) -> Result<String, String> {
+    let data = PageData { report: json, warnings: warnings::of(report), distributions: distributions(report)? };
     let title = escape(&format!("ssebench: {}", report.target));
     let mut page = String::with_capacity(UPLOT_JS.len() + PAGE_JS.len() + 64 * 1024);
     page.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
@@ -159,11 +159,5 @@ mod tests {
         let back: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(back, value);
         assert_eq!(escape("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&#39;");
-    }
-
-    #[test]
-    fn something_that_is_not_a_report_is_refused() {
-        let err = render(&serde_json::json!({"hello": 1})).unwrap_err();
-        assert!(err.starts_with("not an ssebench report"), "{err}");
     }
 }

@@ -81,13 +81,7 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
         let each: Vec<&StageReport> = reports.iter().filter_map(|r| r.stages.get(index)).collect();
         stages.push(merge_stage(&each, duration_s, slos)?);
     }
-    let judged = !slos.is_empty();
-    let breakpoint = stages.first().and_then(|first| {
-        stages.iter().find_map(|stage| {
-            let reason = stage.broken(first, judged)?;
-            Some(Breakpoint { stage: stage.stage, target_streams: stage.target_streams, reason })
-        })
-    });
+    let breakpoint = Breakpoint::first(&stages, !slos.is_empty());
     let mut drivers: Vec<&str> = reports.iter().map(|r| r.engine.driver.as_str()).collect();
     drivers.dedup();
     Ok(Report {
@@ -129,7 +123,6 @@ fn merge_stage(each: &[&StageReport], run_s: f64, slos: &[Slo]) -> Result<StageR
     // A stage's rates are over its own window, cut short where its run was.
     let duration_s = each.iter().map(|s| (s.end_s.min(run_s) - s.start_s).max(0.0)).fold(0.0, f64::max);
     let figures = merge_figures(&each.iter().map(|s| &s.figures).collect::<Vec<_>>(), duration_s)?;
-    #[allow(clippy::needless_update)] // as in `merge`
     Ok(StageReport {
         stage: first.stage,
         target_streams: each.iter().map(|s| s.target_streams).sum(),
@@ -138,7 +131,6 @@ fn merge_stage(each: &[&StageReport], run_s: f64, slos: &[Slo]) -> Result<StageR
         open_at_end: each.iter().map(|s| s.open_at_end).sum(),
         slos: slos.iter().map(|slo| verdict::judge(slo, &figures)).collect(),
         figures,
-        ..first.clone()
     })
 }
 
@@ -167,7 +159,8 @@ fn add_histograms(all: &[&Figures]) -> Result<BTreeMap<String, Histogram<u64>>, 
 
 fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeError> {
     let sums = add_histograms(all)?;
-    let summary = |name: &str| sums.get(name).map_or_else(|| Summary::of(&Histogram::new(1).unwrap()), Summary::of);
+    let empty = Histogram::new(1).expect("a histogram of one significant digit");
+    let summary = |name: &str| Summary::of(sums.get(name).unwrap_or(&empty));
     let total = |f: &dyn Fn(&Figures) -> u64| all.iter().map(|x| f(x)).sum::<u64>();
     let per_s = |n: u64| rate(n, duration_s);
     let streams = merge_streams(all);
@@ -209,7 +202,6 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         full: tls.iter().map(|t| t.full).sum(),
         resumed: tls.iter().map(|t| t.resumed).sum(),
     });
-    #[allow(clippy::needless_update)] // as in `merge`
     Ok(Figures {
         streams,
         events,
@@ -218,7 +210,6 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         llm,
         tls_handshakes,
         histograms: Some(sums.iter().map(|(name, h)| (name.clone(), histograms::encode(h))).collect()),
-        ..all[0].clone()
     })
 }
 

@@ -457,6 +457,18 @@ pub struct Breakpoint {
     pub reason: String,
 }
 
+impl Breakpoint {
+    /// The first of `stages` that broke (`StageReport::broken`), judged by the objectives when `judged`, else by the
+    /// default rules; a run's report and a merged one find it the same way.
+    pub(crate) fn first(stages: &[StageReport], judged: bool) -> Option<Breakpoint> {
+        let first = stages.first()?;
+        stages.iter().find_map(|stage| {
+            let reason = stage.broken(first, judged)?;
+            Some(Breakpoint { stage: stage.stage, target_streams: stage.target_streams, reason })
+        })
+    }
+}
+
 /// Below this success rate a stage counts as broken (without `--slo`).
 const BREAK_SUCCESS_RATE: f64 = 0.99;
 /// A stage whose first-event p99 is more than this many times the first stage's counts as broken
@@ -622,12 +634,7 @@ impl Report {
         for stage in &mut stages {
             stage.slos = slos.iter().map(|slo| verdict::judge(slo, &stage.figures)).collect();
         }
-        let breakpoint = stages.first().and_then(|first| {
-            stages.iter().find_map(|stage| {
-                let reason = stage.broken(first, !slos.is_empty())?;
-                Some(Breakpoint { stage: stage.stage, target_streams: stage.target_streams, reason })
-            })
-        });
+        let breakpoint = Breakpoint::first(&stages, !slos.is_empty());
         Report {
             version: env!("CARGO_PKG_VERSION").to_string(),
             target: target.to_string(),

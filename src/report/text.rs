@@ -368,13 +368,7 @@ fn measured(v: &Verdict) -> String {
 
 /// Microseconds as a short human duration.
 fn duration(us: f64) -> String {
-    if us < 1_000.0 {
-        format!("{us:.0}us")
-    } else if us < 1_000_000.0 {
-        format!("{:.2}ms", us / 1e3)
-    } else {
-        format!("{:.2}s", us / 1e6)
-    }
+    crate::units::format_micros(us, 2)
 }
 
 #[cfg(test)]

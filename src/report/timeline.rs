@@ -134,25 +134,19 @@ impl TimelineEntry {
     }
 }
 
-/// The CSV header of `--csv`, in column order; `llm_columns` adds the `--openai` ones.
-pub fn csv_header(llm_columns: bool) -> &'static str {
-    match llm_columns {
-        false => CSV_HEADER,
-        true => CSV_HEADER_LLM,
-    }
-}
-
+/// The CSV header of `--csv`, in column order, and the columns an `--openai` run adds after it.
 const CSV_HEADER: &str = "t_s,stage,open_streams,started,completed,failed,interrupted,reconnects,events,bytes,\
 first_event_p50_us,first_event_p99_us,gap_p50_us,gap_p99_us,headers_p50_us,connect_p50_us";
-const CSV_HEADER_LLM: &str = "t_s,stage,open_streams,started,completed,failed,interrupted,reconnects,events,bytes,\
-first_event_p50_us,first_event_p99_us,gap_p50_us,gap_p99_us,headers_p50_us,connect_p50_us,\
-ttft_p50_us,ttft_p99_us,itl_p50_us,output_tokens";
+const CSV_LLM_COLUMNS: &str = ",ttft_p50_us,ttft_p99_us,itl_p50_us,output_tokens";
 
 /// The timeline as CSV: the header, then one row per entry; a latency cell is empty where its interval had no
 /// samples. `llm_columns`: an `--openai` run.
 pub fn render_csv(timeline: &[TimelineEntry], llm_columns: bool) -> String {
     let mut out = String::with_capacity(64 * (timeline.len() + 1));
-    out.push_str(csv_header(llm_columns));
+    out.push_str(CSV_HEADER);
+    if llm_columns {
+        out.push_str(CSV_LLM_COLUMNS);
+    }
     out.push('\n');
     let cell = |out: &mut String, v: Option<u64>| {
         out.push(',');

@@ -364,8 +364,7 @@ impl Snapshots {
         }
         let Some(spare) = self.spares.pop() else { return };
         let mut full = std::mem::replace(&mut self.current, spare);
-        (full.index, full.end_us, full.stage, full.open_streams, full.core) =
-            (index, end_us, stage, rec.active, self.core);
+        stamp(&mut full, rec, stage, index, end_us, self.core);
         if let Err(TrySendError::Full(full) | TrySendError::Disconnected(full)) = self.link.to_collector.try_send(full)
         {
             let spare = std::mem::replace(&mut self.current, full);
@@ -378,12 +377,16 @@ impl Snapshots {
     fn finish(mut self, rec: &Recorder, stage: usize, index: usize, end_us: u64) {
         self.current.add_since(rec, &mut self.base);
         let mut last = self.current;
-        let index = index.max(self.next_index);
-        (last.index, last.end_us, last.stage, last.open_streams, last.core) =
-            (index, end_us, stage, rec.active, self.core);
+        stamp(&mut last, rec, stage, index.max(self.next_index), end_us, self.core);
         last.last = true;
         let _ = self.link.to_collector.send(last);
     }
+}
+
+/// Labels a snapshot about to go to the collector: its interval and end, the stage and open streams now, its core.
+fn stamp(snapshot: &mut Interval, rec: &Recorder, stage: usize, index: usize, end_us: u64, core: usize) {
+    (snapshot.index, snapshot.end_us, snapshot.stage, snapshot.open_streams, snapshot.core) =
+        (index, end_us, stage, rec.active, core);
 }
 
 impl Core {

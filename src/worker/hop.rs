@@ -41,6 +41,13 @@ struct Hop {
     request: Vec<u8>,
 }
 
+impl Hop {
+    /// Whether this is stream `id`'s hop (rather than one an earlier stream of the user left).
+    fn is(&self, id: StreamId) -> bool {
+        self.stream == Some((id.vu, id.seq))
+    }
+}
+
 /// The core's redirect state.
 #[derive(Debug, Default)]
 pub(crate) struct Redirects {
@@ -53,7 +60,7 @@ pub(crate) struct Redirects {
 impl Redirects {
     /// The stream's current hop, if it has followed a redirect.
     fn hop(&self, id: StreamId) -> Option<&Hop> {
-        self.users.get(id.local)?.as_deref().filter(|hop| hop.stream == Some((id.vu, id.seq)))
+        self.users.get(id.local)?.as_deref().filter(|hop| hop.is(id))
     }
 
     /// Where the stream connects, if a redirect sent it elsewhere than its target.
@@ -70,7 +77,7 @@ impl Redirects {
     /// itself, or its head rewritten for the hop, with the body if the hop keeps it.
     pub(crate) fn request<'a>(&'a mut self, id: StreamId, head: &'a [u8], body: &'a [u8]) -> [&'a [u8]; 2] {
         let hop = self.users.get_mut(id.local).and_then(|hop| hop.as_deref_mut());
-        match hop.filter(|hop| hop.stream == Some((id.vu, id.seq))) {
+        match hop.filter(|hop| hop.is(id)) {
             Some(hop) => {
                 let keeps_body = hop.hops.write_request(head, &mut hop.request);
                 [&hop.request, if keeps_body { body } else { &[] }]
@@ -95,7 +102,7 @@ impl Redirects {
             self.users.resize_with(id.local + 1, || None);
         }
         let hop = self.users[id.local].get_or_insert_with(Box::default);
-        if hop.stream != Some((id.vu, id.seq)) {
+        if !hop.is(id) {
             // The stream's first redirect: it starts from its target.
             let url = Url::parse(cfg.target_url(target).as_bytes()).map_err(|_| Failure::BadRedirect)?;
             hop.hops.start(url);
