@@ -93,7 +93,8 @@ fn is_summary(v: &Value) -> bool {
     v.get("count").is_some_and(Value::is_u64) && v.get("max").is_some()
 }
 
-/// Two latency summaries of one interval: exact for count, min, max and mean; percentiles only from a side alone.
+/// Two latency summaries of one interval: exact for count, and for min, max and mean where both sides have them;
+/// percentiles only from a side alone.
 fn add_summary(mine: &mut Value, theirs: &Value) {
     let count = |v: &Value| v.get("count").and_then(Value::as_u64).unwrap_or(0);
     let (n_mine, n_theirs) = (count(mine), count(theirs));
@@ -104,13 +105,21 @@ fn add_summary(mine: &mut Value, theirs: &Value) {
         *mine = theirs.clone();
         return;
     }
-    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(0.0);
-    let mean = (num(mine, "mean") * n_mine as f64 + num(theirs, "mean") * n_theirs as f64) / (n_mine + n_theirs) as f64;
+    // Each figure only where both sides have it: ssebench's own interval entries carry no min or mean, and a zero
+    // made up for a missing one would read as a measurement.
+    let both = |k: &str| Some((mine.get(k)?.as_f64()?, theirs.get(k)?.as_f64()?));
     let mut merged = Map::new();
     merged.insert("count".into(), Value::from(n_mine + n_theirs));
-    merged.insert("min".into(), Value::from(num(mine, "min").min(num(theirs, "min")) as u64));
-    merged.insert("mean".into(), Value::from(mean));
-    merged.insert("max".into(), Value::from(num(mine, "max").max(num(theirs, "max")) as u64));
+    if let Some((a, b)) = both("min") {
+        merged.insert("min".into(), Value::from(a.min(b) as u64));
+    }
+    if let Some((a, b)) = both("mean") {
+        merged
+            .insert("mean".into(), Value::from((a * n_mine as f64 + b * n_theirs as f64) / (n_mine + n_theirs) as f64));
+    }
+    if let Some((a, b)) = both("max") {
+        merged.insert("max".into(), Value::from(a.max(b) as u64));
+    }
     *mine = Value::Object(merged);
 }
 
@@ -127,6 +136,15 @@ mod tests {
 
     fn summary(count: u64, min: u64, mean: f64, p50: u64, max: u64) -> Value {
         json!({"count": count, "min": min, "mean": mean, "p50": p50, "p90": p50, "p99": max, "p999": max, "max": max})
+    }
+
+    /// ssebench's own interval latencies (count, percentiles, max): the sum keeps count and max, and makes up no
+    /// min or mean.
+    #[test]
+    fn interval_latencies_merge_without_a_made_up_min_or_mean() {
+        let mut mine = json!({"count": 3, "p50": 10, "p90": 20, "p99": 30, "max": 40});
+        add_summary(&mut mine, &json!({"count": 2, "p50": 5, "p90": 6, "p99": 7, "max": 50}));
+        assert_eq!(mine, json!({"count": 5, "max": 50}));
     }
 
     #[test]
