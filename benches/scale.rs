@@ -15,7 +15,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{finish, rss_kib};
+use support::{env_or, finish, rss_kib};
 
 /// Events per stream per second and payload size: the steady-state shape.
 const EVENT_INTERVAL: &str = "1s";
@@ -57,10 +57,6 @@ fn main() {
         print_table(&rows);
     }
     print_projection(&rows);
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
 /// `SCALE_TLS=1`: a CA and a certificate for localhost, as PEM files in a fresh temporary directory.

@@ -18,7 +18,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{finish, rss_kib};
+use support::{env_or, finish, rss_kib};
 
 /// Each stream is cut after this many events; at one a second, every user reconnects about once a minute.
 const DISCONNECT_AFTER: &str = "50";
@@ -28,12 +28,11 @@ fn main() {
         println!("soak: skipped under cargo test; run `cargo bench --bench soak` (takes 10 minutes)");
         return;
     }
-    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
-    let streams: u64 = env("SOAK_STREAMS", "10000").parse().expect("SOAK_STREAMS: a number");
-    let seconds: u64 = env("SOAK_SECONDS", "600").parse().expect("SOAK_SECONDS: seconds");
-    let rate: u64 = env("SOAK_CONNECT_RATE", "2000").parse().expect("SOAK_CONNECT_RATE: streams/s");
-    let window_s: u64 = env("SOAK_WINDOW_S", "60").parse().expect("SOAK_WINDOW_S: seconds");
-    let driver = env("SOAK_DRIVER", "auto");
+    let streams: u64 = env_or("SOAK_STREAMS", "10000").parse().expect("SOAK_STREAMS: a number");
+    let seconds: u64 = env_or("SOAK_SECONDS", "600").parse().expect("SOAK_SECONDS: seconds");
+    let rate: u64 = env_or("SOAK_CONNECT_RATE", "2000").parse().expect("SOAK_CONNECT_RATE: streams/s");
+    let window_s: u64 = env_or("SOAK_WINDOW_S", "60").parse().expect("SOAK_WINDOW_S: seconds");
+    let driver = env_or("SOAK_DRIVER", "auto");
     let ramp_s = streams.div_ceil(rate);
     assert!(seconds >= ramp_s + 2 * window_s + 2, "SOAK_SECONDS must leave room for the ramp and two windows");
     let bin = env!("CARGO_BIN_EXE_ssebench");

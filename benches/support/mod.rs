@@ -1,10 +1,15 @@
-//! What the process-level benches (`scale`, `soak`) share: a process's resident memory, and waiting for a child
-//! with its CPU time.
+//! What the process-level benches (`scale`, `soak`) share: their knobs from the environment, a process's resident
+//! memory, and waiting for a child with its CPU time.
 
 use std::io::Read;
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
+
+/// The environment variable `name`, or `default` when it is unset.
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
 
 /// VmRSS of a process in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
@@ -14,7 +19,7 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// Waits for the child and returns its exit code and user+system CPU time (from wait4's rusage).
-pub fn wait_with_cpu(child: &mut Child) -> (i32, Duration) {
+fn wait_with_cpu(child: &mut Child) -> (i32, Duration) {
     let mut status = 0;
     // SAFETY: rusage is plain data; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
