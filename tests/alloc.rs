@@ -89,7 +89,7 @@ impl Drop for Server {
 /// `ssebench serve --addr 127.0.0.1:PORT -t 1 ARGS` as a process of its own, so none of its allocations are counted
 /// here; with its port, once it listens.
 fn server_process(args: &[&str]) -> (Server, u16) {
-    let port = std::net::TcpListener::bind(util::LOOPBACK).unwrap().local_addr().unwrap().port();
+    let port = util::free_addr().port();
     let child = util::ssebench()
         .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "-t", "1"])
         .args(args)

@@ -7,7 +7,7 @@
 use ssebench::server::ServeConfig;
 use std::process::{Output, Stdio};
 
-use crate::util::{serve, serve_cfg, ssebench, temp_dir};
+use crate::util::{read_json, serve, serve_cfg, ssebench, temp_dir};
 
 /// Runs the binary with `args`, its stdout a pipe nobody reads, and returns its exit status and stderr.
 fn run_with_closed_stdout(args: &[&str]) -> Output {
@@ -30,7 +30,7 @@ fn run_report_to_a_closed_stdout_keeps_the_runs_exit_code() {
 
     let ok = run_with_closed_stdout(&["run", &url, "-c", "2", "-n", "4", "-t", "1", "--json", json]);
     assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let report = read_json(&json_path);
     assert_eq!(report["streams"]["completed"], 4, "the JSON report is still written");
 
     let slo_failed =

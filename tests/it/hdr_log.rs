@@ -14,7 +14,7 @@ use serde_json::Value;
 use ssebench::recorder::HISTOGRAM_MAX;
 use ssebench::server::ServeConfig;
 
-use crate::util::{serve, serve_cfg, ssebench, temp_dir};
+use crate::util::{model_server, read_json, serve, serve_cfg, ssebench, temp_dir};
 
 const SETUP: &str = "python3 -m venv target/ci-venv && target/ci-venv/bin/pip install hdrhistogram && \
                      export SSEBENCH_PYTHON=target/ci-venv/bin/python (or run .ci/run)";
@@ -57,7 +57,7 @@ fn run_logged(name: &str, url: &str, args: &[&str]) -> (Value, Value) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hdr_log/summarize.py");
     let summed = Command::new(&python).arg(&script).arg(&log_path).output().unwrap();
     assert!(summed.status.success(), "{}", String::from_utf8_lossy(&summed.stderr));
-    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let report = read_json(&json_path);
     (serde_json::from_slice(&summed.stdout).unwrap(), report)
 }
 
@@ -98,13 +98,7 @@ fn python_hdrh_reads_the_log_and_it_adds_up_to_the_report() {
 /// `--openai`: TTFT and ITL are logged too, tagged as the report names them.
 #[test]
 fn an_llm_run_logs_ttft_and_itl() {
-    let model = ssebench::server::openai::ModelShape {
-        tokens_per_s: 500.0,
-        tokens_per_chunk: 1,
-        prefill_us_per_token: 100,
-        output_tokens: 64,
-    };
-    let server = serve(ServeConfig { openai: Some(model), ..serve_cfg() });
+    let server = model_server(500.0, 1, 100);
     let url = format!("http://{}/", server.addr);
     let (log, report) =
         run_logged("hdr-log-llm", &url, &["--openai", "chat", "--max-tokens", "20", "-c", "2", "-n", "8"]);

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
-use ssebench::config::RunConfig;
 use ssebench::report::{Report, render_text};
 
-use crate::util::{failures, run, run_args, run_cfg, scripted_server};
+use crate::util::{failures, run_args, run_n, scripted_server};
 
 /// Three events, one of them with an id and one with a type: each is one dispatch.
 const EVENTS: [&[u8]; 3] = [b"id: 1\ndata: one\n\n", b"data: two\n\n", b"event: x\ndata: three\n\n"];
@@ -143,11 +142,6 @@ fn serve_pieces(pieces: Vec<Vec<u8>>) -> SocketAddr {
     scripted_server(move |conn, _| write_apart(conn, &pieces)).0
 }
 
-/// `streams` streams, one user at a time, against `addr`.
-fn run_streams(addr: SocketAddr, streams: u64) -> Report {
-    run(&RunConfig { streams_limit: Some(streams), ..run_cfg(addr, 1) })
-}
-
 /// `streams.compressed` as the JSON report has it.
 fn compressed_json(report: &Report) -> serde_json::Value {
     serde_json::to_value(report).unwrap()["streams"]["compressed"].clone()
@@ -160,7 +154,7 @@ fn gzip_deflate_and_br_streams_are_decoded_under_every_framing() {
         for framing in FRAMINGS {
             let what = format!("{codec:?} with {framing:?} framing");
             let addr = serve_pieces(response(codec.name(), framing, "", &pieces));
-            let report = run_streams(addr, 2);
+            let report = run_n(addr, 1, 2);
             let streams = &report.figures.streams;
             assert_eq!((streams.completed, streams.failed), (2, 0), "{what}: {:?}", streams.failures);
             assert_eq!(report.figures.events.received, 6, "{what}: every event, counted after decoding");
@@ -180,7 +174,7 @@ fn events_split_across_compressed_pieces_are_counted_once() {
     let split: Vec<&[u8]> = body.chunks(4).collect();
     for codec in CODECS {
         let addr = serve_pieces(response(codec.name(), Framing::Chunked, "", &compressed(codec, &split)));
-        let report = run_streams(addr, 1);
+        let report = run_n(addr, 1, 1);
         assert_eq!((report.figures.streams.completed, report.figures.events.received), (1, 3), "{codec:?}");
     }
 }
@@ -240,7 +234,7 @@ fn corrupt_compressed_bodies_are_bad_encoding() {
     ];
     for (i, (coding, body)) in cases.into_iter().enumerate() {
         let addr = serve_pieces(response(coding, Framing::Length, "", &[body]));
-        let report = run_streams(addr, 2);
+        let report = run_n(addr, 1, 2);
         assert_eq!(failures(&report, "bad_encoding"), 2, "case {i} ({coding}): {:?}", report.figures.streams.failures);
         assert_eq!(report.figures.streams.failed, 2, "case {i}");
         assert_eq!(compressed_json(&report)[coding], 2, "case {i}: it arrived compressed all the same");
@@ -260,13 +254,13 @@ fn unknown_or_stacked_codings_are_unsupported_encoding() {
     for extra in cases {
         let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n{extra}\r\ndata: x\n\n");
         let addr = serve_pieces(vec![head.into_bytes()]);
-        let report = run_streams(addr, 2);
+        let report = run_n(addr, 1, 2);
         assert_eq!(failures(&report, "unsupported_encoding"), 2, "{extra:?}: {:?}", report.figures.streams.failures);
         assert_eq!(report.figures.events.received, 0, "{extra:?}: nothing parsed from bytes we cannot read");
     }
     // `identity` is no coding at all.
     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: identity\r\n\r\ndata: x\n\n";
-    let report = run_streams(serve_pieces(vec![head.as_bytes().to_vec()]), 1);
+    let report = run_n(serve_pieces(vec![head.as_bytes().to_vec()]), 1, 1);
     assert_eq!((report.figures.streams.completed, report.figures.events.received), (1, 1));
 }
 
@@ -276,7 +270,7 @@ fn a_compressed_stream_cut_before_its_end_is_a_premature_eof() {
     let mut pieces = compressed(Codec::Gzip, &EVENTS);
     pieces.pop();
     let addr = serve_pieces(response("gzip", Framing::Close, "", &pieces));
-    let report = run_streams(addr, 2);
+    let report = run_n(addr, 1, 2);
     assert_eq!(failures(&report, "premature_eof"), 2, "{:?}", report.figures.streams.failures);
     assert_eq!(report.figures.events.received, 4, "the events that arrived still count");
 }
@@ -289,7 +283,7 @@ fn a_folded_header_is_unfolded() {
     let pieces = compressed(Codec::Gzip, &EVENTS);
     let body = response("gzip", Framing::TransferCoding, "", &pieces).split_off(1);
     let addr = serve_pieces(std::iter::once(head.as_bytes().to_vec()).chain(body).collect());
-    let report = run_streams(addr, 2);
+    let report = run_n(addr, 1, 2);
     assert_eq!(
         (report.figures.streams.completed, report.figures.streams.failed),
         (2, 0),
@@ -312,13 +306,13 @@ fn head_with_fields(fields: usize, value: &str) -> Vec<u8> {
 #[test]
 fn heads_with_80_and_256_fields_are_accepted() {
     for fields in [80, 256] {
-        let report = run_streams(serve_pieces(vec![head_with_fields(fields, "v")]), 2);
+        let report = run_n(serve_pieces(vec![head_with_fields(fields, "v")]), 1, 2);
         assert_eq!((report.figures.streams.completed, report.figures.events.received), (2, 2), "{fields} fields");
     }
     // A 60 KiB head, split over many reads: under the 64 KiB bound.
     let big = head_with_fields(60, &"v".repeat(1000));
     let pieces: Vec<Vec<u8>> = big.chunks(7000).map(<[u8]>::to_vec).collect();
-    let report = run_streams(serve_pieces(pieces), 2);
+    let report = run_n(serve_pieces(pieces), 1, 2);
     assert_eq!((report.figures.streams.completed, report.figures.events.received), (2, 2), "60 KiB head");
 }
 
@@ -331,7 +325,7 @@ fn heads_over_the_bounds_are_malformed_http() {
     for (what, pieces) in
         [("300 fields", vec![too_many]), ("70 KiB", vec![too_big]), ("70 KiB in pieces", too_big_pieces)]
     {
-        let report = run_streams(serve_pieces(pieces), 2);
+        let report = run_n(serve_pieces(pieces), 1, 2);
         assert_eq!(failures(&report, "malformed_http"), 2, "{what}: {:?}", report.figures.streams.failures);
     }
 }

@@ -7,15 +7,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 
-use crate::util::{Request, SSE_HEAD, failures, llm, run_args, scripted_server, sse_server};
-
-/// The `Last-Event-ID` header a request carried, if any.
-fn last_event_id(request: &Request) -> Option<String> {
-    request.head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("last-event-id").then(|| value.trim().to_string())
-    })
-}
+use crate::util::{Request, SSE_HEAD, SSE_HEAD_CLOSE, failures, llm, run_args, scripted_server, sse_server};
 
 /// Keeps a connection open until the client closes it (the end of the run).
 fn hold(conn: &mut TcpStream) {
@@ -24,7 +16,7 @@ fn hold(conn: &mut TcpStream) {
 
 /// Every `Last-Event-ID` the server saw, in order (None: a request without one).
 fn resume_points(seen: &Receiver<Request>) -> Vec<Option<String>> {
-    seen.try_iter().map(|r| last_event_id(&r)).collect()
+    seen.try_iter().map(|r| r.header("last-event-id").map(str::to_string)).collect()
 }
 
 const FEED_EVENTS: usize = 20;
@@ -40,7 +32,7 @@ fn redis_id(i: usize) -> String {
 /// half its data, and drops the connection mid-event. Past the last event it holds the connection open.
 fn redis_feed() -> (std::net::SocketAddr, Receiver<Request>) {
     scripted_server(|conn, request| {
-        let start = match last_event_id(request) {
+        let start = match request.header("last-event-id") {
             None => 0,
             Some(id) => (0..FEED_EVENTS).position(|i| redis_id(i) == id).map_or(0, |i| i + 1),
         };
@@ -143,7 +135,7 @@ fn an_unreadable_usage_is_no_usage_and_counted() {
             chunk(" two"),
             chunk(" three")
         );
-        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
+        let _ = conn.write_all(SSE_HEAD_CLOSE);
         let _ = conn.write_all(body.as_bytes());
     });
     let streams = BAD_COMPLETION_TOKENS.len().to_string();

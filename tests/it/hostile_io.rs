@@ -41,8 +41,8 @@ impl Ran {
 }
 
 /// `ssebench run http://ADDR/ -t 1 --driver DRIVER ARGS --json FILE`. With `interrupt_after`, a SIGINT that long
-/// after the start. A child still running after `limit` is killed, and the test fails: the run hung.
-fn run_bin(addr: SocketAddr, driver: &str, args: &[&str], interrupt_after: Option<Duration>, limit: Duration) -> Ran {
+/// after the start. A child still running after `HANG` is killed, and the test fails: the run hung.
+fn run_bin(addr: SocketAddr, driver: &str, args: &[&str], interrupt_after: Option<Duration>) -> Ran {
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let json_path = temp_dir("hostile-io").join(format!("run-{}.json", RUNS.fetch_add(1, Ordering::Relaxed)));
     let url = format!("http://{addr}/");
@@ -66,10 +66,10 @@ fn run_bin(addr: SocketAddr, driver: &str, args: &[&str], interrupt_after: Optio
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
             interrupt = None;
         }
-        if started.elapsed() > limit {
+        if started.elapsed() > HANG {
             child.kill().unwrap();
             child.wait().unwrap();
-            panic!("{driver} {args:?}: still running after {limit:?}, killed");
+            panic!("{driver} {args:?}: still running after {HANG:?}, killed");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -80,20 +80,15 @@ fn run_bin(addr: SocketAddr, driver: &str, args: &[&str], interrupt_after: Optio
     Ran { elapsed, code: status.code(), stdout, json }
 }
 
-/// A 16 MiB `--body` file: far more than the socket buffers of both ends hold.
-fn large_body() -> &'static str {
+/// `--body @FILE` with a 16 MiB file: far more than the socket buffers of both ends hold.
+fn large_body_arg() -> String {
     static BODY: OnceLock<PathBuf> = OnceLock::new();
     let path = BODY.get_or_init(|| {
         let path = temp_dir("hostile-io-body").join("body.bin");
         std::fs::write(&path, vec![b'x'; 16 << 20]).unwrap();
         path
     });
-    path.to_str().unwrap()
-}
-
-/// `--body @FILE` with the large body.
-fn large_body_arg() -> String {
-    format!("@{}", large_body())
+    format!("@{}", path.to_str().unwrap())
 }
 
 /// A server that accepts every connection, hands it to `serve` on a thread of its own, and keeps it open after
@@ -148,7 +143,7 @@ fn a_request_write_that_makes_no_progress_is_byte_idle() {
     let body = large_body_arg();
     for driver in DRIVERS {
         let args = ["-c", "1", "-n", "1", "--body", &body, "--byte-idle-timeout", "1s"];
-        let ran = run_bin(addr, driver, &args, None, HANG);
+        let ran = run_bin(addr, driver, &args, None);
         assert_eq!((ran.failures("byte_idle_timeout"), ran.count("streams.completed")), (1, 0), "{driver}");
         assert!(ran.elapsed >= Duration::from_secs(1), "{driver}: ended after {:?}", ran.elapsed);
         assert!(ran.elapsed < Duration::from_secs(4), "{driver}: ended after {:?}", ran.elapsed);
@@ -164,7 +159,7 @@ fn header_timeout_counts_from_the_request_start_while_writing() {
         for driver in DRIVERS {
             let mut args = vec!["-c", "1", "-n", "1", "--body", &body, "--header-timeout", "1500ms"];
             args.extend(byte_idle.iter().flat_map(|t| ["--byte-idle-timeout", t]));
-            let ran = run_bin(addr, driver, &args, None, HANG);
+            let ran = run_bin(addr, driver, &args, None);
             assert_eq!(ran.failures("header_timeout"), 1, "{driver} {args:?}: {}", ran.stdout);
             assert_eq!((ran.count("streams.failed"), ran.count("streams.completed")), (1, 0), "{driver} {args:?}");
             assert!(ran.elapsed >= Duration::from_millis(1500), "{driver}: ended after {:?}", ran.elapsed);
@@ -179,8 +174,8 @@ fn the_run_end_and_ctrl_c_cut_a_request_write() {
     let addr = server(silent);
     let body = large_body_arg();
     for driver in DRIVERS {
-        let by_deadline = run_bin(addr, driver, &["-c", "2", "-d", "1s", "--body", &body], None, HANG);
-        let by_signal = run_bin(addr, driver, &["-c", "2", "--body", &body], Some(Duration::from_millis(700)), HANG);
+        let by_deadline = run_bin(addr, driver, &["-c", "2", "-d", "1s", "--body", &body], None);
+        let by_signal = run_bin(addr, driver, &["-c", "2", "--body", &body], Some(Duration::from_millis(700)));
         for (ran, code) in [(by_deadline, 0), (by_signal, 130)] {
             assert_eq!(ran.code, Some(code), "{driver}: {}", ran.stdout);
             let streams = ["started", "interrupted", "completed", "failed"].map(|k| ran.count(&format!("streams.{k}")));
@@ -197,7 +192,7 @@ fn an_early_response_ends_the_request_write() {
     let addr = server(early_413);
     let body = large_body_arg();
     for driver in DRIVERS {
-        let ran = run_bin(addr, driver, &["-c", "1", "-n", "2", "--body", &body], None, HANG);
+        let ran = run_bin(addr, driver, &["-c", "1", "-n", "2", "--body", &body], None);
         assert_eq!(ran.code, Some(0), "{driver}: {}", ran.stdout);
         assert_eq!((ran.failures("http_413"), ran.count("streams.failed")), (2, 2), "{driver}: {}", ran.stdout);
         assert_eq!(ran.count("latency_us.headers.count"), 2, "{driver}: both heads timed");
@@ -211,7 +206,7 @@ fn an_early_response_ends_the_request_write() {
 fn a_flood_of_events_does_not_hold_the_run_past_its_duration() {
     let addr = server(flood);
     for driver in DRIVERS {
-        let ran = run_bin(addr, driver, &["-c", "4", "-d", "1500ms"], None, HANG);
+        let ran = run_bin(addr, driver, &["-c", "4", "-d", "1500ms"], None);
         assert_eq!(ran.code, Some(0), "{driver}: {}", ran.stdout);
         assert!(ran.stdout.contains("Streams   4 started"), "{driver}: {}", ran.stdout);
         assert_eq!((ran.count("streams.interrupted"), ran.count("streams.failed")), (4, 0), "{driver}");
@@ -227,7 +222,7 @@ fn a_flood_of_events_does_not_hold_back_ctrl_c() {
     let addr = server(flood);
     for driver in DRIVERS {
         let interrupt = Duration::from_secs(1);
-        let ran = run_bin(addr, driver, &["-c", "4", "-d", "60s"], Some(interrupt), HANG);
+        let ran = run_bin(addr, driver, &["-c", "4", "-d", "60s"], Some(interrupt));
         assert_eq!(ran.code, Some(130), "{driver}: {}", ran.stdout);
         assert!(ran.stdout.contains("Stopped   by Ctrl-C"), "{driver}: {}", ran.stdout);
         assert_eq!((ran.count("streams.interrupted"), ran.count("streams.failed")), (4, 0), "{driver}");
@@ -260,7 +255,7 @@ fn bytes_on_an_idle_kept_alive_connection_make_it_stale() {
             }
         });
         let args = ["-c", "1", "-n", "3", "--reconnect", "--retry-default", "300ms"];
-        let ran = run_bin(addr, driver, &args, None, HANG);
+        let ran = run_bin(addr, driver, &args, None);
         assert_eq!(ran.code, Some(0), "{driver}: {}", ran.stdout);
         assert_eq!((ran.count("streams.completed"), ran.count("events.received")), (3, 9), "{driver}: {}", ran.stdout);
         assert_eq!(ran.count("streams.stale_keepalive"), 2, "{driver}: {}", ran.stdout);

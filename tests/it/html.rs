@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::util::{serve_args, ssebench, temp_dir};
+use crate::util::{read_json, serve_args, ssebench, temp_dir, write_scenario};
 
 /// Where the screenshots stay after the test, for a person to look at.
 fn screenshot_dir() -> PathBuf {
@@ -74,10 +74,11 @@ impl Trap {
 /// Opens `page` in headless Chromium with the network trapped: returns the DOM after the page's scripts ran and the
 /// hosts the page reached for; with `shot`, saves a screenshot under that name first.
 fn open_trapped(page: &Path, shot: Option<&str>) -> (String, Vec<String>) {
+    let chromium = chromium();
     let trap = Trap::new();
     let profile = temp_dir(&format!("chromium-{}", shot.unwrap_or("control")));
     let chromium_with = |extra: &[String]| {
-        let mut cmd = Command::new(chromium());
+        let mut cmd = Command::new(chromium);
         cmd.args([
             "--headless=new",
             "--no-sandbox",
@@ -200,7 +201,7 @@ fn run_with_html(args: &[&str], dir: &Path) -> (Value, String) {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let json: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let json = read_json(&json_path);
     (json, std::fs::read_to_string(&html_path).unwrap())
 }
 
@@ -268,9 +269,8 @@ fn an_llm_run_draws_its_token_charts_with_the_json_figures() {
     let server =
         serve_args(&["--openai", "--tokens-per-s", "200", "--output-tokens", "40", "--prefill-us-per-token", "300"]);
     let dir = temp_dir("html-llm");
-    let scenario = dir.join("scenario.toml");
     let turns = "[conversation]\nturns = 3\nsystem = \"one two three\"\nmessages = [\"a b c d e f g h i j\"]\nmax_tokens = 40\n";
-    std::fs::write(&scenario, turns).unwrap();
+    let scenario = write_scenario("html-llm", turns);
     let url = format!("http://{}/", server.addr);
     let args = [&url, "--openai", "chat", "--scenario", scenario.to_str().unwrap(), "-c", "8", "-d", "6s"];
     let (json, page) = run_with_html(&args, &dir);
@@ -311,13 +311,12 @@ fn report_and_merge_pages_embed_the_json_they_read_and_write() {
         assert!(out.unwrap().status.success());
         paths.push(path);
     }
-    let read = |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
     let again = dir.join("a.html");
     let out = ssebench().arg("report").arg(&paths[0]).arg("--html").arg(&again).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let page = std::fs::read_to_string(&again).unwrap();
     assert_self_contained(&page);
-    assert_eq!(embedded_data(&page)["report"], read(&paths[0]));
+    assert_eq!(embedded_data(&page)["report"], read_json(&paths[0]));
 
     let (merged, merged_html) = (dir.join("m.json"), dir.join("m.html"));
     let out = ssebench()
@@ -331,7 +330,7 @@ fn report_and_merge_pages_embed_the_json_they_read_and_write() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let data = embedded_data(&std::fs::read_to_string(&merged_html).unwrap());
-    assert_eq!(data["report"], read(&merged));
+    assert_eq!(data["report"], read_json(&merged));
     assert_eq!(data["report"]["events"]["received"].as_u64(), Some(2 * 20 * 5));
     assert!(data["report"]["command_line"].as_str().unwrap().starts_with("ssebench merge "));
     assert_eq!(data["distributions"]["first_event"].as_array().map(Vec::len), Some(81));

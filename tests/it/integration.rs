@@ -6,11 +6,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ssebench::config::{DriverChoice, RunConfig, Target};
+use ssebench::report::Report;
 use ssebench::server::ServeConfig;
 
 use crate::util::{
-    LOOPBACK, SSE_HEAD, failures, read_head, replay, run, run_cfg, run_n, scripted_server, serve, serve_cfg,
-    sse_server, ssebench, temp_dir,
+    LOOPBACK, SSE_HEAD, failures, free_addr, model_server, read_head, read_json, replay, run, run_cfg, run_n,
+    scripted_server, serve, serve_cfg, sse_server, ssebench, temp_dir,
 };
 
 #[test]
@@ -84,40 +85,41 @@ fn first_event_latency_includes_the_servers_first_delay() {
     server.stop();
 }
 
+/// `streams` streams by `connections` users against a `replay` server that answers `response` whole, then stops.
+fn answered(response: &[u8], connections: usize, streams: u64) -> Report {
+    let server = replay(response, 1 << 16);
+    let report = run_n(server.addr, connections, streams);
+    server.stop();
+    report
+}
+
 #[test]
 fn http_status_is_counted_with_its_code() {
-    let server = replay(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found", 1 << 16);
-    let report = run_n(server.addr, 2, 6);
+    let report = answered(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found", 2, 6);
     assert_eq!(report.figures.streams.failed, 6);
     assert_eq!(failures(&report, "http_404"), 6);
     assert_eq!(report.figures.latency_us.headers.count, 6);
-    server.stop();
 }
 
 #[test]
 fn wrong_content_type_is_its_own_class() {
-    let server = replay(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi", 1 << 16);
-    let report = run_n(server.addr, 1, 3);
+    let report = answered(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi", 1, 3);
     assert_eq!(failures(&report, "wrong_content_type"), 3);
-    server.stop();
 }
 
 #[test]
 fn server_closing_mid_event_is_a_premature_eof() {
     // Close-delimited body: the first event is whole, the second is cut off.
-    let server = replay(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: one\n\ndata: tw", 1 << 16);
-    let report = run_n(server.addr, 1, 2);
+    let report = answered(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: one\n\ndata: tw", 1, 2);
     assert_eq!(failures(&report, "premature_eof"), 2);
     assert_eq!(report.figures.events.received, 2, "the whole first event of each stream still counts");
     // A chunked body cut before its last chunk.
-    let server2 = replay(
+    let report = answered(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n6\r\ndata: ",
-        1 << 16,
+        1,
+        1,
     );
-    let report = run_n(server2.addr, 1, 1);
     assert_eq!(failures(&report, "premature_eof"), 1);
-    server.stop();
-    server2.stop();
 }
 
 #[test]
@@ -131,25 +133,19 @@ fn oversized_event_is_counted_not_buffered() {
 
 #[test]
 fn malformed_response_is_classified() {
-    let server = replay(
+    let report = answered(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        1 << 16,
+        1,
+        2,
     );
-    let report = run_n(server.addr, 1, 2);
     assert_eq!(failures(&report, "malformed_http"), 2);
-    let server2 = replay(b"NOT HTTP AT ALL\r\n\r\n", 1 << 16);
-    let report = run_n(server2.addr, 1, 2);
+    let report = answered(b"NOT HTTP AT ALL\r\n\r\n", 1, 2);
     assert_eq!(failures(&report, "malformed_http"), 2);
-    server.stop();
-    server2.stop();
 }
 
 #[test]
 fn refused_connection_is_counted() {
-    let addr = {
-        let listener = std::net::TcpListener::bind(LOOPBACK).unwrap();
-        listener.local_addr().unwrap()
-    };
+    let addr = free_addr();
     let report = run_n(addr, 2, 10);
     assert_eq!(failures(&report, "connect_refused"), 10);
     assert_eq!(report.figures.streams.started, 10);
@@ -255,7 +251,7 @@ fn binary_writes_json_report_and_uses_exit_codes() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("first event"), "{stdout}");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let json = read_json(&json_path);
     assert_eq!(json["events"]["received"], 40);
     assert_eq!(json["streams"]["completed"], 8);
     assert!(json["engine"]["driver"].is_string());
@@ -339,8 +335,7 @@ sleep 0.5
     );
     let output = Command::new("unshare").args(["-n", "sh", "-c", &script]).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let json =
-        |name: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap() };
+    let json = |name: &str| read_json(&dir.join(name));
     let single = json("single.json");
     let held = single["streams"]["interrupted"].as_u64().unwrap();
     assert!(held <= 100, "one source address held {held} streams over 100 ports");
@@ -388,7 +383,7 @@ fn the_run_ends_on_time_while_a_kept_alive_request_waits() {
                 if i > 0 {
                     // Any later connection gets an endless stream.
                     let _ = late.send(i);
-                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
+                    let _ = conn.write_all(SSE_HEAD);
                     while conn.write_all(b"data: x\n\n").is_ok() {
                         std::thread::sleep(Duration::from_millis(50));
                     }
@@ -740,9 +735,9 @@ fn per_user_tokens_from_a_csv_reach_the_server() {
         let mut seen: Vec<(String, String, String)> = requests
             .try_iter()
             .map(|request| {
-                let head = request.head;
-                let query = head.split(' ').nth(1).unwrap().to_string();
-                let token = head.lines().find_map(|l| l.strip_prefix("Authorization: Bearer ")).unwrap().to_string();
+                let query = request.path().to_string();
+                let token =
+                    request.head.lines().find_map(|l| l.strip_prefix("Authorization: Bearer ")).unwrap().to_string();
                 let user = query.split(['?', '&']).find_map(|kv| kv.strip_prefix("user=")).unwrap().to_string();
                 (user, token, query)
             })
@@ -810,9 +805,7 @@ fn a_bad_template_exits_2_before_anything_connects() {
 /// the finish chunk, usage when asked, `[DONE]`; each is one SSE event.
 #[test]
 fn the_openai_server_streams_chunks_at_its_token_rate() {
-    use ssebench::server::openai::ModelShape;
-    let model = ModelShape { tokens_per_s: 100.0, tokens_per_chunk: 2, prefill_us_per_token: 1_000, output_tokens: 64 };
-    let server = serve(ServeConfig { openai: Some(model), ..serve_cfg() });
+    let server = model_server(100.0, 2, 1_000);
     let body = r#"{"model":"m","stream":true,"max_tokens":10,"stream_options":{"include_usage":true},
         "messages":[{"role":"user","content":"one two three four five six seven eight nine ten"}]}"#;
     let cfg = RunConfig {

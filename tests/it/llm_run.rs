@@ -9,17 +9,10 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use ssebench::cli;
-use ssebench::server::ServeConfig;
-use ssebench::server::ServerHandle;
-use ssebench::server::openai::ModelShape;
 
-use crate::util::{Request, llm, run_args, scripted_server, serve, serve_cfg, ssebench, temp_dir};
-
-/// A simulated model: `tokens_per_s`, `tokens_per_chunk`, prefill per prompt word, 64 tokens unless cut.
-fn model_server(tokens_per_s: f64, tokens_per_chunk: u32, prefill_us_per_token: u64) -> ServerHandle {
-    let model = ModelShape { tokens_per_s, tokens_per_chunk, prefill_us_per_token, output_tokens: 64 };
-    serve(ServeConfig { openai: Some(model), ..serve_cfg() })
-}
+use crate::util::{
+    Request, SSE_HEAD_CLOSE, llm, model_server, run_args, scripted_server, ssebench, temp_dir, write_scenario,
+};
 
 /// 100 tokens/s, one token per chunk, 1 ms prefill per prompt word: 20-word prompts get their first token after
 /// 20 ms, then one every 10 ms; usage counts tokens exactly.
@@ -99,7 +92,7 @@ fn scripted_llm_server(stream: &'static str) -> (SocketAddr, Receiver<Request>) 
             let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{answer}", answer.len());
             return;
         }
-        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n");
+        let _ = conn.write_all(SSE_HEAD_CLOSE);
         let _ = conn.write_all(stream.as_bytes());
     })
 }
@@ -118,13 +111,6 @@ fn an_error_inside_the_stream_is_an_llm_error() {
     let report = run_args(&[&format!("http://{addr}/"), "--openai", "chat", "-c", "1", "-n", "3"]);
     let streams = &report.figures.streams;
     assert_eq!((streams.failed, streams.failures["llm_error"]), (3, 3), "{:?}", streams.failures);
-}
-
-fn write_scenario(name: &str, text: &str) -> std::path::PathBuf {
-    let dir = temp_dir(&format!("scenario-{name}"));
-    let path = dir.join("scenario.toml");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// The login step's token goes into every turn's header, and each turn sends the conversation so far: the

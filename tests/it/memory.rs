@@ -1,10 +1,9 @@
 //! The generator's own memory: one copy of a large request body. (That the report's peak is the kernel's high-water
 //! mark is checked with the rest of the JSON report, in `integration::binary_writes_json_report_and_uses_exit_codes`.)
 
-use std::io::Write;
 use std::process::Stdio;
 
-use crate::util::{SSE_HEAD, scripted_server, ssebench, temp_dir};
+use crate::util::{sse_server, ssebench, temp_dir};
 
 /// Runs the binary with `args` to its end and returns its exit code and the most memory it ever had resident
 /// (wait4's ru_maxrss, KiB): start-up copies included, which the report's own figure leaves out.
@@ -23,10 +22,7 @@ fn max_rss_kib(args: &[&str]) -> (i32, u64) {
 /// into the config the workers hold, each target's encoded request and each core's buffer (3.5 copies before).
 #[test]
 fn a_large_body_is_held_once() {
-    let (addr, requests) = scripted_server(|conn, _| {
-        let _ = conn.write_all(SSE_HEAD);
-        let _ = conn.write_all(b"data: ok\n\n");
-    });
+    let (addr, requests) = sse_server(b"data: ok\n\n");
     let dir = temp_dir("large-body");
     let (small, large) = (dir.join("small"), dir.join("large"));
     std::fs::write(&small, b"x").unwrap();

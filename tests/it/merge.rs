@@ -8,7 +8,7 @@ use std::process::Output;
 use ssebench::recorder::histogram;
 use ssebench::report::{Report, Summary, histograms};
 
-use crate::util::{serve, serve_cfg, ssebench, temp_dir};
+use crate::util::{read_json, serve, serve_cfg, ssebench, temp_dir};
 
 fn read(path: &Path) -> Report {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -90,14 +90,14 @@ fn two_runs_merge_into_their_sums_and_percentiles_of_every_sample() {
     // Timelines (written by an ssebench that records intervals) are put on one wall clock and summed where they
     // overlap; the merge reads them from the JSON, whatever this build's `Report` knows.
     for (path, started_at, started) in [(&a_path, 5_000_000u64, 3), (&b_path, 6_000_000, 4)] {
-        let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let mut json = read_json(path);
         json["started_at"] = serde_json::json!({"unix_us": started_at, "rfc3339": ""});
         json["timeline"] = serde_json::json!([{"t_s": 1.0, "stage": 0, "started": started, "events": 10},
                                               {"t_s": 2.0, "stage": 0, "started": started, "events": 10}]);
         std::fs::write(path, json.to_string()).unwrap();
     }
     assert_eq!(merge(&[&a_path, &b_path], &["--json", m_path.to_str().unwrap()]).status.code(), Some(0));
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&m_path).unwrap()).unwrap();
+    let m = read_json(&m_path);
     assert_eq!(m["started_at"]["unix_us"], 5_000_000);
     let started: Vec<u64> = m["timeline"].as_array().unwrap().iter().map(|e| e["started"].as_u64().unwrap()).collect();
     assert_eq!(started, [3, 7, 4], "b's first interval is a's second");

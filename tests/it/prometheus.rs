@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::Value;
 use ssebench::metrics::BUCKET_BOUNDS_US;
 
-use crate::util::{serve_args, ssebench, temp_dir};
+use crate::util::{free_addr, read_json, serve_args, ssebench, temp_dir};
 
 /// A Prometheus server on loopback with its own storage, killed (and its directory removed) when dropped.
 struct Prometheus {
@@ -41,11 +41,6 @@ fn prometheus_binary() -> PathBuf {
     })
 }
 
-/// A loopback port free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 impl Prometheus {
     /// Starts a server scraping `target` every second, and waits until it is ready.
     fn start(target: &str) -> Prometheus {
@@ -56,7 +51,7 @@ impl Prometheus {
              scrape_interval: 1s\n    scrape_timeout: 1s\n    static_configs:\n      - targets: ['{target}']\n"
         );
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = free_addr().to_string();
         let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new(binary)
             .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
@@ -171,7 +166,7 @@ fn dashboard_exprs(path: &Path) -> Vec<String> {
             _ => {}
         }
     }
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let dashboard = read_json(path);
     let mut exprs = Vec::new();
     walk(&dashboard, &mut exprs);
     exprs
@@ -181,7 +176,7 @@ fn dashboard_exprs(path: &Path) -> Vec<String> {
 #[test]
 fn prometheus_scrapes_a_run_and_the_dashboard_evaluates() {
     let server = serve_args(&["--events", "0", "--interval", "20ms"]);
-    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let metrics_addr = free_addr().to_string();
     let prometheus = Prometheus::start(&metrics_addr);
     prometheus.wait_for_first_scrape();
     let dir = temp_dir("prometheus-run");
@@ -200,7 +195,7 @@ fn prometheus_scrapes_a_run_and_the_dashboard_evaluates() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains(&format!("metrics stay at http://{metrics_addr}/metrics for 3s")), "{stderr}");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let report = read_json(&json_path);
     server.stop();
 
     // At the process's end the last scrapes (of the linger) hold the final figures; later ones find it gone.
@@ -269,7 +264,7 @@ fn a_metrics_address_in_use_is_a_start_error() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     // Nothing listens at the target: a run that started would fail its streams, not exit 3.
-    let url = format!("http://127.0.0.1:{}/", free_port());
+    let url = format!("http://{}/", free_addr());
     let output = ssebench().args(["run", &url, "-d", "1s", "-t", "1", "-q", "--metrics-addr", &addr]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");

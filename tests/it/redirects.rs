@@ -7,12 +7,9 @@ use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ssebench::server::ServeConfig;
-use ssebench::server::openai::ModelShape;
-
 use crate::util::{
-    Request, SSE_HEAD, failures, llm, pki, read_request, run_args, run_n, scripted_server, serve, serve_args,
-    serve_cfg, sse_server,
+    Request, SSE_HEAD, failures, https_url, llm, model_server, pki, read_request, run_args, run_n, scripted_server,
+    sse_server, tls_server,
 };
 
 /// Two events, then the server closes: a stream that completes.
@@ -31,30 +28,17 @@ fn events(conn: &mut TcpStream) {
     let _ = conn.write_all(EVENTS);
 }
 
-/// The request target of a request line.
-fn path(request: &Request) -> &str {
-    request.head.split(' ').nth(1).unwrap_or("")
-}
-
-/// The value of header `name` (the first one), if the request has it.
-fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
-    request.head.lines().skip(1).find_map(|line| {
-        let (n, value) = line.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| value.trim())
-    })
-}
-
 fn seen(requests: &Receiver<Request>) -> Vec<Request> {
     requests.try_iter().collect()
 }
 
 fn paths(requests: &[Request]) -> Vec<&str> {
-    requests.iter().map(path).collect()
+    requests.iter().map(Request::path).collect()
 }
 
 /// A server that redirects `/events` with `status` to `location` and streams events on any other path.
 fn redirecting(status: u16, location: &'static str) -> (SocketAddr, Receiver<Request>) {
-    scripted_server(move |conn, request| match path(request) {
+    scripted_server(move |conn, request| match request.path() {
         "/events" => redirect(conn, status, location),
         _ => events(conn),
     })
@@ -64,7 +48,7 @@ fn redirecting(status: u16, location: &'static str) -> (SocketAddr, Receiver<Req
 /// 50 ms the redirect took; each stream gives one sample, not one per hop.
 #[test]
 fn a_302_to_another_path_is_followed_and_timed_from_the_first_request() {
-    let (addr, requests) = scripted_server(|conn, request| match path(request) {
+    let (addr, requests) = scripted_server(|conn, request| match request.path() {
         "/events" => {
             std::thread::sleep(Duration::from_millis(50));
             redirect(conn, 302, "/sse");
@@ -94,7 +78,7 @@ fn a_301_to_another_server_is_followed_there() {
     let at_b = seen(&b_requests);
     assert_eq!(paths(&at_b), ["/b?x=1"; 6]);
     let host = b.to_string();
-    assert!(at_b.iter().all(|r| header(r, "host") == Some(host.as_str())), "{:?}", at_b[0].head);
+    assert!(at_b.iter().all(|r| r.header("host") == Some(host.as_str())), "{:?}", at_b[0].head);
 }
 
 /// 303 after a POST: the next request is a GET without the body or the headers that described it.
@@ -110,7 +94,7 @@ fn a_303_after_a_post_is_a_get_without_a_body() {
     assert!(requests[0].head.starts_with("POST /events ") && requests[0].body == "{\"x\":1}", "{requests:?}");
     let next = &requests[1];
     assert!(next.head.starts_with("GET /next HTTP/1.1\r\n"), "{}", next.head);
-    assert_eq!((header(next, "content-length"), header(next, "content-type"), next.body.as_str()), (None, None, ""));
+    assert_eq!((next.header("content-length"), next.header("content-type"), next.body.as_str()), (None, None, ""));
 }
 
 /// 307 and 308 keep the method and the body.
@@ -126,15 +110,14 @@ fn a_307_or_308_after_a_post_keeps_method_and_body() {
         let next = &requests[1];
         assert!(next.head.starts_with("POST /next HTTP/1.1\r\n"), "{status}: {}", next.head);
         assert_eq!(next.body, "{\"x\":1}", "{status}");
-        assert_eq!(header(next, "content-type"), Some("application/json"), "{status}");
+        assert_eq!(next.header("content-type"), Some("application/json"), "{status}");
     }
 }
 
 /// `--openai` POSTs its prompt: a 307 to the model server keeps it, so the tokens are counted exactly there.
 #[test]
 fn an_openai_request_redirected_by_307_keeps_its_prompt() {
-    let model = ModelShape { tokens_per_s: 10_000.0, tokens_per_chunk: 1, prefill_us_per_token: 0, output_tokens: 64 };
-    let server = serve(ServeConfig { openai: Some(model), ..serve_cfg() });
+    let server = model_server(10_000.0, 1, 0);
     let model_url = format!("http://{}/v1/chat/completions", server.addr);
     let (a, a_requests) = scripted_server(move |conn, _| redirect(conn, 307, &model_url));
     let url = format!("http://{a}/v1");
@@ -151,7 +134,7 @@ fn an_openai_request_redirected_by_307_keeps_its_prompt() {
 #[test]
 fn credentials_are_dropped_at_another_origin_only() {
     let (b, b_requests) = sse_server(EVENTS);
-    let (a, a_requests) = scripted_server(move |conn, request| match path(request) {
+    let (a, a_requests) = scripted_server(move |conn, request| match request.path() {
         "/events" => redirect(conn, 302, "/same"),
         _ => redirect(conn, 302, &format!("http://{b}/other")),
     });
@@ -166,15 +149,15 @@ fn credentials_are_dropped_at_another_origin_only() {
     let at_a = seen(&a_requests);
     assert_eq!(paths(&at_a), ["/events", "/same"]);
     for request in &at_a {
-        assert_eq!(header(request, "authorization"), Some("Bearer s3cret"), "{}", request.head);
-        assert_eq!(header(request, "cookie"), Some("c=1"));
+        assert_eq!(request.header("authorization"), Some("Bearer s3cret"), "{}", request.head);
+        assert_eq!(request.header("cookie"), Some("c=1"));
     }
     let at_b = seen(&b_requests);
     assert_eq!(paths(&at_b), ["/other"]);
     for name in ["authorization", "cookie", "proxy-authorization"] {
-        assert_eq!(header(&at_b[0], name), None, "{name} crossed: {}", at_b[0].head);
+        assert_eq!(at_b[0].header(name), None, "{name} crossed: {}", at_b[0].head);
     }
-    assert_eq!(header(&at_b[0], "x-keep"), Some("1"));
+    assert_eq!(at_b[0].header("x-keep"), Some("1"));
 }
 
 /// A -> B -> A -> ...: 20 hops are followed (21 requests), then `too_many_redirects`.
@@ -210,7 +193,7 @@ fn a_chain_longer_than_max_redirects_is_too_many_redirects() {
     for (max, completed, requested) in
         [("2", 0, vec!["/events", "/1", "/2"]), ("3", 1, vec!["/events", "/1", "/2", "/3"])]
     {
-        let (addr, requests) = scripted_server(|conn, request| match path(request) {
+        let (addr, requests) = scripted_server(|conn, request| match request.path() {
             "/events" => redirect(conn, 307, "/1"),
             "/1" => redirect(conn, 308, "/2"),
             "/2" => redirect(conn, 302, "/3"),
@@ -239,7 +222,7 @@ fn relative_locations_resolve_against_the_current_url() {
         let location_of = move |addr: SocketAddr| location.replace("{addr}", &addr.to_string());
         let start = Arc::new(OnceLock::new());
         let own = start.clone();
-        let (addr, requests) = scripted_server(move |conn, request| match path(request) {
+        let (addr, requests) = scripted_server(move |conn, request| match request.path() {
             "/a/b/events" => redirect(conn, 302, &location_of(*own.get().unwrap())),
             _ => events(conn),
         });
@@ -287,7 +270,7 @@ fn a_same_authority_hop_reuses_the_connection() {
     let (addr, _) = scripted_server(move |conn, _| {
         let _ = conn.write_all(b"HTTP/1.1 302 Found\r\nLocation: /sse\r\nContent-Length: 5\r\n\r\nmoved");
         let next = read_request(conn);
-        let _ = next_tx.send(next.as_ref().map(|r| path(r).to_string()));
+        let _ = next_tx.send(next.as_ref().map(|r| r.path().to_string()));
         if next.is_some() {
             events(conn);
         }
@@ -308,7 +291,7 @@ fn a_reconnect_starts_from_the_original_url_with_its_last_event_id() {
     assert_eq!((report.figures.streams.completed, report.figures.streams.redirects), (3, 3));
     let requests = seen(&requests);
     assert_eq!(paths(&requests), ["/events", "/sse"].repeat(3));
-    let ids: Vec<Option<&str>> = requests.iter().map(|r| header(r, "last-event-id")).collect();
+    let ids: Vec<Option<&str>> = requests.iter().map(|r| r.header("last-event-id")).collect();
     assert_eq!(ids, [None, None, Some("5"), Some("5"), Some("5"), Some("5")]);
 }
 
@@ -317,9 +300,8 @@ fn a_reconnect_starts_from_the_original_url_with_its_last_event_id() {
 #[test]
 fn an_https_location_is_followed_with_the_runs_tls() {
     let pki = pki();
-    let (cert, key) = (pki.path("localhost.pem"), pki.path("localhost.key"));
-    let tls = serve_args(&["--tls-cert", &cert, "--tls-key", &key, "--events", "3", "--interval", "1ms"]);
-    let tls_url = format!("https://localhost:{}/", tls.addr.port());
+    let tls = tls_server("localhost", &["--events", "3", "--interval", "1ms"]);
+    let tls_url = https_url(&tls);
     let location = format!("https://localhost:{}/hop", tls.addr.port());
     let (a, a_requests) = scripted_server(move |conn, _| redirect(conn, 302, &location));
     let plain_url = format!("http://{a}/events");

@@ -10,7 +10,7 @@ use ssebench::config::{RunConfig, Target};
 use ssebench::recorder::HISTOGRAM_MAX;
 use ssebench::server::ServeConfig;
 
-use crate::util::{failures, run, run_cfg, serve, serve_cfg, temp_dir};
+use crate::util::{failures, free_addr, run, run_cfg, serve, serve_cfg, temp_dir};
 
 fn read_lines(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -27,10 +27,7 @@ fn outcomes(lines: &[serde_json::Value]) -> BTreeMap<String, u64> {
 
 /// A port nothing listens on.
 fn refusing_target() -> Target {
-    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = refused.local_addr().unwrap();
-    drop(refused);
-    Target::parse(&format!("http://{addr}/events")).unwrap()
+    Target::parse(&format!("http://{}/events", free_addr())).unwrap()
 }
 
 /// `-n` over two cores against a server and a refusing target: one line per stream started, each (user, stream)

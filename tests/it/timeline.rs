@@ -8,7 +8,7 @@ use ssebench::config::{RunConfig, Stage, Target};
 use ssebench::report::Report;
 use ssebench::server::ServeConfig;
 
-use crate::util::{run, run_cfg, serve, serve_cfg, ssebench, temp_dir};
+use crate::util::{free_addr, read_json, run, run_cfg, serve, serve_cfg, ssebench, temp_dir};
 
 /// Sums a timeline column.
 fn total(report: &Report, column: impl Fn(&ssebench::report::timeline::TimelineEntry) -> u64) -> u64 {
@@ -20,9 +20,7 @@ fn total(report: &Report, column: impl Fn(&ssebench::report::timeline::TimelineE
 #[test]
 fn the_timeline_adds_up_to_the_run() {
     let server = serve(ServeConfig { events: 10, interval: Duration::from_millis(5), ..serve_cfg() });
-    let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let refused_addr = refused.local_addr().unwrap();
-    drop(refused);
+    let refused_addr = free_addr();
     let cfg = RunConfig {
         targets: vec![
             Target::parse(&format!("http://{}/events", server.addr)).unwrap(),
@@ -96,7 +94,7 @@ fn csv_rows_match_the_json_timeline() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("Started   "), "{stdout}");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let report = read_json(&json_path);
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(

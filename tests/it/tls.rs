@@ -5,29 +5,16 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use ssebench::server::ServerHandle;
-
-use crate::util::{LOOPBACK, failures, llm, pki, run_args, serve_args, ssebench};
-
-/// `serve --tls-cert CERT.pem --tls-key CERT.key EXTRA`, with a certificate of the test PKI.
-fn tls_server(cert: &str, extra: &[&str]) -> ServerHandle {
-    let pki = pki();
-    let (cert, key) = (pki.path(&format!("{cert}.pem")), pki.path(&format!("{cert}.key")));
-    let mut args = vec!["--tls-cert", &cert, "--tls-key", &key];
-    args.extend_from_slice(extra);
-    serve_args(&args)
-}
-
-/// `https://localhost:PORT/`: the name the test certificates are for.
-fn url(server: &ServerHandle) -> String {
-    format!("https://localhost:{}/", server.addr.port())
-}
+use crate::util::{
+    LOOPBACK, failures, https_url, llm, pki, read_json, run_args, serve_args, ssebench, tls_server, write_scenario,
+};
 
 #[test]
 fn a_run_with_the_test_ca_verifies_and_counts_every_event() {
     let server = tls_server("localhost", &["--events", "7", "--interval", "1ms"]);
     let ca = pki().path("ca.pem");
-    let report = run_args(&[&url(&server), "--cacert", &ca, "-c", "4", "-n", "40", "--slo", "tls_handshake.max<30s"]);
+    let report =
+        run_args(&[&https_url(&server), "--cacert", &ca, "-c", "4", "-n", "40", "--slo", "tls_handshake.max<30s"]);
     let streams = &report.figures.streams;
     assert!(report.slos[0].pass && report.slos[0].measured > 0.0, "{:?}", report.slos);
     assert_eq!((streams.completed, streams.failed), (40, 0), "{:?}", streams.failures);
@@ -46,7 +33,7 @@ fn a_run_with_the_test_ca_verifies_and_counts_every_event() {
 #[test]
 fn without_the_ca_the_certificate_is_not_trusted() {
     let server = tls_server("localhost", &[]);
-    let report = run_args(&[&url(&server), "-c", "2", "-n", "6"]);
+    let report = run_args(&[&https_url(&server), "-c", "2", "-n", "6"]);
     assert_eq!(report.figures.streams.failed, 6);
     assert_eq!(failures(&report, "tls_untrusted"), 6);
     assert_eq!(report.figures.latency_us.tls_handshake.count, 0);
@@ -57,7 +44,7 @@ fn without_the_ca_the_certificate_is_not_trusted() {
 fn a_certificate_for_another_name_is_a_name_mismatch() {
     let server = tls_server("elsewhere", &[]);
     let ca = pki().path("ca.pem");
-    let report = run_args(&[&url(&server), "--cacert", &ca, "-c", "2", "-n", "6"]);
+    let report = run_args(&[&https_url(&server), "--cacert", &ca, "-c", "2", "-n", "6"]);
     assert_eq!(report.figures.streams.failed, 6);
     assert_eq!(failures(&report, "tls_name_mismatch"), 6);
     server.stop();
@@ -69,7 +56,7 @@ fn insecure_accepts_any_certificate_and_the_report_says_so() {
     let server = tls_server("elsewhere", &["--events", "3", "--interval", "1ms"]);
     let json = pki().dir.join("insecure.json");
     let output = ssebench()
-        .args(["run", &url(&server), "--insecure", "-c", "2", "-n", "10", "-t", "1", "--json"])
+        .args(["run", &https_url(&server), "--insecure", "-c", "2", "-n", "10", "-t", "1", "--json"])
         .arg(&json)
         .output()
         .unwrap();
@@ -78,7 +65,7 @@ fn insecure_accepts_any_certificate_and_the_report_says_so() {
     assert!(stdout.contains("10 completed, 0 failed"), "{stdout}");
     assert!(stdout.contains("TLS       certificate verification OFF (--insecure)"), "{stdout}");
     assert!(stdout.contains("tls handshake"), "{stdout}");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = read_json(&json);
     assert_eq!(report["request"]["tls"]["verify"], false);
     assert_eq!(report["events"]["received"], 30);
     server.stop();
@@ -90,11 +77,12 @@ fn mutual_tls_needs_the_client_certificate() {
     let client_ca = pki.path("client-ca.pem");
     let server = tls_server("localhost", &["--tls-client-ca", &client_ca, "--events", "5", "--interval", "1ms"]);
     let (ca, cert, key) = (pki.path("ca.pem"), pki.path("client.pem"), pki.path("client.key"));
-    let report = run_args(&[&url(&server), "--cacert", &ca, "--cert", &cert, "--key", &key, "-c", "2", "-n", "8"]);
+    let report =
+        run_args(&[&https_url(&server), "--cacert", &ca, "--cert", &cert, "--key", &key, "-c", "2", "-n", "8"]);
     assert_eq!((report.figures.streams.completed, report.figures.events.received), (8, 40));
     assert!(report.request.as_ref().and_then(|r| r.tls.as_ref()).is_some_and(|t| t.client_cert));
     // Without it the server refuses with an alert (in TLS 1.3, after the client's side of the handshake is done).
-    let report = run_args(&[&url(&server), "--cacert", &ca, "-c", "2", "-n", "4"]);
+    let report = run_args(&[&https_url(&server), "--cacert", &ca, "-c", "2", "-n", "4"]);
     assert_eq!((report.figures.streams.failed, failures(&report, "tls_alert")), (4, 4));
     server.stop();
 }
@@ -107,7 +95,7 @@ fn tls_resume_on_resumes_every_reconnect_and_off_resumes_none() {
     let ca = pki().path("ca.pem");
     let go = |resume: &str| {
         let report = run_args(&[
-            &url(&server),
+            &https_url(&server),
             "--cacert",
             &ca,
             "-c",
@@ -158,8 +146,8 @@ fn a_silent_server_is_a_handshake_timeout() {
 fn llm_mode_runs_over_https() {
     let server = tls_server("localhost", &["--openai", "--tokens-per-s", "1000", "--output-tokens", "12"]);
     let ca = pki().path("ca.pem");
-    let report =
-        run_args(&[&url(&server), "--cacert", &ca, "--openai", "chat", "--prompt-tokens", "9", "-c", "2", "-n", "6"]);
+    let url = https_url(&server);
+    let report = run_args(&[&url, "--cacert", &ca, "--openai", "chat", "--prompt-tokens", "9", "-c", "2", "-n", "6"]);
     let llm = llm(&report);
     assert_eq!(report.figures.streams.completed, 6);
     assert_eq!((llm.output_tokens, llm.input_tokens), (72, 54));
@@ -187,15 +175,14 @@ fn bad_tls_flags_exit_2_naming_the_flag() {
 fn a_scenario_step_goes_over_https() {
     let model = tls_server("localhost", &["--openai", "--tokens-per-s", "1000", "--output-tokens", "3"]);
     let login = tls_server("localhost", &["--events", "2", "--interval", "1ms"]);
-    let scenario = pki().dir.join("https-step.toml");
     let step_url = format!("https://localhost:{}/login", login.addr.port());
     let toml =
         format!("[[http]]\nname = \"login\"\npath = \"{step_url}\"\n\n[conversation]\nturns = 2\nprompt_tokens = 4\n");
-    std::fs::write(&scenario, toml).unwrap();
+    let scenario = write_scenario("https-step", &toml);
     let ca = pki().path("ca.pem");
     let scenario = scenario.to_string_lossy();
-    let report =
-        run_args(&[&url(&model), "--cacert", &ca, "--openai", "chat", "--scenario", &scenario, "-c", "2", "-n", "6"]);
+    let url = https_url(&model);
+    let report = run_args(&[&url, "--cacert", &ca, "--openai", "chat", "--scenario", &scenario, "-c", "2", "-n", "6"]);
     let llm = llm(&report);
     assert_eq!((report.figures.streams.completed, report.figures.streams.failed), (6, 0));
     // Six streams in journeys of two turns, each journey after one login: three or more logins (a user whose
@@ -209,7 +196,7 @@ fn a_scenario_step_goes_over_https() {
 #[test]
 fn a_plain_http_server_on_the_port_is_a_tls_error() {
     let server = serve_args(&[]);
-    let report = run_args(&[&url(&server), "-k", "-c", "2", "-n", "4"]);
+    let report = run_args(&[&https_url(&server), "-k", "-c", "2", "-n", "4"]);
     assert_eq!((report.figures.streams.failed, failures(&report, "tls_error")), (4, 4));
     server.stop();
 }

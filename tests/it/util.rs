@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, channel};
@@ -19,10 +19,16 @@ use ssebench::config::{RunConfig, Target};
 use ssebench::engine;
 use ssebench::report::{LlmReport, Report, RequestReport};
 use ssebench::server::ServeConfig;
+use ssebench::server::openai::ModelShape;
 use ssebench::server::{self, ServerHandle};
 
 /// Where test servers listen: a free port on loopback.
 pub const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+/// A loopback address free a moment ago: nothing listens there (until something else takes it).
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind(LOOPBACK).unwrap().local_addr().unwrap()
+}
 
 /// The `ssebench` binary, for what a user sees: exit codes, printed reports, signals.
 pub fn ssebench() -> Command {
@@ -44,6 +50,12 @@ pub fn serve_cfg() -> ServeConfig {
 
 pub fn serve(cfg: ServeConfig) -> ServerHandle {
     server::start(&cfg, 1).expect("server starts")
+}
+
+/// A simulated model: `tokens_per_s`, `tokens_per_chunk`, prefill per prompt word, 64 tokens unless cut.
+pub fn model_server(tokens_per_s: f64, tokens_per_chunk: u32, prefill_us_per_token: u64) -> ServerHandle {
+    let model = ModelShape { tokens_per_s, tokens_per_chunk, prefill_us_per_token, output_tokens: 64 };
+    serve(ServeConfig { openai: Some(model), ..serve_cfg() })
 }
 
 /// `ssebench serve --addr 127.0.0.1:0 -t 1 ARGS`, parsed as a user's command line.
@@ -125,8 +137,26 @@ pub struct Request {
     pub body: String,
 }
 
+impl Request {
+    /// The request target of the request line.
+    pub fn path(&self) -> &str {
+        self.head.split(' ').nth(1).unwrap_or("")
+    }
+
+    /// The value of header `name` (the first one), if the request has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, value) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
 /// The head of an SSE response without framing: its body ends when the connection closes.
 pub const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+
+/// `SSE_HEAD` with `Connection: close`: no connection is kept alive after the body.
+pub const SSE_HEAD_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
 
 /// Reads a request head, byte by byte so nothing past it is consumed; None if the peer went away first.
 pub fn read_head(conn: &mut TcpStream) -> Option<String> {
@@ -182,7 +212,27 @@ pub fn sse_server(body: &'static [u8]) -> (SocketAddr, Receiver<Request>) {
     })
 }
 
+/// `serve --tls-cert CERT.pem --tls-key CERT.key EXTRA`, with a certificate of the test PKI.
+pub fn tls_server(cert: &str, extra: &[&str]) -> ServerHandle {
+    let pki = pki();
+    let (cert, key) = (pki.path(&format!("{cert}.pem")), pki.path(&format!("{cert}.key")));
+    let mut args = vec!["--tls-cert", &cert, "--tls-key", &key];
+    args.extend_from_slice(extra);
+    serve_args(&args)
+}
+
+/// `https://localhost:PORT/`: the name the test certificates are for.
+pub fn https_url(server: &ServerHandle) -> String {
+    format!("https://localhost:{}/", server.addr.port())
+}
+
 // Files.
+
+/// The JSON file at `path` (a report, mostly), parsed.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
 /// A fresh directory `ssebench-NAME-PID` under the system's temporary directory.
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -236,6 +286,14 @@ pub fn pki() -> &'static Pki {
         write("client.key", key.serialize_pem());
         Pki { dir }
     })
+}
+
+/// `text` as `scenario.toml` in a fresh directory `ssebench-scenario-NAME-PID`.
+pub fn write_scenario(name: &str, text: &str) -> PathBuf {
+    let dir = temp_dir(&format!("scenario-{name}"));
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 // The LLM fixtures: raw SSE bodies under `tests/fixtures/llm/`, split into `data` payloads.
