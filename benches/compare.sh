@@ -44,8 +44,8 @@ sockets() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
 start_client() {
     local client=$1 n=$2 total_s=$3
     case $client in
-        ssebench) "$bin" run "$url" -c "$n" -d "${total_s}s" --connect-rate 2000 -q >/dev/null 2>&1 & ;;
-        ssebench-epoll) "$bin" run "$url" -c "$n" -d "${total_s}s" --connect-rate 2000 -q --driver epoll >/dev/null 2>&1 & ;;
+        ssebench) "$bin" run "$url" -c "$n" -d "${total_s}s" -q >/dev/null 2>&1 & ;;
+        ssebench-epoll) "$bin" run "$url" -c "$n" -d "${total_s}s" -q --driver epoll >/dev/null 2>&1 & ;;
         wrk) wrk -t "$(nproc)" -c "$n" -d "${total_s}s" --timeout 600s "$url" >/dev/null 2>&1 & ;;
         h2load) h2load --h1 -t "$(nproc)" -c "$n" -n "$n" "$url" >/dev/null 2>&1 & ;;
         *) echo "compare: unknown client $client" >&2; exit 2 ;;
@@ -80,6 +80,7 @@ for n in $streams_list; do
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
         held=$(( held < held_start ? held : held_start ))
+        held=$(( held < n ? held : n ))  # the client may hold a few sockets of its own (ssebench: its Ctrl-C wake pair)
         awk -v c="$client" -v n="$n" -v h="$held" -v t=$(( cpu_end - cpu_start )) -v hz="$ticks" -v w="$window_s" \
             -v rss="$rss" 'BEGIN {
                 events = h * w

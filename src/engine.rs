@@ -127,17 +127,18 @@ impl Intervals<'_> {
         }
     }
 
-    /// Waits up to `timeout` for snapshots and takes every one that came.
-    fn drain(&mut self, timeout: Duration) {
+    /// Waits up to `timeout` for snapshots and takes every one that came; false once every core has gone (nothing
+    /// more will come).
+    fn drain(&mut self, timeout: Duration) -> bool {
         match self.from_cores.recv_timeout(timeout) {
             Ok(snapshot) => self.take(snapshot),
-            Err(RecvTimeoutError::Timeout) => return,
-            // Every core has gone: nothing more will come.
-            Err(RecvTimeoutError::Disconnected) => return std::thread::sleep(timeout),
+            Err(RecvTimeoutError::Timeout) => return true,
+            Err(RecvTimeoutError::Disconnected) => return false,
         }
         while let Ok(snapshot) = self.from_cores.try_recv() {
             self.take(snapshot);
         }
+        true
     }
 }
 
@@ -166,9 +167,10 @@ fn write_streams_log(
     Ok(lines)
 }
 
-/// How often the engine looks for a worker that ended without sending its last snapshot (its runtime failed to
-/// start). Every other end is seen at once: a core's last snapshot wakes the engine.
-const FINISH_CHECK_PERIOD: Duration = Duration::from_millis(100);
+/// How often the engine looks for a worker that ended without sending its last snapshot while others run on (it
+/// panicked). Every other end is seen at once: a core's last snapshot wakes the engine, and so does the last core
+/// gone (its runtime failed to start). Once a second: an idle run should not wake the engine for nothing.
+const FINISH_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 /// The end of the streaming phase, and the most memory resident while every worker still ran its streams: it returns
 /// when the first core sends its last snapshot (or a worker thread ends without one), so what a worker allocates to
@@ -181,11 +183,15 @@ fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>], intervals: &mut Interval
     while !intervals.collector.a_core_finished() && !workers.iter().any(|w| w.is_finished()) {
         let now = Instant::now();
         if !sample {
-            intervals.drain(FINISH_CHECK_PERIOD);
+            if !intervals.drain(FINISH_CHECK_PERIOD) {
+                break;
+            }
             continue;
         }
         if now < next_sample {
-            intervals.drain((next_sample - now).min(FINISH_CHECK_PERIOD));
+            if !intervals.drain((next_sample - now).min(FINISH_CHECK_PERIOD)) {
+                break;
+            }
             continue;
         }
         next_sample += RSS_SAMPLE_PERIOD;
@@ -343,7 +349,10 @@ pub fn run_live(
     let rss_peak_kib = if kernel_peak { sys::memory_kib().map(|m| m.hwm_kib) } else { sampled_peak_kib };
     // Keep collecting until every worker is done: a core that still runs must find its emptied snapshots back.
     while !handles.iter().all(|h| h.is_finished()) {
-        intervals.drain(DRAIN_PERIOD);
+        if !intervals.drain(DRAIN_PERIOD) {
+            // Every core's sender is gone, its thread about to end.
+            std::thread::sleep(DRAIN_PERIOD);
+        }
     }
     let mut merged = Recorder::new();
     let mut stages: Vec<StageOutcome> =

@@ -466,8 +466,11 @@ pub struct Recorder {
     /// Streams open now (from connect start to stream end).
     pub active: u64,
     pub peak_active: u64,
-    /// `active` sampled at each tick of the shared sampling clock, for a cross-core peak.
+    /// `active` at each boundary of the shared sampling clock (every 100 ms from the run's start), for a cross-core
+    /// peak: filled in where streams open and close (`level_until`), never by a timer.
     pub active_samples: Vec<u32>,
+    /// The last boundary whose level `active_samples` holds.
+    active_tick: usize,
     /// `--openai`: token figures; `None` outside LLM mode.
     pub llm: Option<Box<LlmRecorder>>,
 }
@@ -511,6 +514,7 @@ impl Recorder {
             active: 0,
             peak_active: 0,
             active_samples: Vec::new(),
+            active_tick: 0,
             llm: None,
         }
     }
@@ -542,14 +546,23 @@ impl Recorder {
         }
     }
 
-    /// Records `active` for sampling tick `tick` (ticks count from the run's common start, so
-    /// the same index on every core means the same moment).
-    pub fn sample_active(&mut self, tick: usize) {
+    /// Records the level `active` has held since its last change for every sampling boundary up to `tick` (boundary
+    /// `t` is `t` periods after the run's common start, the same moment on every core). Called before `active`
+    /// changes and at the end, so each boundary gets the level that held at that instant: what a sampler woken at
+    /// every boundary would read, without waking anything. Boundary 0 (the start) is 0. Allocates only past the
+    /// room reserved up front (a run longer than a day), once per 100 ms at most.
+    pub fn level_until(&mut self, tick: usize) {
+        if tick <= self.active_tick {
+            return;
+        }
         if self.active_samples.len() <= tick {
             self.active_samples.resize(tick + 1, 0);
         }
         let active = u32::try_from(self.active).unwrap_or(u32::MAX);
-        self.active_samples[tick] = self.active_samples[tick].max(active);
+        for sample in &mut self.active_samples[self.active_tick + 1..=tick] {
+            *sample = (*sample).max(active);
+        }
+        self.active_tick = tick;
     }
 
     /// An arrival that found every `--max-streams` slot busy.
@@ -567,9 +580,12 @@ impl Recorder {
 
     /// Hands this stage's figures back and carries on in `fresh` (allocated up front): the
     /// streams open now carry over, everything else starts from zero.
-    pub fn next_stage(&mut self, mut fresh: Recorder) -> Recorder {
+    /// Hands over to the next stage's recorder at sampling boundary `tick`: boundaries up to it are this stage's.
+    pub fn next_stage(&mut self, mut fresh: Recorder, tick: usize) -> Recorder {
+        self.level_until(tick);
         self.open_at_end = self.active;
         fresh.active = self.active;
+        fresh.active_tick = tick;
         fresh.stall_threshold_us = self.stall_threshold_us;
         debug_assert_eq!(fresh.llm.is_some(), self.llm.is_some(), "stage recorders share the LLM shape");
         std::mem::replace(self, fresh)
@@ -652,10 +668,11 @@ mod tests {
         for rec in [&mut a, &mut b] {
             rec.stream_opened();
             rec.stream_opened();
-            rec.sample_active(0);
+            // Both open from before boundary 1 to after it; both closed by boundary 2.
+            rec.level_until(1);
             rec.stream_closed(StreamEnd::Completed, 1_000, 5);
             rec.stream_closed(StreamEnd::Failed(Failure::HttpStatus(404)), 10, 0);
-            rec.sample_active(1);
+            rec.level_until(2);
         }
         a.compressed.gzip = 1;
         b.compressed = CompressedStreams { gzip: 2, deflate: 3, br: 4 };
@@ -664,7 +681,7 @@ mod tests {
         assert_eq!((a.streams_started, a.streams_completed, a.streams_failed), (4, 2, 2));
         assert_eq!(a.failures_of(Failure::HttpStatus(0)), 2);
         assert_eq!(a.status_failures().collect::<Vec<_>>(), vec![(404, 2)]);
-        assert_eq!(a.active_samples, vec![4, 0]);
+        assert_eq!(a.active_samples, vec![0, 4, 0]);
         assert_eq!(a.peak_active, 4);
         assert_eq!(a.histograms.events_per_stream.len(), 4);
         assert_eq!(a.stream_time_us, 2_020);
@@ -684,6 +701,24 @@ mod tests {
         assert_eq!((a.ids_not_numeric, a.users_stopped_by_204, a.llm.unwrap().usage_unreadable), (3, 30, 300));
     }
 
+    /// A level holds across the boundaries it spans with nothing calling in between; a boundary recorded once keeps
+    /// the level it had then, whatever comes later in its period.
+    #[test]
+    fn levels_fill_the_boundaries_they_held() {
+        let mut rec = Recorder::new();
+        rec.stream_opened();
+        rec.level_until(0);
+        assert!(rec.active_samples.is_empty(), "boundary 0 is the start, at 0");
+        rec.level_until(4);
+        rec.stream_opened();
+        rec.level_until(4);
+        rec.stream_closed(StreamEnd::Completed, 10, 1);
+        rec.stream_closed(StreamEnd::Completed, 10, 1);
+        rec.level_until(6);
+        assert_eq!(rec.active_samples, vec![0, 1, 1, 1, 1, 0, 0]);
+        assert_eq!(rec.peak_active, 2, "the within-period peak is the core's own");
+    }
+
     #[test]
     fn stages_carry_open_streams_only() {
         let mut rec = Recorder::new();
@@ -692,8 +727,12 @@ mod tests {
         rec.stream_opened();
         rec.start_dropped();
         rec.start_on_schedule(LATE_START_US + 1);
-        let first = rec.next_stage(Recorder::new());
+        let first = rec.next_stage(Recorder::new(), 3);
         assert_eq!((first.streams_started, first.active, first.arrivals, first.dropped_starts), (2, 2, 2, 1));
+        // Boundaries 1 to 3 were the first stage's; the next stage's start after them.
+        assert_eq!(first.active_samples, vec![0, 2, 2, 2]);
+        rec.level_until(5);
+        assert_eq!(rec.active_samples, vec![0, 0, 0, 0, 2, 2]);
         assert_eq!(first.late_starts, 1);
         assert_eq!((rec.streams_started, rec.active, rec.stall_threshold_us, rec.arrivals), (0, 2, 5, 0));
         assert_eq!(first.open_at_end, 2);

@@ -146,7 +146,17 @@ impl Slot {
     /// Arms the phase timeout `kind` to fire `after` from `now`, or clears it when `after` is None.
     pub(crate) fn arm(&self, ctx: &CoreCtx, kind: Expiry, now: Instant, after: Option<Duration>) {
         self.deadline.set(kind);
-        self.deadline_ms.set(ctx.deadline_ms(now, after));
+        self.deadline_ms.set(ctx.due_at(ctx.deadline_ms(now, after)));
+    }
+
+    /// Moves the byte-idle deadline to `after` from `now` (clears it when `after` is None).
+    pub(crate) fn arm_byte_idle(&self, ctx: &CoreCtx, now: Instant, after: Option<Duration>) {
+        self.byte_deadline_ms.set(ctx.due_at(ctx.deadline_ms(now, after)));
+    }
+
+    /// Sets the stream's `--stream-duration` end to `after` from `now` (clears it when `after` is None).
+    pub(crate) fn arm_session(&self, ctx: &CoreCtx, now: Instant, after: Option<Duration>) {
+        self.session_deadline_ms.set(ctx.due_at(ctx.deadline_ms(now, after)));
     }
 
     /// Clears every deadline (the stream is over, or expired).
@@ -429,6 +439,9 @@ impl Core {
     }
 }
 
+/// The period of the shared sampling clock of open streams (`Recorder::level_until`), for the cross-core peak.
+pub(crate) const SAMPLE_PERIOD: Duration = Duration::from_millis(100);
+
 /// What a core's tasks share. Virtual users hold one `Rc` of it and their index: no timers of
 /// their own (a monoio `Sleep` is 640 bytes), so an idle user costs little more than its parser.
 pub(crate) struct CoreCtx {
@@ -442,9 +455,44 @@ pub(crate) struct CoreCtx {
     pub(crate) journeys: Box<[RefCell<JourneyState>]>,
     pub(crate) shared: Arc<RunShared>,
     pub(crate) timing: Timing,
+    /// When the sweeper wakes next.
+    pub(crate) sweep: SweepPlan,
+}
+
+/// The sweeper's plan: it sleeps until the earliest deadline pending, and a deadline set earlier than that wakes it
+/// to plan again. No timer per stream, and no wake-up when nothing is due.
+pub(crate) struct SweepPlan {
+    /// Milliseconds after the start of the earliest deadline the sweeper knows of; u64::MAX when none.
+    pub(crate) at_ms: Cell<u64>,
+    /// The sleeping sweeper's waker.
+    pub(crate) waker: Cell<Option<Waker>>,
+}
+
+impl SweepPlan {
+    pub(crate) fn new() -> SweepPlan {
+        SweepPlan { at_ms: Cell::new(u64::MAX), waker: Cell::new(None) }
+    }
 }
 
 impl CoreCtx {
+    /// Returns the slot deadline `deadline_ms` (0: none) it was given, after waking the sweeper if it falls before
+    /// the sweeper's plan. Deadlines that move later (most: each event pushes the idle timeout on) cost a compare:
+    /// the sweeper, woken at the earlier one, finds them moved and plans again.
+    pub(crate) fn due_at(&self, deadline_ms: u64) -> u64 {
+        if deadline_ms != 0 && deadline_ms < self.sweep.at_ms.get() {
+            self.sweep.at_ms.set(deadline_ms);
+            if let Some(waker) = self.sweep.waker.take() {
+                waker.wake();
+            }
+        }
+        deadline_ms
+    }
+
+    /// The sampling boundaries (`Recorder::level_until`) passed at `now`.
+    pub(crate) fn sample_tick(&self, now: Instant) -> usize {
+        (now.saturating_duration_since(self.timing.start).as_nanos() / SAMPLE_PERIOD.as_nanos()) as usize
+    }
+
     /// Target index and source address of this core's user `local`: targets rotate fastest, so
     /// every (source, target) pair gets its share of users and of ports.
     pub(crate) fn endpoint(&self, local: usize) -> (usize, Option<IpAddr>) {
@@ -528,7 +576,7 @@ pub(crate) async fn wait_until(ctx: &CoreCtx, at: Instant) -> bool {
 /// A user's wait between streams (a reconnect's `retry`, the pause after a failure that never waited), ended by the
 /// core's sweeper: no timer per user. A monoio `Sleep` is 640 B, and boxed per wait it made a reconnect wave of
 /// 10,000 users take ~5 MB that stayed resident; this holds a deadline and a waker in the user's slot, allocated
-/// up front. Its resolution is the sweeper's period (10 ms). Ready with false when the run ended first.
+/// up front. It ends within the sweeper's least spacing (10 ms) of its time. Ready with false when the run ended first.
 pub(crate) struct Pause<'c> {
     ctx: &'c CoreCtx,
     slot: &'c Slot,
@@ -553,7 +601,7 @@ impl std::future::Future for Pause<'_> {
             slot.end_pause(&mut ctx.core.borrow_mut());
             return Poll::Ready(!over);
         }
-        if slot.pause_until_ms.replace(self.until_ms) == 0 {
+        if slot.pause_until_ms.replace(ctx.due_at(self.until_ms)) == 0 {
             ctx.core.borrow_mut().pausing += 1;
         }
         slot.pause_waker.set(Some(cx.waker().clone()));
@@ -658,6 +706,7 @@ pub(crate) fn test_ctx(target: std::net::SocketAddr, request: &[u8], scratch_byt
         journeys: Box::new([]),
         shared,
         timing,
+        sweep: SweepPlan::new(),
     })
 }
 

@@ -50,7 +50,7 @@ pub(crate) async fn drive_stages(ctx: &Rc<CoreCtx>, stage_users: &[usize]) {
                 snapshots.fold_stage_end(&core.rec);
             }
             let fresh = core.spare_recs.pop().expect("a recorder is allocated for every stage");
-            let done = core.rec.next_stage(fresh);
+            let done = core.rec.next_stage(fresh, ctx.sample_tick(Instant::now()));
             core.done_recs.push(done);
         }
         ctx.core.borrow_mut().user_limit = target;

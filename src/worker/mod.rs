@@ -22,10 +22,10 @@ use std::sync::mpsc::{Receiver, Sender};
 use crate::plan::Shard;
 use crate::recorder::{LlmRecorder, Recorder};
 use crate::template::TargetRequest;
-use crate::worker::core::{Core, CoreCtx, JourneyState, Slot};
+use crate::worker::core::{Core, CoreCtx, JourneyState, SAMPLE_PERIOD, Slot, SweepPlan};
 use crate::worker::core::{Snapshots, StreamsLog};
 use crate::worker::drive::{drive_arrivals, drive_stages, drive_users};
-use crate::worker::sweep::{SAMPLE_PERIOD, rest_gate, sample_active, snapshot_intervals, sweep};
+use crate::worker::sweep::{rest_gate, snapshot_intervals, sweep};
 
 pub use crate::worker::core::{IntervalLink, RunShared, StreamsLogLink, Timing};
 
@@ -110,8 +110,8 @@ pub async fn run(
         journeys,
         shared,
         timing,
+        sweep: SweepPlan::new(),
     });
-    monoio::spawn(sample_active(ctx.clone()));
     monoio::spawn(sweep(ctx.clone()));
     monoio::spawn(rest_gate(ctx.clone()));
     let every = ctx.shared.cfg.report_interval;
@@ -124,8 +124,7 @@ pub async fn run(
     let mut core = ctx.core.borrow_mut();
     core.finished = true;
     let elapsed = timing.start.elapsed();
-    let tick = elapsed.as_nanos() / SAMPLE_PERIOD.as_nanos();
-    core.rec.sample_active(tick as usize);
+    core.rec.level_until(ctx.sample_tick(timing.start + elapsed));
     core.finish_snapshots((elapsed.as_nanos() / every.as_nanos()) as usize, elapsed.as_micros() as u64);
     let last = std::mem::take(&mut core.rec);
     let mut recorders = std::mem::take(&mut core.done_recs);

@@ -81,6 +81,7 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
         };
         {
             let mut core = ctx.core.borrow_mut();
+            core.rec.level_until(ctx.sample_tick(Instant::now()));
             core.rec.stream_opened();
             if let Some(facts) = core.stream_facts(index) {
                 *facts = StreamRecord::EMPTY;
@@ -201,6 +202,7 @@ fn record_end(ctx: &CoreCtx, machine: &mut StreamMachine, ended: Ended, reached_
     let from = if requested { machine.request_start() } else { opened_at };
     let events = if requested { machine.events() } else { 0 };
     let stream_us = micros_between(from, now);
+    rec.level_until(ctx.sample_tick(now));
     rec.stream_closed(end, stream_us, events);
     if let Some(log) = core.streams_log.as_deref_mut() {
         let mut record = log.current[index];
