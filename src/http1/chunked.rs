@@ -123,6 +123,10 @@ impl ChunkedDecoder {
         let mut pos = 0;
         // Each pass consumes at least one byte or returns, so the loop is bounded by input.len().
         while pos < input.len() {
+            if let Some(framing) = self.between_chunks(&input[pos..]) {
+                pos += framing;
+                continue;
+            }
             match self.state {
                 State::Data { remaining } => {
                     debug_assert!(remaining > 0);
@@ -154,6 +158,36 @@ impl ChunkedDecoder {
             self.step(byte).inspect_err(|&error| self.state = State::Failed(error))?;
         }
         Ok((pos, pos..pos))
+    }
+
+    /// The framing between two chunks in one step, as the byte-by-byte grammar would take it: the CRLF after a
+    /// chunk's data (alone, when the input ends there), then a size line of 1 to 15 hex digits and CRLF for a chunk
+    /// that is not the last. Returns the bytes taken, or None for anything else (whitespace, an extension, a bare LF,
+    /// the last chunk, a line the input cuts), which goes byte by byte from where it was. A stream of small events
+    /// is mostly this framing, 6 to 8 bytes per event, and stepping through it byte by byte was a third of the
+    /// decoding's instructions.
+    fn between_chunks(&mut self, input: &[u8]) -> Option<usize> {
+        let start = match self.state {
+            State::DataCr if input.starts_with(b"\r\n") => 2,
+            State::Size if self.line_len == 0 => 0,
+            _ => return None,
+        };
+        if start == input.len() {
+            self.state = self.start_size_line();
+            return Some(start);
+        }
+        let line = &input[start..];
+        let digits = line.iter().take(16).take_while(|b| b.is_ascii_hexdigit()).count();
+        if digits == 0 || digits > 15 || line.get(digits..digits + 2) != Some(b"\r\n") {
+            return None;
+        }
+        let size = line[..digits].iter().fold(0u64, |size, &b| size << 4 | u64::from(hex_value(b).unwrap_or(0)));
+        if size == 0 {
+            return None;
+        }
+        (self.size, self.line_len) = (size, digits as u32);
+        self.state = State::Data { remaining: size };
+        Some(start + digits + 2)
     }
 
     /// True once the last chunk, the trailers and the final empty line have all been consumed.
@@ -355,6 +389,9 @@ mod tests {
             ("two hex digits, both cases", s("1b\r\nabcdefghijklmnopqrstuvwxyz!\r\n1B\r\nabcdefghijklmnopqrstuvwxyz?\r\n0\r\n\r\n"),
                 Done("abcdefghijklmnopqrstuvwxyz!abcdefghijklmnopqrstuvwxyz?")),
             ("leading zeros", s("0005\r\nhello\r\n000\r\n\r\n"), Done("hello")),
+            ("fifteen digits", s("00000000000000a\r\n0123456789\r\n0\r\n\r\n"), Done("0123456789")),
+            ("sixteen digits", s("000000000000000a\r\n0123456789\r\n000000000000000\r\n\r\n"), Done("0123456789")),
+            ("crlf then a stray byte", s("1\r\na\r\n\r\n"), Failed("a", BadSize)),
             ("leading zeros at line bound", s(&many_zeros), Done("hello")),
             ("leading zeros over line bound", s(&too_many_zeros), Failed("", LineTooLong)),
             ("extension", s("5;name=value\r\nhello\r\n0;last\r\n\r\n"), Done("hello")),
