@@ -8,7 +8,7 @@
 #   COMPARE_STREAMS="1000" COMPARE_WINDOW_S=10 bash benches/compare.sh
 #   COMPARE_CLIENTS="ssebench wrk" bash benches/compare.sh
 #
-# Clients: `ssebench` (default driver), `ssebench-epoll`, `wrk` (raw HTTP: it reads the bytes and parses no event),
+# Clients: `ssebench` (default driver: epoll), `ssebench-io_uring`, `wrk` (raw HTTP: it reads the bytes and parses no event),
 # `h2load` (`--h1`). Events in a window are counted as streams held x window seconds: the server sends each held
 # stream one event per second, whoever reads it. The window starts once every stream of the client is open (its
 # sockets counted in /proc) and a 3 s settle has passed, so the connect storm is not in it.
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 streams_list=${COMPARE_STREAMS:-"1000 10000 19000"}
 window_s=${COMPARE_WINDOW_S:-20}
-clients=${COMPARE_CLIENTS:-"ssebench ssebench-epoll wrk h2load"}
+clients=${COMPARE_CLIENTS:-"ssebench ssebench-io_uring wrk h2load"}
 port=${COMPARE_PORT:-18480}
 settle_s=3
 
@@ -45,7 +45,7 @@ start_client() {
     local client=$1 n=$2 total_s=$3
     case $client in
         ssebench) "$bin" run "$url" -c "$n" -d "${total_s}s" -q >/dev/null 2>&1 & ;;
-        ssebench-epoll) "$bin" run "$url" -c "$n" -d "${total_s}s" -q --driver epoll >/dev/null 2>&1 & ;;
+        ssebench-io_uring) "$bin" run "$url" -c "$n" -d "${total_s}s" -q --driver io_uring >/dev/null 2>&1 & ;;
         wrk) wrk -t "$(nproc)" -c "$n" -d "${total_s}s" --timeout 600s "$url" >/dev/null 2>&1 & ;;
         h2load) h2load --h1 -t "$(nproc)" -c "$n" -n "$n" "$url" >/dev/null 2>&1 & ;;
         *) echo "compare: unknown client $client" >&2; exit 2 ;;

@@ -221,7 +221,7 @@ pub fn run_live(
     cfg.validate()?;
     // Built once here, before anything connects: a bad template stops the run now, never midway.
     let requests = requests::build(cfg, &|name| std::env::var(name).ok())?;
-    let driver = runtime::resolve(cfg.driver).map_err(EngineError::Start)?;
+    let driver = runtime::resolve_for_streams(cfg.driver).map_err(EngineError::Start)?;
     let plan = Plan::new(cfg);
     // Refuse before anything connects: a run that hits EMFILE halfway measures the host, not the target.
     limits::ensure_descriptors(cfg.connections as u64, plan.shards.len() as u64).map_err(EngineError::Start)?;

@@ -46,6 +46,16 @@ pub fn resolve(choice: DriverChoice) -> Result<Driver, String> {
     }
 }
 
+/// Resolves `--driver` for `run`, which reads streams: `Auto` is epoll, on every scale measured the cheaper way for
+/// a core to read many sockets, cheaper even than io_uring's multishot receive into provided buffers (ARCHITECTURE.md,
+/// "CPU per event"). io_uring runs when asked for.
+pub fn resolve_for_streams(choice: DriverChoice) -> Result<Driver, String> {
+    match choice {
+        DriverChoice::Auto => Ok(Driver::Epoll),
+        chosen => resolve(chosen),
+    }
+}
+
 /// Runs `fut` to completion on a fresh single-threaded runtime of the given driver.
 pub fn block_on<F: Future>(driver: Driver, fut: F) -> io::Result<F::Output> {
     Ok(match driver {

@@ -99,7 +99,7 @@ pub(crate) struct EngineArgs {
     /// Worker threads, one pinned runtime each [default: every available core]
     #[arg(short = 't', long)]
     threads: Option<usize>,
-    /// IO driver: io_uring, or epoll (the fallback when io_uring is not usable)
+    /// IO driver. auto: for run, epoll (it reads many streams for less CPU); for serve, io_uring where usable, else epoll
     #[arg(long, value_enum, default_value = "auto")]
     driver: DriverArg,
 }
