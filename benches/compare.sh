@@ -58,7 +58,7 @@ server=$!
 trap 'kill $server 2>/dev/null' EXIT
 sleep 1
 
-printf '\n%-15s %8s %8s %14s %10s %12s\n' client streams held "CPU s/1M ev" "RSS MB" "B/stream"
+printf '\n%-18s %8s %8s %14s %10s %12s\n' client streams held "CPU s/1M ev" "RSS MB" "B/stream"
 for n in $streams_list; do
     ramp_s=$(( n / 2000 + 10 ))
     for client in $clients; do
@@ -84,7 +84,7 @@ for n in $streams_list; do
         awk -v c="$client" -v n="$n" -v h="$held" -v t=$(( cpu_end - cpu_start )) -v hz="$ticks" -v w="$window_s" \
             -v rss="$rss" 'BEGIN {
                 events = h * w
-                printf "%-15s %8d %8d %14.1f %10.1f %12.0f\n", c, n, h, (events > 0 ? t / hz / events * 1e6 : 0),
+                printf "%-18s %8d %8d %14.1f %10.1f %12.0f\n", c, n, h, (events > 0 ? t / hz / events * 1e6 : 0),
                     rss / 1024, (h > 0 ? rss * 1024 / h : 0)
             }'
         # Let the server close the last client's streams before the next one connects.
