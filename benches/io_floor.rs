@@ -177,6 +177,15 @@ fn push(ring: &mut IoUring, entry: &io_uring::squeue::Entry) {
     }
 }
 
+/// Submits what is queued, waits up to 100 ms for a completion, and takes every completion there is into
+/// `completed` as (user data, result, flags).
+fn harvest(ring: &mut IoUring, completed: &mut Vec<(usize, i32, u32)>) {
+    let timeout = types::Timespec::new().nsec(100_000_000);
+    let _ = ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&timeout));
+    completed.clear();
+    completed.extend(ring.completion().map(|cqe| (cqe.user_data() as usize, cqe.result(), cqe.flags())));
+}
+
 fn read_uring_poll(sockets: &[TcpStream], until: Instant, multi: bool) -> u64 {
     let mut buf = vec![0u8; RECV_BYTES];
     let mut ring = ring();
@@ -192,11 +201,8 @@ fn read_uring_poll(sockets: &[TcpStream], until: Instant, multi: bool) -> u64 {
     let mut events = 0;
     let mut completed = Vec::with_capacity(32 * 1024);
     while Instant::now() < until {
-        let timeout = types::Timespec::new().nsec(100_000_000);
-        let _ = ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&timeout));
-        completed.clear();
-        completed.extend(ring.completion().map(|cqe| (cqe.user_data() as usize, cqe.flags())));
-        for &(index, flags) in &completed {
+        harvest(&mut ring, &mut completed);
+        for &(index, _, flags) in &completed {
             events += drain(sockets[index].as_raw_fd(), &mut buf);
             if !multi || !cqueue::more(flags) {
                 push(&mut ring, &poll(index));
@@ -243,10 +249,7 @@ fn read_uring_recv(sockets: &[TcpStream], until: Instant) -> u64 {
     let mut events = 0;
     let mut completed = Vec::with_capacity(32 * 1024);
     while Instant::now() < until {
-        let timeout = types::Timespec::new().nsec(100_000_000);
-        let _ = ring.submitter().submit_with_args(1, &types::SubmitArgs::new().timespec(&timeout));
-        completed.clear();
-        completed.extend(ring.completion().map(|cqe| (cqe.user_data() as usize, cqe.result(), cqe.flags())));
+        harvest(&mut ring, &mut completed);
         for &(index, result, flags) in &completed {
             if let Some(id) = cqueue::buffer_select(flags) {
                 let start = id as usize * RING_BUFFER_BYTES;
