@@ -182,14 +182,9 @@ fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>], intervals: &mut Interval
     let mut next_sample = Instant::now() + RSS_SAMPLE_PERIOD;
     while !intervals.collector.a_core_finished() && !workers.iter().any(|w| w.is_finished()) {
         let now = Instant::now();
-        if !sample {
-            if !intervals.drain(FINISH_CHECK_PERIOD) {
-                break;
-            }
-            continue;
-        }
-        if now < next_sample {
-            if !intervals.drain((next_sample - now).min(FINISH_CHECK_PERIOD)) {
+        if !sample || now < next_sample {
+            let timeout = if sample { (next_sample - now).min(FINISH_CHECK_PERIOD) } else { FINISH_CHECK_PERIOD };
+            if !intervals.drain(timeout) {
                 break;
             }
             continue;

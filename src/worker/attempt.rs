@@ -153,8 +153,8 @@ impl Attempt {
                     // the write must keep moving: a server that never reads the request is bounded too.
                     let cfg = &ctx.shared.cfg;
                     slot.arm(ctx, Expiry::HeaderTimeout, now, cfg.header_timeout);
-                    slot.arm_byte_idle(ctx, now, cfg.byte_idle_timeout);
-                    slot.arm_session(ctx, now, ctx.stream_length(slot, self.local(), self.seq));
+                    slot.byte_deadline_ms.set(ctx.deadline_ms(now, cfg.byte_idle_timeout));
+                    slot.session_deadline_ms.set(ctx.deadline_ms(now, ctx.stream_length(slot, self.local(), self.seq)));
                     self.phase = Phase::Writing { written: 0, got_bytes: false };
                     self.write(ctx, slot, conn, machine, (0, false), None)
                 }
@@ -361,7 +361,7 @@ impl Attempt {
         // A write that moved resets the byte-idle deadline, as a read does; the header deadline runs on.
         let byte_idle_timeout = ctx.shared.cfg.byte_idle_timeout;
         if written > before && byte_idle_timeout.is_some() {
-            slot.arm_byte_idle(ctx, Instant::now(), byte_idle_timeout);
+            slot.byte_deadline_ms.set(ctx.deadline_ms(Instant::now(), byte_idle_timeout));
         }
         match step {
             Step::Done => {}
@@ -457,7 +457,7 @@ impl Attempt {
             // Timeouts move on with the stream: any byte resets the byte-idle one; the head
             // starts the first-event one; each event restarts the idle one.
             if cfg.byte_idle_timeout.is_some() {
-                slot.arm_byte_idle(ctx, now, cfg.byte_idle_timeout);
+                slot.byte_deadline_ms.set(ctx.deadline_ms(now, cfg.byte_idle_timeout));
             }
             if machine.events() > events_before {
                 slot.arm(ctx, Expiry::IdleTimeout, now, cfg.idle_timeout);

@@ -146,17 +146,7 @@ impl Slot {
     /// Arms the phase timeout `kind` to fire `after` from `now`, or clears it when `after` is None.
     pub(crate) fn arm(&self, ctx: &CoreCtx, kind: Expiry, now: Instant, after: Option<Duration>) {
         self.deadline.set(kind);
-        self.deadline_ms.set(ctx.due_at(ctx.deadline_ms(now, after)));
-    }
-
-    /// Moves the byte-idle deadline to `after` from `now` (clears it when `after` is None).
-    pub(crate) fn arm_byte_idle(&self, ctx: &CoreCtx, now: Instant, after: Option<Duration>) {
-        self.byte_deadline_ms.set(ctx.due_at(ctx.deadline_ms(now, after)));
-    }
-
-    /// Sets the stream's `--stream-duration` end to `after` from `now` (clears it when `after` is None).
-    pub(crate) fn arm_session(&self, ctx: &CoreCtx, now: Instant, after: Option<Duration>) {
-        self.session_deadline_ms.set(ctx.due_at(ctx.deadline_ms(now, after)));
+        self.deadline_ms.set(ctx.deadline_ms(now, after));
     }
 
     /// Clears every deadline (the stream is over, or expired).
@@ -549,11 +539,14 @@ impl CoreCtx {
     /// A slot deadline `after` from `now`, in ms since the start (never 0, which means none);
     /// 0 when `after` is None. Rounded up: the sweeper compares it with the time truncated to the millisecond, so a
     /// truncated deadline could fire up to 1 ms early (a 20 ms reconnect wait ended after 19.7 ms).
+    ///
+    /// Every slot deadline is made here, so this is where the sweeper hears of one earlier than its plan
+    /// (`due_at`).
     pub(crate) fn deadline_ms(&self, now: Instant, after: Option<Duration>) -> u64 {
-        after.map_or(0, |after| {
+        self.due_at(after.map_or(0, |after| {
             let micros = (now + after).saturating_duration_since(self.timing.start).as_micros();
             (micros.div_ceil(1000) as u64).max(1)
-        })
+        }))
     }
 }
 
@@ -601,7 +594,7 @@ impl std::future::Future for Pause<'_> {
             slot.end_pause(&mut ctx.core.borrow_mut());
             return Poll::Ready(!over);
         }
-        if slot.pause_until_ms.replace(ctx.due_at(self.until_ms)) == 0 {
+        if slot.pause_until_ms.replace(self.until_ms) == 0 {
             ctx.core.borrow_mut().pausing += 1;
         }
         slot.pause_waker.set(Some(cx.waker().clone()));

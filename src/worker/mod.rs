@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
+use std::time::Instant;
 
 use crate::plan::Shard;
 use crate::recorder::{LlmRecorder, Recorder};
@@ -123,8 +124,9 @@ pub async fn run(
     }
     let mut core = ctx.core.borrow_mut();
     core.finished = true;
-    let elapsed = timing.start.elapsed();
-    core.rec.level_until(ctx.sample_tick(timing.start + elapsed));
+    let now = Instant::now();
+    let elapsed = now - timing.start;
+    core.rec.level_until(ctx.sample_tick(now));
     core.finish_snapshots((elapsed.as_nanos() / every.as_nanos()) as usize, elapsed.as_micros() as u64);
     let last = std::mem::take(&mut core.rec);
     let mut recorders = std::mem::take(&mut core.done_recs);

@@ -81,6 +81,13 @@ pub(crate) async fn sweep(ctx: Rc<CoreCtx>) {
     let interrupt = signal::wake_fd()
         .map(|fd| unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })
         .and_then(|std| monoio::net::UnixStream::from_std(std).ok());
+    // One readiness wait for the run: armed once, not per sweep (on io_uring each arming is an operation).
+    let mut interrupted = std::pin::pin!(async {
+        match &interrupt {
+            Some(socket) => socket.readable(false).await.map_or((), |_| ()),
+            None => std::future::pending().await,
+        }
+    });
     let mut last_sweep = Instant::now();
     loop {
         let planned_ms = ctx.sweep.at_ms.get();
@@ -91,12 +98,6 @@ pub(crate) async fn sweep(ctx: Rc<CoreCtx>) {
         let wake = due.max(last_sweep + SWEEP_SPACING);
         let wake = ctx.timing.deadline.map_or(wake, |d| d.min(wake));
         let mut sleep = std::pin::pin!(monoio::time::sleep_until(wake.into()));
-        let mut interrupted = std::pin::pin!(async {
-            match &interrupt {
-                Some(socket) => socket.readable(false).await.map_or((), |_| ()),
-                None => std::future::pending().await,
-            }
-        });
         std::future::poll_fn(|cx| {
             if sleep.as_mut().poll(cx).is_ready() || interrupted.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(());

@@ -99,10 +99,10 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
                 unreachable!("a wait needs a connection");
             };
             let (woke, suspended) = match interest {
-                Interest::Read => WokenMeansReady(live.stream.readable(false), false).await,
-                Interest::Write => Noting(live.stream.writable(false), false).await,
+                Interest::Read => Noting::new(live.stream.readable(false), true).await,
+                Interest::Write => Noting::new(live.stream.writable(false), false).await,
                 // Boxed: only a request larger than the socket takes at once waits to be written.
-                Interest::ReadOrWrite => Noting(Box::pin(readable_or_writable(&live.stream)), false).await,
+                Interest::ReadOrWrite => Noting::new(Box::pin(readable_or_writable(&live.stream)), false).await,
                 // The read budget is spent: rest until the runtime has had a turn at its timers and IO.
                 Interest::Yield => {
                     Rest::new(&ctx).await;
@@ -221,47 +221,39 @@ fn record_end(ctx: &CoreCtx, machine: &mut StreamMachine, ended: Ended, reached_
 
 /// A readiness wait that also says whether the task was suspended on it (it returned Pending): on epoll, a wait on
 /// a socket with data waiting completes at once, without giving the others a turn.
-struct Noting<F>(F, bool);
-
-impl<F: std::future::Future> std::future::Future for Noting<F> {
-    type Output = (F::Output, bool);
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        // SAFETY: the inner future is never moved out of the pinned `Noting`, which has no Drop of its own.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: `this.0` is pinned as long as `this` is.
-        match unsafe { std::pin::Pin::new_unchecked(&mut this.0) }.poll(cx) {
-            std::task::Poll::Ready(output) => std::task::Poll::Ready((output, this.1)),
-            std::task::Poll::Pending => {
-                this.1 = true;
-                std::task::Poll::Pending
-            }
-        }
-    }
-}
-
-/// A readiness wait for reading that takes being woken as the answer: once the wait has pended, the next poll is
+///
+/// With `woken_means_ready` (reads) it takes being woken as the answer: once the wait has pended, the next poll is
 /// Ready without asking the wait again, and the read that follows finds out (a spurious wake-up reads nothing and
 /// waits again). Asking again costs a `poll(2)` per event on the epoll driver (monoio's strict readiness check,
 /// made once before the wait and once after it) and a pass through the op's bookkeeping on io_uring; the wait is
 /// dropped instead, which on io_uring frees its completed operation and on epoll leaves its waker to the next.
-/// Also says whether the task was suspended, as `Noting` does.
-struct WokenMeansReady<F>(F, bool);
+/// Not for writes: a connect's wait must not take a stray wake-up for the handshake's end.
+struct Noting<F> {
+    wait: F,
+    pended: bool,
+    woken_means_ready: bool,
+}
 
-impl<F: std::future::Future<Output = std::io::Result<()>>> std::future::Future for WokenMeansReady<F> {
+impl<F> Noting<F> {
+    fn new(wait: F, woken_means_ready: bool) -> Noting<F> {
+        Noting { wait, pended: false, woken_means_ready }
+    }
+}
+
+impl<F: std::future::Future<Output = std::io::Result<()>>> std::future::Future for Noting<F> {
     type Output = (std::io::Result<()>, bool);
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        // SAFETY: the inner future is never moved out of the pinned `WokenMeansReady`, which has no Drop of its own.
+        // SAFETY: the inner future is never moved out of the pinned `Noting`, which has no Drop of its own.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.1 {
+        if this.pended && this.woken_means_ready {
             return std::task::Poll::Ready((Ok(()), true));
         }
-        // SAFETY: `this.0` is pinned as long as `this` is.
-        match unsafe { std::pin::Pin::new_unchecked(&mut this.0) }.poll(cx) {
-            std::task::Poll::Ready(output) => std::task::Poll::Ready((output, false)),
+        // SAFETY: `this.wait` is pinned as long as `this` is.
+        match unsafe { std::pin::Pin::new_unchecked(&mut this.wait) }.poll(cx) {
+            std::task::Poll::Ready(output) => std::task::Poll::Ready((output, this.pended)),
             std::task::Poll::Pending => {
-                this.1 = true;
+                this.pended = true;
                 std::task::Poll::Pending
             }
         }
