@@ -201,7 +201,7 @@ pub enum StreamEnd {
 impl StreamEnd {
     /// The server answered 204 No Content, which tells an EventSource to stop reconnecting (WHATWG HTML).
     pub fn stops_reconnecting(self) -> bool {
-        self == StreamEnd::Failed(Failure::HttpStatus(204))
+        self == StreamEnd::Failed(Failure::HttpStatus(crate::http1::response::NO_CONTENT))
     }
 }
 

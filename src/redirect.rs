@@ -39,28 +39,6 @@ pub enum BadLocation {
     Scheme,
     /// Not a URL this client can request (see the module notes).
     Syntax,
-    /// More than one `Location` field.
-    Several,
-}
-
-/// The `Location` field of a response head (`head`: the head's bytes, blank line included). `Ok(None)` when there
-/// is none: Fetch then hands the 3xx back as the answer.
-pub fn location(head: &[u8]) -> Result<Option<&[u8]>, BadLocation> {
-    // Sized by the head's lines rather than the response parser's bound: allocated per redirect, never per event.
-    let mut headers = vec![httparse::EMPTY_HEADER; memchr::memchr_iter(b'\n', head).count()];
-    let mut response = httparse::Response::new(&mut headers);
-    // The caller parsed this head already; only a caller bug could make it fail here.
-    if !matches!(response.parse(head), Ok(httparse::Status::Complete(_))) {
-        return Err(BadLocation::Syntax);
-    }
-    let mut found = None;
-    for header in response.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("location")) {
-        if found.is_some() {
-            return Err(BadLocation::Several);
-        }
-        found = Some(header.value);
-    }
-    Ok(found)
 }
 
 /// An `http://` or `https://` URL the client can request.
@@ -481,14 +459,6 @@ mod tests {
         assert!(!a.same_origin(&url("http://a.example:81/x")), "port");
         assert!(!a.same_origin(&url("http://b.example/x")), "host");
         assert!(a.same_authority(&url("https://a.example:80/")));
-    }
-
-    #[test]
-    fn location_is_found_once() {
-        let head = |fields: &str| format!("HTTP/1.1 302 Found\r\n{fields}Content-Length: 0\r\n\r\n");
-        assert_eq!(location(head("LOCATION: /a\r\n").as_bytes()), Ok(Some(&b"/a"[..])));
-        assert_eq!(location(head("").as_bytes()), Ok(None));
-        assert_eq!(location(head("Location: /a\r\nLocation: /b\r\n").as_bytes()), Err(BadLocation::Several));
     }
 
     const POST: &[u8] = b"POST /start HTTP/1.1\r\nHost: a.example:8080\r\nAccept: text/event-stream\r\n\

@@ -9,15 +9,12 @@ use std::time::Instant;
 
 use crate::http1::body::BodyDecoder;
 use crate::http1::coding::{Coding, CodingError, Decoder};
-use crate::http1::response::{self, Framing, Head, MAX_HEAD_BYTES};
+use crate::http1::response::{self, Framing, Head, Location, MAX_HEAD_BYTES, NO_CONTENT};
 use crate::llm::timeline::{ChunkVerdict, Timeline};
 use crate::recorder::{Failure, Recorder, StreamEnd};
 use crate::redirect;
 use crate::sse::{Event, IdField, Parser};
 use crate::units::micros_between;
-
-/// The status that ends an event source: it fails the stream, and a browser stops reconnecting.
-pub const NO_CONTENT: u16 = 204;
 
 /// What the worker does next with this stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,9 +456,10 @@ impl StreamMachine {
     /// stream's end when it cannot be followed; None without a Location (Fetch then hands the 3xx back as the
     /// answer). Its `headers` latency is the final answer's, not this one's.
     fn on_redirect(&mut self, head: Head, head_bytes: &[u8], rest: &[u8]) -> Option<Progress> {
-        let location = match redirect::location(head_bytes) {
-            Ok(location) => location?,
-            Err(_) => return Some(self.fail(Failure::BadRedirect)),
+        let location = match head.location {
+            Location::At { start, end } => &head_bytes[start..end],
+            Location::Absent => return None,
+            Location::Several => return Some(self.fail(Failure::BadRedirect)),
         };
         if self.redirects >= self.max_redirects {
             return Some(self.fail(Failure::TooManyRedirects));

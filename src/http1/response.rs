@@ -49,6 +49,10 @@ use crate::units::parse_decimal;
 /// A head larger than this is [`HeadError::TooLarge`]; it bounds both memory and re-parse work.
 /// 64 KiB: curl takes heads up to 100 KiB, browsers up to 256 KiB (Chromium) or more.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// The status that ends an event source: it fails the stream, and a browser stops reconnecting.
+pub const NO_CONTENT: u16 = 204;
+
 /// More header fields than this is [`HeadError::TooManyHeaders`]; it sizes the stack array httparse
 /// fills (256 x 32 B = 8 KiB of stack per parse, left uninitialised; nothing per stream).
 pub const MAX_HEADERS: usize = 256;
@@ -79,6 +83,36 @@ pub struct Head {
     pub keep_alive: bool,
     /// What was applied to the body on top of its framing; `Identity` when nothing (or no body).
     pub coding: Coding,
+    /// A 3xx head's `Location` field, found in the same parse (`Absent` for any other status).
+    pub location: Location,
+}
+
+/// Where a 3xx head's `Location` field is: offsets into the head's bytes (the `buf` given to [`parse_head`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Location {
+    #[default]
+    Absent,
+    At {
+        start: usize,
+        end: usize,
+    },
+    /// More than one `Location` field: which to follow is not said.
+    Several,
+}
+
+impl Location {
+    fn of(headers: &[httparse::Header<'_>], buf: &[u8]) -> Location {
+        let mut found = Location::Absent;
+        for header in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("location")) {
+            if found != Location::Absent {
+                return Location::Several;
+            }
+            // httparse hands out slices of `buf`: the value's place in it.
+            let start = header.value.as_ptr() as usize - buf.as_ptr() as usize;
+            found = Location::At { start, end: start + header.value.len() };
+        }
+        found
+    }
 }
 
 impl Head {
@@ -156,7 +190,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, HeadError> {
         && framing != Framing::Close
         && !(fields.transfer_encoding.is_some() && fields.content_length.is_some());
     let coding = if framing == Framing::NoBody { Coding::Identity } else { fields.coding() };
-    Ok(Some(Head { status, head_len, framing, is_event_stream: fields.is_event_stream, keep_alive, coding }))
+    let location = if (300..400).contains(&status) { Location::of(response.headers, window) } else { Location::Absent };
+    let is_event_stream = fields.is_event_stream;
+    Ok(Some(Head { status, head_len, framing, is_event_stream, keep_alive, coding, location }))
 }
 
 /// Whether bytes appended to a partial head at `buf[from..]` may have completed it: a blank line
@@ -373,7 +409,15 @@ mod tests {
         let head = head_bytes(lines);
         match (parse_head(&head), expected) {
             (Ok(Some(h)), Ok((status, framing, is_event_stream, keep_alive, coding))) => {
-                let want = Head { status, head_len: head.len(), framing, is_event_stream, keep_alive, coding };
+                let want = Head {
+                    status,
+                    head_len: head.len(),
+                    framing,
+                    is_event_stream,
+                    keep_alive,
+                    coding,
+                    location: Location::Absent,
+                };
                 assert_eq!(h, want, "{lines:?}");
             }
             (Err(e), Err(want)) => assert_eq!(e, want, "{lines:?}"),
@@ -521,6 +565,22 @@ mod tests {
     }
 
     #[test]
+    fn location_is_found_once() {
+        let head = |fields: &str| format!("HTTP/1.1 302 Found\r\n{fields}Content-Length: 0\r\n\r\n");
+        let location = |head: &str| {
+            let parsed = parse_head(head.as_bytes()).unwrap().unwrap();
+            match parsed.location {
+                Location::At { start, end } => Ok(Some(head.as_bytes()[start..end].to_vec())),
+                Location::Absent => Ok(None),
+                Location::Several => Err(()),
+            }
+        };
+        assert_eq!(location(&head("LOCATION: /a\r\n")), Ok(Some(b"/a".to_vec())));
+        assert_eq!(location(&head("")), Ok(None));
+        assert_eq!(location(&head("Location: /a\r\nLocation: /b\r\n")), Err(()));
+    }
+
+    #[test]
     fn bare_lf_line_ends() {
         let head = b"HTTP/1.1 200 OK\nContent-Length: 3\n\nabc";
         let want = Head {
@@ -530,6 +590,7 @@ mod tests {
             is_event_stream: false,
             keep_alive: true,
             coding: Coding::Identity,
+            location: Location::Absent,
         };
         assert_eq!(parse_head(head), Ok(Some(want)));
     }
