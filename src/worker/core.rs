@@ -135,12 +135,18 @@ impl Slot {
 
     /// Wakes a user paused in this slot, its pause over or the run's; the sweeper's, on its own thread.
     pub(crate) fn end_pause(&self, core: &mut Core) {
-        if self.pause_until_ms.replace(0) != 0 {
-            core.pausing -= 1;
-            if let Some(waker) = self.pause_waker.take() {
-                waker.wake();
-            }
+        if let Some(waker) = self.clear_pause(core) {
+            waker.wake();
         }
+    }
+
+    /// Clears a pending pause from the slot and the core's count; its waker, if one was pending.
+    fn clear_pause(&self, core: &mut Core) -> Option<Waker> {
+        if self.pause_until_ms.replace(0) == 0 {
+            return None;
+        }
+        core.pausing -= 1;
+        self.pause_waker.take()
     }
 
     /// Arms the phase timeout `kind` to fire `after` from `now`, or clears it when `after` is None.
@@ -606,10 +612,7 @@ impl Drop for Pause<'_> {
     fn drop(&mut self) {
         // A pause dropped unfinished (its task ended) leaves nothing for the sweeper to wake.
         if self.slot.pause_until_ms.get() != 0 {
-            let mut core = self.ctx.core.borrow_mut();
-            core.pausing -= 1;
-            self.slot.pause_until_ms.set(0);
-            self.slot.pause_waker.take();
+            self.slot.clear_pause(&mut self.ctx.core.borrow_mut());
         }
     }
 }
