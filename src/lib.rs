@@ -39,5 +39,6 @@ pub(crate) mod signal;
 pub(crate) mod stream;
 pub(crate) mod streams_log;
 pub(crate) mod sys;
+pub(crate) mod tls_records;
 pub(crate) mod wire;
 pub(crate) mod worker;

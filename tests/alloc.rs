@@ -240,11 +240,12 @@ fn no_allocation_per_chunk_in_llm_mode() {
     assert_eq!(window.allocations, 0, "allocations while {chunks} chunks flowed");
 }
 
-/// `https://`: rustls 0.23 decrypts each received record into a fresh `Vec` (both its buffered and unbuffered
-/// APIs), so a TLS stream allocates once per record, and the server writes one event per record. This pins that
-/// figure, so anything of ours that allocates per event on the TLS path still shows.
+/// `https://`: after the first answer a TLS 1.3 stream's records are opened in place in the core's read buffer
+/// (`tls_records`), where rustls 0.23 decrypted each into a fresh `Vec` (1.006 allocations per event measured
+/// before the handover). What may still allocate is a record split across two reads (its first part is kept until
+/// the rest comes), which a server that writes one event per record rarely causes.
 #[test]
-fn tls_allocates_only_rustls_record_per_event() {
+fn tls_streams_do_not_allocate_per_event() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let pki = util::pki();
     let (cert, key) = (pki.path("localhost.pem"), pki.path("localhost.key"));
@@ -256,8 +257,7 @@ fn tls_allocates_only_rustls_record_per_event() {
     assert_eq!((rec.streams_failed, rec.streams_interrupted), (0, 50));
     assert!(rec.events > 20_000, "only {} events", rec.events);
     assert!(events > 10_000, "only {events} events in the window");
-    // One per record, with slack for the window's edges and a record that carries two events' bytes.
-    assert!(window.allocations <= events * 11 / 10, "{} allocations for {events} events", window.allocations);
+    assert!(window.allocations * 100 <= events, "{} allocations for {events} events", window.allocations);
 }
 
 /// Scanning every fixture's chunks (and a few odd ones) a thousand times allocates nothing.

@@ -248,7 +248,7 @@ impl Attempt {
             }
         };
         if let Some(live) = conn.as_mut() {
-            live.tls = Some(session);
+            live.tls = Some(wire::Tls::new(session));
         }
         core.connecting += 1;
         slot.arm(ctx, Expiry::TlsHandshakeTimeout, now, Some(ctx.shared.cfg.connect_timeout));
@@ -287,7 +287,7 @@ impl Attempt {
         }
         let rec = &mut core.rec;
         rec.histograms.tls_handshake_us.saturating_record(tls_us);
-        let resumed = tls_of(conn).and_then(|t| t.handshake_kind()) == Some(rustls::HandshakeKind::Resumed);
+        let resumed = tls_of(conn).is_some_and(|t| t.resumed());
         rec.tls_resumed_handshakes += u64::from(resumed);
         rec.tls_full_handshakes += u64::from(!resumed);
         self.phase = Phase::Request;

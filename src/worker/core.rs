@@ -175,9 +175,8 @@ impl Slot {
 pub(crate) struct Conn<'s> {
     pub(crate) stream: TcpStream,
     slot: &'s Slot,
-    /// `https://`: the TLS session on this connection. Boxed: rustls's state is kilobytes, and plain streams
-    /// should pay one pointer for it.
-    pub(crate) tls: Option<Box<rustls::ClientConnection>>,
+    /// `https://`: the TLS session on this connection (its state boxed: plain streams pay a few words for it).
+    pub(crate) tls: Option<crate::wire::Tls>,
 }
 
 impl<'s> Conn<'s> {
@@ -188,8 +187,8 @@ impl<'s> Conn<'s> {
 }
 
 /// The TLS session of the connection, if it has one.
-pub(crate) fn tls_of<'c>(conn: &'c mut Option<Conn<'_>>) -> Option<&'c mut rustls::ClientConnection> {
-    conn.as_mut().and_then(|c| c.tls.as_deref_mut())
+pub(crate) fn tls_of<'c>(conn: &'c mut Option<Conn<'_>>) -> Option<&'c mut crate::wire::Tls> {
+    conn.as_mut().and_then(|c| c.tls.as_mut())
 }
 
 /// The descriptor of the connection, or -1 (calls on it then fail with EBADF) when there is none.

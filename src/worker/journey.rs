@@ -129,7 +129,7 @@ async fn exchange(
     slot: &Slot,
     addr: std::net::SocketAddr,
     bind: Option<IpAddr>,
-    session: Option<Box<rustls::ClientConnection>>,
+    session: Option<rustls::ClientConnection>,
     request: &[u8],
 ) -> Option<Response> {
     let (socket, in_progress) = sys::start_connect(addr, bind).ok()?;
@@ -141,11 +141,11 @@ async fn exchange(
             return None;
         }
     }
-    conn.tls = session;
+    conn.tls = session.map(wire::Tls::new);
     // The TLS handshake if any, then the request, each step waiting on the socket as it must.
     let mut written = 0;
     loop {
-        let step = match conn.tls.as_deref_mut() {
+        let step = match conn.tls.as_mut() {
             Some(tls) if tls.is_handshaking() => wire::handshake(fd, tls, None),
             tls => match wire::write(fd, tls, [request, &[]], &mut written) {
                 Step::Done => break,
@@ -164,7 +164,7 @@ async fn exchange(
     loop {
         // Not carried over: after a wait, the socket is worth reading again.
         let mut drained = false;
-        let state = match wire::read(fd, conn.tls.as_deref_mut(), &mut buf, &mut drained, None) {
+        let state = match wire::read(fd, conn.tls.as_mut(), &mut buf, &mut drained, None) {
             wire::Read::Data(n) => response.on_bytes(&buf[..n]),
             wire::Read::Eof => response.on_eof(),
             wire::Read::Wait => {

@@ -165,6 +165,8 @@ mod tests {
         // 584: 576 plus the pointer to the LLM timeline (`--openai`), boxed so other runs pay only the pointer.
         // 600: the connection's pointer to its TLS session (boxed for the same reason), and 8 B of layout with it.
         // Still 600 with the pointer to a compressed body's decompressor: the chunked decoder's counters became u32.
-        assert!(size <= 600, "virtual_user future is {size} bytes");
+        // 608: the TLS session became `wire::Tls`, a tag beside the box (rustls until the first answer, the record
+        // keys after), which saves an HTTPS stream 8 KB.
+        assert!(size <= 608, "virtual_user future is {size} bytes");
     }
 }

@@ -18,6 +18,7 @@ const PURE: &[&str] = &[
     "slo",
     "streams_log",
     "timeline",
+    "tls_records",
 ];
 /// Modules a pure one may not reach: the IO layer.
 const IO_LAYER: &[&str] = &["worker", "engine", "runtime"];
