@@ -21,6 +21,8 @@ pub const MAX_BODY_BYTES: usize = (1 << 14) + 256;
 pub const MAX_RECORD_BYTES: usize = HEADER_BYTES + MAX_BODY_BYTES;
 /// The most plaintext one sealed record carries.
 const MAX_PLAINTEXT_BYTES: usize = 1 << 14;
+/// The most plaintext a writer seals before sending it: one record's worth.
+pub const MAX_SEAL_BYTES: usize = MAX_PLAINTEXT_BYTES;
 const TAG_BYTES: usize = 16;
 
 const ALERT: u8 = 21;
@@ -109,8 +111,11 @@ pub struct Records {
     tx_key: [u8; 32],
     tx_iv: [u8; NONCE_LEN],
     tx_seq: u64,
-    /// Bytes of a handshake message (a session ticket) still to skip in the records to come.
+    /// Bytes of a handshake message (a session ticket) still to skip in the records to come, and the first bytes of
+    /// a message header cut by the end of a record (RFC 8446 lets a handshake message split anywhere).
     handshake_left: u32,
+    handshake_header: [u8; HANDSHAKE_HEADER_BYTES],
+    handshake_header_got: u8,
     closed: bool,
     /// A record begun in one read and not yet whole. Empty, and owning no memory, between records.
     pub partial: Vec<u8>,
@@ -170,6 +175,8 @@ impl Records {
             tx_iv,
             tx_seq: *tx_seq,
             handshake_left: 0,
+            handshake_header: [0; HANDSHAKE_HEADER_BYTES],
+            handshake_header_got: 0,
             closed: false,
             partial: Vec::new(),
             unsent: Vec::new(),
@@ -199,14 +206,10 @@ impl Records {
             }
             let body = &mut buf[body_at..body_at + length];
             at = body_at + length;
-            match header[0] {
-                APPLICATION_DATA => {}
-                // An alert in the clear, as a server may send when it gives up.
-                ALERT => {
-                    self.on_alert(body)?;
-                    continue;
-                }
-                _ => return Err(Failure::TlsError),
+            // Once records are protected every one is application data on the outside (RFC 8446 section 5); an
+            // alert in the clear now is no more the server's than any other unauthenticated byte.
+            if header[0] != APPLICATION_DATA {
+                return Err(Failure::TlsError);
             }
             let nonce = nonce(&self.rx_iv, self.rx_seq);
             let opened = self.rx_key.open_in_place(nonce, Aad::from(header), body).map_err(|_| Failure::TlsError)?;
@@ -250,17 +253,26 @@ impl Records {
                 messages = &messages[skip..];
                 continue;
             }
-            let [kind, a, b, c, ..] = *messages else { return Err(Failure::TlsError) };
+            let got = usize::from(self.handshake_header_got);
+            let take = messages.len().min(HANDSHAKE_HEADER_BYTES - got);
+            self.handshake_header[got..got + take].copy_from_slice(&messages[..take]);
+            self.handshake_header_got += take as u8;
+            messages = &messages[take..];
+            if usize::from(self.handshake_header_got) < HANDSHAKE_HEADER_BYTES {
+                break;
+            }
+            self.handshake_header_got = 0;
+            let [kind, a, b, c] = self.handshake_header;
             if kind != NEW_SESSION_TICKET {
                 return Err(Failure::TlsError);
             }
             self.handshake_left = u32::from_be_bytes([0, a, b, c]);
-            messages = &messages[HANDSHAKE_HEADER_BYTES..];
         }
         Ok(())
     }
 
-    /// Seals `plain` as application data records onto the end of `unsent`.
+    /// Seals `plain` as application data records onto the end of `unsent` (callers hand at most
+    /// [`MAX_SEAL_BYTES`] at a time, so a stream holds at most that much sealed).
     pub fn seal(&mut self, plain: &[u8]) -> Result<(), Failure> {
         let unbound = UnboundKey::new(self.tx_algorithm, &self.tx_key[..self.tx_algorithm.key_len()])
             .map_err(|_| Failure::TlsError)?;
@@ -426,14 +438,46 @@ mod tests {
         assert_eq!(records.open(&mut wire), Err(Failure::TlsError));
     }
 
+    /// `plain` of inner content type `kind` as the server's next record, sealed with the key `records` opens with.
+    fn server_record(records: &Records, plain: &[u8], kind: u8) -> Vec<u8> {
+        let mut body = [plain, &[kind]].concat();
+        let length = (body.len() + TAG_BYTES) as u16;
+        let [hi, lo] = length.to_be_bytes();
+        let header = [APPLICATION_DATA, 3, 3, hi, lo];
+        let tag = records
+            .rx_key
+            .seal_in_place_separate_tag(nonce(&records.rx_iv, records.rx_seq), Aad::from(header), &mut body)
+            .unwrap();
+        [&header[..], &body, tag.as_ref()].concat()
+    }
+
     #[test]
-    fn a_fatal_alert_is_counted_as_one() {
+    fn a_protected_fatal_alert_is_counted_as_one_and_one_in_the_clear_is_refused() {
         let (mut records, mut server) = handed_over(rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256);
         let mut wire = sent(&mut server);
         let opened = records.open(&mut wire).unwrap();
         assert_eq!(opened, Opened { plain: 0, used: wire.len(), closed: false });
-        let mut alert = [ALERT, 3, 3, 0, 2, 2, 40];
+        let mut clear = [ALERT, 3, 3, 0, 2, 2, 0];
+        assert_eq!(records.clone().open(&mut clear), Err(Failure::TlsError), "a close_notify anyone could inject");
+        let mut alert = server_record(&records, &[2, 40], ALERT);
         assert_eq!(records.open(&mut alert), Err(Failure::TlsAlert));
+    }
+
+    #[test]
+    fn a_ticket_split_across_records_anywhere_is_skipped() {
+        let (records, _) = handed_over(rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256);
+        let ticket = [&[NEW_SESSION_TICKET, 0, 0, 6][..], b"ticket"].concat();
+        for split in 1..ticket.len() {
+            let mut records = records.clone();
+            let mut wire = server_record(&records, &ticket[..split], HANDSHAKE);
+            records.rx_seq += 1;
+            wire.extend(server_record(&records, &ticket[split..], HANDSHAKE));
+            records.rx_seq += 1;
+            wire.extend(server_record(&records, b"data: x\n\n", APPLICATION_DATA));
+            records.rx_seq -= 2;
+            let opened = records.open(&mut wire).unwrap();
+            assert_eq!(&wire[..opened.plain], b"data: x\n\n", "split at {split}");
+        }
     }
 
     #[test]

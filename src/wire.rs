@@ -11,7 +11,7 @@ use rustls::{ClientConnection, HandshakeKind, ProtocolVersion};
 use crate::recorder::Failure;
 use crate::sys;
 use crate::tls::{as_user, failure};
-use crate::tls_records::{MAX_RECORD_BYTES, RecordCut, Records};
+use crate::tls_records::{MAX_RECORD_BYTES, MAX_SEAL_BYTES, RecordCut, Records};
 
 /// A read buffer that takes over from rustls must hold a whole record and what follows it.
 const HANDOVER_MIN_BUFFER_BYTES: usize = 2 * MAX_RECORD_BYTES;
@@ -159,6 +159,18 @@ pub fn read(fd: RawFd, tls: Option<&mut Tls>, out: &mut [u8], drained: &mut bool
             };
         }
     };
+    if let Tls::Rustls(h) = tls
+        && h.answered
+        && out.len() >= HANDOVER_MIN_BUFFER_BYTES
+    {
+        // A key update the server asked to be answered waits inside rustls until the next write, unseen by
+        // `wants_write`, though rustls already sends with the new key: an empty write queues the answer, sent here,
+        // and the handover waits until it has gone.
+        let _ = io::Write::write(&mut h.conn.writer(), &[]);
+        if let Step::Failed(failure) = flush(fd, &mut h.conn) {
+            return Read::Failed(failure);
+        }
+    }
     if tls.may_hand_over(out.len()) {
         tls.hand_over();
     }
@@ -221,6 +233,10 @@ fn read_rustls(
 /// after it, and the whole records among them are opened in place. The plaintext is what the caller gets; a
 /// read that brought only a session ticket or part of a record reads on.
 fn read_records(fd: RawFd, records: &mut Records, out: &mut [u8], drained: &mut bool) -> Read {
+    if out.len() < HANDOVER_MIN_BUFFER_BYTES {
+        // Only a buffer that holds a whole record and more was handed over to; a smaller one cannot go on.
+        return Read::Failed(Failure::TlsError);
+    }
     loop {
         if records.closed() {
             return Read::Eof;
@@ -318,7 +334,9 @@ pub fn write(fd: RawFd, tls: Option<&mut Tls>, parts: [&[u8]; 2], written: &mut 
                 records.unsent = Vec::new();
                 return Step::Done;
             }
+            // A record at a time, sent before the next is sealed: a stream never holds more than one sealed.
             let part = next(*written);
+            let part = &part[..part.len().min(MAX_SEAL_BYTES)];
             if let Err(failure) = records.seal(part) {
                 return Step::Failed(failure);
             }
@@ -373,10 +391,15 @@ fn flush(fd: RawFd, tls: &mut ClientConnection) -> Step {
     Step::Done
 }
 
-/// Decrypted bytes wait inside rustls: the socket may be empty, but the stream is not. (After a handover nothing
-/// waits: records are opened straight into the caller's buffer.)
+/// Something waits that is no longer in the socket: plaintext inside rustls, or (either way) the server's
+/// close_notify, which the next read reports without touching the socket. After a handover no plaintext waits:
+/// records are opened straight into the caller's buffer.
 pub fn has_plaintext(tls: &Tls) -> bool {
-    matches!(tls, Tls::Rustls(h) if !h.conn.wants_read())
+    match tls {
+        Tls::Rustls(h) => !h.conn.wants_read(),
+        Tls::Own(records) => records.closed(),
+        Tls::Lost => false,
+    }
 }
 
 #[cfg(test)]
@@ -427,6 +450,7 @@ mod tests {
 
     #[test]
     fn a_stream_moves_to_its_own_records_after_the_first_answer_and_reads_and_writes_on() {
+        // Also: the server's key update asked for an answer before the answer began, so the handover waits for it.
         let (client, server) = testing::configs(None);
         let (ours, theirs) = UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
@@ -438,6 +462,8 @@ mod tests {
             let mut request = [0; 6];
             tls.read_exact(&mut request).unwrap();
             assert_eq!(&request, b"first\n");
+            // A key update the client must answer before the handover, or "again" below would not decrypt here.
+            tls.conn.refresh_traffic_keys().unwrap();
             tls.write_all(b"head\n").unwrap();
             for event in events.chunks(100) {
                 tls.conn.writer().write_all(event).unwrap();
