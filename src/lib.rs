@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod recorder;
 pub mod report;
+pub mod send_time;
 pub mod server;
 pub mod slo;
 pub mod sse;

@@ -229,7 +229,21 @@ pub struct Histograms {
     pub start_lag_us: Histogram<u64>,
     /// `https://`: from the TCP connect to the end of the TLS handshake (full and resumed alike).
     pub tls_handshake_us: Histogram<u64>,
+    /// From the response head to the stream's first event: how long the stream's first event was held back behind
+    /// its head (a proxy that buffers the body shows here).
+    pub head_wait_us: Histogram<u64>,
+    /// `--send-time`: each event's receipt minus its send time (0 for a send time after its receipt, counted apart).
+    pub delivery_lag_us: Histogram<u64>,
+    /// `--send-time`: per read that brought two events or more with send times, how far apart they were sent.
+    pub read_spread_us: Histogram<u64>,
+    /// The age of streams cut short (ended by the connection, or before their `--stream-duration`) after their head:
+    /// those cut after `CUT_IDLE_AFTER_US` without an event, and those cut while events flowed.
+    pub cut_idle_us: Histogram<u64>,
+    pub cut_flowing_us: Histogram<u64>,
 }
+
+/// A stream cut after this long without an event was cut while idle (comments do not count as events).
+pub const CUT_IDLE_AFTER_US: u64 = 1_000_000;
 
 impl Histograms {
     fn new() -> Histograms {
@@ -245,6 +259,11 @@ impl Histograms {
             reconnect_delay_us: histogram(),
             start_lag_us: histogram(),
             tls_handshake_us: histogram(),
+            head_wait_us: histogram(),
+            delivery_lag_us: histogram(),
+            read_spread_us: histogram(),
+            cut_idle_us: histogram(),
+            cut_flowing_us: histogram(),
         }
     }
 
@@ -261,6 +280,11 @@ impl Histograms {
             (&mut self.reconnect_delay_us, &other.reconnect_delay_us),
             (&mut self.start_lag_us, &other.start_lag_us),
             (&mut self.tls_handshake_us, &other.tls_handshake_us),
+            (&mut self.head_wait_us, &other.head_wait_us),
+            (&mut self.delivery_lag_us, &other.delivery_lag_us),
+            (&mut self.read_spread_us, &other.read_spread_us),
+            (&mut self.cut_idle_us, &other.cut_idle_us),
+            (&mut self.cut_flowing_us, &other.cut_flowing_us),
         ];
         for (mine, theirs) in pairs {
             mine.add(theirs).expect("histograms share bounds");
@@ -473,6 +497,41 @@ pub struct Recorder {
     active_tick: usize,
     /// `--openai`: token figures; `None` outside LLM mode.
     pub llm: Option<Box<LlmRecorder>>,
+    /// Reads that brought at least one event, and the events that came in a read with at least one other.
+    pub reads_with_events: u64,
+    pub events_in_shared_reads: u64,
+    /// `--send-time`: how events are timed against their send time; `None` without it.
+    pub delivery: Option<Box<DeliveryClock>>,
+    /// `--send-time`: events that carried no readable send time, and those whose send time was after their receipt
+    /// (clocks apart: recorded as a lag of 0).
+    pub send_time_missing: u64,
+    pub negative_lag: u64,
+    /// The generator's own load: the busiest share of an interval this core spent busy (millionths), and the
+    /// latest its interval timer fired.
+    pub busy_max_ppm: u32,
+    pub loop_lag_max_us: u64,
+}
+
+/// `--send-time`: where an event's send time is read, the clock its receipt is read against (the wall clock at the
+/// core's start, moved on by the monotonic one), and the current read's earliest and latest send times.
+#[derive(Debug, Clone)]
+pub struct DeliveryClock {
+    pub send_time: std::sync::Arc<crate::send_time::SendTime>,
+    origin: std::time::Instant,
+    origin_unix_us: u64,
+    read_first_us: u64,
+    read_last_us: u64,
+    read_timed: u32,
+}
+
+impl DeliveryClock {
+    pub fn new(
+        send_time: std::sync::Arc<crate::send_time::SendTime>,
+        origin: std::time::Instant,
+        origin_unix_us: u64,
+    ) -> Self {
+        DeliveryClock { send_time, origin, origin_unix_us, read_first_us: 0, read_last_us: 0, read_timed: 0 }
+    }
 }
 
 impl Default for Recorder {
@@ -516,7 +575,72 @@ impl Recorder {
             active_samples: Vec::new(),
             active_tick: 0,
             llm: None,
+            reads_with_events: 0,
+            events_in_shared_reads: 0,
+            delivery: None,
+            send_time_missing: 0,
+            negative_lag: 0,
+            busy_max_ppm: 0,
+            loop_lag_max_us: 0,
         }
+    }
+
+    /// A stream was cut short at `age_us`, `quiet_us` after its last event (or its head, if it had none).
+    pub fn record_cut(&mut self, age_us: u64, quiet_us: u64) {
+        let h = &mut self.histograms;
+        let ages = if quiet_us >= CUT_IDLE_AFTER_US { &mut h.cut_idle_us } else { &mut h.cut_flowing_us };
+        ages.saturating_record(age_us);
+    }
+
+    /// The core's load over the interval just ended: its busy share (millionths) and its timer's lateness.
+    pub fn note_load(&mut self, busy_ppm: u32, loop_lag_us: u64) {
+        self.busy_max_ppm = self.busy_max_ppm.max(busy_ppm);
+        self.loop_lag_max_us = self.loop_lag_max_us.max(loop_lag_us);
+    }
+
+    /// A read is about to be parsed: its send-time spread starts afresh.
+    pub fn read_started(&mut self) {
+        if let Some(clock) = self.delivery.as_deref_mut() {
+            clock.read_timed = 0;
+        }
+    }
+
+    /// A read brought `events` events: counted, with the spread of their send times.
+    pub fn read_done(&mut self, events: u64) {
+        if events == 0 {
+            return;
+        }
+        self.reads_with_events += 1;
+        if events >= 2 {
+            self.events_in_shared_reads += events;
+        }
+        if let Some(clock) = self.delivery.as_deref()
+            && clock.read_timed >= 2
+        {
+            self.histograms.read_spread_us.saturating_record(clock.read_last_us - clock.read_first_us);
+        }
+    }
+
+    /// `--send-time`: an event received at `now` with `data` and `id` (empty when it has no id of its own).
+    pub fn on_delivered(&mut self, now: std::time::Instant, data: &[u8], id: &[u8]) {
+        let Some(clock) = self.delivery.as_deref_mut() else { return };
+        let Some(sent_us) = clock.send_time.read(data, id) else {
+            self.send_time_missing += 1;
+            return;
+        };
+        let received_us = clock.origin_unix_us + crate::units::micros_between(clock.origin, now);
+        if clock.read_timed == 0 {
+            (clock.read_first_us, clock.read_last_us) = (sent_us, sent_us);
+        } else {
+            clock.read_first_us = clock.read_first_us.min(sent_us);
+            clock.read_last_us = clock.read_last_us.max(sent_us);
+        }
+        clock.read_timed = clock.read_timed.saturating_add(1);
+        let lag_us = received_us.checked_sub(sent_us).unwrap_or_else(|| {
+            self.negative_lag += 1;
+            0
+        });
+        self.histograms.delivery_lag_us.saturating_record(lag_us);
     }
 
     pub fn stream_opened(&mut self) {
@@ -626,6 +750,16 @@ impl Recorder {
         self.tls_full_handshakes += other.tls_full_handshakes;
         self.tls_resumed_handshakes += other.tls_resumed_handshakes;
         self.compressed.add(&other.compressed);
+        self.reads_with_events += other.reads_with_events;
+        self.events_in_shared_reads += other.events_in_shared_reads;
+        self.send_time_missing += other.send_time_missing;
+        self.negative_lag += other.negative_lag;
+        self.busy_max_ppm = self.busy_max_ppm.max(other.busy_max_ppm);
+        self.loop_lag_max_us = self.loop_lag_max_us.max(other.loop_lag_max_us);
+        // A sum of fresh recorders (the run's, the engine's) learns where the send times came from.
+        if self.delivery.is_none() {
+            self.delivery.clone_from(&other.delivery);
+        }
         for (mine, theirs) in self.failures.iter_mut().zip(other.failures.iter()) {
             *mine += theirs;
         }

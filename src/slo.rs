@@ -19,6 +19,8 @@ pub(crate) enum Metric {
     EventsPerS,
     /// `--openai`: output tokens per second of the run.
     OutputTokensPerS,
+    /// The busiest share of an interval any generator core spent busy (0..1).
+    GeneratorBusy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,10 @@ pub(crate) enum Histogram {
     PrematureEnd,
     /// `https://`: the TLS handshake.
     TlsHandshake,
+    /// Response head to first event.
+    HeadWait,
+    /// `--send-time`: receipt minus send time.
+    DeliveryLag,
     /// `--openai`: time to first token, inter-token latency, time per output token.
     Ttft,
     Itl,
@@ -83,7 +89,9 @@ impl Slo {
         let metric = parse_metric(name).map_err(|e| format!("--slo '{text}': {e}"))?;
         let threshold = match metric {
             Metric::Latency(..) => parse_duration(value).map(|d| d.as_secs_f64() * 1e6),
-            Metric::SuccessRate | Metric::StallRate | Metric::DisconnectRate => parse_rate(value),
+            Metric::SuccessRate | Metric::StallRate | Metric::DisconnectRate | Metric::GeneratorBusy => {
+                parse_rate(value)
+            }
             Metric::EventsPerStream(_) | Metric::EventsPerS | Metric::OutputTokensPerS => {
                 value.parse::<f64>().map_err(|_| format!("'{value}' is not a number"))
             }
@@ -99,6 +107,11 @@ impl Slo {
             Metric::OutputTokensPerS | Metric::Latency(Histogram::Ttft | Histogram::Itl | Histogram::Tpot, _)
         )
     }
+
+    /// The objective measures delivery lag, so it needs `--send-time`.
+    pub fn needs_send_time(&self) -> bool {
+        matches!(self.metric, Metric::Latency(Histogram::DeliveryLag, _))
+    }
 }
 
 fn parse_metric(name: &str) -> Result<Metric, String> {
@@ -108,6 +121,7 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
         "disconnect_rate" => Some(Metric::DisconnectRate),
         "events_per_s" => Some(Metric::EventsPerS),
         "output_tokens_per_s" => Some(Metric::OutputTokensPerS),
+        "generator_busy" => Some(Metric::GeneratorBusy),
         _ => None,
     };
     if let Some(metric) = scalar {
@@ -135,13 +149,15 @@ fn parse_metric(name: &str) -> Result<Metric, String> {
         "max_gap" => Histogram::MaxGap,
         "premature_end" => Histogram::PrematureEnd,
         "tls_handshake" => Histogram::TlsHandshake,
+        "head_wait" => Histogram::HeadWait,
+        "delivery_lag" => Histogram::DeliveryLag,
         "ttft" => Histogram::Ttft,
         "itl" => Histogram::Itl,
         "tpot" => Histogram::Tpot,
         "events_per_stream" => return Ok(Metric::EventsPerStream(stat)),
         other => {
             return Err(format!(
-                "unknown histogram '{other}' (connect, headers, first_event, gap, stream, max_gap, premature_end, tls_handshake, events_per_stream, ttft, itl, tpot)"
+                "unknown histogram '{other}' (connect, headers, first_event, gap, stream, max_gap, premature_end, tls_handshake, head_wait, delivery_lag, events_per_stream, ttft, itl, tpot)"
             ));
         }
     };

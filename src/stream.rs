@@ -54,6 +54,8 @@ impl EventClock {
         let h = &mut rec.histograms;
         if self.events == 0 {
             h.first_event_us.saturating_record(micros_between(self.request_start, now));
+            // Before the first event `last_event_at` holds when the head came (`on_head`).
+            h.head_wait_us.saturating_record(micros_between(self.last_event_at, now));
         } else {
             let gap_us = micros_between(self.last_event_at, now);
             h.gap_us.saturating_record(gap_us);
@@ -256,6 +258,11 @@ impl StreamMachine {
         self.clock.max_gap_us
     }
 
+    /// When the stream last moved: its last event, else its head, else its request.
+    pub fn quiet_since(&self) -> Instant {
+        self.clock.last_event_at
+    }
+
     /// The response head has been received (or the stream is over).
     pub fn head_received(&self) -> bool {
         self.phase != Phase::Head
@@ -270,11 +277,15 @@ impl StreamMachine {
     pub fn on_bytes(&mut self, now: Instant, input: &[u8], rec: &mut Recorder) -> Progress {
         debug_assert!(self.phase != Phase::Over, "bytes after the stream ended");
         rec.bytes += input.len() as u64;
-        match self.phase {
+        rec.read_started();
+        let events_before = self.clock.events;
+        let progress = match self.phase {
             Phase::Head => self.on_head_bytes(now, input, rec),
             Phase::Body => self.on_body_bytes(now, input, rec),
             Phase::Over => Progress::NeedMore,
-        }
+        };
+        rec.read_done(self.clock.events - events_before);
+        progress
     }
 
     /// The peer closed the connection (read returned 0).
@@ -371,6 +382,8 @@ impl StreamMachine {
             return progress;
         }
         rec.histograms.headers_us.saturating_record(micros_between(self.clock.request_start, now));
+        // No event yet: the first one's wait behind the head is timed from here (`EventClock::on_event`).
+        self.clock.last_event_at = now;
         // 204 No Content has no stream to read, and tells an EventSource to stop reconnecting: a failure, whatever
         // its headers say (the user's loop stops reconnecting on it).
         if !(200..300).contains(&head.status) || head.status == NO_CONTENT {
@@ -413,6 +426,10 @@ impl StreamMachine {
         let mut on_plain = |plain: &[u8]| {
             let on_event = |event: crate::sse::Event<'_>| {
                 clock.on_event(now, rec);
+                if rec.delivery.is_some() {
+                    let id = if event.id_field == IdField::Set { event.last_event_id } else { &[] };
+                    rec.on_delivered(now, event.data, id);
+                }
                 if let Some(ids) = &mut ids {
                     ids.on_event(&event, rec);
                 }
@@ -504,6 +521,8 @@ impl StreamMachine {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    use crate::recorder::DeliveryClock;
 
     const SSE_CHUNKED: &str =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -891,6 +910,52 @@ mod tests {
         }
         // Gaps 1, 3, 1, 4 ms: two are over 1.5 ms.
         assert_eq!((rec.stalls, machine.max_gap_us(), machine.events()), (2, 4_000, 5));
+    }
+
+    #[test]
+    fn the_first_events_wait_behind_the_head_and_the_events_of_each_read_are_counted() {
+        let mut rec = Recorder::new();
+        let mut machine = StreamMachine::new(1024);
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        machine.begin(t0);
+        machine.on_bytes(ms(5), SSE_CHUNKED.as_bytes(), &mut rec);
+        let event = "9\r\ndata: a\n\n\r\n";
+        machine.on_bytes(ms(35), event.as_bytes(), &mut rec);
+        machine.on_bytes(ms(40), event.repeat(3).as_bytes(), &mut rec);
+        machine.on_bytes(ms(41), "9\r\ndata: ".as_bytes(), &mut rec);
+        let h = &rec.histograms;
+        assert_eq!((h.head_wait_us.len(), h.head_wait_us.max() / 1_000), (1, 30), "head at 5 ms, first event at 35");
+        assert_eq!((rec.reads_with_events, rec.events_in_shared_reads, rec.events), (2, 3, 4));
+    }
+
+    #[test]
+    fn with_send_times_each_event_has_a_lag_and_each_read_a_spread() {
+        let send_time = crate::send_time::SendTime::parse("stamp", "auto").unwrap();
+        let mut rec = Recorder::new();
+        let t0 = Instant::now();
+        let t0_unix_us = 1_764_000_000_000_000;
+        rec.delivery = Some(Box::new(DeliveryClock::new(std::sync::Arc::new(send_time), t0, t0_unix_us)));
+        let mut machine = StreamMachine::new(1024);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        machine.begin(t0);
+        machine.on_bytes(t0, SSE_CHUNKED.as_bytes(), &mut rec);
+        let event = |sent_ms: u64| {
+            let data = format!("data: {} pad\n\n", t0_unix_us + sent_ms * 1_000);
+            format!("{:x}\r\n{data}\r\n", data.len())
+        };
+        // Sent at 0, 10 and 20 ms, read together at 30 ms; then one sent at 40 read at 41; then one without a stamp;
+        // then one "sent" after its receipt.
+        machine.on_bytes(ms(30), [event(0), event(10), event(20)].concat().as_bytes(), &mut rec);
+        machine.on_bytes(ms(41), event(40).as_bytes(), &mut rec);
+        machine.on_bytes(ms(50), "f\r\ndata: no stamp\n\r\n".as_bytes(), &mut rec);
+        machine.on_bytes(ms(50), "1\r\n\n\r\n".as_bytes(), &mut rec);
+        machine.on_bytes(ms(60), event(70).as_bytes(), &mut rec);
+        let h = &rec.histograms;
+        let lags: Vec<u64> = h.delivery_lag_us.iter_recorded().map(|v| v.value_iterated_to() / 1_000).collect();
+        assert_eq!(lags, [0, 1, 10, 20, 30], "lags of 30, 20, 10, 1 ms, and 0 for the one from the future");
+        assert_eq!((rec.negative_lag, rec.send_time_missing), (1, 1));
+        assert_eq!((h.read_spread_us.len(), h.read_spread_us.max() / 1_000), (1, 20), "one read of three, 20 ms apart");
     }
 
     /// Feeds `body` as one stream (a close-delimited SSE response) to `machine`, then ends it by EOF.

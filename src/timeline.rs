@@ -119,6 +119,10 @@ pub struct Interval {
     pub last: bool,
     /// The core that sent it.
     pub core: usize,
+    /// The share of the interval the core spent busy (its thread's CPU time over the wall time), in millionths, and
+    /// how late its interval timer fired: the generator's own load. Merged over cores: the busiest, the latest.
+    pub busy_ppm: u32,
+    pub loop_lag_us: u64,
     pub counts: Counts,
     histograms: [Histogram<u64>; HISTOGRAMS],
 }
@@ -138,6 +142,8 @@ impl Interval {
             open_streams: 0,
             last: false,
             core: 0,
+            busy_ppm: 0,
+            loop_lag_us: 0,
             counts: Counts::default(),
             histograms: std::array::from_fn(|_| interval_histogram()),
         }
@@ -150,6 +156,7 @@ impl Interval {
             h.reset();
         }
         (self.index, self.end_us, self.stage, self.open_streams, self.last) = (0, 0, 0, 0, false);
+        (self.busy_ppm, self.loop_lag_us) = (0, 0);
     }
 
     /// Adds what `rec` recorded since `base` was taken, then makes `base` the recorder's figures now. A stage's
@@ -178,6 +185,8 @@ impl Interval {
     /// Adds a later interval's counters and histograms (a running total; its gauges and times stay).
     fn accumulate(&mut self, later: &Interval) {
         self.counts.add(&later.counts);
+        self.busy_ppm = self.busy_ppm.max(later.busy_ppm);
+        self.loop_lag_us = self.loop_lag_us.max(later.loop_lag_us);
         for (mine, theirs) in self.histograms.iter_mut().zip(&later.histograms) {
             mine.add(theirs).expect("histograms share bounds");
         }
@@ -200,6 +209,8 @@ impl Interval {
             counts: self.counts,
             latencies: std::array::from_fn(|i| Quantiles::of(&self.histograms[i])),
             llm,
+            busy_ppm: self.busy_ppm,
+            loop_lag_us: self.loop_lag_us,
         }
     }
 }
@@ -275,6 +286,9 @@ pub struct Entry {
     pub latencies: [Option<Quantiles>; HISTOGRAMS],
     /// An `--openai` run (the LLM figures apply).
     pub llm: bool,
+    /// The busiest core's busy share, in millionths, and the latest interval timer among the cores.
+    pub busy_ppm: u32,
+    pub loop_lag_us: u64,
 }
 
 impl Entry {

@@ -15,6 +15,11 @@ pub fn format_micros(us: f64, ms_decimals: usize) -> String {
 }
 
 /// Microseconds from `from` to `to`, 0 if `to` is earlier. Every latency the recorders hold is one of these.
+/// Now on the wall clock, in microseconds since the Unix epoch (0 before it).
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
 pub fn micros_between(from: Instant, to: Instant) -> u64 {
     to.saturating_duration_since(from).as_micros() as u64
 }

@@ -201,13 +201,18 @@ fn the_window_counts_allocations_made_in_it() {
     assert!(window.allocations >= BOXES, "{} allocations counted, {BOXES} made", window.allocations);
 }
 
-/// Plain HTTP on each driver: nothing allocates per event.
-fn no_allocation_while_events_flow(driver: &str) {
+/// Plain HTTP on each driver: nothing allocates per event (with `extra` run flags).
+fn no_allocation_while_events_flow(driver: &str, extra: &[&str]) {
     let (_server, port) = server_process(&[&ENDLESS_EVENTS[..], &["--driver", driver]].concat());
-    let cfg = run_config(&[&format!("http://127.0.0.1:{port}/"), "--driver", driver]);
+    let url = format!("http://127.0.0.1:{port}/");
+    let cfg = run_config(&[&[url.as_str(), "--driver", driver][..], extra].concat());
     let window = counted_window(cfg, || ());
     let (rec, stage) = (&window.run, &window.stage);
-    eprintln!("--driver {driver}: {}", window.describe());
+    eprintln!("--driver {driver} {extra:?}: {}", window.describe());
+    if extra.contains(&"--send-time") {
+        let lags = stage.histograms.delivery_lag_us.len();
+        assert_eq!((lags, stage.send_time_missing), (stage.events, 0), "every event's lag recorded");
+    }
     assert_eq!(rec.streams_failed, 0, "{driver}");
     assert_eq!(rec.streams_interrupted, 50, "{driver}: every stream stayed open");
     // 50 streams x 500 events/s x 3 s, less what a loaded machine drops; the window is half of the run.
@@ -219,8 +224,15 @@ fn no_allocation_while_events_flow(driver: &str) {
 #[test]
 fn no_allocation_per_event_in_steady_state() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    no_allocation_while_events_flow("auto");
-    no_allocation_while_events_flow("epoll");
+    no_allocation_while_events_flow("auto", &[]);
+    no_allocation_while_events_flow("epoll", &[]);
+}
+
+/// `--send-time`: each event's send time is read from its data and its lag recorded, without allocating.
+#[test]
+fn no_allocation_per_event_with_send_times() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    no_allocation_while_events_flow("auto", &["--send-time", "stamp"]);
 }
 
 /// `--openai`: every event is a JSON chunk scanned for tokens. Answers of a million tokens at 500 tokens/s keep the

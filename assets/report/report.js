@@ -105,7 +105,8 @@
   const LATENCY_ROWS = [
     ['connect', 'connect'], ['headers', 'headers'], ['first_event', 'first event'], ['gap', 'event gap'],
     ['stream', 'stream'], ['max_gap', 'max gap'], ['premature_end', 'ended early'], ['reconnect_delay', 'reconnect wait'],
-    ['start_lag', 'start lag'], ['tls_handshake', 'TLS handshake'],
+    ['start_lag', 'start lag'], ['tls_handshake', 'TLS handshake'], ['head_wait', 'head wait'],
+    ['delivery_lag', 'delivery lag'],
   ];
   const SUMMARY_HEAD = ['', 'count', 'min', 'mean', 'p50', 'p90', 'p99', 'p99.9', 'max'];
   function summaryRow(label, s, f, path) {
@@ -146,6 +147,21 @@
         ['MB/s', fixed(ev.bytes_per_second / 1e6, 3)], ['stalls', int(ev.stalls)], ['lost', int(ev.lost)],
         ['duplicated', int(ev.duplicates)],
       ]),
+      R.delivery ? kv('Delivery', [
+        ['verdict', el('span', { 'data-figure': 'delivery.verdict' }, R.delivery.verdict)],
+        ['evidence', R.delivery.evidence],
+        ['send times', R.delivery.send_time || 'none (--send-time)'],
+        ['events per read', fixed(R.delivery.events_per_read, 2)],
+        R.delivery.negative_lag_events ? ['received before sent', int(R.delivery.negative_lag_events)] : null,
+        R.delivery.compressed_streams ? ['compressed streams', int(R.delivery.compressed_streams) + ' (a buffering risk)'] : null,
+      ]) : null,
+      R.generator ? kv('Generator', [
+        ['saturated', el('span', { 'data-figure': 'generator.saturated' }, R.generator.saturated ? 'yes: latencies include its own queueing' : 'no')],
+        ['busiest core', pct(R.generator.busy_max)],
+        ['timers late by at most', us(R.generator.loop_lag_max_us)],
+        (R.generator.saturated_intervals || []).length ? ['saturated intervals',
+          R.generator.saturated_intervals.map((i) => `${fixed(i.t_s, 1)} s`).join(', ')] : null,
+      ]) : null,
       R.memory ? kv('Generator memory', [
         ['resident before connecting', fixed(R.memory.rss_before_kib / 1024, 1) + ' MB'],
         ['peak', `${fixed(R.memory.rss_peak_kib / 1024, 1)} MB (${R.memory.peak_source})`],

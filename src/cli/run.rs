@@ -12,6 +12,7 @@ use crate::config::flags;
 use crate::config::{self, Arrivals, ConfigError, LlmConfig, RunConfig, Target};
 use crate::llm::prompt::{self, Api, PromptSource};
 use crate::llm::scenario::{Scenario, UserTurns};
+use crate::send_time::SendTime;
 use crate::slo::Slo;
 use crate::template::{DataMode, DataSet};
 use crate::units;
@@ -84,6 +85,13 @@ pub(crate) struct RunArgs {
     /// Check that numeric event ids are consecutive per virtual user (across reconnects): count lost and duplicated events
     #[arg(long)]
     verify_seq: bool,
+    /// Where each event says when it was sent, for its delivery lag: 'stamp' (ssebench serve's: the first word of
+    /// data), 'id', or a JSON path into data ('$.created', '$.meta.ts')
+    #[arg(long, value_name = "SOURCE")]
+    send_time: Option<String>,
+    /// The unit of --send-time's numbers: s, ms, us, ns, or auto (told apart by magnitude)
+    #[arg(long, default_value = "auto", value_name = "UNIT")]
+    send_time_unit: String,
     /// Follow up to N redirects (301, 302, 303, 307, 308) per stream, as a browser does; 0 follows none (an http_3xx
     /// failure)
     #[arg(long, default_value_t = crate::redirect::DEFAULT_MAX_REDIRECTS, value_name = "N")]
@@ -413,6 +421,13 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         reconnect: args.reconnect,
         retry_default: args.retry_default,
         verify_seq: args.verify_seq,
+        send_time: match &args.send_time {
+            None if args.send_time_unit != "auto" => {
+                return Err(ConfigError("--send-time-unit applies to --send-time, which was not given".into()));
+            }
+            None => None,
+            Some(source) => Some(Arc::new(SendTime::parse(source, &args.send_time_unit).map_err(ConfigError)?)),
+        },
         max_redirects: args.max_redirects,
         method,
         headers,

@@ -88,6 +88,8 @@ pub struct RunConfig {
     pub retry_default: Duration,
     /// Check that numeric event ids run consecutively within a virtual user, across reconnects.
     pub verify_seq: bool,
+    /// `--send-time`: where each event's send time is read, for its delivery lag; `None` times no lag.
+    pub send_time: Option<Arc<crate::send_time::SendTime>>,
     /// Redirects (301, 302, 303, 307, 308) one stream follows; one more is `too_many_redirects`. 0 follows none: a
     /// redirect is then an `http_3xx` failure.
     pub max_redirects: u16,
@@ -348,6 +350,7 @@ impl RunConfig {
             reconnect: false,
             retry_default: Duration::from_secs(3),
             verify_seq: false,
+            send_time: None,
             max_redirects: crate::redirect::DEFAULT_MAX_REDIRECTS,
             slos: Vec::new(),
             method: "GET".into(),
@@ -446,6 +449,11 @@ impl RunConfig {
             && self.llm.is_none()
         {
             return err(format!("--slo '{}' measures tokens: it needs --openai", slo.text));
+        }
+        if let Some(slo) = self.slos.iter().find(|s| s.needs_send_time())
+            && self.send_time.is_none()
+        {
+            return err(format!("--slo '{}' measures delivery lag: it needs --send-time", slo.text));
         }
         if let Some(llm) = &self.llm {
             if !self.body.is_empty() {

@@ -284,8 +284,9 @@ pub struct JsonPath {
     steps: Vec<Step>,
 }
 
+/// One step of a [`JsonPath`]: an object member or an array element.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Step {
+pub enum Step {
     Key(String),
     Index(usize),
 }
@@ -346,6 +347,11 @@ impl JsonPath {
     /// The path as written, for messages.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Its steps after `$`, in order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
     }
 }
 

@@ -27,6 +27,11 @@ pub fn named(rec: &Recorder) -> Vec<(String, &Histogram<u64>)> {
         ("reconnect_delay", &h.reconnect_delay_us),
         ("start_lag", &h.start_lag_us),
         ("tls_handshake", &h.tls_handshake_us),
+        ("head_wait", &h.head_wait_us),
+        ("delivery_lag", &h.delivery_lag_us),
+        ("read_spread", &h.read_spread_us),
+        ("cut_idle", &h.cut_idle_us),
+        ("cut_flowing", &h.cut_flowing_us),
         ("events_per_stream", &h.events_per_stream),
     ]
     .into_iter()

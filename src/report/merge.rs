@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+use crate::report::delivery::{Delivery, Seen};
+use crate::report::generator::Generator;
 use crate::report::histograms;
 use crate::report::{
     Arrivals, Breakpoint, Compressed, Engine, Events, Figures, FinishReasons, Latencies, LlmReport, Report,
@@ -194,7 +196,22 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         reconnect_delay: summary("reconnect_delay"),
         start_lag: summary("start_lag"),
         tls_handshake: summary("tls_handshake"),
+        head_wait: summary("head_wait"),
+        delivery_lag: summary("delivery_lag"),
     };
+    let delivery = Delivery::judge(Seen {
+        events: received,
+        reads_with_events: total(&|f| f.delivery.reads_with_events),
+        events_in_shared_reads: total(&|f| f.delivery.events_in_shared_reads),
+        send_time: all.iter().find_map(|f| f.delivery.send_time.as_deref()),
+        lag: &latency_us.delivery_lag,
+        spread: &summary("read_spread"),
+        events_without_send_time: total(&|f| f.delivery.events_without_send_time),
+        negative_lag_events: total(&|f| f.delivery.negative_lag_events),
+        compressed_streams: total(&|f| f.delivery.compressed_streams),
+        cut_idle: sums.get("cut_idle").unwrap_or(&empty),
+        cut_flowing: sums.get("cut_flowing").unwrap_or(&empty),
+    });
     let llms: Vec<&LlmReport> = all.iter().filter_map(|f| f.llm.as_ref()).collect();
     let llm = (!llms.is_empty()).then(|| merge_llm(&llms, &sums, duration_s));
     let tls: Vec<&TlsHandshakes> = all.iter().filter_map(|f| f.tls_handshakes.as_ref()).collect();
@@ -209,8 +226,24 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         events_per_stream: summary("events_per_stream"),
         llm,
         tls_handshakes,
+        delivery,
+        generator: merged_generator(all),
         histograms: Some(sums.iter().map(|(name, h)| (name.clone(), histograms::encode(h))).collect()),
     })
+}
+
+/// The generators of several runs: saturated if any was; the worst figures, and every run's saturated intervals.
+fn merged_generator(all: &[&Figures]) -> Generator {
+    let mut merged = Generator::default();
+    for g in all.iter().map(|f| &f.generator) {
+        merged.saturated |= g.saturated;
+        merged.busy_max = merged.busy_max.max(g.busy_max);
+        merged.loop_lag_max_us = merged.loop_lag_max_us.max(g.loop_lag_max_us);
+        merged.late_starts += g.late_starts;
+        merged.saturated_intervals.extend_from_slice(&g.saturated_intervals);
+    }
+    merged.saturated_intervals.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+    merged
 }
 
 fn merge_streams(all: &[&Figures]) -> Streams {

@@ -1,5 +1,7 @@
 //! The run's report: per-core recorders merged into one summary, rendered as text (stdout) or JSON (`--json`).
 
+pub mod delivery;
+pub mod generator;
 pub mod hdr_log;
 pub mod histograms;
 pub mod html;
@@ -24,7 +26,7 @@ pub use self::verdict::Verdict;
 pub use text::render as render_text;
 
 /// Count, extremes, mean and percentiles of one histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub count: u64,
     pub min: u64,
@@ -157,6 +159,12 @@ pub struct Latencies {
     pub start_lag: Summary,
     /// `https://`: TCP connect to the end of the TLS handshake, full and resumed handshakes alike.
     pub tls_handshake: Summary,
+    /// Response head to first event, per stream: the first event held back behind the head.
+    #[serde(default)]
+    pub head_wait: Summary,
+    /// `--send-time`: each event's receipt minus its send time.
+    #[serde(default)]
+    pub delivery_lag: Summary,
 }
 
 /// `https://`: the handshakes that completed.
@@ -180,6 +188,12 @@ pub struct Figures {
     /// `https://`: absent when no TLS handshake completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_handshakes: Option<TlsHandshakes>,
+    /// How the events came through: direct, coalesced, buffered (or unknown), with the evidence.
+    #[serde(default)]
+    pub delivery: delivery::Delivery,
+    /// Whether the generator kept up.
+    #[serde(default)]
+    pub generator: generator::Generator,
     /// Every non-empty histogram behind these figures, serialized (`report::histograms`), so that reports merge
     /// exactly. Absent in reports written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -422,7 +436,27 @@ impl Figures {
                 reconnect_delay: Summary::of(&h.reconnect_delay_us),
                 start_lag: Summary::of(&h.start_lag_us),
                 tls_handshake: Summary::of(&h.tls_handshake_us),
+                head_wait: Summary::of(&h.head_wait_us),
+                delivery_lag: Summary::of(&h.delivery_lag_us),
             },
+            delivery: delivery::Delivery::judge(delivery::Seen {
+                events: rec.events,
+                reads_with_events: rec.reads_with_events,
+                events_in_shared_reads: rec.events_in_shared_reads,
+                send_time: rec.delivery.as_deref().map(|d| d.send_time.text.as_str()),
+                lag: &Summary::of(&h.delivery_lag_us),
+                spread: &Summary::of(&h.read_spread_us),
+                events_without_send_time: rec.send_time_missing,
+                negative_lag_events: rec.negative_lag,
+                compressed_streams: rec.compressed.gzip + rec.compressed.deflate + rec.compressed.br,
+                cut_idle: &h.cut_idle_us,
+                cut_flowing: &h.cut_flowing_us,
+            }),
+            generator: generator::Generator::of(
+                rec.busy_max_ppm,
+                rec.loop_lag_max_us,
+                if open_model { rec.late_starts } else { 0 },
+            ),
             events_per_stream: Summary::of(&h.events_per_stream),
             llm: rec.llm.as_deref().map(|llm| LlmReport::of(llm, duration_s, step_names)),
             tls_handshakes: (rec.tls_full_handshakes + rec.tls_resumed_handshakes > 0)
@@ -635,6 +669,9 @@ impl Report {
             stage.slos = slos.iter().map(|slo| verdict::judge(slo, &stage.figures)).collect();
         }
         let breakpoint = Breakpoint::first(&stages, !slos.is_empty());
+        let timeline: Vec<timeline::TimelineEntry> = outcome.timeline.iter().map(timeline::TimelineEntry::of).collect();
+        let mut figures = figures;
+        figures.generator = std::mem::take(&mut figures.generator).with_intervals(&timeline);
         Report {
             version: env!("CARGO_PKG_VERSION").to_string(),
             target: target.to_string(),
@@ -657,7 +694,7 @@ impl Report {
             breakpoint,
             started_at: timeline::StartedAt::of(outcome.started_at_us),
             host: outcome.host.clone(),
-            timeline: outcome.timeline.iter().map(timeline::TimelineEntry::of).collect(),
+            timeline,
         }
     }
 

@@ -152,6 +152,8 @@ fn figures(out: &mut String, f: &Figures) {
             c.br
         );
     }
+    delivery(out, f);
+    generator(out, f);
     if let Some(tls) = &f.tls_handshakes {
         let _ = writeln!(
             out,
@@ -179,6 +181,87 @@ fn figures(out: &mut String, f: &Figures) {
     let _ = writeln!(out, "Failures  {}", if failed.is_empty() { "none".to_string() } else { failed.join(", ") });
 }
 
+/// Whether the generator kept up; the intervals where it did not, at the run's level.
+fn generator(out: &mut String, f: &Figures) {
+    let g = &f.generator;
+    let pct = g.busy_max * 100.0;
+    let lag = crate::units::format_micros(g.loop_lag_max_us as f64, 1);
+    if !g.saturated {
+        let _ =
+            writeln!(out, "Generator kept up: busiest core {pct:.0}% busy in an interval, timers at most {lag} late");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Generator saturated: latencies in these intervals include ssebench's own queueing (busiest core {pct:.0}% \
+         busy, timers up to {lag} late{})",
+        if g.late_starts > 0 { format!(", {} starts behind schedule", g.late_starts) } else { String::new() }
+    );
+    if !g.saturated_intervals.is_empty() {
+        let at: Vec<String> = g
+            .saturated_intervals
+            .iter()
+            .take(10)
+            .map(|i| {
+                format!(
+                    "{:.0}s ({:.0}%, {})",
+                    i.t_s,
+                    i.busy * 100.0,
+                    crate::units::format_micros(i.loop_lag_us as f64, 1)
+                )
+            })
+            .collect();
+        let more = g.saturated_intervals.len().saturating_sub(10);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        let _ = writeln!(out, "          intervals ending at {}{more}", at.join(", "));
+    }
+}
+
+/// The delivery verdict, when there is something to say: a judgement, send times asked for, or compression; and
+/// streams cut at one age.
+fn delivery(out: &mut String, f: &Figures) {
+    let d = &f.delivery;
+    for cut in &d.cuts {
+        let how = if cut.idle { "while idle (no event for a second or more)" } else { "while events flowed" };
+        let _ = writeln!(
+            out,
+            "Cuts      {} streams cut at ~{:.1} s (±{:.1} s) {how}: an {} timeout between you and the server",
+            cut.count,
+            cut.age_s,
+            cut.spread_s,
+            if cut.idle { "idle" } else { "maximum-duration" }
+        );
+    }
+    if d.verdict == "unknown" && d.send_time.is_none() && d.compressed_streams == 0 {
+        return;
+    }
+    let _ = writeln!(out, "Delivery  {}: {}", d.verdict, d.evidence);
+    if let Some(source) = &d.send_time {
+        let _ = writeln!(
+            out,
+            "          send times from {source}, read against this host's clock: from another host the lag includes \
+             the two clocks' offset"
+        );
+    }
+    if d.events_without_send_time > 0 {
+        let _ = writeln!(out, "          {} events carried no readable send time", d.events_without_send_time);
+    }
+    if d.negative_lag_events > 0 {
+        let _ = writeln!(
+            out,
+            "          {} events were received before their send time (the sender's clock is ahead): lag 0 recorded",
+            d.negative_lag_events
+        );
+    }
+    if d.compressed_streams > 0 {
+        let _ = writeln!(
+            out,
+            "          {} event streams arrived compressed: whoever compresses them holds bytes to do it (a buffering risk)",
+            d.compressed_streams
+        );
+    }
+}
+
 fn latencies(out: &mut String, f: &Figures) {
     let _ = writeln!(
         out,
@@ -193,6 +276,7 @@ fn latencies(out: &mut String, f: &Figures) {
     for (name, h) in [
         ("headers", &l.headers),
         ("first event", &l.first_event),
+        ("head wait", &l.head_wait),
         ("event gap", &l.gap),
         ("stream", &l.stream),
         ("max gap", &l.max_gap),
@@ -203,6 +287,9 @@ fn latencies(out: &mut String, f: &Figures) {
     }
     if f.streams.arrivals.is_some() {
         row(out, "start lag", &l.start_lag, duration);
+    }
+    if l.delivery_lag.count > 0 {
+        row(out, "delivery lag", &l.delivery_lag, duration);
     }
     row(out, "events/stream", &f.events_per_stream, |v| format!("{v:.0}"));
     if let Some(llm) = &f.llm {

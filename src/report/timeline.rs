@@ -100,6 +100,9 @@ pub struct TimelineEntry {
     pub latency_us: BTreeMap<String, IntervalLatency>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llm: Option<IntervalLlm>,
+    /// The busiest core's busy share of the interval (0 to 1), and the latest any core's interval timer fired.
+    pub generator_busy: f64,
+    pub loop_lag_us: u64,
 }
 
 impl TimelineEntry {
@@ -130,6 +133,8 @@ impl TimelineEntry {
                 itl: e.latency(LLM_LATENCIES[1]).map(Into::into),
                 output_tokens: c.output_tokens,
             }),
+            generator_busy: f64::from(e.busy_ppm) / 1e6,
+            loop_lag_us: e.loop_lag_us,
         }
     }
 }
@@ -220,6 +225,7 @@ mod tests {
             )]
             .into(),
             llm: None,
+            ..TimelineEntry::default()
         };
         let csv = render_csv(&[entry], false);
         let lines: Vec<&str> = csv.lines().collect();

@@ -35,7 +35,7 @@ pub fn judge(slo: &Slo, report: &Figures) -> Verdict {
     };
     let unit = match slo.metric {
         Metric::Latency(..) => Unit::Microseconds,
-        Metric::SuccessRate | Metric::StallRate | Metric::DisconnectRate => Unit::Fraction,
+        Metric::SuccessRate | Metric::StallRate | Metric::DisconnectRate | Metric::GeneratorBusy => Unit::Fraction,
         Metric::EventsPerStream(_) | Metric::EventsPerS | Metric::OutputTokensPerS => Unit::Number,
     };
     Verdict { slo: slo.text.clone(), measured, unit, pass }
@@ -73,6 +73,8 @@ fn measure(metric: Metric, r: &Figures) -> f64 {
                 Histogram::MaxGap => &l.max_gap,
                 Histogram::PrematureEnd => &l.premature_end,
                 Histogram::TlsHandshake => &l.tls_handshake,
+                Histogram::HeadWait => &l.head_wait,
+                Histogram::DeliveryLag => &l.delivery_lag,
             };
             stat_of(summary, stat)
         }
@@ -87,6 +89,7 @@ fn measure(metric: Metric, r: &Figures) -> f64 {
             ratio(r.streams.failed.saturating_sub(connect_failures), r.streams.started + r.streams.open_at_start)
         }
         Metric::EventsPerS => r.events.per_second,
+        Metric::GeneratorBusy => r.generator.busy_max,
         Metric::OutputTokensPerS => llm.map_or(0.0, |l| l.output_tokens_per_s),
     }
 }

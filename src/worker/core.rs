@@ -19,6 +19,7 @@ use crate::streams_log::{BUFFERS_PER_CORE, RECORDS_PER_BUFFER, StreamRecord};
 use crate::sys;
 use crate::template::{RequestTemplate, TargetRequest};
 use crate::timeline::{Interval, SNAPSHOTS_PER_CORE};
+use crate::units::micros_between;
 use crate::worker::hop::Redirects;
 
 /// What every worker shares read-only.
@@ -336,6 +337,9 @@ pub(crate) struct Snapshots {
     link: IntervalLink,
     core: usize,
     next_index: usize,
+    /// The thread's CPU time and the clock at the last snapshot sent (or the run's start), for the core's busy share.
+    cpu_at_us: u64,
+    cpu_since: Instant,
 }
 
 impl Snapshots {
@@ -347,7 +351,23 @@ impl Snapshots {
             link,
             core,
             next_index: 0,
+            cpu_at_us: 0,
+            cpu_since: Instant::now(),
         }
+    }
+
+    /// The run's clock starts: the core's busy share is measured from here.
+    pub(crate) fn start(&mut self) {
+        (self.cpu_at_us, self.cpu_since) = (sys::thread_cpu_us(), Instant::now());
+    }
+
+    /// The core's busy share since the last snapshot sent, in millionths (a thread's CPU time cannot pass the wall
+    /// time; capped in case the two clocks disagree), and the CPU time and clock it was read at.
+    fn busy_ppm(&self) -> (u32, u64, Instant) {
+        let (cpu_us, now) = (sys::thread_cpu_us(), Instant::now());
+        let wall_us = micros_between(self.cpu_since, now).max(1);
+        let busy = (cpu_us.saturating_sub(self.cpu_at_us) * 1_000_000 / wall_us).min(1_000_000);
+        (busy as u32, cpu_us, now)
     }
 
     /// `--stages`: the core is about to set `rec` aside for a fresh recorder (all zeros); what `rec` gathered since
@@ -360,14 +380,19 @@ impl Snapshots {
     /// Ends interval `index` (or a later one, if that index was sent already) at `end_us` and sends it. With no
     /// spare back from the collector yet (it is behind), the interval's figures stay and join the next one: the
     /// timeline coarsens, memory never grows.
-    fn take(&mut self, rec: &Recorder, stage: usize, index: usize, end_us: u64) {
+    /// Returns the core's busy share over the span measured, in millionths.
+    fn take(&mut self, rec: &Recorder, stage: usize, index: usize, end_us: u64, loop_lag_us: u64) -> u32 {
         self.current.add_since(rec, &mut self.base);
         let index = index.max(self.next_index);
         self.next_index = index + 1;
+        let (busy_ppm, cpu_us, now) = self.busy_ppm();
+        self.current.busy_ppm = self.current.busy_ppm.max(busy_ppm);
+        self.current.loop_lag_us = self.current.loop_lag_us.max(loop_lag_us);
         while let Ok(back) = self.link.back.try_recv() {
             self.spares.push(back);
         }
-        let Some(spare) = self.spares.pop() else { return };
+        let Some(spare) = self.spares.pop() else { return busy_ppm };
+        (self.cpu_at_us, self.cpu_since) = (cpu_us, now);
         let mut full = std::mem::replace(&mut self.current, spare);
         stamp(&mut full, rec, stage, index, end_us, self.core);
         if let Err(TrySendError::Full(full) | TrySendError::Disconnected(full)) = self.link.to_collector.try_send(full)
@@ -375,12 +400,18 @@ impl Snapshots {
             let spare = std::mem::replace(&mut self.current, full);
             self.spares.push(spare);
         }
+        busy_ppm
     }
 
     /// The core's last snapshot, from its last one to its end (`end_us`), marked last. The channel has room for it:
     /// it holds `SNAPSHOTS_PER_CORE` per core, and a core never has more out.
     fn finish(mut self, rec: &Recorder, stage: usize, index: usize, end_us: u64) {
         self.current.add_since(rec, &mut self.base);
+        // The run's last, partial interval: over a few milliseconds of shutdown a busy share says nothing of load.
+        if self.cpu_since.elapsed() >= MIN_BUSY_SPAN {
+            let (busy_ppm, _, _) = self.busy_ppm();
+            self.current.busy_ppm = self.current.busy_ppm.max(busy_ppm);
+        }
         let mut last = self.current;
         stamp(&mut last, rec, stage, index.max(self.next_index), end_us, self.core);
         last.last = true;
@@ -395,14 +426,16 @@ fn stamp(snapshot: &mut Interval, rec: &Recorder, stage: usize, index: usize, en
 }
 
 impl Core {
-    /// Sends interval `index`, ending `end_us` after the start, to the engine's collector.
-    pub(crate) fn snapshot(&mut self, index: usize, end_us: u64) {
+    /// Sends interval `index`, ending `end_us` after the start, to the engine's collector, with the core's load: its
+    /// busy share, and `loop_lag_us`, how late the timer that called this fired.
+    pub(crate) fn snapshot(&mut self, index: usize, end_us: u64, loop_lag_us: u64) {
         if let Some(log) = &mut self.streams_log {
             log.hand_off();
         }
         let stage = self.done_recs.len();
         if let Some(snapshots) = &mut self.snapshots {
-            snapshots.take(&self.rec, stage, index, end_us);
+            let busy_ppm = snapshots.take(&self.rec, stage, index, end_us, loop_lag_us);
+            self.rec.note_load(busy_ppm, loop_lag_us);
         }
     }
 
@@ -433,6 +466,9 @@ impl Core {
         }
     }
 }
+
+/// The shortest span a core's busy share is measured over (the run's last interval may be shorter).
+const MIN_BUSY_SPAN: Duration = Duration::from_millis(100);
 
 /// The period of the shared sampling clock of open streams (`Recorder::level_until`), for the cross-core peak.
 pub(crate) const SAMPLE_PERIOD: Duration = Duration::from_millis(100);

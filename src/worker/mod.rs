@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::Instant;
 
 use crate::plan::Shard;
-use crate::recorder::{LlmRecorder, Recorder};
+use crate::recorder::{DeliveryClock, LlmRecorder, Recorder};
 use crate::template::TargetRequest;
 use crate::worker::core::{Core, CoreCtx, JourneyState, SAMPLE_PERIOD, Slot, SweepPlan};
 use crate::worker::core::{Snapshots, StreamsLog};
@@ -53,6 +53,11 @@ pub async fn run(
         let mut rec = Recorder::new();
         if let Some(stall) = shared.cfg.stall_threshold {
             rec.stall_threshold_us = stall.as_micros() as u64;
+        }
+        if let Some(send_time) = &shared.cfg.send_time {
+            // The wall clock once, then the monotonic one: a receipt's wall time costs an addition per event.
+            let (origin, origin_unix_us) = (std::time::Instant::now(), crate::units::unix_micros());
+            rec.delivery = Some(Box::new(DeliveryClock::new(send_time.clone(), origin, origin_unix_us)));
         }
         if let Some(llm) = &shared.cfg.llm {
             rec.llm = Some(Box::new(LlmRecorder::new(llm.turns(), llm.step_names().len())));
@@ -113,6 +118,9 @@ pub async fn run(
         timing,
         sweep: SweepPlan::new(),
     });
+    if let Some(snapshots) = ctx.core.borrow_mut().snapshots.as_deref_mut() {
+        snapshots.start();
+    }
     monoio::spawn(sweep(ctx.clone()));
     monoio::spawn(rest_gate(ctx.clone()));
     let every = ctx.shared.cfg.report_interval;

@@ -9,6 +9,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use crate::signal;
+use crate::units::micros_between;
 use crate::worker::core::{CoreCtx, Expiry};
 
 /// The least time between two sweeps: a deadline is enforced at most this late, and however many streams move their
@@ -25,14 +26,17 @@ pub(crate) async fn snapshot_intervals(ctx: Rc<CoreCtx>, every: Duration) {
     let start = ctx.timing.start;
     let mut index = 0usize;
     loop {
-        monoio::time::sleep_until((start + every * (index as u32 + 1)).into()).await;
+        let due = start + every * (index as u32 + 1);
+        monoio::time::sleep_until(due.into()).await;
+        // How late the timer fired: a core too busy to park turns its timers late (the generator's own queueing).
+        let loop_lag_us = micros_between(due, Instant::now());
         let mut core = ctx.core.borrow_mut();
         if core.finished {
             return;
         }
         let passed = (start.elapsed().as_nanos() / every.as_nanos()) as usize;
         index = index.max(passed.saturating_sub(1));
-        core.snapshot(index, (every * (index as u32 + 1)).as_micros() as u64);
+        core.snapshot(index, (every * (index as u32 + 1)).as_micros() as u64, loop_lag_us);
         index += 1;
     }
 }

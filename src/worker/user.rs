@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::config::MAX_ANSWER_BYTES;
-use crate::recorder::StreamEnd;
+use crate::recorder::{Failure, StreamEnd};
 use crate::stream::StreamMachine;
 use crate::streams_log::{ABSENT, StreamRecord};
 use crate::units::micros_between;
@@ -194,6 +194,14 @@ fn record_end(ctx: &CoreCtx, machine: &mut StreamMachine, ended: Ended, reached_
     }
     if requested && machine.events() >= 2 {
         rec.histograms.max_gap_us.saturating_record(machine.max_gap_us());
+    }
+    let cut_short = match end {
+        StreamEnd::Failed(Failure::PrematureEof | Failure::Reset | Failure::Io) => true,
+        StreamEnd::Completed => ctx.shared.cfg.stream_duration.is_some() && !reached_length,
+        _ => false,
+    };
+    if requested && cut_short && machine.events() > 0 {
+        rec.record_cut(micros_between(machine.request_start(), now), micros_between(machine.quiet_since(), now));
     }
     if requested && ctx.shared.cfg.stream_duration.is_some() && end != StreamEnd::Interrupted && !reached_length {
         // Ended before its intended length: by the server, a proxy, or an error.

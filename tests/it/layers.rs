@@ -17,6 +17,7 @@ const PURE: &[&str] = &[
     "report",
     "slo",
     "streams_log",
+    "send_time",
     "timeline",
     "tls_records",
 ];

@@ -8,6 +8,7 @@
 //! live apart (`tests/alloc.rs`): a counting global allocator is per binary.
 
 mod broken_pipe;
+mod delivery;
 mod hdr_log;
 mod hostile_codec;
 mod hostile_ids;
