@@ -22,6 +22,7 @@ mod memory;
 mod merge;
 mod prometheus;
 mod redirects;
+mod serve_knobs;
 mod streams_log;
 mod timeline;
 mod tls;
