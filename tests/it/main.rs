@@ -21,6 +21,7 @@ mod llm_run;
 mod memory;
 mod merge;
 mod prometheus;
+mod proxies;
 mod redirects;
 mod serve_knobs;
 mod streams_log;
