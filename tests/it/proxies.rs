@@ -8,40 +8,20 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ssebench::report::Report;
 
-use crate::util::{RawReads, failures, free_addr, get_request, run_args, serve_args, temp_dir};
+use crate::util::{Daemon, RawReads, failures, free_addr, get_request, installed, run_args, serve_args, temp_dir};
 
 /// A proxy on a loopback port, running in the foreground as this process's child; killed (and its directory
 /// removed) when dropped.
 struct Proxy {
-    child: Child,
+    daemon: Daemon,
     addr: SocketAddr,
-    dir: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `name` on PATH or in the sbin directories Debian installs proxies to (a non-root PATH lacks them), or a failure
-/// saying how to get it: a missing proxy must not pass as a skipped test.
-fn binary(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let sbin = ["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from);
-    std::env::split_paths(&path).chain(sbin).map(|dir| dir.join(name)).find(|p| p.is_file()).unwrap_or_else(|| {
-        panic!(
-            "{name} is not installed: run .ci/run (it installs the distribution's package), or `apt-get install {name}`"
-        )
-    })
+    /// nginx's error log (HAProxy has none without a syslog server: its alerts go to its standard error).
+    error_log: Option<PathBuf>,
 }
 
 impl Proxy {
@@ -80,10 +60,11 @@ impl Proxy {
         .join("\n");
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, config).unwrap();
-        let mut command = Command::new(binary("nginx"));
-        command.arg("-p").arg(&dir).arg("-e").arg(dir.join("error.log")).arg("-c").arg(&conf);
+        let error_log = dir.join("error.log");
+        let mut command = Command::new(installed("nginx"));
+        command.arg("-p").arg(&dir).arg("-e").arg(&error_log).arg("-c").arg(&conf);
         command.args(["-g", "daemon off;"]);
-        Proxy::start(command, addr, dir.clone(), dir.join("error.log"))
+        Proxy::start(command, addr, dir, Some(error_log))
     }
 
     /// HAProxy in `mode http` on a free port in front of `backend`, connecting within 5 s, a client timeout of 30 s
@@ -107,25 +88,17 @@ impl Proxy {
         .join("\n");
         let conf = dir.join("haproxy.cfg");
         std::fs::write(&conf, config).unwrap();
-        let mut command = Command::new(binary("haproxy"));
+        let mut command = Command::new(installed("haproxy"));
         command.arg("-f").arg(&conf).arg("-db");
-        Proxy::start(command, addr, dir.clone(), dir.join("haproxy.log"))
+        Proxy::start(command, addr, dir, None)
     }
 
-    /// Runs `command` with its output in `log` (created here if the proxy does not write it itself) and waits
-    /// until `addr` accepts connections.
-    fn start(mut command: Command, addr: SocketAddr, dir: PathBuf, log: PathBuf) -> Proxy {
-        let output = std::fs::File::create(dir.join("output.log")).unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().unwrap())
-            .stderr(output)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-        let mut proxy = Proxy { child, addr, dir, log };
+    /// Runs `command` and waits until `addr` accepts connections.
+    fn start(mut command: Command, addr: SocketAddr, dir: PathBuf, error_log: Option<PathBuf>) -> Proxy {
+        let mut proxy = Proxy { daemon: Daemon::spawn(&mut command, dir), addr, error_log };
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(addr).is_err() {
-            if let Ok(Some(status)) = proxy.child.try_wait() {
+            if let Ok(Some(status)) = proxy.daemon.child.try_wait() {
                 panic!("{command:?} exited ({status}): {}", proxy.logs());
             }
             assert!(Instant::now() < deadline, "{command:?} not listening in 10 s: {}", proxy.logs());
@@ -134,10 +107,10 @@ impl Proxy {
         proxy
     }
 
-    /// What the proxy wrote: its own log and its standard output and error.
+    /// What the proxy wrote: its error log, if it has one, and its standard output and error.
     fn logs(&self) -> String {
-        let read = |path: PathBuf| std::fs::read_to_string(path).unwrap_or_default();
-        format!("{}{}", read(self.log.clone()), read(self.dir.join("output.log")))
+        let error_log = self.error_log.as_ref().and_then(|path| std::fs::read_to_string(path).ok());
+        format!("{}{}", error_log.unwrap_or_default(), self.daemon.output())
     }
 
     fn url(&self) -> String {
@@ -182,45 +155,47 @@ fn assert_all_events(report: &Report, raw: &RawReads, proxy: &Proxy) {
     assert_eq!((streams.completed, streams.failed), (1, 0), "{:?}", streams.failures);
 }
 
+/// nginx's gzip for event streams, however small.
+const GZIP: &str = "gzip on; gzip_types text/event-stream; gzip_min_length 0;";
+
+/// A 2 s stream from `serve --x-accel-buffering accel` through nginx with `location` added (where that is `GZIP`,
+/// the clients ask for gzip), read by both clients; `run` must count every event, decoded.
+fn through_nginx(accel: &str, location: &'static str) -> RawReads {
+    let server = two_second_streams(&["--x-accel-buffering", accel]);
+    let proxy = Proxy::nginx(server.addr, 1024, location);
+    let gzip = location == GZIP;
+    let (raw, report) = match gzip {
+        true => observe(&proxy, "Accept-Encoding: gzip\r\n", &["--compressed"]),
+        false => observe(&proxy, "", &[]),
+    };
+    let gzipped = raw.head().contains("Content-Encoding: gzip");
+    assert_eq!(gzipped, gzip, "{}", raw.head());
+    assert_eq!(report.figures.streams.compressed.gzip, u64::from(gzip), "run decoded what came gzipped");
+    assert_all_events(&report, &raw, &proxy);
+    drop(proxy);
+    server.stop();
+    raw
+}
+
 /// Without `X-Accel-Buffering` nginx buffers the response, and gzip holds its output until the end: the whole 2 s
 /// stream comes in a read or two at its end. `X-Accel-Buffering: no` makes nginx flush gzip at every event.
 #[test]
 fn nginx_gzip_holds_a_buffered_stream_to_its_end() {
-    let gzip = "gzip on; gzip_types text/event-stream; gzip_min_length 0;";
-    let server = two_second_streams(&["--x-accel-buffering", "omit"]);
-    let proxy = Proxy::nginx(server.addr, 1024, gzip);
-    let (raw, report) = observe(&proxy, "Accept-Encoding: gzip\r\n", &["--compressed"]);
-    assert!(raw.head().contains("Content-Encoding: gzip"), "{}", raw.head());
-    assert_eq!(report.figures.streams.compressed.gzip, 1, "run decoded a gzip stream");
+    let raw = through_nginx("omit", GZIP);
     assert!(raw.reads.len() <= 3, "{}", raw.summary());
     assert!(raw.first_byte() >= Duration::from_millis(1500), "{}", raw.summary());
-    assert_all_events(&report, &raw, &proxy);
-    drop(proxy);
-    server.stop();
-
-    let server = two_second_streams(&["--x-accel-buffering", "no"]);
-    let proxy = Proxy::nginx(server.addr, 1024, gzip);
-    let (raw, report) = observe(&proxy, "Accept-Encoding: gzip\r\n", &["--compressed"]);
-    assert!(raw.head().contains("Content-Encoding: gzip"), "{}", raw.head());
+    let raw = through_nginx("no", GZIP);
     assert!(raw.reads.len() >= 100, "{}", raw.summary());
     assert!(raw.first_byte() < Duration::from_millis(500), "{}", raw.summary());
-    assert_all_events(&report, &raw, &proxy);
-    drop(proxy);
-    server.stop();
 }
 
 /// nginx's defaults (proxy buffering on, no gzip) pass each event on as it comes, with or without the header.
 #[test]
 fn nginx_default_proxying_passes_events_as_they_come() {
     for accel in ["no", "omit"] {
-        let server = two_second_streams(&["--x-accel-buffering", accel]);
-        let proxy = Proxy::nginx(server.addr, 1024, "");
-        let (raw, report) = observe(&proxy, "", &[]);
+        let raw = through_nginx(accel, "");
         assert!(raw.reads.len() >= 100, "--x-accel-buffering {accel}: {}", raw.summary());
         assert!(raw.first_byte() < Duration::from_millis(500), "--x-accel-buffering {accel}: {}", raw.summary());
-        assert_all_events(&report, &raw, &proxy);
-        drop(proxy);
-        server.stop();
     }
 }
 
@@ -243,81 +218,67 @@ fn haproxy_coalesces_events_unless_told_not_to_delay() {
     server.stop();
 }
 
-/// Endless streams that go silent for 3 s after every 20 events (0.2 s), optionally with a heartbeat every 1 s.
-fn pausing_streams(heartbeat: bool) -> ssebench::server::ServerHandle {
+/// Endless streams that go silent for 3 s after every 20 events (0.2 s), with a heartbeat every 1 s or none, through
+/// the proxy `start` puts in front of them with a 2 s read timeout; `ssebench run -c 5 -d 6s` reads them.
+fn through_a_read_timeout(start: fn(SocketAddr) -> Proxy, heartbeat: bool) {
     let mut args = vec!["--events", "0", "--interval", "10ms", "--pause-every", "20", "--pause", "3s"];
     if heartbeat {
         args.extend(["--heartbeat", "1s"]);
     }
-    serve_args(&args)
-}
-
-/// `ssebench run -c 5 -d 6s` through `proxy`.
-fn six_seconds_of_five(proxy: &Proxy) -> Report {
+    let server = serve_args(&args);
+    let proxy = start(server.addr);
     let report = run_args(&[&proxy.url(), "-c", "5", "-d", "6s"]);
     let streams = &report.figures.streams;
+    let seen: Vec<(&String, &u64)> = streams.failures.iter().filter(|(_, n)| **n > 0).collect();
     eprintln!(
-        "{}: started {}, completed {}, failed {}, interrupted {}, events {}, failures {:?}",
+        "{}: started {}, completed {}, failed {}, interrupted {}, events {}, failures {seen:?}",
         proxy.url(),
         streams.started,
         streams.completed,
         streams.failed,
         streams.interrupted,
         report.figures.events.received,
-        streams.failures.iter().filter(|(_, n)| **n > 0).collect::<Vec<_>>()
     );
-    report
+    if heartbeat {
+        // Heartbeats keep the timeout from firing: every stream lasts the run.
+        assert_eq!(streams.failed, 0, "{seen:?}; {}", proxy.logs());
+        assert_eq!((streams.started, streams.interrupted), (5, 5));
+    } else {
+        // Every stream is cut in its first pause, 2.2 s in (the proxy closes mid-body: a premature EOF), so each of the
+        // 5 users is cut at least once in 6 s and opens another stream.
+        assert!(failures(&report, "premature_eof") >= 5, "{seen:?}; {}", proxy.logs());
+        assert!(streams.started > 5, "{} streams for 5 users: none was cut", streams.started);
+    }
+    drop(proxy);
+    server.stop();
 }
 
-/// A 2 s read timeout cuts every stream in its first 3 s pause, 2.2 s in (the proxy closes mid-body: a premature
-/// EOF), so each of the 5 users is cut at least once in 6 s and opens another stream.
-fn assert_cut_in_pauses(report: &Report, proxy: &Proxy) {
-    let streams = &report.figures.streams;
-    assert!(failures(report, "premature_eof") >= 5, "{:?}; {}", streams.failures, proxy.logs());
-    assert!(streams.started > 5, "{} streams for 5 users: none was cut", streams.started);
+fn nginx_read_timeout_2s(backend: SocketAddr) -> Proxy {
+    Proxy::nginx(backend, 1024, "proxy_read_timeout 2s;")
 }
 
-/// Heartbeats every 1 s keep the 2 s read timeout from firing: every stream lasts the run.
-fn assert_kept_alive(report: &Report, proxy: &Proxy) {
-    let streams = &report.figures.streams;
-    assert_eq!(streams.failed, 0, "{:?}; {}", streams.failures, proxy.logs());
-    assert_eq!((streams.started, streams.interrupted), (5, 5));
+fn haproxy_server_timeout_2s(backend: SocketAddr) -> Proxy {
+    Proxy::haproxy(backend, "2s", "")
 }
 
 #[test]
 fn nginx_read_timeout_cuts_silent_streams() {
-    let server = pausing_streams(false);
-    let proxy = Proxy::nginx(server.addr, 1024, "proxy_read_timeout 2s;");
-    assert_cut_in_pauses(&six_seconds_of_five(&proxy), &proxy);
-    drop(proxy);
-    server.stop();
+    through_a_read_timeout(nginx_read_timeout_2s, false);
 }
 
 #[test]
 fn nginx_read_timeout_spares_streams_with_heartbeats() {
-    let server = pausing_streams(true);
-    let proxy = Proxy::nginx(server.addr, 1024, "proxy_read_timeout 2s;");
-    assert_kept_alive(&six_seconds_of_five(&proxy), &proxy);
-    drop(proxy);
-    server.stop();
+    through_a_read_timeout(nginx_read_timeout_2s, true);
 }
 
 #[test]
 fn haproxy_server_timeout_cuts_silent_streams() {
-    let server = pausing_streams(false);
-    let proxy = Proxy::haproxy(server.addr, "2s", "");
-    assert_cut_in_pauses(&six_seconds_of_five(&proxy), &proxy);
-    drop(proxy);
-    server.stop();
+    through_a_read_timeout(haproxy_server_timeout_2s, false);
 }
 
 #[test]
 fn haproxy_server_timeout_spares_streams_with_heartbeats() {
-    let server = pausing_streams(true);
-    let proxy = Proxy::haproxy(server.addr, "2s", "");
-    assert_kept_alive(&six_seconds_of_five(&proxy), &proxy);
-    drop(proxy);
-    server.stop();
+    through_a_read_timeout(haproxy_server_timeout_2s, true);
 }
 
 /// 256 `worker_connections` hold about 127 proxied streams (a client's connection and its upstream's each): 100

@@ -1,6 +1,7 @@
 //! What the integration tests share, written once: the built-in server on 127.0.0.1:0, runs in this process (from
 //! a `RunConfig` or from command-line arguments), failure lookups, plain-socket servers that read each request, a
-//! plain client that keeps each read with its time (`RawReads`), temporary directories, the test PKI (rcgen) and the LLM fixtures of `tests/fixtures/llm/`.
+//! plain client that keeps each read with its time (`RawReads`), programs run as children in a directory of their own
+//! (`Daemon`), temporary directories, the test PKI (rcgen) and the LLM fixtures of `tests/fixtures/llm/`.
 //!
 //! `tests/alloc.rs` includes this file too (its own binary, for its counting allocator), so not every helper is used
 //! by both binaries.
@@ -8,7 +9,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
@@ -318,6 +319,53 @@ impl RawReads {
             self.reads.last().map_or(0, |(at, _)| at.as_millis()),
             total / sizes.len().max(1)
         )
+    }
+}
+
+// Programs the tests drive for real (Prometheus, nginx, HAProxy), from the distribution's packages.
+
+/// `name` on PATH or in the sbin directories Debian installs servers to (a non-root PATH lacks them), or a failure
+/// saying how to get it: a missing program must not pass as a skipped test.
+pub fn installed(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let sbin = ["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from);
+    std::env::split_paths(&path).chain(sbin).map(|dir| dir.join(name)).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!(
+            "{name} is not installed: run .ci/run (it installs the distribution's package), or `apt-get install {name}`"
+        )
+    })
+}
+
+/// A program running as this process's child with a directory of its own (its configuration and data, and its
+/// standard output and error in `output.log`): killed, waited for and its directory removed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: PathBuf,
+}
+
+impl Daemon {
+    pub fn spawn(command: &mut Command, dir: PathBuf) -> Daemon {
+        let output = std::fs::File::create(dir.join("output.log")).unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        Daemon { child, dir }
+    }
+
+    /// What it has written to its standard output and error.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.join("output.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
