@@ -5,6 +5,7 @@
 mod run;
 
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,8 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::cli::run::{RunArgs, run_config};
 use crate::config::{ConfigError, DriverChoice, RunConfig};
 use crate::limits;
-use crate::server::ServeConfig;
 use crate::server::openai::ModelShape;
+use crate::server::{AccelBuffering, Pauses, ServeConfig};
 use crate::slo::Slo;
 use crate::units;
 
@@ -150,8 +151,29 @@ struct ServeArgs {
     /// With --tls-cert: require a client certificate signed by a CA in this PEM file (mTLS)
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// The X-Accel-Buffering header of every stream's head: no (nginx passes events at once), yes (nginx may
+    /// buffer), omit (no header: the proxy's own settings decide)
+    #[arg(long, value_enum, default_value = "no")]
+    x_accel_buffering: AccelBufferingArg,
     #[command(flatten)]
     engine: EngineArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AccelBufferingArg {
+    No,
+    Yes,
+    Omit,
+}
+
+impl From<AccelBufferingArg> for AccelBuffering {
+    fn from(a: AccelBufferingArg) -> AccelBuffering {
+        match a {
+            AccelBufferingArg::No => AccelBuffering::No,
+            AccelBufferingArg::Yes => AccelBuffering::Yes,
+            AccelBufferingArg::Omit => AccelBuffering::Omit,
+        }
+    }
 }
 
 /// The shape of the streams the built-in server generates.
@@ -175,6 +197,31 @@ struct StreamShapeArgs {
     /// Cut each connection after this many events, mid-stream (clients reconnect with Last-Event-ID)
     #[arg(long)]
     disconnect_after: Option<u64>,
+    /// After every N events of a stream, stay silent for --pause (generated events; not --openai or --replay)
+    #[arg(long, value_name = "N", requires = "pause", conflicts_with_all = ["openai", "replay"])]
+    pause_every: Option<u64>,
+    /// With --pause-every: how long each pause lasts; the events after it come that much later
+    #[arg(long, requires = "pause_every", value_parser = units::parse_duration)]
+    pause: Option<Duration>,
+    /// With --pause-every: send an SSE comment (`: heartbeat`) every T while a stream is paused, and only then
+    #[arg(long, requires = "pause_every", value_parser = units::parse_duration)]
+    heartbeat: Option<Duration>,
+}
+
+impl StreamShapeArgs {
+    /// `--pause-every`, `--pause` and `--heartbeat` as one checked value (clap has already paired them).
+    fn pauses(&self) -> Result<Option<Pauses>, ConfigError> {
+        let (Some(every), Some(pause)) = (self.pause_every, self.pause) else { return Ok(None) };
+        let every_events =
+            NonZeroU64::new(every).ok_or_else(|| ConfigError("--pause-every must be at least 1 event".into()))?;
+        if pause.is_zero() {
+            return Err(ConfigError("--pause must be longer than 0s".into()));
+        }
+        if self.heartbeat.is_some_and(|h| h.is_zero()) {
+            return Err(ConfigError("--heartbeat must be longer than 0s".into()));
+        }
+        Ok(Some(Pauses { every_events, pause, heartbeat: self.heartbeat }))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +392,7 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         _ => None,
     };
     let shape = args.stream;
+    let pauses = shape.pauses()?;
     Ok(ServeConfig {
         addrs: args.addrs,
         threads,
@@ -358,6 +406,8 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         replay_write_bytes: args.replay_write_size,
         replay_pause: args.replay_pause,
         disconnect_after: shape.disconnect_after,
+        pauses,
+        accel_buffering: args.x_accel_buffering.into(),
         openai: args.openai.then_some(ModelShape {
             tokens_per_s: args.tokens_per_s,
             tokens_per_chunk: args.tokens_per_chunk,
@@ -392,5 +442,44 @@ mod tests {
             Err(ParseError::Usage(text)) => assert!(text.contains("'soon' is not a duration"), "{text}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    fn serve(args: &[&str]) -> Result<ServeConfig, ParseError> {
+        match parse_from(["ssebench", "serve"].iter().chain(args).copied()) {
+            Ok(Command::Serve(cfg)) => Ok(cfg),
+            Ok(other) => panic!("{other:?}"),
+            Err(err) => Err(err),
+        }
+    }
+
+    #[test]
+    fn x_accel_buffering_defaults_to_no() {
+        assert_eq!(serve(&[]).unwrap().accel_buffering, AccelBuffering::No);
+        assert_eq!(serve(&["--x-accel-buffering", "yes"]).unwrap().accel_buffering, AccelBuffering::Yes);
+        assert_eq!(serve(&["--x-accel-buffering", "omit"]).unwrap().accel_buffering, AccelBuffering::Omit);
+        assert!(matches!(serve(&["--x-accel-buffering", "off"]), Err(ParseError::Usage(_))));
+    }
+
+    /// Each flag of a pair given alone is an error naming the one it needs; zero counts and times are refused.
+    #[test]
+    fn pause_flags_go_together() {
+        let pauses = serve(&["--pause-every", "3", "--pause", "300ms", "--heartbeat", "100ms"]).unwrap().pauses;
+        let every_events = NonZeroU64::new(3).unwrap();
+        let heartbeat = Some(Duration::from_millis(100));
+        assert_eq!(pauses, Some(Pauses { every_events, pause: Duration::from_millis(300), heartbeat }));
+        assert_eq!(serve(&[]).unwrap().pauses, None);
+        let usage = |args: &[&str], named: &str| match serve(args) {
+            Err(ParseError::Usage(text)) => assert!(text.contains(named), "{args:?}: {text}"),
+            other => panic!("{args:?}: {other:?}"),
+        };
+        usage(&["--pause-every", "3"], "--pause <PAUSE>");
+        usage(&["--pause", "1s"], "--pause-every <N>");
+        usage(&["--heartbeat", "1s"], "--pause-every <N>");
+        usage(&["--pause-every", "3", "--pause", "1s", "--openai"], "--openai");
+        let config = |args: &[&str]| serve(args).unwrap_err().message();
+        assert_eq!(config(&["--pause-every", "0", "--pause", "1s"]), "--pause-every must be at least 1 event");
+        assert_eq!(config(&["--pause-every", "2", "--pause", "0s"]), "--pause must be longer than 0s");
+        let zero_beat = ["--pause-every", "2", "--pause", "1s", "--heartbeat", "0ms"];
+        assert_eq!(config(&zero_beat), "--heartbeat must be longer than 0s");
     }
 }

@@ -1,6 +1,7 @@
 //! `ServeConfig`: everything `ssebench serve` needs, checked, with the built-in server's defaults.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,10 @@ pub struct ServeConfig {
     pub replay_pause: Duration,
     /// Cut each connection after this many events (no last chunk); `None` never.
     pub disconnect_after: Option<u64>,
+    /// `--pause-every`: silences in every generated stream; `None` never.
+    pub pauses: Option<Pauses>,
+    /// `--x-accel-buffering`: what every streaming head says to nginx about buffering.
+    pub accel_buffering: AccelBuffering,
     /// `--openai`: answer `/v1/chat/completions` and `/v1/completions` as a model would.
     pub openai: Option<ModelShape>,
     /// `--tls-cert`/`--tls-key`: serve HTTPS with this config.
@@ -53,8 +58,33 @@ impl ServeConfig {
             replay_write_bytes: 64 * 1024,
             replay_pause: Duration::ZERO,
             disconnect_after: None,
+            pauses: None,
+            accel_buffering: AccelBuffering::No,
             openai: None,
             tls: None,
         }
     }
+}
+
+/// The `X-Accel-Buffering` header of every streaming head, which nginx reads to turn its proxy buffering off (`no`)
+/// or on (`yes`) for one response. `Omit` leaves it out, so what a proxy does is its own configuration's choice:
+/// the case to test when a real backend does not send the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelBuffering {
+    No,
+    Yes,
+    Omit,
+}
+
+/// `--pause-every N --pause T [--heartbeat H]`: after every N events of a stream it is silent for T, but for a
+/// comment every H, so a proxy's read timeout or buffering can be seen at work. A heartbeat without pauses cannot
+/// be written down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pauses {
+    /// A pause follows every this many events of one response (counted from its first event, resumed or not).
+    pub every_events: NonZeroU64,
+    /// How long each pause lasts; every later event's slot moves by as much.
+    pub pause: Duration,
+    /// An SSE comment every this long inside each pause, never outside one; never zero.
+    pub heartbeat: Option<Duration>,
 }

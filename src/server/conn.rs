@@ -9,7 +9,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use super::ServeCore;
-use super::event::{self, LAST_CHUNK, STREAM_HEAD};
+use super::event::{self, HEARTBEAT, LAST_CHUNK};
 use super::openai;
 
 /// A bodiless answer with `status`, after which the server closes the connection.
@@ -196,19 +196,13 @@ async fn answer_completion<S: Wire>(
             return None;
         }
     };
-    let (result, _) = stream.write_all(STREAM_HEAD).await;
+    let (result, _) = stream.write_all(core.cfg.head).await;
     result.ok()?;
     let mut out = out;
     let id = core.next_rng();
     let started = Instant::now();
     for (after, piece) in openai::Answer::new(&completion, shape, core.cfg.first_delay) {
-        let at = started + after;
-        if at > Instant::now() {
-            core.timers.sleep_until(at).await;
-        }
-        if core.stopping.get() {
-            return None;
-        }
+        wait_until(core, started + after).await?;
         openai::encode(&mut out, &completion, id, piece);
         let (result, buf) = stream.write_all(out).await;
         out = buf;
@@ -219,12 +213,12 @@ async fn answer_completion<S: Wire>(
     Some(out)
 }
 
-/// Sends the generated stream; returns the event buffer for reuse, or None if the connection is done.
-/// Sends events `resume_after + 1` onwards. Returns the event buffer for reuse, or None if the
-/// connection is done (closed by the peer, by `--disconnect-after`, or by a stop).
+/// Sends the generated stream, events `resume_after + 1` onwards, with `--pause-every`'s pauses (and their
+/// heartbeats) between them. Returns the event buffer for reuse, or None if the connection is done (closed by the
+/// peer, by `--disconnect-after`, or by a stop).
 async fn stream_events<S: Wire>(stream: &mut S, core: &ServeCore, out: Vec<u8>, resume_after: u64) -> Option<Vec<u8>> {
     let cfg = &core.cfg;
-    let (result, _) = stream.write_all(STREAM_HEAD).await;
+    let (result, _) = stream.write_all(cfg.head).await;
     result.ok()?;
     let mut out = out;
     let mut rng = core.next_rng();
@@ -240,15 +234,19 @@ async fn stream_events<S: Wire>(stream: &mut S, core: &ServeCore, out: Vec<u8>, 
             // Cut the stream mid-way, without its last chunk, as a proxy or a crash would.
             return None;
         }
-        let scheduled = first_at + cfg.interval * sent.min(u32::MAX as u64) as u32;
+        // A pause is due before this event: only its heartbeats, if any, break the silence. None follows the last
+        // event of a finite stream, whose end goes out at once.
+        let mut beat = 1;
+        while let Some(offset) = cfg.schedule.heartbeat_offset(sent, beat) {
+            wait_until(core, first_at + offset).await?;
+            let (result, _) = stream.write_all(HEARTBEAT).await;
+            result.ok()?;
+            beat += 1;
+        }
+        let scheduled = first_at + cfg.schedule.event_offset(sent);
         // Jitter moves each send around its slot but never before the previous one.
         let at = jittered(scheduled, cfg.jitter, &mut rng).max(last_at);
-        if at > Instant::now() {
-            core.timers.sleep_until(at).await;
-        }
-        if core.stopping.get() {
-            return None;
-        }
+        wait_until(core, at).await?;
         last_at = at;
         event::encode_event(&mut out, seq, unix_micros(), cfg.size_bytes);
         let (result, buf) = stream.write_all(out).await;
@@ -259,6 +257,14 @@ async fn stream_events<S: Wire>(stream: &mut S, core: &ServeCore, out: Vec<u8>, 
     let (result, _) = stream.write_all(LAST_CHUNK).await;
     result.ok()?;
     Some(out)
+}
+
+/// Waits for `at` on the core's timer (not at all if it has passed); None if the server is stopping by then.
+async fn wait_until(core: &ServeCore, at: Instant) -> Option<()> {
+    if at > Instant::now() {
+        core.timers.sleep_until(at).await;
+    }
+    (!core.stopping.get()).then_some(())
 }
 
 /// Writes the replay bytes in pieces with pauses, so clients see split reads, then closes.
@@ -339,8 +345,8 @@ mod tests {
             let stream = TcpStream::connect_addr(listener.local_addr().unwrap()).await.unwrap();
             let size = std::mem::size_of_val(&serve(stream, core));
             eprintln!("server connection future: {size} bytes");
-            // 632 B before Last-Event-ID resume (+24 B); the budget catches kilobyte regressions
-            // such as a header array held across an await.
+            // 632 B before Last-Event-ID resume (+24 B), 672 B with --heartbeat's loop (+16 B); the budget
+            // catches kilobyte regressions such as a header array held across an await.
             assert!(size <= 672, "server connection future is {size} bytes");
         })
         .unwrap();

@@ -1,13 +1,36 @@
-//! The built-in server's wire format: the response head and each event, encoded into a reused buffer.
+//! The built-in server's wire format: the response heads, each event (encoded into a reused buffer) and the heartbeat.
 //!
 //! Every event is `id: <sequence number>` plus `data: <send time, Unix µs> <padding>`, sent as one
 //! HTTP chunk, so a client can check sequence numbers and compute delivery lag from the data alone.
 
 use crate::http1::request::decimal;
 
-/// The response head of a generated stream. `X-Accel-Buffering: no` asks nginx not to buffer it.
-pub const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-X-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n\r\n";
+use super::config::AccelBuffering;
+
+/// A streaming response head with `$accel` (a whole header line, or nothing) among its fields.
+macro_rules! stream_head {
+    ($accel:literal) => {
+        concat!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n",
+            $accel,
+            "Transfer-Encoding: chunked\r\n\r\n"
+        )
+        .as_bytes()
+    };
+}
+
+/// The response head of every stream the server sends (generated events and `--openai` answers alike), one static
+/// head per `--x-accel-buffering` choice: nothing is built per connection.
+pub fn stream_head(accel: AccelBuffering) -> &'static [u8] {
+    match accel {
+        AccelBuffering::No => stream_head!("X-Accel-Buffering: no\r\n"),
+        AccelBuffering::Yes => stream_head!("X-Accel-Buffering: yes\r\n"),
+        AccelBuffering::Omit => stream_head!(""),
+    }
+}
+
+/// `--heartbeat`'s SSE comment, one chunk: clients ignore it (no event), but a proxy sees bytes move.
+pub const HEARTBEAT: &[u8] = b"d\r\n: heartbeat\n\n\r\n";
 /// The chunk that ends a finite stream.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
@@ -47,6 +70,31 @@ fn push_hex(out: &mut Vec<u8>, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heads_differ_only_in_x_accel_buffering() {
+        let text = |accel| std::str::from_utf8(stream_head(accel)).unwrap().to_string();
+        assert!(text(AccelBuffering::No).contains("\r\nX-Accel-Buffering: no\r\n"));
+        assert!(text(AccelBuffering::Yes).contains("\r\nX-Accel-Buffering: yes\r\n"));
+        assert!(!text(AccelBuffering::Omit).to_ascii_lowercase().contains("x-accel"));
+        for accel in [AccelBuffering::No, AccelBuffering::Yes, AccelBuffering::Omit] {
+            let head = text(accel);
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("chunked\r\n\r\n"), "{head}");
+            assert_eq!(
+                head.replace("X-Accel-Buffering: no\r\n", "").replace("X-Accel-Buffering: yes\r\n", ""),
+                text(AccelBuffering::Omit)
+            );
+        }
+    }
+
+    #[test]
+    fn heartbeat_is_one_chunk_holding_one_comment() {
+        let text = std::str::from_utf8(HEARTBEAT).unwrap();
+        let (len_hex, rest) = text.split_once("\r\n").unwrap();
+        let payload = rest.strip_suffix("\r\n").unwrap();
+        assert_eq!(usize::from_str_radix(len_hex, 16).unwrap(), payload.len());
+        assert_eq!(payload, ": heartbeat\n\n");
+    }
 
     #[test]
     fn event_is_one_chunk_with_id_and_timestamp() {

@@ -4,10 +4,11 @@ mod config;
 mod conn;
 pub(crate) mod event;
 pub mod openai;
+mod schedule;
 mod timer;
 mod tls;
 
-pub use self::config::ServeConfig;
+pub use self::config::{AccelBuffering, Pauses, ServeConfig};
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -43,7 +44,8 @@ impl ServeCore {
         ServeCore {
             cfg: ServeConfigShared {
                 events: 1,
-                interval: Duration::ZERO,
+                schedule: schedule::Schedule { interval: Duration::ZERO, pauses: None },
+                head: event::stream_head(AccelBuffering::No),
                 size_bytes: 1,
                 first_delay: Duration::ZERO,
                 jitter: Duration::ZERO,
@@ -71,7 +73,10 @@ impl ServeCore {
 /// The configuration as the connections use it: replay bytes shared without copies per connection.
 pub(crate) struct ServeConfigShared {
     events: u64,
-    interval: Duration,
+    /// `--interval` and `--pause-every`: when each event and heartbeat is due.
+    schedule: schedule::Schedule,
+    /// The response head for `--x-accel-buffering`, chosen once.
+    head: &'static [u8],
     size_bytes: usize,
     first_delay: Duration,
     jitter: Duration,
@@ -156,7 +161,8 @@ pub fn start(cfg: &ServeConfig, first_core: usize) -> Result<ServerHandle, Strin
 async fn serve_core(listeners: Vec<std::net::TcpListener>, cfg: ServeConfig, stop: Arc<AtomicBool>, index: usize) {
     let shared = ServeConfigShared {
         events: cfg.events,
-        interval: cfg.interval,
+        schedule: schedule::Schedule { interval: cfg.interval, pauses: cfg.pauses },
+        head: event::stream_head(cfg.accel_buffering),
         size_bytes: cfg.size_bytes,
         first_delay: cfg.first_delay,
         jitter: cfg.jitter,

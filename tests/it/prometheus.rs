@@ -6,45 +6,25 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use ssebench::metrics::BUCKET_BOUNDS_US;
 
-use crate::util::{free_addr, read_json, serve_args, ssebench, temp_dir};
+use crate::util::{Daemon, free_addr, installed, read_json, serve_args, ssebench, temp_dir};
 
 /// A Prometheus server on loopback with its own storage, killed (and its directory removed) when dropped.
 struct Prometheus {
-    child: Child,
+    daemon: Daemon,
     addr: String,
-    dir: PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `prometheus` on PATH, or a failure saying how to get it: a missing server must not pass as a skipped test.
-fn prometheus_binary() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|dir| dir.join("prometheus")).find(|p| p.is_file()).unwrap_or_else(|| {
-        panic!(
-            "prometheus is not on PATH: run .ci/run (it installs the distribution's package), or \
-             `apt-get install prometheus`"
-        )
-    })
 }
 
 impl Prometheus {
     /// Starts a server scraping `target` every second, and waits until it is ready.
     fn start(target: &str) -> Prometheus {
-        let binary = prometheus_binary();
+        let binary = installed("prometheus");
         let dir = temp_dir("prometheus");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: ssebench\n    \
@@ -52,17 +32,12 @@ impl Prometheus {
         );
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let addr = free_addr().to_string();
-        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus starts");
-        let prometheus = Prometheus { child, addr, dir };
+            .arg(format!("--web.listen-address={addr}"));
+        let prometheus = Prometheus { daemon: Daemon::spawn(&mut command, dir), addr };
         let deadline = Instant::now() + Duration::from_secs(20);
         while get(&prometheus.addr, "/-/ready").is_none_or(|(status, _)| status != 200) {
             assert!(Instant::now() < deadline, "prometheus not ready in 20 s: {}", prometheus.log());
@@ -87,7 +62,7 @@ impl Prometheus {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+        self.daemon.output()
     }
 
     /// `/api/v1/<api>` with `params`: the answer's JSON (any status, so a failed evaluation can be reported).

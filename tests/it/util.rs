@@ -1,6 +1,7 @@
 //! What the integration tests share, written once: the built-in server on 127.0.0.1:0, runs in this process (from
-//! a `RunConfig` or from command-line arguments), failure lookups, plain-socket servers that read each request,
-//! temporary directories, the test PKI (rcgen) and the LLM fixtures of `tests/fixtures/llm/`.
+//! a `RunConfig` or from command-line arguments), failure lookups, plain-socket servers that read each request, a
+//! plain client that keeps each read with its time (`RawReads`), programs run as children in a directory of their own
+//! (`Daemon`), temporary directories, the test PKI (rcgen) and the LLM fixtures of `tests/fixtures/llm/`.
 //!
 //! `tests/alloc.rs` includes this file too (its own binary, for its counting allocator), so not every helper is used
 //! by both binaries.
@@ -8,7 +9,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
@@ -224,6 +225,148 @@ pub fn tls_server(cert: &str, extra: &[&str]) -> ServerHandle {
 /// `https://localhost:PORT/`: the name the test certificates are for.
 pub fn https_url(server: &ServerHandle) -> String {
     format!("https://localhost:{}/", server.addr.port())
+}
+
+// A plain client, for what arrives on the wire and when.
+
+/// One response as a plain socket read it: each read's bytes and when it returned, from just before the request
+/// was sent. Proxies are told apart by how they cut a stream into reads, which a client that parses cannot show.
+pub struct RawReads {
+    pub reads: Vec<(Duration, Vec<u8>)>,
+}
+
+/// `GET /events` with `Connection: close` (so that a proxy closes after the response) and `extra` header lines (each
+/// ending in `\r\n`).
+pub fn get_request(extra: &str) -> Vec<u8> {
+    format!("GET /events HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra}\r\n").into_bytes()
+}
+
+impl RawReads {
+    /// Sends `request` to `addr` and reads until the peer closes, a read ends with a chunked body's last chunk, or
+    /// `limit` has passed since it was sent.
+    pub fn of(addr: SocketAddr, request: &[u8], limit: Duration) -> RawReads {
+        let mut conn = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let sent = std::time::Instant::now();
+        conn.write_all(request).unwrap();
+        let mut reads = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        // The last 7 bytes so far: the last chunk may come in a read of its own.
+        let mut tail = Vec::with_capacity(64 * 1024 + 7);
+        while let Some(left) = limit.checked_sub(sent.elapsed()).filter(|left| !left.is_zero()) {
+            conn.set_read_timeout(Some(left)).unwrap();
+            match conn.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => reads.push((sent.elapsed(), buf[..n].to_vec())),
+                // A signal meant for another thread of this process.
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+            tail.extend_from_slice(&reads.last().expect("a read").1);
+            tail.drain(..tail.len().saturating_sub(7));
+            if tail == b"\r\n0\r\n\r\n" {
+                // The last chunk: `serve` keeps the connection for a next request, `Connection: close` or not.
+                break;
+            }
+        }
+        RawReads { reads }
+    }
+
+    /// Every byte, in order.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.reads.iter().flat_map(|(_, bytes)| bytes.iter().copied()).collect()
+    }
+
+    /// The response head, up to its blank line.
+    pub fn head(&self) -> String {
+        let bytes = self.bytes();
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("a whole response head");
+        String::from_utf8_lossy(&bytes[..end + 4]).into_owned()
+    }
+
+    /// When the first byte came (the limit if none did).
+    pub fn first_byte(&self) -> Duration {
+        self.reads.first().map_or(Duration::MAX, |(at, _)| *at)
+    }
+
+    /// Where each occurrence of `needle` starts in `bytes()`, in order.
+    pub fn positions(&self, needle: &[u8]) -> Vec<usize> {
+        let bytes = self.bytes();
+        (0..bytes.len()).filter(|&i| bytes[i..].starts_with(needle)).collect()
+    }
+
+    /// When each occurrence of `needle` had arrived whole: the time of the read holding its last byte.
+    pub fn arrivals(&self, needle: &[u8]) -> Vec<Duration> {
+        let mut ends = Vec::with_capacity(self.reads.len());
+        let mut total = 0;
+        for (at, bytes) in &self.reads {
+            total += bytes.len();
+            ends.push((total, *at));
+        }
+        let last_byte = |start: usize| start + needle.len() - 1;
+        let arrival = |start| ends.iter().find(|(end, _)| last_byte(start) < *end).expect("within the bytes").1;
+        self.positions(needle).into_iter().map(arrival).collect()
+    }
+
+    /// Reads, first byte and bytes per read, for assertion messages and reports.
+    pub fn summary(&self) -> String {
+        let sizes: Vec<usize> = self.reads.iter().map(|(_, bytes)| bytes.len()).collect();
+        let (min, max) = (sizes.iter().min().unwrap_or(&0), sizes.iter().max().unwrap_or(&0));
+        let total: usize = sizes.iter().sum();
+        format!(
+            "{} reads, {total} B, first byte at {} ms, last at {} ms, bytes per read {min}..{max} (mean {})",
+            sizes.len(),
+            self.first_byte().as_millis(),
+            self.reads.last().map_or(0, |(at, _)| at.as_millis()),
+            total / sizes.len().max(1)
+        )
+    }
+}
+
+// Programs the tests drive for real (Prometheus, nginx, HAProxy), from the distribution's packages.
+
+/// `name` on PATH or in the sbin directories Debian installs servers to (a non-root PATH lacks them), or a failure
+/// saying how to get it: a missing program must not pass as a skipped test.
+pub fn installed(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let sbin = ["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from);
+    std::env::split_paths(&path).chain(sbin).map(|dir| dir.join(name)).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!(
+            "{name} is not installed: run .ci/run (it installs the distribution's package), or `apt-get install {name}`"
+        )
+    })
+}
+
+/// A program running as this process's child with a directory of its own (its configuration and data, and its
+/// standard output and error in `output.log`): killed, waited for and its directory removed when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: PathBuf,
+}
+
+impl Daemon {
+    pub fn spawn(command: &mut Command, dir: PathBuf) -> Daemon {
+        let output = std::fs::File::create(dir.join("output.log")).unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        Daemon { child, dir }
+    }
+
+    /// What it has written to its standard output and error.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.join("output.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 // Files.
