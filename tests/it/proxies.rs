@@ -125,13 +125,13 @@ fn two_second_streams(extra: &[&str]) -> ssebench::server::ServerHandle {
     serve_args(&args)
 }
 
-/// One stream read by a plain client (with `extra` request headers) and, at the same time, one by `ssebench run`
-/// with `run_flags`.
+/// One stream read by a plain client (with `extra` request headers) and, at the same time, one by `ssebench run
+/// --send-time stamp` with `run_flags`.
 fn observe(proxy: &Proxy, extra: &'static str, run_flags: &[&str]) -> (RawReads, Report) {
     let addr = proxy.addr;
     let raw = std::thread::spawn(move || RawReads::of(addr, &get_request(extra), Duration::from_secs(10)));
     let url = proxy.url();
-    let mut args = vec![url.as_str(), "-c", "1", "-n", "1"];
+    let mut args = vec![url.as_str(), "-c", "1", "-n", "1", "--send-time", "stamp"];
     args.extend_from_slice(run_flags);
     let report = run_args(&args);
     let raw = raw.join().unwrap();
@@ -145,7 +145,21 @@ fn observe(proxy: &Proxy, extra: &'static str, run_flags: &[&str]) -> (RawReads,
         latency.max_gap.max / 1000,
         report.figures.streams.failures.iter().filter(|(_, n)| **n > 0).collect::<Vec<_>>()
     );
+    eprintln!("{}", report_lines(&report, &["Delivery", "          ", "Cuts"]));
     (raw, report)
+}
+
+/// The text report's lines that start with one of `prefixes`, as the user sees them.
+fn report_lines(report: &Report, prefixes: &[&str]) -> String {
+    let text = ssebench::report::render_text(report);
+    // A continuation line is indented by exactly the width of a line's label (the latency table's head, by more).
+    let kept = |l: &&str| prefixes.iter().any(|p| l.starts_with(p) && !l[p.len()..].starts_with(' '));
+    text.lines().filter(kept).collect::<Vec<_>>().join("\n")
+}
+
+/// The delivery verdict `report` gave, with its evidence for a failure's message.
+fn verdict(report: &Report) -> (&str, &str) {
+    (report.figures.delivery.verdict.as_str(), report.figures.delivery.evidence.as_str())
 }
 
 /// Every one of the 200 events counted, in one completed stream.
@@ -160,7 +174,7 @@ const GZIP: &str = "gzip on; gzip_types text/event-stream; gzip_min_length 0;";
 
 /// A 2 s stream from `serve --x-accel-buffering accel` through nginx with `location` added (where that is `GZIP`,
 /// the clients ask for gzip), read by both clients; `run` must count every event, decoded.
-fn through_nginx(accel: &str, location: &'static str) -> RawReads {
+fn through_nginx(accel: &str, location: &'static str) -> (RawReads, Report) {
     let server = two_second_streams(&["--x-accel-buffering", accel]);
     let proxy = Proxy::nginx(server.addr, 1024, location);
     let gzip = location == GZIP;
@@ -174,28 +188,38 @@ fn through_nginx(accel: &str, location: &'static str) -> RawReads {
     assert_all_events(&report, &raw, &proxy);
     drop(proxy);
     server.stop();
-    raw
+    (raw, report)
 }
 
 /// Without `X-Accel-Buffering` nginx buffers the response, and gzip holds its output until the end: the whole 2 s
 /// stream comes in a read or two at its end. `X-Accel-Buffering: no` makes nginx flush gzip at every event.
 #[test]
 fn nginx_gzip_holds_a_buffered_stream_to_its_end() {
-    let raw = through_nginx("omit", GZIP);
+    let (raw, report) = through_nginx("omit", GZIP);
     assert!(raw.reads.len() <= 3, "{}", raw.summary());
     assert!(raw.first_byte() >= Duration::from_millis(1500), "{}", raw.summary());
-    let raw = through_nginx("no", GZIP);
+    let (held, evidence) = verdict(&report);
+    assert_eq!(held, "buffered", "{evidence}");
+    let d = &report.figures.delivery;
+    assert_eq!(d.compressed_streams, 1);
+    // Held for about the stream's length: events sent 1.5 s and more apart came in one read.
+    assert!(d.send_spread_in_read_us.max >= 1_500_000, "{evidence}");
+    let (raw, report) = through_nginx("no", GZIP);
     assert!(raw.reads.len() >= 100, "{}", raw.summary());
     assert!(raw.first_byte() < Duration::from_millis(500), "{}", raw.summary());
+    assert_eq!(verdict(&report).0, "direct", "{}", verdict(&report).1);
+    assert_eq!(report.figures.delivery.compressed_streams, 1, "compressed, though flushed at every event");
 }
 
 /// nginx's defaults (proxy buffering on, no gzip) pass each event on as it comes, with or without the header.
 #[test]
 fn nginx_default_proxying_passes_events_as_they_come() {
     for accel in ["no", "omit"] {
-        let raw = through_nginx(accel, "");
+        let (raw, report) = through_nginx(accel, "");
         assert!(raw.reads.len() >= 100, "--x-accel-buffering {accel}: {}", raw.summary());
         assert!(raw.first_byte() < Duration::from_millis(500), "--x-accel-buffering {accel}: {}", raw.summary());
+        // proxy_buffering (on by default) did not hold a chunked event stream: no wolf cried.
+        assert_eq!(verdict(&report).0, "direct", "--x-accel-buffering {accel}: {}", verdict(&report).1);
     }
 }
 
@@ -208,12 +232,18 @@ fn haproxy_coalesces_events_unless_told_not_to_delay() {
     let (raw, report) = observe(&proxy, "", &[]);
     assert!(raw.reads.len() <= 50, "{}", raw.summary());
     assert_all_events(&report, &raw, &proxy);
+    let (coalesced, evidence) = verdict(&report);
+    assert!(matches!(coalesced, "coalesced" | "buffered"), "{coalesced}: {evidence}");
+    // About 20 events per read, sent up to ~200 ms apart.
+    assert!(report.figures.delivery.events_per_read >= 5.0, "{evidence}");
+    assert!(report.figures.delivery.send_spread_in_read_us.p90 >= 50_000, "{evidence}");
     drop(proxy);
 
     let proxy = Proxy::haproxy(server.addr, "30s", "option http-no-delay");
     let (raw, report) = observe(&proxy, "", &[]);
     assert!(raw.reads.len() >= 100, "{}", raw.summary());
     assert_all_events(&report, &raw, &proxy);
+    assert_eq!(verdict(&report).0, "direct", "{}", verdict(&report).1);
     drop(proxy);
     server.stop();
 }
@@ -239,15 +269,22 @@ fn through_a_read_timeout(start: fn(SocketAddr) -> Proxy, heartbeat: bool) {
         streams.interrupted,
         report.figures.events.received,
     );
+    eprintln!("{}", report_lines(&report, &["Cuts"]));
+    let cuts = &report.figures.delivery.cuts;
     if heartbeat {
         // Heartbeats keep the timeout from firing: every stream lasts the run.
         assert_eq!(streams.failed, 0, "{seen:?}; {}", proxy.logs());
         assert_eq!((streams.started, streams.interrupted), (5, 5));
+        assert!(cuts.is_empty(), "{cuts:?}");
     } else {
         // Every stream is cut in its first pause, 2.2 s in (the proxy closes mid-body: a premature EOF), so each of the
         // 5 users is cut at least once in 6 s and opens another stream.
         assert!(failures(&report, "premature_eof") >= 5, "{seen:?}; {}", proxy.logs());
         assert!(streams.started > 5, "{} streams for 5 users: none was cut", streams.started);
+        // Named: cut at one age, after 2 s without an event.
+        let cut = cuts.first().unwrap_or_else(|| panic!("no cut named; {seen:?}"));
+        assert!(cut.idle && cut.count >= 5, "{cuts:?}");
+        assert!((1.8..3.0).contains(&cut.age_s), "{cuts:?}");
     }
     drop(proxy);
     server.stop();
