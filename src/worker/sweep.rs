@@ -36,6 +36,8 @@ pub(crate) async fn snapshot_intervals(ctx: Rc<CoreCtx>, every: Duration) {
         }
         let passed = (start.elapsed().as_nanos() / every.as_nanos()) as usize;
         index = index.max(passed.saturating_sub(1));
+        // At the run's end the sweeper shuts every stream down first: that work is the end, not load.
+        let loop_lag_us = if core.stopping { 0 } else { loop_lag_us };
         core.snapshot(index, (every * (index as u32 + 1)).as_micros() as u64, loop_lag_us);
         index += 1;
     }
