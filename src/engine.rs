@@ -276,6 +276,7 @@ pub fn run_live(
             shape: metrics::Shape {
                 run_id: cfg.run_id.clone(),
                 llm: cfg.llm.is_some(),
+                delivery: cfg.send_time.is_some(),
                 stage_targets,
                 target_streams: cfg.arrivals.map_or(cfg.connections, |a| a.max_streams),
             },

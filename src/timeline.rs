@@ -13,7 +13,14 @@ use crate::recorder::{Failure, HISTOGRAM_MAX, Recorder};
 pub const LATENCIES: [&str; 4] = ["connect_us", "headers_us", "first_event_us", "gap_us"];
 /// `--openai`: the token histograms an interval keeps.
 pub const LLM_LATENCIES: [&str; 2] = ["ttft_us", "itl_us"];
-const HISTOGRAMS: usize = LATENCIES.len() + LLM_LATENCIES.len();
+/// `--send-time`: each event's delivery lag, per interval.
+pub const DELIVERY_LATENCIES: [&str; 1] = ["delivery_lag_us"];
+const HISTOGRAMS: usize = LATENCIES.len() + LLM_LATENCIES.len() + DELIVERY_LATENCIES.len();
+
+/// Every interval histogram's name, in order.
+pub fn latency_names() -> impl Iterator<Item = &'static &'static str> {
+    LATENCIES.iter().chain(&LLM_LATENCIES).chain(&DELIVERY_LATENCIES)
+}
 
 /// Snapshots per core besides its baseline (allocated up front): one being filled, one travelling to the collector
 /// and back. The collector turns one around within about 10 ms (`MIN_REPORT_INTERVAL`); a core that finds none back
@@ -88,7 +95,8 @@ impl Counts {
     }
 }
 
-/// The histograms of `rec` an interval keeps, in `LATENCIES` then `LLM_LATENCIES` order (`None` outside LLM mode).
+/// The histograms of `rec` an interval keeps, in `latency_names` order (`None` outside LLM mode, or without
+/// `--send-time`).
 fn histograms_of(rec: &Recorder) -> [Option<&Histogram<u64>>; HISTOGRAMS] {
     let h = &rec.histograms;
     let llm = rec.llm.as_deref();
@@ -99,6 +107,7 @@ fn histograms_of(rec: &Recorder) -> [Option<&Histogram<u64>>; HISTOGRAMS] {
         Some(&h.gap_us),
         llm.map(|l| &l.ttft_us),
         llm.map(|l| &l.itl_us),
+        rec.delivery.is_some().then_some(&h.delivery_lag_us),
     ]
 }
 
@@ -261,7 +270,7 @@ impl Interval {
     /// `--hdr-log`: the histograms as `IntervalHistograms` keeps them. Once per interval, on the engine's thread.
     fn serialized(&self, start_us: u64) -> IntervalHistograms {
         let mut serializer = V2DeflateSerializer::new();
-        let names = LATENCIES.iter().chain(&LLM_LATENCIES);
+        let names = latency_names();
         let histograms = names
             .zip(&self.histograms)
             .filter(|(_, h)| !h.is_empty())
@@ -293,7 +302,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn latency(&self, name: &str) -> Option<Quantiles> {
-        let i = LATENCIES.iter().chain(&LLM_LATENCIES).position(|n| *n == name)?;
+        let i = latency_names().position(|n| *n == name)?;
         self.latencies[i]
     }
 }

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use hdrhistogram::Histogram;
 
 use crate::recorder::Failure;
-use crate::timeline::{Entry, Interval, LATENCIES, LLM_LATENCIES};
+use crate::timeline::{DELIVERY_LATENCIES, Entry, Interval, LATENCIES, LLM_LATENCIES};
 
 /// The latency histograms' upper bounds (`le`), in µs: 100 µs × 2^k for k = 0..=20, that is 100 µs to 104.8576 s,
 /// then `+Inf`. Fixed, so every generator and every run has the same buckets and their series sum in PromQL; doubling,
@@ -28,13 +28,14 @@ pub const BUCKET_BOUNDS_US: [u64; 21] = {
 };
 
 /// Each interval histogram's metric name and help, in `LATENCIES` then `LLM_LATENCIES` order.
-const HISTOGRAM_METRICS: [(&str, &str); LATENCIES.len() + LLM_LATENCIES.len()] = [
+const HISTOGRAM_METRICS: [(&str, &str); LATENCIES.len() + LLM_LATENCIES.len() + DELIVERY_LATENCIES.len()] = [
     ("ssebench_connect_seconds", "TCP connect time of each stream's connection."),
     ("ssebench_headers_seconds", "Time from a stream's request to its response head."),
     ("ssebench_first_event_seconds", "Time from a stream's request to its first event."),
     ("ssebench_gap_seconds", "Time between consecutive events of a stream."),
     ("ssebench_ttft_seconds", "Time from a completion's request to its first output token."),
     ("ssebench_itl_seconds", "Time between consecutive output chunks of a completion (inter-token latency)."),
+    ("ssebench_delivery_lag_seconds", "Time from an event's send time (--send-time) to its receipt."),
 ];
 
 /// What the exposition knows of the run, fixed at its start (from the engine's plan, worked out once).
@@ -44,6 +45,8 @@ pub struct Shape {
     pub run_id: String,
     /// `--openai`: the TTFT, ITL and token series apply.
     pub llm: bool,
+    /// `--send-time`: the delivery lag series applies.
+    pub delivery: bool,
     /// `--stages`: each stage's target of open streams, in order; empty without stages.
     pub stage_targets: Vec<usize>,
     /// The target without `--stages`: `-c` users, or `--max-streams` with `--arrival-rate`.
@@ -123,9 +126,12 @@ pub fn render(shape: &Shape, totals: &Interval, last: Option<&Entry>) -> String 
         push_head(&mut out, name, help, "gauge");
         let _ = writeln!(out, "{name}{{{run}}} {value}");
     }
-    let kept = if shape.llm { HISTOGRAM_METRICS.len() } else { LATENCIES.len() };
-    for ((name, help), h) in HISTOGRAM_METRICS.iter().zip(totals.histograms()).take(kept) {
-        push_histogram(&mut out, name, help, &run, &Buckets::of(h));
+    let llm_end = LATENCIES.len() + LLM_LATENCIES.len();
+    let kept = |i: usize| i < LATENCIES.len() || (i < llm_end && shape.llm) || (i >= llm_end && shape.delivery);
+    for (i, ((name, help), h)) in HISTOGRAM_METRICS.iter().zip(totals.histograms()).enumerate() {
+        if kept(i) {
+            push_histogram(&mut out, name, help, &run, &Buckets::of(h));
+        }
     }
     out
 }
@@ -183,7 +189,7 @@ mod tests {
     use crate::timeline::Collector;
 
     fn shape(llm: bool, stage_targets: Vec<usize>) -> Shape {
-        Shape { run_id: "r1".into(), llm, stage_targets, target_streams: 10 }
+        Shape { run_id: "r1".into(), llm, delivery: false, stage_targets, target_streams: 10 }
     }
 
     /// The value of the series `series` (name and labels as written) in `text`.
@@ -214,6 +220,15 @@ mod tests {
         assert_eq!(b.counts.iter().sum::<u64>(), 7);
         let exact: u128 = [1u128, 100, 101, 150, 400, 90_000, 200_000_000].iter().sum();
         assert!(b.sum_us.abs_diff(exact) * 100 < exact, "{} against {exact}: within 1%", b.sum_us);
+    }
+
+    #[test]
+    fn the_delivery_lag_series_comes_with_send_times_only() {
+        let with = render(&Shape { delivery: true, ..shape(false, vec![]) }, &Interval::new(), None);
+        assert!(with.contains("# TYPE ssebench_delivery_lag_seconds histogram"), "{with}");
+        assert!(!with.contains("ssebench_ttft_seconds"), "{with}");
+        let without = render(&shape(true, vec![]), &Interval::new(), None);
+        assert!(!without.contains("ssebench_delivery_lag_seconds") && without.contains("ssebench_ttft_seconds"));
     }
 
     #[test]

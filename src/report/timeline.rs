@@ -7,7 +7,7 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::recorder::Failure;
-use crate::timeline::{Entry, LATENCIES, LLM_LATENCIES, Quantiles};
+use crate::timeline::{DELIVERY_LATENCIES, Entry, LATENCIES, LLM_LATENCIES, Quantiles};
 
 /// The moment the run's clock started.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -126,6 +126,7 @@ impl TimelineEntry {
             bytes: c.bytes,
             latency_us: LATENCIES
                 .iter()
+                .chain(&DELIVERY_LATENCIES)
                 .filter_map(|&name| Some((name.to_string(), e.latency(name)?.into())))
                 .collect(),
             llm: e.llm.then(|| IntervalLlm {

@@ -20,6 +20,10 @@ fn the_built_in_server_on_loopback_is_direct_with_a_lag_per_event() {
     assert!(lag.max < 1_000_000, "lag max {} us", lag.max);
     assert!(d.reads_with_events >= 10 && d.events_per_read >= 1.0);
     assert_eq!(f.latency_us.head_wait.count, 10, "one head wait per stream");
+    // Per interval too: the timeline's lag counts add up to the run's.
+    let per_interval: u64 =
+        report.timeline.iter().filter_map(|e| e.latency_us.get("delivery_lag_us")).map(|l| l.count).sum();
+    assert_eq!(per_interval, 500);
 }
 
 /// Without `--send-time` nothing is timed against a send time, and the verdict says why it is unknown.
