@@ -236,7 +236,7 @@ pub struct Histograms {
     pub delivery_lag_us: Histogram<u64>,
     /// `--send-time`: per read that brought two events or more with send times, how far apart they were sent.
     pub read_spread_us: Histogram<u64>,
-    /// The age of streams cut short (ended by the connection, or before their `--stream-duration`) after their head:
+    /// The age of streams cut short by the connection (`premature_eof`, `reset`, `io`) after their head:
     /// those cut after `CUT_IDLE_AFTER_US` without an event, and those cut while events flowed.
     pub cut_idle_us: Histogram<u64>,
     pub cut_flowing_us: Histogram<u64>,
@@ -506,10 +506,25 @@ pub struct Recorder {
     /// (clocks apart: recorded as a lag of 0).
     pub send_time_missing: u64,
     pub negative_lag: u64,
-    /// The generator's own load: the busiest share of an interval this core spent busy (millionths), and the
-    /// latest its interval timer fired.
+    /// The generator's own load: the busiest share of an interval this core spent busy (millionths), the latest
+    /// its interval timer fired, the intervals in which it was saturated (`interval_saturated`), and those in which
+    /// its timer was late while it was mostly idle (the host's other work had the CPU).
     pub busy_max_ppm: u32,
     pub loop_lag_max_us: u64,
+    pub saturated_intervals: u32,
+    pub contended_intervals: u32,
+}
+
+/// A core over this busy share of an interval (millionths) was saturated.
+pub const BUSY_SATURATED_PPM: u32 = 900_000;
+/// A core whose interval timer fired this late while it was at least `BUSY_LOADED_PPM` busy was saturated: its loop
+/// could not get round in time. Late while mostly idle, the CPU went to other work on the host.
+pub const LOOP_LAG_SATURATED_US: u64 = 5_000;
+pub const BUSY_LOADED_PPM: u32 = 500_000;
+
+/// Whether an interval with this busy share and timer lateness saturated its core.
+pub fn interval_saturated(busy_ppm: u32, loop_lag_us: u64) -> bool {
+    busy_ppm > BUSY_SATURATED_PPM || (loop_lag_us > LOOP_LAG_SATURATED_US && busy_ppm >= BUSY_LOADED_PPM)
 }
 
 /// `--send-time`: where an event's send time is read, the clock its receipt is read against (the wall clock at the
@@ -582,6 +597,8 @@ impl Recorder {
             negative_lag: 0,
             busy_max_ppm: 0,
             loop_lag_max_us: 0,
+            saturated_intervals: 0,
+            contended_intervals: 0,
         }
     }
 
@@ -596,6 +613,11 @@ impl Recorder {
     pub fn note_load(&mut self, busy_ppm: u32, loop_lag_us: u64) {
         self.busy_max_ppm = self.busy_max_ppm.max(busy_ppm);
         self.loop_lag_max_us = self.loop_lag_max_us.max(loop_lag_us);
+        if interval_saturated(busy_ppm, loop_lag_us) {
+            self.saturated_intervals += 1;
+        } else if loop_lag_us > LOOP_LAG_SATURATED_US {
+            self.contended_intervals += 1;
+        }
     }
 
     /// A read is about to be parsed: its send-time spread starts afresh.
@@ -756,6 +778,8 @@ impl Recorder {
         self.negative_lag += other.negative_lag;
         self.busy_max_ppm = self.busy_max_ppm.max(other.busy_max_ppm);
         self.loop_lag_max_us = self.loop_lag_max_us.max(other.loop_lag_max_us);
+        self.saturated_intervals += other.saturated_intervals;
+        self.contended_intervals += other.contended_intervals;
         // A sum of fresh recorders (the run's, the engine's) learns where the send times came from.
         if self.delivery.is_none() {
             self.delivery.clone_from(&other.delivery);

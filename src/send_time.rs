@@ -114,14 +114,17 @@ impl Number {
         Some(Number { whole, nanos })
     }
 
+    /// The time in Unix microseconds, if it is one: from 2000 on (a sequence number or a count read as seconds
+    /// since 1970 is not a send time).
     fn to_unix_us(self, unit: Unit) -> Option<u64> {
         let unit = if unit == Unit::Auto { Unit::of(self.whole) } else { unit };
-        match unit {
+        let us = match unit {
             Unit::Seconds => self.whole.checked_mul(1_000_000)?.checked_add(self.nanos / 1_000),
             Unit::Millis => self.whole.checked_mul(1_000)?.checked_add(self.nanos / 1_000_000),
             Unit::Micros => Some(self.whole),
             Unit::Nanos | Unit::Auto => Some(self.whole / 1_000),
-        }
+        }?;
+        (us >= YEAR_2000_US).then_some(us)
     }
 }
 
@@ -137,6 +140,9 @@ impl Unit {
         }
     }
 }
+
+/// 2000-01-01T00:00:00Z: the earliest send time taken for one.
+const YEAR_2000_US: u64 = 946_684_800_000_000;
 
 /// Deepest nesting walked; deeper input reads as no send time.
 const MAX_DEPTH: u32 = 32;
@@ -226,7 +232,7 @@ impl<'a> Cursor<'a> {
         }
         let start = self.at;
         loop {
-            let offset = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..])?;
+            let offset = memchr::memchr2(b'"', b'\\', self.bytes.get(self.at..)?)?;
             self.at += offset;
             if self.bytes[self.at] == b'\\' {
                 self.at += 2;
@@ -323,7 +329,10 @@ mod tests {
         assert_eq!(at("$.t", r#"{"t": 1764512345123456}"#), Some(us));
         assert_eq!(at("$.t", r#"{"t": 1764512345123456789}"#), Some(us));
         let ms = SendTime::parse("$.t", "ms").unwrap();
-        assert_eq!(ms.read(br#"{"t": 5}"#, b""), Some(5_000));
+        assert_eq!(ms.read(br#"{"t": 1764512345123}"#, b""), Some(1_764_512_345_123_000));
+        // Sequence numbers, counts: no time since 2000, so no send time.
+        assert_eq!(ms.read(br#"{"t": 5}"#, b""), None);
+        assert_eq!(at("$.t", r#"{"t": 17}"#), None);
         assert!(SendTime::parse("$.t", "minutes").unwrap_err().contains("--send-time-unit"));
     }
 
@@ -338,7 +347,7 @@ mod tests {
         assert_eq!(at("$.t", r#"{"t": -5}"#), None);
         assert_eq!(at("$.t", r#"{"t": 1.7e9}"#), None);
         assert_eq!(at("$.t", "not json"), None);
-        assert_eq!(at("$.t", r#"{"t": 17"#), Some(17_000_000), "a number cut short still reads");
+        assert_eq!(at("$.t", r#"{"t": 1764512345"#), Some(1_764_512_345_000_000), "a number cut short still reads");
         assert_eq!(at("$.b[5]", r#"{"b": [1]}"#), None);
         assert_eq!(at("$", "1764512345"), Some(1_764_512_345_000_000), "$ alone: data is the number");
     }
@@ -348,6 +357,7 @@ mod tests {
         let id = SendTime::parse("id", "auto").unwrap();
         assert_eq!(id.read(b"anything", b"1764512345123"), Some(1_764_512_345_123_000));
         assert_eq!(id.read(b"anything", b"abc"), None);
+        assert_eq!(id.read(b"anything", b"42"), None, "a sequence number is not a time");
     }
 
     #[test]
@@ -366,6 +376,11 @@ mod tests {
             [b"{", b"{\"", b"{\"a\"", b"{\"a\":[", b"{\"a\":[1,", b"\"\\", b"[[[[", b"{\"a\":\"\\"];
         for sample in samples {
             let _ = path.read(sample, b"");
+        }
+        // A backslash as the last byte, inside a key and inside a value, on a path that reaches both.
+        let t = SendTime::parse("$.t", "auto").unwrap();
+        for sample in [&b"{\"\\"[..], b"{\"x\":\"\\", b"{\"a\":1,\"b\\"] {
+            assert_eq!(t.read(sample, b""), None);
         }
         let deep = format!("{{\"x\":{}1{}, \"a\":[0,0,{{\"b\":7}}]}}", "[".repeat(100), "]".repeat(100));
         assert_eq!(path.read(deep.as_bytes(), b""), None, "too deep to skip");

@@ -263,6 +263,11 @@ impl StreamMachine {
         self.clock.last_event_at
     }
 
+    /// The stream's response head came (it is kept as `quiet_since` past the request's start: the head moves it).
+    pub fn head_seen(&self) -> bool {
+        self.clock.last_event_at > self.clock.request_start
+    }
+
     /// The response head has been received (or the stream is over).
     pub fn head_received(&self) -> bool {
         self.phase != Phase::Head

@@ -242,13 +242,17 @@ fn no_allocation_per_chunk_in_llm_mode() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (_server, port) = server_process(&["--openai", "--tokens-per-s", "500", "--output-tokens", "1000000"]);
     let url = format!("http://127.0.0.1:{port}/");
-    let window = counted_window(run_config(&[&url, "--openai", "chat", "--prompt-tokens", "50"]), || ());
+    // And each chunk's send time read through a JSON path (`created`, Unix seconds): the cursor allocates nothing.
+    let args = [&url[..], "--openai", "chat", "--prompt-tokens", "50", "--send-time", "$.created"];
+    let window = counted_window(run_config(&args), || ());
     let run_llm = window.run.llm.as_deref().expect("LLM figures");
     let chunks = window.stage.llm.as_deref().expect("the window's LLM figures").output_chunks;
     eprintln!("llm: {}", window.describe());
     assert_eq!((window.run.streams_failed, window.run.streams_interrupted), (0, 50));
     assert!(run_llm.output_chunks > 20_000, "only {} chunks", run_llm.output_chunks);
     assert!(chunks > 10_000, "only {chunks} chunks in the window");
+    let lags = window.stage.histograms.delivery_lag_us.len();
+    assert_eq!((lags, window.stage.send_time_missing), (window.stage.events, 0), "every chunk's lag recorded");
     assert_eq!(window.allocations, 0, "allocations while {chunks} chunks flowed");
 }
 

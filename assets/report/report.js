@@ -153,6 +153,8 @@
         ['send times', R.delivery.send_time || 'none (--send-time)'],
         ['events per read', fixed(R.delivery.events_per_read, 2)],
         R.delivery.negative_lag_events ? ['received before sent', int(R.delivery.negative_lag_events)] : null,
+        R.delivery.events_without_send_time ? ['without a send time', int(R.delivery.events_without_send_time)] : null,
+        ...(R.delivery.cuts || []).map((c) => ['cut', `${int(c.count)} streams at ~${fixed(c.age_s, 1)} s (±${fixed(c.spread_s, 1)} s) ${c.idle ? 'while idle: an idle timeout' : 'while flowing: a maximum-duration timeout'} on the way`]),
         R.delivery.compressed_streams ? ['compressed streams', int(R.delivery.compressed_streams) + ' (a buffering risk)'] : null,
       ]) : null,
       R.generator ? kv('Generator', [

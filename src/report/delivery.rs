@@ -14,7 +14,8 @@ const MIN_EVENTS: u64 = 20;
 const SHARED_DIRECT_BELOW: f64 = 0.25;
 /// Events sent this close together and read together were sent together: the sender's own batching, not a hold.
 const SPREAD_DIRECT_BELOW_US: u64 = 5_000;
-/// Events held this long (sent this far apart yet read together, or this late at the median) were buffered.
+/// Events sent this far apart yet read together (p99 of the reads that brought several) were held: buffered. The
+/// spread, unlike the lag, does not depend on the two hosts' clocks agreeing.
 const BUFFERED_FROM_US: u64 = 1_000_000;
 /// Cuts within this span of stream ages are one cluster: a timeout fires at one age, give or take scheduling.
 const CUT_WINDOW_US: u64 = 2_000_000;
@@ -112,6 +113,9 @@ pub struct Seen<'a> {
     /// Ages of streams cut while idle, and while events flowed.
     pub cut_idle: &'a Histogram<u64>,
     pub cut_flowing: &'a Histogram<u64>,
+    /// The generator was saturated: events may have piled up in its own socket buffers, so reads that bring several
+    /// say nothing of the path.
+    pub generator_saturated: bool,
 }
 
 impl Delivery {
@@ -130,11 +134,23 @@ impl Delivery {
             events_without_send_time: seen.events_without_send_time,
             negative_lag_events: seen.negative_lag_events,
             compressed_streams: seen.compressed_streams,
-            cuts: [Cut::cluster(seen.cut_idle, true), Cut::cluster(seen.cut_flowing, false)]
-                .into_iter()
-                .flatten()
-                .collect(),
+            cuts: cuts(seen.cut_idle, seen.cut_flowing),
         }
+    }
+}
+
+/// The clusters of idle and flowing cuts; two at about one age are one cut, of the kind most of them were (a
+/// stream's last gap may fall either side of the idle threshold).
+fn cuts(idle: &Histogram<u64>, flowing: &Histogram<u64>) -> Vec<Cut> {
+    match (Cut::cluster(idle, true), Cut::cluster(flowing, false)) {
+        (Some(a), Some(b)) if (a.age_s - b.age_s).abs() * 1e6 <= CUT_WINDOW_US as f64 => {
+            let count = a.count + b.count;
+            let age_s = (a.age_s * a.count as f64 + b.age_s * b.count as f64) / count as f64;
+            let low = (a.age_s - a.spread_s).min(b.age_s - b.spread_s);
+            let high = (a.age_s + a.spread_s).max(b.age_s + b.spread_s);
+            vec![Cut { age_s, spread_s: (high - low) / 2.0, count, idle: a.count >= b.count }]
+        }
+        (a, b) => a.into_iter().chain(b).collect(),
     }
 }
 
@@ -159,7 +175,16 @@ fn verdict(seen: &Seen<'_>, events_per_read: f64) -> (&'static str, String) {
         );
     }
     let (spread, lag) = (seen.spread, seen.lag);
-    if shared < SHARED_DIRECT_BELOW || spread.count == 0 || spread.p90 < SPREAD_DIRECT_BELOW_US {
+    if shared >= SHARED_DIRECT_BELOW && spread.count == 0 {
+        return (
+            "unknown",
+            format!(
+                "{shared_pct:.0}% of events arrived with others, but no read brought two with send times: whether \
+                 they were sent together cannot be told"
+            ),
+        );
+    }
+    if shared < SHARED_DIRECT_BELOW || spread.p90 < SPREAD_DIRECT_BELOW_US {
         return (
             "direct",
             format!(
@@ -171,7 +196,17 @@ fn verdict(seen: &Seen<'_>, events_per_read: f64) -> (&'static str, String) {
             ),
         );
     }
-    if spread.max >= BUFFERED_FROM_US || lag.p50 >= BUFFERED_FROM_US {
+    if seen.generator_saturated {
+        return (
+            "unknown",
+            format!(
+                "{events_per_read:.1} events per read, sent up to {} apart (p90), but the generator was saturated: \
+                 events may have piled up in its own socket buffers",
+                ms(spread.p90)
+            ),
+        );
+    }
+    if spread.p99 >= BUFFERED_FROM_US {
         return (
             "buffered",
             format!(
@@ -222,6 +257,7 @@ mod tests {
             compressed_streams: 0,
             cut_idle: no_cuts(),
             cut_flowing: no_cuts(),
+            generator_saturated: false,
         }
     }
 
@@ -243,6 +279,17 @@ mod tests {
         two.record(2_000_000).unwrap();
         two.record(2_000_000).unwrap();
         assert_eq!(Cut::cluster(&two, true), None, "too few to call a cluster");
+        // Cut at one age, some after a silence and some not: one cut, of the larger kind.
+        let (mut idle, mut flowing) = (crate::recorder::histogram(), crate::recorder::histogram());
+        for age_ms in [60_000, 60_100, 60_200] {
+            idle.record(age_ms * 1_000).unwrap();
+        }
+        for age_ms in [59_900, 60_050, 60_150, 60_300] {
+            flowing.record(age_ms * 1_000).unwrap();
+        }
+        let one = cuts(&idle, &flowing);
+        assert_eq!(one.len(), 1, "{one:?}");
+        assert_eq!((one[0].count, one[0].idle), (7, false));
     }
 
     #[test]
@@ -278,6 +325,22 @@ mod tests {
         );
         let d = Delivery::judge(seen(200, 1, 200, &lag, &spread));
         assert_eq!(d.verdict, "buffered", "{}", d.evidence);
+        // One slow read among many coalesced ones (a retransmission) does not make it buffered.
+        let spread = summary(100, 190_000, 195_000, 199_000, 2_000_000);
+        assert_eq!(Delivery::judge(seen(2_000, 100, 2_000, &lag, &spread)).verdict, "coalesced");
+    }
+
+    #[test]
+    fn reads_of_several_events_say_nothing_when_the_generator_was_saturated_or_few_carried_send_times() {
+        let (lag, spread) =
+            (summary(200, 100_000, 180_000, 200_000, 205_000), summary(10, 190_000, 195_000, 199_000, 200_000));
+        let mut s = seen(200, 10, 200, &lag, &spread);
+        s.generator_saturated = true;
+        let d = Delivery::judge(s);
+        assert_eq!(d.verdict, "unknown");
+        assert!(d.evidence.contains("the generator was saturated"), "{}", d.evidence);
+        let d = Delivery::judge(seen(200, 10, 200, &lag, &Summary::default()));
+        assert_eq!(d.verdict, "unknown", "{}", d.evidence);
     }
 
     #[test]

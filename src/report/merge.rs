@@ -199,6 +199,7 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         head_wait: summary("head_wait"),
         delivery_lag: summary("delivery_lag"),
     };
+    let generator = merged_generator(all);
     let delivery = Delivery::judge(Seen {
         events: received,
         reads_with_events: total(&|f| f.delivery.reads_with_events),
@@ -211,6 +212,7 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         compressed_streams: total(&|f| f.delivery.compressed_streams),
         cut_idle: sums.get("cut_idle").unwrap_or(&empty),
         cut_flowing: sums.get("cut_flowing").unwrap_or(&empty),
+        generator_saturated: generator.as_ref().is_some_and(|g| g.saturated),
     });
     let llms: Vec<&LlmReport> = all.iter().filter_map(|f| f.llm.as_ref()).collect();
     let llm = (!llms.is_empty()).then(|| merge_llm(&llms, &sums, duration_s));
@@ -227,23 +229,28 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         llm,
         tls_handshakes,
         delivery,
-        generator: merged_generator(all),
+        generator,
         histograms: Some(sums.iter().map(|(name, h)| (name.clone(), histograms::encode(h))).collect()),
     })
 }
 
 /// The generators of several runs: saturated if any was; the worst figures, and every run's saturated intervals.
-fn merged_generator(all: &[&Figures]) -> Generator {
+/// Absent when no run measured it.
+fn merged_generator(all: &[&Figures]) -> Option<Generator> {
+    let mut measured = all.iter().filter_map(|f| f.generator.as_ref()).peekable();
+    measured.peek()?;
     let mut merged = Generator::default();
-    for g in all.iter().map(|f| &f.generator) {
+    for g in measured {
         merged.saturated |= g.saturated;
         merged.busy_max = merged.busy_max.max(g.busy_max);
         merged.loop_lag_max_us = merged.loop_lag_max_us.max(g.loop_lag_max_us);
+        merged.saturated_intervals_count += g.saturated_intervals_count;
+        merged.contended_intervals += g.contended_intervals;
         merged.late_starts += g.late_starts;
         merged.saturated_intervals.extend_from_slice(&g.saturated_intervals);
     }
     merged.saturated_intervals.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
-    merged
+    Some(merged)
 }
 
 fn merge_streams(all: &[&Figures]) -> Streams {

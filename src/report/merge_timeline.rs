@@ -59,12 +59,19 @@ pub fn merge(reports: &[Value]) -> Option<(u64, Vec<Value>)> {
     Some((origin_us, slots.into_iter().map(|(_, entry)| entry).collect()))
 }
 
-/// Adds `other` into `sum`, field by field: numbers summed (but `t_s` and `stage`, which say where the entry is),
-/// latency summaries combined, other objects by key.
+/// Adds `other` into `sum`, field by field: numbers summed (but `t_s` and `stage`, which say where the entry is,
+/// and the generator's load, a worst case: the greater kept), latency summaries combined, other objects by key.
 fn add(sum: &mut Value, other: &Value) {
     let (Value::Object(sum), Value::Object(other)) = (sum, other) else { return };
     for (key, theirs) in other {
         if key == "t_s" || key == "stage" {
+            continue;
+        }
+        if key == "generator_busy" || key == "loop_lag_us" {
+            let mine = sum.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+            if theirs.as_f64().unwrap_or(0.0) > mine {
+                sum.insert(key.clone(), theirs.clone());
+            }
             continue;
         }
         match sum.get_mut(key) {

@@ -191,9 +191,9 @@ pub struct Figures {
     /// How the events came through: direct, coalesced, buffered (or unknown), with the evidence.
     #[serde(default)]
     pub delivery: delivery::Delivery,
-    /// Whether the generator kept up.
-    #[serde(default)]
-    pub generator: generator::Generator,
+    /// Whether the generator kept up; absent from reports written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<generator::Generator>,
     /// Every non-empty histogram behind these figures, serialized (`report::histograms`), so that reports merge
     /// exactly. Absent in reports written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -386,6 +386,14 @@ impl Figures {
         let seen = rec.streams_started + open_at_start;
         let success_rate = success_rate(seen, rec.streams_failed);
         let stream_time_s = rec.stream_time_us as f64 / 1e6;
+        let generator = generator::Generator::of(generator::Load {
+            busy_max_ppm: rec.busy_max_ppm,
+            loop_lag_max_us: rec.loop_lag_max_us,
+            saturated_intervals: rec.saturated_intervals,
+            contended_intervals: rec.contended_intervals,
+            late_starts: if open_model { rec.late_starts } else { 0 },
+            started: rec.streams_started,
+        });
         Figures {
             streams: Streams {
                 started: rec.streams_started,
@@ -451,12 +459,9 @@ impl Figures {
                 compressed_streams: rec.compressed.gzip + rec.compressed.deflate + rec.compressed.br,
                 cut_idle: &h.cut_idle_us,
                 cut_flowing: &h.cut_flowing_us,
+                generator_saturated: generator.saturated,
             }),
-            generator: generator::Generator::of(
-                rec.busy_max_ppm,
-                rec.loop_lag_max_us,
-                if open_model { rec.late_starts } else { 0 },
-            ),
+            generator: Some(generator.clone()),
             events_per_stream: Summary::of(&h.events_per_stream),
             llm: rec.llm.as_deref().map(|llm| LlmReport::of(llm, duration_s, step_names)),
             tls_handshakes: (rec.tls_full_handshakes + rec.tls_resumed_handshakes > 0)
@@ -671,7 +676,7 @@ impl Report {
         let breakpoint = Breakpoint::first(&stages, !slos.is_empty());
         let timeline: Vec<timeline::TimelineEntry> = outcome.timeline.iter().map(timeline::TimelineEntry::of).collect();
         let mut figures = figures;
-        figures.generator = std::mem::take(&mut figures.generator).with_intervals(&timeline);
+        figures.generator = figures.generator.take().map(|g| g.with_intervals(&timeline));
         Report {
             version: env!("CARGO_PKG_VERSION").to_string(),
             target: target.to_string(),

@@ -183,12 +183,15 @@ fn figures(out: &mut String, f: &Figures) {
 
 /// Whether the generator kept up; the intervals where it did not, at the run's level.
 fn generator(out: &mut String, f: &Figures) {
-    let g = &f.generator;
+    let Some(g) = &f.generator else { return };
     let pct = g.busy_max * 100.0;
     let lag = crate::units::format_micros(g.loop_lag_max_us as f64, 1);
     if !g.saturated {
         let _ =
             writeln!(out, "Generator kept up: busiest core {pct:.0}% busy in an interval, timers at most {lag} late");
+        if let Some(contention) = g.contention() {
+            let _ = writeln!(out, "          {contention}");
+        }
         return;
     }
     let _ = writeln!(
@@ -221,6 +224,10 @@ fn generator(out: &mut String, f: &Figures) {
 /// streams cut at one age.
 fn delivery(out: &mut String, f: &Figures) {
     let d = &f.delivery;
+    // A report from before delivery was judged has no verdict at all: nothing to say.
+    if d.verdict.is_empty() {
+        return;
+    }
     for cut in &d.cuts {
         let how = if cut.idle { "while idle (no event for a second or more)" } else { "while events flowed" };
         let _ = writeln!(
@@ -244,7 +251,11 @@ fn delivery(out: &mut String, f: &Figures) {
         );
     }
     if d.events_without_send_time > 0 {
-        let _ = writeln!(out, "          {} events carried no readable send time", d.events_without_send_time);
+        let _ = writeln!(
+            out,
+            "          {} events carried no readable send time (none, or no Unix time from 2000 on)",
+            d.events_without_send_time
+        );
     }
     if d.negative_lag_events > 0 {
         let _ = writeln!(

@@ -38,6 +38,8 @@ pub fn judge(slo: &Slo, report: &Figures) -> Verdict {
         Metric::SuccessRate | Metric::StallRate | Metric::DisconnectRate | Metric::GeneratorBusy => Unit::Fraction,
         Metric::EventsPerStream(_) | Metric::EventsPerS | Metric::OutputTokensPerS => Unit::Number,
     };
+    // NaN (nothing measured) fails every comparison above; the report shows it as 0.
+    let measured = if measured.is_nan() { 0.0 } else { measured };
     Verdict { slo: slo.text.clone(), measured, unit, pass }
 }
 
@@ -74,6 +76,8 @@ fn measure(metric: Metric, r: &Figures) -> f64 {
                 Histogram::PrematureEnd => &l.premature_end,
                 Histogram::TlsHandshake => &l.tls_handshake,
                 Histogram::HeadWait => &l.head_wait,
+                // No lag measured (every send time missing): no value, so no objective on it passes.
+                Histogram::DeliveryLag if l.delivery_lag.count == 0 => return f64::NAN,
                 Histogram::DeliveryLag => &l.delivery_lag,
             };
             stat_of(summary, stat)
@@ -89,7 +93,8 @@ fn measure(metric: Metric, r: &Figures) -> f64 {
             ratio(r.streams.failed.saturating_sub(connect_failures), r.streams.started + r.streams.open_at_start)
         }
         Metric::EventsPerS => r.events.per_second,
-        Metric::GeneratorBusy => r.generator.busy_max,
+        // Not measured (a report from before it was): no value, so no objective on it passes.
+        Metric::GeneratorBusy => r.generator.as_ref().map_or(f64::NAN, |g| g.busy_max),
         Metric::OutputTokensPerS => llm.map_or(0.0, |l| l.output_tokens_per_s),
     }
 }

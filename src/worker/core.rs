@@ -407,11 +407,8 @@ impl Snapshots {
     /// it holds `SNAPSHOTS_PER_CORE` per core, and a core never has more out.
     fn finish(mut self, rec: &Recorder, stage: usize, index: usize, end_us: u64) {
         self.current.add_since(rec, &mut self.base);
-        // The run's last, partial interval: over a few milliseconds of shutdown a busy share says nothing of load.
-        if self.cpu_since.elapsed() >= MIN_BUSY_SPAN {
-            let (busy_ppm, _, _) = self.busy_ppm();
-            self.current.busy_ppm = self.current.busy_ppm.max(busy_ppm);
-        }
+        // The run's last, partial interval is not timed for load: it holds the end's teardown (every stream shut
+        // down), which is the end, not load, and may be a few milliseconds long.
         let mut last = self.current;
         stamp(&mut last, rec, stage, index.max(self.next_index), end_us, self.core);
         last.last = true;
@@ -466,9 +463,6 @@ impl Core {
         }
     }
 }
-
-/// The shortest span a core's busy share is measured over (the run's last interval may be shorter).
-const MIN_BUSY_SPAN: Duration = Duration::from_millis(100);
 
 /// The period of the shared sampling clock of open streams (`Recorder::level_until`), for the cross-core peak.
 pub(crate) const SAMPLE_PERIOD: Duration = Duration::from_millis(100);

@@ -195,12 +195,10 @@ fn record_end(ctx: &CoreCtx, machine: &mut StreamMachine, ended: Ended, reached_
     if requested && machine.events() >= 2 {
         rec.histograms.max_gap_us.saturating_record(machine.max_gap_us());
     }
-    let cut_short = match end {
-        StreamEnd::Failed(Failure::PrematureEof | Failure::Reset | Failure::Io) => true,
-        StreamEnd::Completed => ctx.shared.cfg.stream_duration.is_some() && !reached_length,
-        _ => false,
-    };
-    if requested && cut_short && machine.events() > 0 {
+    // Cut by the connection after the head (a stream the server ended by its framing is complete, however early:
+    // a proxy's timeout ends a chunked body without its last chunk, or resets).
+    let cut_short = matches!(end, StreamEnd::Failed(Failure::PrematureEof | Failure::Reset | Failure::Io));
+    if requested && cut_short && machine.head_seen() {
         rec.record_cut(micros_between(machine.request_start(), now), micros_between(machine.quiet_since(), now));
     }
     if requested && ctx.shared.cfg.stream_duration.is_some() && end != StreamEnd::Interrupted && !reached_length {
