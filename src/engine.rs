@@ -376,6 +376,7 @@ pub fn run_live(
     if let Some(metrics) = &mut intervals.metrics {
         metrics.publish(&intervals.collector, false);
     }
+    let cores_busy = intervals.collector.cores_busy();
     let (timeline, interval_histograms) = intervals.collector.finish_with_histograms();
     if let Some(live) = &mut intervals.live {
         live.show(&timeline);
@@ -404,6 +405,7 @@ pub fn run_live(
         step_names: cfg.llm.as_ref().map_or(Vec::new(), |l| l.step_names()),
         timeline,
         interval_histograms,
+        cores_busy,
         started_at_us,
         host: sys::hostname(),
     })

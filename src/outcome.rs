@@ -26,6 +26,8 @@ pub struct RunOutcome {
     pub step_names: Vec<String>,
     /// `--report-interval`: the run over time, one entry per interval (the last one partial).
     pub timeline: Vec<Entry>,
+    /// Each core's mean busy share over the run's intervals, 0 to 1.
+    pub cores_busy: Vec<f64>,
     /// `--hdr-log`: each interval's merged histograms, serialized (empty without the flag).
     pub interval_histograms: Vec<IntervalHistograms>,
     /// When the run's clock started, in µs since the Unix epoch (0 if the system clock is before it).
@@ -50,6 +52,7 @@ impl RunOutcome {
             open_model: false,
             step_names: Vec::new(),
             timeline: Vec::new(),
+            cores_busy: Vec::new(),
             interval_histograms: Vec::new(),
             started_at_us: 0,
             host: String::new(),

@@ -321,6 +321,8 @@ pub struct Collector {
     pool: Vec<Interval>,
     llm: bool,
     pub timeline: Vec<Entry>,
+    /// Each core's busy shares of its intervals (millionths), added up, and how many: its mean load over the run.
+    pub core_busy: Vec<(u64, u32)>,
     /// `--hdr-log`: each emitted interval's histograms (`None`: not kept).
     kept: Option<Vec<IntervalHistograms>>,
     /// `--metrics-addr`: every emitted interval's counters and histograms added up, from the start (`None`: not kept).
@@ -339,6 +341,7 @@ impl Collector {
             pool: (0..SNAPSHOTS_PER_CORE).map(|_| Interval::new()).collect(),
             llm,
             timeline: Vec::with_capacity(expected_intervals + 2),
+            core_busy: vec![(0, 0); cores],
             kept: None,
             totals: None,
         }
@@ -382,6 +385,10 @@ impl Collector {
         }
         self.pending[at].merge(&snapshot);
         self.sent[core] = (Some(snapshot.index), snapshot.last);
+        // The last, partial interval is not timed for load (`Snapshots::finish`).
+        if let Some(busy) = self.core_busy.get_mut(core).filter(|_| !snapshot.last) {
+            (busy.0, busy.1) = (busy.0 + u64::from(snapshot.busy_ppm), busy.1 + 1);
+        }
         snapshot.clear();
         self.emit(false);
         snapshot
@@ -431,6 +438,11 @@ impl Collector {
     pub fn finish_with_histograms(mut self) -> (Vec<Entry>, Vec<IntervalHistograms>) {
         self.emit(true);
         (self.timeline, self.kept.unwrap_or_default())
+    }
+
+    /// Each core's mean busy share over its timed intervals, 0 to 1.
+    pub fn cores_busy(&self) -> Vec<f64> {
+        self.core_busy.iter().map(|&(sum, n)| if n == 0 { 0.0 } else { sum as f64 / f64::from(n) / 1e6 }).collect()
     }
 }
 

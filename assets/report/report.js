@@ -160,6 +160,7 @@
       R.generator ? kv('Generator', [
         ['saturated', el('span', { 'data-figure': 'generator.saturated' }, R.generator.saturated ? 'yes: latencies include its own queueing' : 'no')],
         ['busiest core', pct(R.generator.busy_max)],
+        (R.generator.cores_busy || []).length ? ['each core over the run', R.generator.cores_busy.map(pct).join(', ')] : null,
         ['timers late by at most', us(R.generator.loop_lag_max_us)],
         (R.generator.saturated_intervals || []).length ? ['saturated intervals',
           R.generator.saturated_intervals.map((i) => `${fixed(i.t_s, 1)} s`).join(', ')] : null,

@@ -116,6 +116,11 @@ pub struct Seen<'a> {
     /// The generator was saturated: events may have piled up in its own socket buffers, so reads that bring several
     /// say nothing of the path.
     pub generator_saturated: bool,
+    /// What can be seen without send times: the first event's wait behind the head, the first event's time and the
+    /// streams' length.
+    pub head_wait: &'a Summary,
+    pub first_event: &'a Summary,
+    pub stream: &'a Summary,
 }
 
 impl Delivery {
@@ -166,11 +171,27 @@ fn verdict(seen: &Seen<'_>, events_per_read: f64) -> (&'static str, String) {
     let shared_pct = shared * 100.0;
     if seen.send_time.is_none() || seen.lag.count < MIN_EVENTS {
         let why = if seen.send_time.is_none() { "no --send-time" } else { "too few events carried a send time" };
+        // What can be seen without them is said, but judged no further: a server may write in bursts itself.
+        let held = seen.head_wait.count > 0
+            && seen.head_wait.p50 < 1_000
+            && seen.stream.p50 > 0
+            && seen.first_event.p50 as f64 >= 0.8 * seen.stream.p50 as f64
+            && events_per_read >= 10.0;
+        let looks = if held {
+            format!(
+                "; it looks held: the head came with the first event, at {:.0}% of the stream's length",
+                seen.first_event.p50 as f64 * 100.0 / seen.stream.p50 as f64
+            )
+        } else if events_per_read >= 5.0 && shared >= 0.5 {
+            "; events arrive together, as a proxy that coalesces (or a server that writes in bursts) sends them".into()
+        } else {
+            String::new()
+        };
         return (
             "unknown",
             format!(
-                "{why}: {events_per_read:.1} events per read, {shared_pct:.0}% of events arrived with others; whether \
-                 they were sent together cannot be told without send times"
+                "{why}: {events_per_read:.1} events per read, {shared_pct:.0}% of events arrived with others{looks}; \
+                 whether they were sent together cannot be told without send times"
             ),
         );
     }
@@ -258,8 +279,13 @@ mod tests {
             cut_idle: no_cuts(),
             cut_flowing: no_cuts(),
             generator_saturated: false,
+            head_wait: &NOTHING,
+            first_event: &NOTHING,
+            stream: &NOTHING,
         }
     }
+
+    const NOTHING: Summary = Summary { count: 0, min: 0, mean: 0.0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
 
     #[test]
     fn cuts_that_cluster_at_one_age_are_named_and_scattered_ones_are_not() {
@@ -351,6 +377,18 @@ mod tests {
         let d = Delivery::judge(s);
         assert_eq!(d.verdict, "unknown");
         assert!(d.evidence.starts_with("no --send-time"), "{}", d.evidence);
+        assert!(d.evidence.contains("events arrive together"), "{}", d.evidence);
         assert_eq!(Delivery::judge(seen(5, 5, 0, &lag, &spread)).verdict, "unknown");
+        // The whole stream in one read at its end, head included: said to look held, still unknown.
+        let (head_wait, first_event, stream) = (
+            summary(1, 0, 0, 0, 0),
+            summary(1, 1_990_000, 1_990_000, 1_990_000, 1_990_000),
+            summary(1, 2_000_000, 2_000_000, 2_000_000, 2_000_000),
+        );
+        let mut s = seen(200, 1, 200, &lag, &spread);
+        (s.send_time, s.head_wait, s.first_event, s.stream) = (None, &head_wait, &first_event, &stream);
+        let d = Delivery::judge(s);
+        assert_eq!(d.verdict, "unknown");
+        assert!(d.evidence.contains("it looks held: the head came with the first event, at 100%"), "{}", d.evidence);
     }
 }

@@ -30,6 +30,9 @@ pub struct Generator {
     /// The run's intervals in which the generator was saturated (empty in a stage's section).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub saturated_intervals: Vec<SaturatedInterval>,
+    /// Each core's mean busy share over the run, 0 to 1 (empty in a stage's section).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cores_busy: Vec<f64>,
 }
 
 /// One interval in which a core was saturated.
@@ -63,6 +66,7 @@ impl Generator {
             contended_intervals: u64::from(load.contended_intervals),
             late_starts: load.late_starts,
             saturated_intervals: Vec::new(),
+            cores_busy: Vec::new(),
         }
     }
 

@@ -213,6 +213,9 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         cut_idle: sums.get("cut_idle").unwrap_or(&empty),
         cut_flowing: sums.get("cut_flowing").unwrap_or(&empty),
         generator_saturated: generator.as_ref().is_some_and(|g| g.saturated),
+        head_wait: &latency_us.head_wait,
+        first_event: &latency_us.first_event,
+        stream: &latency_us.stream,
     });
     let llms: Vec<&LlmReport> = all.iter().filter_map(|f| f.llm.as_ref()).collect();
     let llm = (!llms.is_empty()).then(|| merge_llm(&llms, &sums, duration_s));
@@ -248,6 +251,7 @@ fn merged_generator(all: &[&Figures]) -> Option<Generator> {
         merged.contended_intervals += g.contended_intervals;
         merged.late_starts += g.late_starts;
         merged.saturated_intervals.extend_from_slice(&g.saturated_intervals);
+        merged.cores_busy.extend_from_slice(&g.cores_busy);
     }
     merged.saturated_intervals.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
     Some(merged)

@@ -460,6 +460,9 @@ impl Figures {
                 cut_idle: &h.cut_idle_us,
                 cut_flowing: &h.cut_flowing_us,
                 generator_saturated: generator.saturated,
+                head_wait: &Summary::of(&h.head_wait_us),
+                first_event: &Summary::of(&h.first_event_us),
+                stream: &Summary::of(&h.stream_us),
             }),
             generator: Some(generator.clone()),
             events_per_stream: Summary::of(&h.events_per_stream),
@@ -676,7 +679,10 @@ impl Report {
         let breakpoint = Breakpoint::first(&stages, !slos.is_empty());
         let timeline: Vec<timeline::TimelineEntry> = outcome.timeline.iter().map(timeline::TimelineEntry::of).collect();
         let mut figures = figures;
-        figures.generator = figures.generator.take().map(|g| g.with_intervals(&timeline));
+        figures.generator = figures.generator.take().map(|g| {
+            let cores_busy = outcome.cores_busy.iter().map(|b| (b * 1e4).round() / 1e4).collect();
+            generator::Generator { cores_busy, ..g.with_intervals(&timeline) }
+        });
         Report {
             version: env!("CARGO_PKG_VERSION").to_string(),
             target: target.to_string(),

@@ -184,11 +184,15 @@ fn figures(out: &mut String, f: &Figures) {
 /// Whether the generator kept up; the intervals where it did not, at the run's level.
 fn generator(out: &mut String, f: &Figures) {
     let Some(g) = &f.generator else { return };
+    let cores: Vec<String> = g.cores_busy.iter().map(|b| format!("{:.0}%", b * 100.0)).collect();
+    let cores = if cores.is_empty() { String::new() } else { format!("; each core over the run {}", cores.join(", ")) };
     let pct = g.busy_max * 100.0;
     let lag = crate::units::format_micros(g.loop_lag_max_us as f64, 1);
     if !g.saturated {
-        let _ =
-            writeln!(out, "Generator kept up: busiest core {pct:.0}% busy in an interval, timers at most {lag} late");
+        let _ = writeln!(
+            out,
+            "Generator kept up: busiest core {pct:.0}% busy in an interval, timers at most {lag} late{cores}"
+        );
         if let Some(contention) = g.contention() {
             let _ = writeln!(out, "          {contention}");
         }
