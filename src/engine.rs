@@ -406,6 +406,7 @@ pub fn run_live(
         timeline,
         interval_histograms,
         cores_busy,
+        shard: cfg.shard,
         started_at_us,
         host: sys::hostname(),
     })

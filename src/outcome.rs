@@ -28,6 +28,8 @@ pub struct RunOutcome {
     pub timeline: Vec<Entry>,
     /// Each core's mean busy share over the run's intervals, 0 to 1.
     pub cores_busy: Vec<f64>,
+    /// `--shard K/N`: the share of the run this process ran.
+    pub shard: Option<crate::config::ShardOf>,
     /// `--hdr-log`: each interval's merged histograms, serialized (empty without the flag).
     pub interval_histograms: Vec<IntervalHistograms>,
     /// When the run's clock started, in µs since the Unix epoch (0 if the system clock is before it).
@@ -53,6 +55,7 @@ impl RunOutcome {
             step_names: Vec::new(),
             timeline: Vec::new(),
             cores_busy: Vec::new(),
+            shard: None,
             interval_histograms: Vec::new(),
             started_at_us: 0,
             host: String::new(),

@@ -32,9 +32,14 @@ impl Plan {
 /// One core's share of the run. Shards never talk to each other: every limit is split up front.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shard {
+    /// This core among the process's (its thread, its channels).
     pub core_index: usize,
-    /// How many shards the run has.
+    /// How many cores the process has.
     pub threads: usize,
+    /// This core among every core of the run, over all `--shard` processes, and how many there are: users,
+    /// arrivals, quotas and ramps are numbered and split over these, so that N processes are one run.
+    pub global_core: usize,
+    pub global_threads: usize,
     /// Virtual users this core runs (each holds at most one stream at a time).
     pub virtual_users: usize,
     /// Streams this core may start in all (`-n` split across cores); `None` is unlimited.
@@ -145,12 +150,19 @@ fn split_even(total: u64, parts: usize, index: usize) -> u64 {
     total / parts + u64::from((index as u64) < total % parts)
 }
 
-/// Splits the run over `threads` cores. Virtual users are interleaved across cores (global index
-/// `local * threads + core`), so a `--connect-rate` ramp loads every core at once.
+/// Splits the run over its cores: with `--shard K/N`, over the `N x --threads` cores of all N processes (at most one
+/// per user), of which this process runs those whose number is K modulo N. Virtual users are interleaved across
+/// cores (global index `local * cores + core`), so a `--connect-rate` ramp loads every core at once; arrivals,
+/// `-n` quotas and stage targets are split over the same cores by the same rules, so the N processes' shares add
+/// up to exactly the whole run's.
 fn shards(cfg: &RunConfig) -> Vec<Shard> {
-    let threads = cfg.threads.min(cfg.connections).max(1);
-    (0..threads)
-        .map(|core| {
+    let (index, count) = cfg.shard.map_or((0, 1), |s| (s.index, s.count));
+    let threads = (cfg.threads * count).min(cfg.connections).max(1);
+    let mine: Vec<usize> = (0..threads).filter(|core| core % count == index).collect();
+    let local_threads = mine.len();
+    mine.into_iter()
+        .enumerate()
+        .map(|(local_core, core)| {
             let virtual_users = split_even(cfg.connections as u64, threads, core) as usize;
             let streams_quota = cfg.streams_limit.map(|n| split_even(n, threads, core));
             let ramped_at_start = cfg.stages.is_empty() && cfg.arrivals.is_none();
@@ -163,8 +175,10 @@ fn shards(cfg: &RunConfig) -> Vec<Shard> {
             let stage_users = cfg.stages.iter().map(|s| split_even(s.streams as u64, threads, core) as usize).collect();
             let arrivals = cfg.arrivals.map(|a| ArrivalClock::new(a.rate_per_s, a.poisson, threads, core, cfg.seed));
             Shard {
-                core_index: core,
-                threads,
+                core_index: local_core,
+                threads: local_threads,
+                global_core: core,
+                global_threads: threads,
                 virtual_users,
                 streams_quota,
                 first_start_offsets,
@@ -273,6 +287,58 @@ mod tests {
         assert!((12_200..13_100).contains(&gaps_under_mean), "{gaps_under_mean}");
         let first = || ArrivalClock::new(1000.0, true, 2, 1, 7).next_arrival();
         assert_eq!(first(), first());
+    }
+
+    /// `--shard K/N` for every N and K: the N processes' users, quotas, stage targets, ramp offsets and arrivals
+    /// partition the one-process run's exactly.
+    #[test]
+    fn shards_of_a_run_add_up_to_the_run() {
+        use crate::config::{Arrivals, ShardOf};
+        for (users, threads, n) in [(10, 2, Some(7)), (1000, 3, Some(1001)), (9, 4, None), (64, 1, Some(5))] {
+            // Ramped at --connect-rate alone (first start offsets), or with stages and arrivals.
+            for (count, scheduled) in (1..=5usize).flat_map(|count| [(count, false), (count, true)]) {
+                let mut c = cfg(users, threads, n, Some(50.0));
+                if scheduled {
+                    c.stages = vec![Stage { streams: users / 2, hold: Duration::ZERO }];
+                    c.arrivals = Some(Arrivals { rate_per_s: 40.0, poisson: false, max_streams: users });
+                }
+                let whole = {
+                    let mut one = c.clone();
+                    one.threads = threads * count;
+                    shards(&one)
+                };
+                let parts: Vec<Shard> = (0..count)
+                    .flat_map(|index| {
+                        c.shard = Some(ShardOf { index, count });
+                        shards(&c)
+                    })
+                    .collect();
+                let key = |s: &Shard| {
+                    let offsets = s.first_start_offsets.clone();
+                    (s.global_core, s.global_threads, s.virtual_users, s.streams_quota, s.stage_users.clone(), offsets)
+                };
+                let mut got: Vec<_> = parts.iter().map(key).collect();
+                got.sort();
+                let want: Vec<_> = whole.iter().map(key).collect();
+                assert_eq!(got, want, "{users} users, {threads} threads, --shard K/{count}");
+                if !scheduled {
+                    assert!(parts.iter().any(|s| !s.first_start_offsets.is_empty()), "offsets compared");
+                    continue;
+                }
+                let mut arrivals: Vec<(u64, Duration)> = parts
+                    .iter()
+                    .flat_map(|s| {
+                        let mut clock = s.arrivals.clone().unwrap();
+                        (0..5).map(move |_| clock.next_arrival())
+                    })
+                    .collect();
+                arrivals.sort();
+                let cores = whole.len() as u64;
+                let want: Vec<(u64, Duration)> =
+                    (0..5 * cores).map(|k| (k, Duration::from_secs_f64(k as f64 / 40.0))).collect();
+                assert_eq!(arrivals, want, "every arrival once, at its time");
+            }
+        }
     }
 
     #[test]

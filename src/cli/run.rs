@@ -55,6 +55,13 @@ pub(crate) struct RunArgs {
     /// Seed for Poisson arrivals, --stream-duration ranges and template randomness
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Run share K of a run split over N processes (K from 0): users, -n, stage targets, --connect-rate and arrivals
+    /// are split so the N together are the one run; 'auto' takes K from JOB_COMPLETION_INDEX (with --shards N)
+    #[arg(long, value_name = "K/N|auto")]
+    shard: Option<String>,
+    /// How many shards 'auto' is one of
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
     /// Give up on a TCP connect after this long
     #[arg(long, default_value = "10s", value_parser = units::parse_duration)]
     connect_timeout: Duration,
@@ -410,6 +417,14 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         stages,
         arrivals,
         seed: args.seed,
+        shard: match &args.shard {
+            None if args.shards.is_some() => return Err(ConfigError("--shards goes with --shard auto".into())),
+            None => None,
+            Some(text) => {
+                let env = std::env::var("JOB_COMPLETION_INDEX").ok();
+                Some(config::ShardOf::parse(text, args.shards, env.as_deref()).map_err(ConfigError)?)
+            }
+        },
         connect_timeout: args.connect_timeout,
         header_timeout: args.header_timeout,
         first_event_timeout: args.first_event_timeout,

@@ -88,6 +88,8 @@ pub struct RunConfig {
     pub retry_default: Duration,
     /// Check that numeric event ids run consecutively within a virtual user, across reconnects.
     pub verify_seq: bool,
+    /// `--shard K/N`: this process runs share K of a run split over N processes; `None` runs the whole.
+    pub shard: Option<ShardOf>,
     /// `--send-time`: where each event's send time is read, for its delivery lag; `None` times no lag.
     pub send_time: Option<Arc<crate::send_time::SendTime>>,
     /// Redirects (301, 302, 303, 307, 308) one stream follows; one more is `too_many_redirects`. 0 follows none: a
@@ -351,6 +353,7 @@ impl RunConfig {
             retry_default: Duration::from_secs(3),
             verify_seq: false,
             send_time: None,
+            shard: None,
             max_redirects: crate::redirect::DEFAULT_MAX_REDIRECTS,
             slos: Vec::new(),
             method: "GET".into(),
@@ -450,6 +453,14 @@ impl RunConfig {
         {
             return err(format!("--slo '{}' measures tokens: it needs --openai", slo.text));
         }
+        if let Some(shard) = self.shard
+            && shard.count > self.connections
+        {
+            return err(format!(
+                "--shard {}/{}: {} shards need at least {} users (-c, or --max-streams with --arrival-rate), one each",
+                shard.index, shard.count, shard.count, shard.count
+            ));
+        }
         if let Some(slo) = self.slos.iter().find(|s| s.needs_send_time())
             && self.send_time.is_none()
         {
@@ -486,6 +497,42 @@ pub struct Stage {
     pub hold: Duration,
 }
 
+/// `--shard K/N`: one of N processes that together make one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShardOf {
+    /// From 0.
+    pub index: usize,
+    pub count: usize,
+}
+
+impl ShardOf {
+    /// `K/N` (K from 0 to N-1), or `auto` with `shards`: K from `JOB_COMPLETION_INDEX`, as a Kubernetes Indexed Job
+    /// sets it (`env` is the variable's value, if set).
+    pub fn parse(text: &str, shards: Option<usize>, env: Option<&str>) -> Result<ShardOf, String> {
+        let (index, count) = match text {
+            "auto" => {
+                let count = shards.ok_or("--shard auto needs --shards N")?;
+                let index = env.ok_or("--shard auto reads JOB_COMPLETION_INDEX, which is not set")?;
+                let index =
+                    index.trim().parse().map_err(|_| format!("JOB_COMPLETION_INDEX {index:?} is not a number"))?;
+                (index, count)
+            }
+            _ => {
+                let (k, n) = text.split_once('/').ok_or_else(|| format!("--shard {text:?}: expected K/N or auto"))?;
+                let bad = || format!("--shard {text:?}: K and N are whole numbers, K from 0 to N-1");
+                if shards.is_some() {
+                    return Err("--shards goes with --shard auto; --shard K/N says N itself".into());
+                }
+                (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?)
+            }
+        };
+        if count == 0 || index >= count {
+            return Err(format!("--shard {index}/{count}: K runs from 0 to N-1, and N is at least 1"));
+        }
+        Ok(ShardOf { index, count })
+    }
+}
+
 /// The open model: new streams arrive on a schedule, whether or not earlier ones have ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Arrivals {
@@ -499,6 +546,21 @@ pub struct Arrivals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_parse_from_k_of_n_or_the_job_index() {
+        let of = |text, shards, env| ShardOf::parse(text, shards, env);
+        assert_eq!(of("2/3", None, None), Ok(ShardOf { index: 2, count: 3 }));
+        assert_eq!(of("auto", Some(5), Some("4")), Ok(ShardOf { index: 4, count: 5 }));
+        assert!(of("3/3", None, None).unwrap_err().contains("K runs from 0 to N-1"));
+        assert!(of("0/0", None, None).is_err());
+        assert!(of("x/3", None, None).unwrap_err().contains("whole numbers"));
+        assert!(of("1-3", None, None).unwrap_err().contains("expected K/N or auto"));
+        assert!(of("auto", None, Some("1")).unwrap_err().contains("needs --shards"));
+        assert!(of("auto", Some(2), None).unwrap_err().contains("JOB_COMPLETION_INDEX"));
+        assert!(of("auto", Some(2), Some("2")).is_err(), "an index past the count");
+        assert!(of("1/2", Some(2), None).unwrap_err().contains("--shards goes with --shard auto"));
+    }
 
     #[test]
     fn a_command_line_keeps_no_secret() {

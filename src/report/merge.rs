@@ -55,6 +55,28 @@ pub fn difference(a: &Report, b: &Report) -> Option<String> {
     None
 }
 
+/// What is wrong with a set of `--shard` reports: shards of different splits, or a shard missing or given twice.
+/// `None` when no report is a shard, or every shard of one split is there once.
+pub fn shard_problem(reports: &[Report]) -> Option<String> {
+    let shards: Vec<_> = reports.iter().filter_map(|r| r.shard).collect();
+    let count = shards.first()?.count;
+    if shards.len() != reports.len() || shards.iter().any(|s| s.count != count) {
+        return Some("the reports are not the shards of one split (some are not shards, or N differs)".into());
+    }
+    let mut seen = vec![0usize; count];
+    for s in &shards {
+        seen[s.index] += 1;
+    }
+    let listed = |want: fn(usize) -> bool| -> Vec<String> {
+        seen.iter().enumerate().filter(|(_, n)| want(**n)).map(|(k, _)| format!("{k}/{count}")).collect()
+    };
+    let (missing, doubled) = (listed(|n| n == 0), listed(|n| n > 1));
+    match (missing.is_empty(), doubled.is_empty()) {
+        (true, true) => None,
+        _ => Some(format!("shards missing: [{}], given more than once: [{}]", missing.join(", "), doubled.join(", "))),
+    }
+}
+
 /// The objectives a merge judges: `given`, else every distinct one the reports recorded.
 pub fn slos_of(reports: &[Report], given: &[Slo]) -> Result<Vec<Slo>, String> {
     if !given.is_empty() {
@@ -75,6 +97,9 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
     if !force && let Some(why) = reports[1..].iter().find_map(|r| difference(first, r)) {
         return Err(MergeError::Incompatible(why));
     }
+    if !force && let Some(why) = shard_problem(reports) {
+        return Err(MergeError::Incompatible(why));
+    }
     let duration_s = reports.iter().map(|r| r.duration_s).fold(0.0, f64::max);
     let figures = merge_figures(&reports.iter().map(|r| &r.figures).collect::<Vec<_>>(), duration_s)?;
     let stage_count = reports.iter().map(|r| r.stages.len()).max().unwrap_or(0);
@@ -87,6 +112,8 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
     let mut drivers: Vec<&str> = reports.iter().map(|r| r.engine.driver.as_str()).collect();
     drivers.dedup();
     Ok(Report {
+        // The shards merged are the whole run.
+        shard: None,
         version: env!("CARGO_PKG_VERSION").to_string(),
         target: first.target.clone(),
         // The caller that knows the `merge` command line sets it.

@@ -656,6 +656,9 @@ pub struct Report {
     pub started_at: timeline::StartedAt,
     #[serde(default)]
     pub host: String,
+    /// `--shard K/N`: which share of a run split over N processes this report holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::config::ShardOf>,
     /// The run over time: one entry per `--report-interval`, the last one partial. A merged report's is written
     /// beside it, from the reports' own (`report::merge_timeline`), when every one of them has one.
     #[serde(default)]
@@ -705,6 +708,7 @@ impl Report {
             breakpoint,
             started_at: timeline::StartedAt::of(outcome.started_at_us),
             host: outcome.host.clone(),
+            shard: outcome.shard,
             timeline,
         }
     }

@@ -110,8 +110,9 @@ pub async fn run(
     };
     let ctx = Rc::new(CoreCtx {
         core: RefCell::new(core),
-        core_index: shard.core_index,
-        threads: shard.threads,
+        // Users and arrivals are numbered over every core of the run, those of other `--shard` processes too.
+        core_index: shard.global_core,
+        threads: shard.global_threads,
         slots,
         journeys,
         shared,

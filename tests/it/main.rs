@@ -25,6 +25,7 @@ mod prometheus;
 mod proxies;
 mod redirects;
 mod serve_knobs;
+mod shards;
 mod streams_log;
 mod timeline;
 mod tls;
