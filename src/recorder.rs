@@ -506,6 +506,8 @@ pub struct Recorder {
     /// (clocks apart: recorded as a lag of 0).
     pub send_time_missing: u64,
     pub negative_lag: u64,
+    /// `--send-time`: events whose send time was a whole second (as OpenAI's `created` always is).
+    pub send_time_whole_seconds: u64,
     /// The generator's own load: the busiest share of an interval this core spent busy (millionths), the latest
     /// its interval timer fired, the intervals in which it was saturated (`interval_saturated`), and those in which
     /// its timer was late while it was mostly idle (the host's other work had the CPU).
@@ -513,6 +515,8 @@ pub struct Recorder {
     pub loop_lag_max_us: u64,
     pub saturated_intervals: u32,
     pub contended_intervals: u32,
+    /// Intervals timed for load (none in a run or stage shorter than one `--report-interval`).
+    pub load_intervals: u32,
 }
 
 /// A core over this busy share of an interval (millionths) was saturated.
@@ -595,10 +599,12 @@ impl Recorder {
             delivery: None,
             send_time_missing: 0,
             negative_lag: 0,
+            send_time_whole_seconds: 0,
             busy_max_ppm: 0,
             loop_lag_max_us: 0,
             saturated_intervals: 0,
             contended_intervals: 0,
+            load_intervals: 0,
         }
     }
 
@@ -613,6 +619,7 @@ impl Recorder {
     pub fn note_load(&mut self, busy_ppm: u32, loop_lag_us: u64) {
         self.busy_max_ppm = self.busy_max_ppm.max(busy_ppm);
         self.loop_lag_max_us = self.loop_lag_max_us.max(loop_lag_us);
+        self.load_intervals += 1;
         if interval_saturated(busy_ppm, loop_lag_us) {
             self.saturated_intervals += 1;
         } else if loop_lag_us > LOOP_LAG_SATURATED_US {
@@ -651,6 +658,7 @@ impl Recorder {
             return;
         };
         let received_us = clock.origin_unix_us + crate::units::micros_between(clock.origin, now);
+        self.send_time_whole_seconds += u64::from(sent_us % 1_000_000 == 0);
         if clock.read_timed == 0 {
             (clock.read_first_us, clock.read_last_us) = (sent_us, sent_us);
         } else {
@@ -776,10 +784,12 @@ impl Recorder {
         self.events_in_shared_reads += other.events_in_shared_reads;
         self.send_time_missing += other.send_time_missing;
         self.negative_lag += other.negative_lag;
+        self.send_time_whole_seconds += other.send_time_whole_seconds;
         self.busy_max_ppm = self.busy_max_ppm.max(other.busy_max_ppm);
         self.loop_lag_max_us = self.loop_lag_max_us.max(other.loop_lag_max_us);
         self.saturated_intervals += other.saturated_intervals;
         self.contended_intervals += other.contended_intervals;
+        self.load_intervals += other.load_intervals;
         // A sum of fresh recorders (the run's, the engine's) learns where the send times came from.
         if self.delivery.is_none() {
             self.delivery.clone_from(&other.delivery);

@@ -132,6 +132,8 @@ pub struct Interval {
     /// how late its interval timer fired: the generator's own load. Merged over cores: the busiest, the latest.
     pub busy_ppm: u32,
     pub loop_lag_us: u64,
+    /// A core was saturated in the interval (`recorder::interval_saturated`, judged on its own share and timer).
+    pub saturated: bool,
     pub counts: Counts,
     histograms: [Histogram<u64>; HISTOGRAMS],
 }
@@ -153,6 +155,7 @@ impl Interval {
             core: 0,
             busy_ppm: 0,
             loop_lag_us: 0,
+            saturated: false,
             counts: Counts::default(),
             histograms: std::array::from_fn(|_| interval_histogram()),
         }
@@ -165,7 +168,7 @@ impl Interval {
             h.reset();
         }
         (self.index, self.end_us, self.stage, self.open_streams, self.last) = (0, 0, 0, 0, false);
-        (self.busy_ppm, self.loop_lag_us) = (0, 0);
+        (self.busy_ppm, self.loop_lag_us, self.saturated) = (0, 0, false);
     }
 
     /// Adds what `rec` recorded since `base` was taken, then makes `base` the recorder's figures now. A stage's
@@ -196,6 +199,7 @@ impl Interval {
         self.counts.add(&later.counts);
         self.busy_ppm = self.busy_ppm.max(later.busy_ppm);
         self.loop_lag_us = self.loop_lag_us.max(later.loop_lag_us);
+        self.saturated |= later.saturated;
         for (mine, theirs) in self.histograms.iter_mut().zip(&later.histograms) {
             mine.add(theirs).expect("histograms share bounds");
         }
@@ -220,6 +224,7 @@ impl Interval {
             llm,
             busy_ppm: self.busy_ppm,
             loop_lag_us: self.loop_lag_us,
+            saturated: self.saturated,
         }
     }
 }
@@ -298,6 +303,8 @@ pub struct Entry {
     /// The busiest core's busy share, in millionths, and the latest interval timer among the cores.
     pub busy_ppm: u32,
     pub loop_lag_us: u64,
+    /// Some core was saturated in the interval.
+    pub saturated: bool,
 }
 
 impl Entry {
@@ -440,9 +447,9 @@ impl Collector {
         (self.timeline, self.kept.unwrap_or_default())
     }
 
-    /// Each core's mean busy share over its timed intervals, 0 to 1.
+    /// Each core's mean busy share over its timed intervals, 0 to 1 (cores with none timed left out).
     pub fn cores_busy(&self) -> Vec<f64> {
-        self.core_busy.iter().map(|&(sum, n)| if n == 0 { 0.0 } else { sum as f64 / f64::from(n) / 1e6 }).collect()
+        self.core_busy.iter().filter(|(_, n)| *n > 0).map(|&(sum, n)| sum as f64 / f64::from(n) / 1e6).collect()
     }
 }
 

@@ -147,7 +147,7 @@
         ['MB/s', fixed(ev.bytes_per_second / 1e6, 3)], ['stalls', int(ev.stalls)], ['lost', int(ev.lost)],
         ['duplicated', int(ev.duplicates)],
       ]),
-      R.delivery ? kv('Delivery', [
+      R.delivery && R.delivery.verdict ? kv('Delivery', [
         ['verdict', el('span', { 'data-figure': 'delivery.verdict' }, R.delivery.verdict)],
         ['evidence', R.delivery.evidence],
         ['send times', R.delivery.send_time || 'none (--send-time)'],

@@ -16,7 +16,7 @@ const SHARED_DIRECT_BELOW: f64 = 0.25;
 const SPREAD_DIRECT_BELOW_US: u64 = 5_000;
 /// Events sent this far apart yet read together (p99 of the reads that brought several) were held: buffered. The
 /// spread, unlike the lag, does not depend on the two hosts' clocks agreeing.
-const BUFFERED_FROM_US: u64 = 1_000_000;
+pub const BUFFERED_FROM_US: u64 = 1_000_000;
 /// Cuts within this span of stream ages are one cluster: a timeout fires at one age, give or take scheduling.
 const CUT_WINDOW_US: u64 = 2_000_000;
 /// A cluster is named when it holds at least this many cuts, and at least half of its kind.
@@ -49,6 +49,11 @@ pub struct Delivery {
     /// Streams cut short at about one age: a timeout between the client and the server.
     #[serde(default)]
     pub cuts: Vec<Cut>,
+    /// `--send-time`: reads whose events were sent 1 s or more apart, and events whose send time was a whole second.
+    #[serde(default)]
+    pub reads_held_1s: u64,
+    #[serde(default)]
+    pub events_timed_in_whole_seconds: u64,
 }
 
 /// Streams cut short at about the same age.
@@ -121,6 +126,9 @@ pub struct Seen<'a> {
     pub head_wait: &'a Summary,
     pub first_event: &'a Summary,
     pub stream: &'a Summary,
+    /// Reads whose events were sent `BUFFERED_FROM_US` or more apart, and events timed in whole seconds.
+    pub reads_held_1s: u64,
+    pub events_timed_in_whole_seconds: u64,
 }
 
 impl Delivery {
@@ -140,6 +148,8 @@ impl Delivery {
             negative_lag_events: seen.negative_lag_events,
             compressed_streams: seen.compressed_streams,
             cuts: cuts(seen.cut_idle, seen.cut_flowing),
+            reads_held_1s: seen.reads_held_1s,
+            events_timed_in_whole_seconds: seen.events_timed_in_whole_seconds,
         }
     }
 }
@@ -196,6 +206,17 @@ fn verdict(seen: &Seen<'_>, events_per_read: f64) -> (&'static str, String) {
         );
     }
     let (spread, lag) = (seen.spread, seen.lag);
+    if seen.events_timed_in_whole_seconds >= lag.count {
+        return (
+            "unknown",
+            format!(
+                "every send time was a whole second (such as OpenAI's created): events sent within one second look \
+                 sent together, so reads of several cannot be judged; lag p50 {}, p99 {}",
+                ms(lag.p50),
+                ms(lag.p99)
+            ),
+        );
+    }
     if shared >= SHARED_DIRECT_BELOW && spread.count == 0 {
         return (
             "unknown",
@@ -227,7 +248,9 @@ fn verdict(seen: &Seen<'_>, events_per_read: f64) -> (&'static str, String) {
             ),
         );
     }
-    if spread.p99 >= BUFFERED_FROM_US {
+    // Held: three reads or more, or half of those that brought several events, were sent a second apart or more;
+    // one slow read (a retransmission) among many is not a hold.
+    if seen.reads_held_1s >= 3 || (seen.reads_held_1s > 0 && seen.reads_held_1s * 2 >= spread.count) {
         return (
             "buffered",
             format!(
@@ -282,6 +305,8 @@ mod tests {
             head_wait: &NOTHING,
             first_event: &NOTHING,
             stream: &NOTHING,
+            reads_held_1s: u64::from(spread.max >= BUFFERED_FROM_US) * spread.count.min(1),
+            events_timed_in_whole_seconds: 0,
         }
     }
 
@@ -351,9 +376,17 @@ mod tests {
         );
         let d = Delivery::judge(seen(200, 1, 200, &lag, &spread));
         assert_eq!(d.verdict, "buffered", "{}", d.evidence);
-        // One slow read among many coalesced ones (a retransmission) does not make it buffered.
-        let spread = summary(100, 190_000, 195_000, 199_000, 2_000_000);
-        assert_eq!(Delivery::judge(seen(2_000, 100, 2_000, &lag, &spread)).verdict, "coalesced");
+        // One slow read among several coalesced ones (a retransmission) does not make it buffered.
+        let spread = summary(10, 190_000, 195_000, 2_000_000, 2_000_000);
+        let mut s = seen(200, 10, 200, &lag, &spread);
+        s.reads_held_1s = 1;
+        assert_eq!(Delivery::judge(s).verdict, "coalesced");
+        s.reads_held_1s = 3;
+        assert_eq!(Delivery::judge(s).verdict, "buffered");
+        // Whole seconds tell nothing of events sent within one.
+        let mut s = seen(200, 10, 200, &lag, &spread);
+        s.events_timed_in_whole_seconds = 200;
+        assert_eq!(Delivery::judge(s).verdict, "unknown");
     }
 
     #[test]

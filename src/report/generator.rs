@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::recorder::{BUSY_LOADED_PPM, LOOP_LAG_SATURATED_US, interval_saturated};
+use crate::recorder::{BUSY_LOADED_PPM, LOOP_LAG_SATURATED_US};
 use crate::report::timeline::TimelineEntry;
 
 /// Open model: more than this share of started streams starting late saturates the generator.
@@ -70,12 +70,11 @@ impl Generator {
         }
     }
 
-    /// Names the intervals of `timeline` in which the generator was saturated (by the busiest core's share and the
-    /// latest timer: a bound, as the two may be different cores').
+    /// Names the intervals of `timeline` in which a core was saturated (each judged on its own share and timer).
     pub fn with_intervals(mut self, timeline: &[TimelineEntry]) -> Generator {
         self.saturated_intervals = timeline
             .iter()
-            .filter(|e| interval_saturated((e.generator_busy * 1e6) as u32, e.loop_lag_us))
+            .filter(|e| e.generator_saturated)
             .map(|e| SaturatedInterval { t_s: e.t_s, busy: e.generator_busy, loop_lag_us: e.loop_lag_us })
             .collect();
         self
@@ -98,6 +97,7 @@ impl Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorder::interval_saturated;
 
     fn load(busy_max_ppm: u32, saturated_intervals: u32, late_starts: u64) -> Load {
         Load {
@@ -125,9 +125,16 @@ mod tests {
         assert!(!interval_saturated(100_000, 9_000), "late while idle: contention, not saturation");
         let timeline = [
             TimelineEntry { t_s: 1.0, generator_busy: 0.5, loop_lag_us: 100, ..TimelineEntry::default() },
-            TimelineEntry { t_s: 2.0, generator_busy: 0.97, loop_lag_us: 100, ..TimelineEntry::default() },
-            TimelineEntry { t_s: 3.0, generator_busy: 0.2, loop_lag_us: 9_000, ..TimelineEntry::default() },
-            TimelineEntry { t_s: 4.0, generator_busy: 0.6, loop_lag_us: 9_000, ..TimelineEntry::default() },
+            TimelineEntry { t_s: 2.0, generator_busy: 0.97, generator_saturated: true, ..TimelineEntry::default() },
+            // The busiest core and the latest timer may be different cores': only the flag says saturated.
+            TimelineEntry { t_s: 3.0, generator_busy: 0.6, loop_lag_us: 9_000, ..TimelineEntry::default() },
+            TimelineEntry {
+                t_s: 4.0,
+                generator_busy: 0.6,
+                loop_lag_us: 9_000,
+                generator_saturated: true,
+                ..TimelineEntry::default()
+            },
         ];
         let g = Generator::of(load(970_000, 2, 0)).with_intervals(&timeline);
         let at: Vec<f64> = g.saturated_intervals.iter().map(|i| i.t_s).collect();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use crate::report::delivery::{Delivery, Seen};
+use crate::report::delivery::{self, Delivery, Seen};
 use crate::report::generator::Generator;
 use crate::report::histograms;
 use crate::report::{
@@ -243,6 +243,8 @@ fn merge_figures(all: &[&Figures], duration_s: f64) -> Result<Figures, MergeErro
         head_wait: &latency_us.head_wait,
         first_event: &latency_us.first_event,
         stream: &latency_us.stream,
+        reads_held_1s: sums.get("read_spread").map_or(0, |h| h.count_between(delivery::BUFFERED_FROM_US, u64::MAX)),
+        events_timed_in_whole_seconds: total(&|f| f.delivery.events_timed_in_whole_seconds),
     });
     let llms: Vec<&LlmReport> = all.iter().filter_map(|f| f.llm.as_ref()).collect();
     let llm = (!llms.is_empty()).then(|| merge_llm(&llms, &sums, duration_s));

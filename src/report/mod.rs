@@ -463,8 +463,11 @@ impl Figures {
                 head_wait: &Summary::of(&h.head_wait_us),
                 first_event: &Summary::of(&h.first_event_us),
                 stream: &Summary::of(&h.stream_us),
+                reads_held_1s: h.read_spread_us.count_between(delivery::BUFFERED_FROM_US, u64::MAX),
+                events_timed_in_whole_seconds: rec.send_time_whole_seconds,
             }),
-            generator: Some(generator.clone()),
+            // Not measured in a run or stage shorter than one --report-interval: none rather than a false "kept up".
+            generator: (rec.load_intervals > 0).then(|| generator.clone()),
             events_per_stream: Summary::of(&h.events_per_stream),
             llm: rec.llm.as_deref().map(|llm| LlmReport::of(llm, duration_s, step_names)),
             tls_handshakes: (rec.tls_full_handshakes + rec.tls_resumed_handshakes > 0)

@@ -201,9 +201,12 @@ fn generator(out: &mut String, f: &Figures) {
     let _ = writeln!(
         out,
         "Generator saturated: latencies in these intervals include ssebench's own queueing (busiest core {pct:.0}% \
-         busy, timers up to {lag} late{})",
+         busy, timers up to {lag} late{}{cores})",
         if g.late_starts > 0 { format!(", {} starts behind schedule", g.late_starts) } else { String::new() }
     );
+    if let Some(contention) = g.contention() {
+        let _ = writeln!(out, "          {contention}");
+    }
     if !g.saturated_intervals.is_empty() {
         let at: Vec<String> = g
             .saturated_intervals
@@ -243,7 +246,8 @@ fn delivery(out: &mut String, f: &Figures) {
             if cut.idle { "idle" } else { "maximum-duration" }
         );
     }
-    if d.verdict == "unknown" && d.send_time.is_none() && d.compressed_streams == 0 {
+    // Without send times, the line is worth printing when several events came per read (the evidence says so).
+    if d.verdict == "unknown" && d.send_time.is_none() && d.compressed_streams == 0 && d.events_per_read < 5.0 {
         return;
     }
     let _ = writeln!(out, "Delivery  {}: {}", d.verdict, d.evidence);

@@ -103,6 +103,8 @@ pub struct TimelineEntry {
     /// The busiest core's busy share of the interval (0 to 1), and the latest any core's interval timer fired.
     pub generator_busy: f64,
     pub loop_lag_us: u64,
+    /// Some core was saturated in the interval (judged on its own share and timer).
+    pub generator_saturated: bool,
 }
 
 impl TimelineEntry {
@@ -136,6 +138,7 @@ impl TimelineEntry {
             }),
             generator_busy: f64::from(e.busy_ppm) / 1e6,
             loop_lag_us: e.loop_lag_us,
+            generator_saturated: e.saturated,
         }
     }
 }

@@ -388,6 +388,7 @@ impl Snapshots {
         let (busy_ppm, cpu_us, now) = self.busy_ppm();
         self.current.busy_ppm = self.current.busy_ppm.max(busy_ppm);
         self.current.loop_lag_us = self.current.loop_lag_us.max(loop_lag_us);
+        self.current.saturated |= crate::recorder::interval_saturated(busy_ppm, loop_lag_us);
         while let Ok(back) = self.link.back.try_recv() {
             self.spares.push(back);
         }
