@@ -197,6 +197,19 @@ fn watch_rss<T>(workers: &[std::thread::JoinHandle<T>], intervals: &mut Interval
     peak
 }
 
+/// `--start-at`: sleeps until `at_unix_us` on the wall clock, a little at a time so a Ctrl-C is seen; returns how
+/// late the barrier was reached (0 when waited for).
+fn wait_for_start(at_unix_us: u64) -> u64 {
+    let late_us = crate::units::unix_micros().saturating_sub(at_unix_us);
+    loop {
+        let now_us = crate::units::unix_micros();
+        if now_us >= at_unix_us || crate::signal::interrupted() {
+            return late_us;
+        }
+        std::thread::sleep(Duration::from_micros((at_unix_us - now_us).min(100_000)));
+    }
+}
+
 /// Runs the load test described by `cfg` and blocks until it is over. `first_core` shifts the
 /// pinning, so an in-process server (the demo) can keep other cores.
 pub fn run(cfg: &RunConfig, first_core: usize) -> Result<RunOutcome, EngineError> {
@@ -318,6 +331,8 @@ pub fn run_live(
             ready += 1;
         }
     }
+    // `--start-at`: every worker is ready; wait for the barrier (Ctrl-C still stops the run), or note how late it is.
+    let start_late_us = cfg.start_at_unix_us.map(wait_for_start);
     let rss_before_kib = sys::memory_kib().map(|m| m.rss_kib);
     // From here the kernel keeps the peak (VmHWM), short spikes included; sampling is the fallback.
     let kernel_peak = sys::reset_peak();
@@ -407,6 +422,7 @@ pub fn run_live(
         interval_histograms,
         cores_busy,
         shard: cfg.shard,
+        start_at: cfg.start_at_unix_us.zip(start_late_us),
         started_at_us,
         host: sys::hostname(),
     })

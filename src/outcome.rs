@@ -30,6 +30,8 @@ pub struct RunOutcome {
     pub cores_busy: Vec<f64>,
     /// `--shard K/N`: the share of the run this process ran.
     pub shard: Option<crate::config::ShardOf>,
+    /// `--start-at`: the barrier (Unix µs) and how late this process reached it (0: it waited).
+    pub start_at: Option<(u64, u64)>,
     /// `--hdr-log`: each interval's merged histograms, serialized (empty without the flag).
     pub interval_histograms: Vec<IntervalHistograms>,
     /// When the run's clock started, in µs since the Unix epoch (0 if the system clock is before it).
@@ -56,6 +58,7 @@ impl RunOutcome {
             timeline: Vec::new(),
             cores_busy: Vec::new(),
             shard: None,
+            start_at: None,
             interval_histograms: Vec::new(),
             started_at_us: 0,
             host: String::new(),

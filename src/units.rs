@@ -20,6 +20,66 @@ pub fn unix_micros() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
+/// A moment as `--start-at` takes it, in Unix microseconds: `+30s` (from `now_us`), Unix seconds (`1764512345`,
+/// `1764512345.5`), or RFC 3339 (`2026-11-30T18:30:00Z`, `2026-11-30T19:30:00.250+01:00`).
+pub fn parse_time_unix_us(text: &str, now_us: u64) -> Result<u64, String> {
+    let bad = || format!("{text:?}: expected +DURATION (+30s), Unix seconds, or RFC 3339 (2026-11-30T18:30:00Z)");
+    if let Some(after) = text.strip_prefix('+') {
+        return Ok(now_us + parse_duration(after)?.as_micros() as u64);
+    }
+    if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let seconds: f64 = text.parse().map_err(|_| bad())?;
+        return Ok((seconds * 1e6).round() as u64);
+    }
+    let b = text.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Result<i64, String> {
+        let digits = text.get(range).ok_or_else(bad)?;
+        if digits.bytes().all(|d| d.is_ascii_digit()) { digits.parse().map_err(|_| bad()) } else { Err(bad()) }
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return Err(bad());
+    }
+    let mut at = 19;
+    let mut micros = 0i64;
+    if b[at] == b'.' {
+        let digits = b[at + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let fraction = &text[at + 1..at + 1 + digits.min(6)];
+        micros = fraction.parse::<i64>().map_err(|_| bad())? * 10i64.pow(6 - fraction.len() as u32);
+        at += 1 + digits;
+    }
+    let offset_s = match &text[at..] {
+        "Z" | "z" => 0,
+        zone if zone.len() == 6 && matches!(zone.as_bytes()[0], b'+' | b'-') && zone.as_bytes()[3] == b':' => {
+            let magnitude = num(at + 1..at + 3)? * 3600 + num(at + 4..at + 6)? * 60;
+            if zone.starts_with('-') { -magnitude } else { magnitude }
+        }
+        _ => return Err(bad()),
+    };
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
+    u64::try_from(seconds * 1_000_000 + micros).map_err(|_| bad())
+}
+
 pub fn micros_between(from: Instant, to: Instant) -> u64 {
     to.saturating_duration_since(from).as_micros() as u64
 }
@@ -93,6 +153,27 @@ pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_times_read_as_offsets_unix_seconds_or_rfc3339() {
+        let now = 1_764_527_400_000_000;
+        assert_eq!(parse_time_unix_us("+30s", now), Ok(now + 30_000_000));
+        assert_eq!(parse_time_unix_us("1764527400", now), Ok(1_764_527_400_000_000));
+        assert_eq!(parse_time_unix_us("1764527400.25", now), Ok(1_764_527_400_250_000));
+        // 2025-11-30T18:30:00Z is 1764527400; the same instant from another zone, and one with a fraction.
+        assert_eq!(parse_time_unix_us("2025-11-30T18:30:00Z", now), Ok(1_764_527_400_000_000));
+        assert_eq!(parse_time_unix_us("2025-11-30T19:30:00+01:00", now), Ok(1_764_527_400_000_000));
+        assert_eq!(parse_time_unix_us("2025-11-30T18:30:00.5-00:00", now), Ok(1_764_527_400_500_000));
+        assert_eq!(parse_time_unix_us("2000-03-01T00:00:00Z", now), Ok(951_868_800_000_000));
+        assert_eq!(
+            parse_time_unix_us(&crate::report::timeline::rfc3339(1_764_527_412_345_678), now),
+            Ok(1_764_527_412_345_678),
+            "what the report writes reads back"
+        );
+        for bad in ["tomorrow", "2025-11-30", "2025-13-01T00:00:00Z", "2025-11-30T18:30:00", "+3 parsecs", "1.2.3"] {
+            assert!(parse_time_unix_us(bad, now).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -62,6 +62,9 @@ pub(crate) struct RunArgs {
     /// How many shards 'auto' is one of
     #[arg(long, value_name = "N")]
     shards: Option<usize>,
+    /// Start the run's clock at TIME, once ready (+30s, Unix seconds, or RFC 3339), so several shards start together
+    #[arg(long, value_name = "TIME")]
+    start_at: Option<String>,
     /// Give up on a TCP connect after this long
     #[arg(long, default_value = "10s", value_parser = units::parse_duration)]
     connect_timeout: Duration,
@@ -417,6 +420,13 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         stages,
         arrivals,
         seed: args.seed,
+        start_at_unix_us: match &args.start_at {
+            None => None,
+            Some(text) => Some(
+                units::parse_time_unix_us(text, units::unix_micros())
+                    .map_err(|e| ConfigError(format!("--start-at {e}")))?,
+            ),
+        },
         shard: match &args.shard {
             None if args.shards.is_some() => return Err(ConfigError("--shards goes with --shard auto".into())),
             None => None,

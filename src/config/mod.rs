@@ -90,6 +90,8 @@ pub struct RunConfig {
     pub verify_seq: bool,
     /// `--shard K/N`: this process runs share K of a run split over N processes; `None` runs the whole.
     pub shard: Option<ShardOf>,
+    /// `--start-at`: the wall-clock time (Unix µs) the run's clock starts, once every worker is ready.
+    pub start_at_unix_us: Option<u64>,
     /// `--send-time`: where each event's send time is read, for its delivery lag; `None` times no lag.
     pub send_time: Option<Arc<crate::send_time::SendTime>>,
     /// Redirects (301, 302, 303, 307, 308) one stream follows; one more is `too_many_redirects`. 0 follows none: a
@@ -354,6 +356,7 @@ impl RunConfig {
             verify_seq: false,
             send_time: None,
             shard: None,
+            start_at_unix_us: None,
             max_redirects: crate::redirect::DEFAULT_MAX_REDIRECTS,
             slos: Vec::new(),
             method: "GET".into(),

@@ -114,6 +114,7 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
     Ok(Report {
         // The shards merged are the whole run.
         shard: None,
+        start_at: None,
         version: env!("CARGO_PKG_VERSION").to_string(),
         target: first.target.clone(),
         // The caller that knows the `merge` command line sets it.

@@ -167,6 +167,15 @@ pub struct Latencies {
     pub delivery_lag: Summary,
 }
 
+/// `--start-at`: when the run was to start, and how late this process was (0: it waited for the time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartAt {
+    pub unix_us: u64,
+    pub rfc3339: String,
+    pub late_us: u64,
+    pub clock: String,
+}
+
 /// `https://`: the handshakes that completed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TlsHandshakes {
@@ -662,6 +671,9 @@ pub struct Report {
     /// `--shard K/N`: which share of a run split over N processes this report holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::config::ShardOf>,
+    /// `--start-at`: the barrier on this host's wall clock, and how late this process reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<StartAt>,
     /// The run over time: one entry per `--report-interval`, the last one partial. A merged report's is written
     /// beside it, from the reports' own (`report::merge_timeline`), when every one of them has one.
     #[serde(default)]
@@ -712,6 +724,12 @@ impl Report {
             started_at: timeline::StartedAt::of(outcome.started_at_us),
             host: outcome.host.clone(),
             shard: outcome.shard,
+            start_at: outcome.start_at.map(|(unix_us, late_us)| StartAt {
+                rfc3339: timeline::rfc3339(unix_us),
+                unix_us,
+                late_us,
+                clock: "this host's wall clock (CLOCK_REALTIME): shards agree as far as their clocks do".into(),
+            }),
             timeline,
         }
     }

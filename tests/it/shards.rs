@@ -50,3 +50,56 @@ fn three_shards_merged_are_the_one_run() {
     assert!(err.contains("missing: [2/3], given more than once: [1/3]"), "{err}");
     assert!(merge(&shards[..2], &[], true).is_ok(), "--force merges them anyway");
 }
+
+/// Three processes started at different moments with one `--start-at` (and `--shard auto`, as a Kubernetes Indexed
+/// Job runs them): each waits for the barrier and starts its clock there; merged by `ssebench merge`, they are the
+/// run. A process that comes after the barrier starts at once and says how late it was.
+#[test]
+fn shard_processes_start_together_at_the_barrier() {
+    use crate::util::{read_json, ssebench, temp_dir};
+    let (addr, _requests) = sse_server(b"data: a\n\n");
+    let url = format!("http://{addr}/");
+    let dir = temp_dir("shards-barrier");
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let barrier = format!("{:.3}", now_s + 2.0);
+    let children: Vec<_> = (0..3)
+        .map(|k| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            ssebench()
+                .args(["run", &url, "-c", "3", "-n", "6", "-t", "1", "-q"])
+                .args(["--shard", "auto", "--shards", "3", "--start-at", &barrier, "--json"])
+                .arg(dir.join(format!("shard-{k}.json")))
+                .env("JOB_COMPLETION_INDEX", k.to_string())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let barrier_us = (barrier.parse::<f64>().unwrap() * 1e6).round() as u64;
+    for k in 0..3 {
+        let report = read_json(&dir.join(format!("shard-{k}.json")));
+        assert_eq!(report["shard"]["index"], k);
+        assert_eq!(report["start_at"]["late_us"], 0, "shard {k} waited");
+        let started = report["started_at"]["unix_us"].as_u64().unwrap();
+        assert!(started >= barrier_us, "shard {k} started {} us before the barrier", barrier_us - started);
+        assert!(started - barrier_us < 1_000_000, "shard {k} started {} us after it", started - barrier_us);
+    }
+    let merged = dir.join("merged.json");
+    let files: Vec<_> = (0..3).map(|k| dir.join(format!("shard-{k}.json"))).collect();
+    let out = ssebench().arg("merge").args(&files).arg("--json").arg(&merged).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let merged = read_json(&merged);
+    assert_eq!((merged["streams"]["started"].as_u64(), merged["streams"]["completed"].as_u64()), (Some(6), Some(6)));
+
+    // After the barrier: at once, and late by the time since.
+    let late = dir.join("late.json");
+    let status = ssebench()
+        .args(["run", &url, "-c", "1", "-n", "1", "-t", "1", "-q", "--start-at", "1764527400", "--json"])
+        .arg(&late)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(read_json(&late)["start_at"]["late_us"].as_u64().unwrap() > 1_000_000);
+}
