@@ -13,7 +13,7 @@ use crate::report::delivery::{self, Delivery, Seen};
 use crate::report::generator::Generator;
 use crate::report::histograms;
 use crate::report::{
-    Arrivals, Breakpoint, Compressed, Engine, Events, Figures, FinishReasons, Latencies, LlmReport, Report,
+    Arrivals, Breakpoint, Compressed, Engine, Events, Figures, FinishReasons, Latencies, LlmReport, Part, Report,
     ScaledSummary, StageReport, StepReport, Streams, Summary, TlsHandshakes, TurnReport, rate, success_rate, verdict,
 };
 use crate::slo::Slo;
@@ -115,6 +115,7 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
         // The shards merged are the whole run.
         shard: None,
         start_at: None,
+        parts: reports.iter().map(Part::of).collect(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         target: first.target.clone(),
         // The caller that knows the `merge` command line sets it.

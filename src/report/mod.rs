@@ -167,6 +167,39 @@ pub struct Latencies {
     pub delivery_lag: Summary,
 }
 
+/// One report of a merge, as the merged report lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::config::ShardOf>,
+    pub host: String,
+    pub started: u64,
+    pub failed: u64,
+    pub peak_concurrent: u64,
+    pub events: u64,
+    /// Its generator was saturated (`None`: not measured).
+    pub saturated: Option<bool>,
+    /// `--start-at`: how late it reached the barrier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_late_us: Option<u64>,
+}
+
+impl Part {
+    pub fn of(r: &Report) -> Part {
+        let s = &r.figures.streams;
+        Part {
+            shard: r.shard,
+            host: r.host.clone(),
+            started: s.started,
+            failed: s.failed,
+            peak_concurrent: s.peak_concurrent,
+            events: r.figures.events.received,
+            saturated: r.figures.generator.as_ref().map(|g| g.saturated),
+            start_late_us: r.start_at.as_ref().map(|s| s.late_us),
+        }
+    }
+}
+
 /// `--start-at`: when the run was to start, and how late this process was (0: it waited for the time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartAt {
@@ -674,6 +707,9 @@ pub struct Report {
     /// `--start-at`: the barrier on this host's wall clock, and how late this process reached it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_at: Option<StartAt>,
+    /// A merged report: one row per report merged (a shard, a host), so a bad node shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
     /// The run over time: one entry per `--report-interval`, the last one partial. A merged report's is written
     /// beside it, from the reports' own (`report::merge_timeline`), when every one of them has one.
     #[serde(default)]
@@ -730,6 +766,7 @@ impl Report {
                 late_us,
                 clock: "this host's wall clock (CLOCK_REALTIME): shards agree as far as their clocks do".into(),
             }),
+            parts: Vec::new(),
             timeline,
         }
     }

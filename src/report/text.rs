@@ -20,6 +20,35 @@ pub fn render(r: &Report) -> String {
     );
     let host = if r.host.is_empty() { "an unnamed host" } else { &r.host };
     let _ = writeln!(out, "Started   {} on {host}", r.started_at.rfc3339);
+    if let Some(shard) = r.shard {
+        let _ =
+            writeln!(out, "Shard     {}/{} of a run split over {} processes", shard.index, shard.count, shard.count);
+    }
+    if let Some(at) = &r.start_at {
+        let late = if at.late_us == 0 {
+            "waited for it".to_string()
+        } else {
+            format!("{} late", crate::units::format_micros(at.late_us as f64, 1))
+        };
+        let _ = writeln!(out, "StartAt   {}: {late}", at.rfc3339);
+    }
+    for p in &r.parts {
+        let shard = p.shard.map_or(String::from("-"), |s| format!("{}/{}", s.index, s.count));
+        let saturated = match p.saturated {
+            Some(true) => "generator saturated",
+            Some(false) => "generator kept up",
+            None => "generator not measured",
+        };
+        let _ = writeln!(
+            out,
+            "Part      shard {shard} on {}: {} streams started, {} failed, peak {}, {} events; {saturated}",
+            if p.host.is_empty() { "an unnamed host" } else { &p.host },
+            p.started,
+            p.failed,
+            p.peak_concurrent,
+            p.events
+        );
+    }
     if let Some(req) = &r.request {
         if let Some(openai) = &req.openai {
             let _ = writeln!(out, "OpenAI    {openai}");

@@ -42,6 +42,10 @@ fn three_shards_merged_are_the_one_run() {
     assert_eq!(shard_users, whole_users, "the same users, by the same numbers");
     assert_eq!(whole_users.iter().max(), Some(&6));
     assert_eq!(merged.shard, None, "the merge is the whole run");
+    // One row per shard, so a bad node shows: its streams add up to the run's.
+    let rows: Vec<(usize, u64)> = merged.parts.iter().map(|p| (p.shard.unwrap().index, p.started)).collect();
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(rows.iter().map(|r| r.1).sum::<u64>(), 20);
 
     let err = merge(&shards[..2], &[], false).unwrap_err().to_string();
     assert!(err.contains("shards missing: [2/3]"), "{err}");
@@ -92,6 +96,9 @@ fn shard_processes_start_together_at_the_barrier() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let merged = read_json(&merged);
     assert_eq!((merged["streams"]["started"].as_u64(), merged["streams"]["completed"].as_u64()), (Some(6), Some(6)));
+    let parts = merged["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 3);
+    assert!(parts.iter().all(|p| p["start_late_us"] == 0), "{parts:?}");
 
     // After the barrier: at once, and late by the time since.
     let late = dir.join("late.json");
