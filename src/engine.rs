@@ -232,7 +232,9 @@ pub fn run_live(
     let driver = runtime::resolve_for_streams(cfg.driver).map_err(EngineError::Start)?;
     let plan = Plan::new(cfg);
     // Refuse before anything connects: a run that hits EMFILE halfway measures the host, not the target.
-    limits::ensure_descriptors(cfg.connections as u64, plan.shards.len() as u64).map_err(EngineError::Start)?;
+    // This process's users (with --shard, its share of the run's), one descriptor each at most.
+    let users: usize = plan.shards.iter().map(|s| s.virtual_users).sum();
+    limits::ensure_descriptors(users as u64, plan.shards.len() as u64).map_err(EngineError::Start)?;
     let step_targets = cfg.llm.as_ref().map_or(&[][..], |l| &l.step_targets[..]);
     // The CLI builds the TLS config whenever a target is https://; a config made in code must too.
     if cfg.tls.is_none() && cfg.targets.iter().chain(step_targets.iter().flatten()).any(|t| t.tls_name.is_some()) {
