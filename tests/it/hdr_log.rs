@@ -16,25 +16,9 @@ use ssebench::server::ServeConfig;
 
 use crate::util::{model_server, read_json, serve, serve_cfg, ssebench, temp_dir};
 
-const SETUP: &str = "python3 -m venv target/ci-venv && target/ci-venv/bin/pip install hdrhistogram && \
-                     export SSEBENCH_PYTHON=target/ci-venv/bin/python (or run .ci/run)";
-
-/// The Python interpreter with `hdrh`, or a panic that says how to get one.
+/// The Python interpreter with hdrhistogram, or a failure that says how to get one.
 fn python() -> PathBuf {
-    let python = match std::env::var_os("SSEBENCH_PYTHON") {
-        Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-venv/bin/python"),
-    };
-    let check = Command::new(&python).args(["-c", "import hdrh.log"]).output();
-    match check {
-        Ok(out) if out.status.success() => python,
-        Ok(out) => panic!(
-            "{} cannot import hdrh ({}); set it up: {SETUP}",
-            python.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => panic!("no Python interpreter at {} ({e}); set it up: {SETUP}", python.display()),
-    }
+    crate::util::python("hdrh.log", "hdrhistogram")
 }
 
 /// Runs `ssebench run URL ARGS --report-interval 250ms --hdr-log --json`; the log as hdrh sums it per tag, and the

@@ -9,6 +9,7 @@
 
 mod broken_pipe;
 mod delivery;
+mod deploy;
 mod hdr_log;
 mod hostile_codec;
 mod hostile_ids;

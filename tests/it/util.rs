@@ -336,6 +336,29 @@ pub fn installed(name: &str) -> PathBuf {
     })
 }
 
+/// The Python interpreter that imports `modules` (comma-separated, as `import` takes them): `$SSEBENCH_PYTHON`
+/// (`.ci/run` sets it to its venv), else `target/ci-venv/bin/python`; or a failure saying how to install `packages`
+/// there: a missing package must not pass as a skipped test.
+pub fn python(modules: &str, packages: &str) -> PathBuf {
+    let python = match std::env::var_os("SSEBENCH_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-venv/bin/python"),
+    };
+    let setup = format!(
+        "python3 -m venv target/ci-venv && target/ci-venv/bin/pip install {packages} && \\
+         export SSEBENCH_PYTHON=target/ci-venv/bin/python (or run .ci/run)"
+    );
+    match Command::new(&python).args(["-c", &format!("import {modules}")]).output() {
+        Ok(out) if out.status.success() => python,
+        Ok(out) => panic!(
+            "{} cannot import {modules} ({}); set it up: {setup}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!("no Python interpreter at {} ({e}); set it up: {setup}", python.display()),
+    }
+}
+
 /// A program running as this process's child with a directory of its own (its configuration and data, and its
 /// standard output and error in `output.log`): killed, waited for and its directory removed when dropped.
 pub struct Daemon {
