@@ -110,3 +110,18 @@ fn shard_processes_start_together_at_the_barrier() {
     assert!(status.success());
     assert!(read_json(&late)["start_at"]["late_us"].as_u64().unwrap() > 1_000_000);
 }
+
+/// The open model: three shards of an arrival schedule together schedule the arrivals the one process does (40/s,
+/// due at 0, 25, ..., 1050 ms: 43 before the 1062 ms end, the nearest due 12 ms either side of it).
+#[test]
+fn three_shards_schedule_the_one_runs_arrivals() {
+    let (addr, _requests) = sse_server(b"data: a\n\n");
+    let url = format!("http://{addr}/");
+    let args = ["--arrival-rate", "40", "--max-streams", "9", "-d", "1062ms"];
+    let scheduled = |report: &Report| report.figures.streams.arrivals.as_ref().expect("the open model").scheduled;
+    let whole = scheduled(&run_args(&[&[url.as_str()][..], &args].concat()));
+    let shards: u64 = (0..3)
+        .map(|k| scheduled(&run_args(&[&[url.as_str()][..], &args, &["--shard", &format!("{k}/3")]].concat())))
+        .sum();
+    assert_eq!((whole, shards), (43, 43));
+}
