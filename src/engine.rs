@@ -334,7 +334,7 @@ pub fn run_live(
         }
     }
     // `--start-at`: every worker is ready; wait for the barrier (Ctrl-C still stops the run), or note how late it is.
-    let start_late_us = cfg.start_at_unix_us.map(wait_for_start);
+    let start_late_us = cfg.start_at_unix_us.filter(|_| ready == threads).map(wait_for_start);
     let rss_before_kib = sys::memory_kib().map(|m| m.rss_kib);
     // From here the kernel keeps the peak (VmHWM), short spikes included; sampling is the fallback.
     let kernel_peak = sys::reset_peak();

@@ -47,7 +47,15 @@ pub fn parse_time_unix_us(text: &str, now_us: u64) -> Result<u64, String> {
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[month as usize - 1]
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(bad());
     }
     let mut at = 19;
@@ -64,7 +72,11 @@ pub fn parse_time_unix_us(text: &str, now_us: u64) -> Result<u64, String> {
     let offset_s = match &text[at..] {
         "Z" | "z" => 0,
         zone if zone.len() == 6 && matches!(zone.as_bytes()[0], b'+' | b'-') && zone.as_bytes()[3] == b':' => {
-            let magnitude = num(at + 1..at + 3)? * 3600 + num(at + 4..at + 6)? * 60;
+            let (zone_hours, zone_minutes) = (num(at + 1..at + 3)?, num(at + 4..at + 6)?);
+            if zone_hours > 23 || zone_minutes > 59 {
+                return Err(bad());
+            }
+            let magnitude = zone_hours * 3600 + zone_minutes * 60;
             if zone.starts_with('-') { -magnitude } else { magnitude }
         }
         _ => return Err(bad()),
@@ -170,7 +182,18 @@ mod tests {
             Ok(1_764_527_412_345_678),
             "what the report writes reads back"
         );
-        for bad in ["tomorrow", "2025-11-30", "2025-13-01T00:00:00Z", "2025-11-30T18:30:00", "+3 parsecs", "1.2.3"] {
+        assert_eq!(parse_time_unix_us("2024-02-29T00:00:00Z", now), Ok(1_709_164_800_000_000), "a leap day");
+        for bad in [
+            "tomorrow",
+            "2025-11-30",
+            "2025-13-01T00:00:00Z",
+            "2025-11-30T18:30:00",
+            "+3 parsecs",
+            "1.2.3",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-04-01T00:00:00+99:99",
+        ] {
             assert!(parse_time_unix_us(bad, now).is_err(), "{bad}");
         }
     }

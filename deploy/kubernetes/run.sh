@@ -86,6 +86,12 @@ quote_arg() {
     printf '"%s"' "$v"
 }
 
+# Refused here, in the main shell: `quote_arg` runs inside command substitutions, where its `die` would only end the
+# subshell and leave an empty argument in the manifest.
+for value in "$url" "$image" "${run_flags[@]}"; do
+    [[ $value != *[[:cntrl:]]* ]] || die "a control character (newline, tab) in '$value' cannot be passed"
+done
+
 start_at=$(date -u -d "+$start_delay_s seconds" +%Y-%m-%dT%H:%M:%SZ)
 
 # Fills the placeholders in bash, not sed: a URL or flag holding '&', '|' or '\' would be read by sed as part of

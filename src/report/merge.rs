@@ -60,6 +60,9 @@ pub fn difference(a: &Report, b: &Report) -> Option<String> {
 pub fn shard_problem(reports: &[Report]) -> Option<String> {
     let shards: Vec<_> = reports.iter().filter_map(|r| r.shard).collect();
     let count = shards.first()?.count;
+    if let Some(bad) = shards.iter().find(|s| s.count == 0 || s.index >= s.count) {
+        return Some(format!("a report says it is shard {}/{}, which no split has", bad.index, bad.count));
+    }
     if shards.len() != reports.len() || shards.iter().any(|s| s.count != count) {
         return Some("the reports are not the shards of one split (some are not shards, or N differs)".into());
     }
@@ -106,7 +109,7 @@ pub fn merge(reports: &[Report], slos: &[Slo], force: bool) -> Result<Report, Me
     let mut stages = Vec::with_capacity(stage_count);
     for index in 0..stage_count {
         let each: Vec<&StageReport> = reports.iter().filter_map(|r| r.stages.get(index)).collect();
-        stages.push(merge_stage(&each, duration_s, slos)?);
+        stages.push(merge_stage(&each, duration_s, slos, reports.iter().all(|r| r.shard.is_some()))?);
     }
     let breakpoint = Breakpoint::first(&stages, !slos.is_empty());
     let mut drivers: Vec<&str> = reports.iter().map(|r| r.engine.driver.as_str()).collect();
@@ -149,14 +152,20 @@ fn hosts(reports: &[Report]) -> String {
     hosts.join("+")
 }
 
-fn merge_stage(each: &[&StageReport], run_s: f64, slos: &[Slo]) -> Result<StageReport, MergeError> {
+/// `shards`: the reports are the shards of one run, each of whose stage targets is the whole run's (kept, not
+/// summed).
+fn merge_stage(each: &[&StageReport], run_s: f64, slos: &[Slo], shards: bool) -> Result<StageReport, MergeError> {
     let first = each[0];
     // A stage's rates are over its own window, cut short where its run was.
     let duration_s = each.iter().map(|s| (s.end_s.min(run_s) - s.start_s).max(0.0)).fold(0.0, f64::max);
     let figures = merge_figures(&each.iter().map(|s| &s.figures).collect::<Vec<_>>(), duration_s)?;
     Ok(StageReport {
         stage: first.stage,
-        target_streams: each.iter().map(|s| s.target_streams).sum(),
+        target_streams: if shards {
+            each.iter().map(|s| s.target_streams).max().unwrap_or(0)
+        } else {
+            each.iter().map(|s| s.target_streams).sum()
+        },
         start_s: each.iter().map(|s| s.start_s).fold(f64::INFINITY, f64::min),
         end_s: each.iter().map(|s| s.end_s).fold(0.0, f64::max),
         open_at_end: each.iter().map(|s| s.open_at_end).sum(),

@@ -67,7 +67,10 @@ impl Trap {
             let target = target.split_once("://").map_or(target, |(_, rest)| rest);
             target.split(['/', ':']).next().unwrap_or("").to_string()
         };
-        requests.iter().map(host).filter(|h| !CHROMIUM_OWN_HOSTS.contains(&h.as_str())).collect()
+        // A connection that closed without a request line (Chromium preconnects to its proxy, and may drop the
+        // connection unused) asked for nothing.
+        let asked = requests.iter().filter(|line| !line.is_empty());
+        asked.map(host).filter(|h| !CHROMIUM_OWN_HOSTS.contains(&h.as_str())).collect()
     }
 }
 

@@ -65,7 +65,7 @@ fn shard_processes_start_together_at_the_barrier() {
     let url = format!("http://{addr}/");
     let dir = temp_dir("shards-barrier");
     let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
-    let barrier = format!("{:.3}", now_s + 2.0);
+    let barrier = format!("{:.3}", now_s + 3.0);
     let children: Vec<_> = (0..3)
         .map(|k| {
             std::thread::sleep(std::time::Duration::from_millis(300));
