@@ -347,10 +347,13 @@ fn demo(demo: &DemoConfig) -> Result<bool, String> {
     let url = format!("http://{}/", handle.addr);
     eprintln!(
         "demo: the same as `ssebench serve --addr {} --events 100 --interval 20ms --size 100 --first-delay 50ms \
-         --jitter 2ms` and `ssebench run {url} -c {} -d {:?}`",
+         --jitter 2ms` and `ssebench run {url} -c {} -d {:?} --send-time stamp`",
         handle.addr, demo.connections, demo.duration
     );
-    run_against(&demo_run(demo, client_threads, &url)?, handle)
+    // The built-in server stamps its events: the demo shows their delivery lag and the verdict too.
+    let send_time = crate::send_time::SendTime::parse("stamp", "auto")?;
+    let run = RunConfig { send_time: Some(std::sync::Arc::new(send_time)), ..demo_run(demo, client_threads, &url)? };
+    run_against(&run, handle)
 }
 
 /// The demo's server: loopback, an ephemeral port, `threads` cores, plain HTTP; the caller sets what it sends.

@@ -83,4 +83,7 @@ fn the_demo_shows_it_too() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(stderr.lines().filter(|l| l.starts_with("[1.0s/1.0s] | open ")).count(), 1, "{stderr}");
+    // The built-in server stamps its events, and the demo reads the stamps: its report judges their delivery.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("send times from stamp") && stdout.contains("delivery lag"), "{stdout}");
 }
