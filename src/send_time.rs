@@ -47,7 +47,7 @@ impl fmt::Display for SendTime {
 impl SendTime {
     /// Parses `--send-time` (`stamp`, `id` or a JSON path) and `--send-time-unit` (`auto`, `s`, `ms`, `us`, `ns`).
     pub fn parse(source: &str, unit: &str) -> Result<SendTime, String> {
-        let source_name = source;
+        let text = source.to_string();
         let unit = match unit {
             "auto" => Unit::Auto,
             "s" => Unit::Seconds,
@@ -63,7 +63,6 @@ impl SendTime {
                 format!("--send-time {path:?}: expected stamp, id or a JSON path such as $.created or $.meta.ts")
             })?),
         };
-        let text = source_name.to_string();
         Ok(SendTime { source, unit, text })
     }
 

@@ -428,6 +428,21 @@ impl Figures {
         let seen = rec.streams_started + open_at_start;
         let success_rate = success_rate(seen, rec.streams_failed);
         let stream_time_s = rec.stream_time_us as f64 / 1e6;
+        // Worked out first: the delivery verdict reads these summaries too (each walks a whole histogram).
+        let latency_us = Latencies {
+            connect: Summary::of(&h.connect_us),
+            headers: Summary::of(&h.headers_us),
+            first_event: Summary::of(&h.first_event_us),
+            gap: Summary::of(&h.gap_us),
+            stream: Summary::of(&h.stream_us),
+            max_gap: Summary::of(&h.max_gap_us),
+            premature_end: Summary::of(&h.premature_end_us),
+            reconnect_delay: Summary::of(&h.reconnect_delay_us),
+            start_lag: Summary::of(&h.start_lag_us),
+            tls_handshake: Summary::of(&h.tls_handshake_us),
+            head_wait: Summary::of(&h.head_wait_us),
+            delivery_lag: Summary::of(&h.delivery_lag_us),
+        };
         let generator = generator::Generator::of(generator::Load {
             busy_max_ppm: rec.busy_max_ppm,
             loop_lag_max_us: rec.loop_lag_max_us,
@@ -435,6 +450,25 @@ impl Figures {
             contended_intervals: rec.contended_intervals,
             late_starts: if open_model { rec.late_starts } else { 0 },
             started: rec.streams_started,
+        });
+        let delivery = delivery::Delivery::judge(delivery::Seen {
+            events: rec.events,
+            reads_with_events: rec.reads_with_events,
+            events_in_shared_reads: rec.events_in_shared_reads,
+            send_time: rec.delivery.as_deref().map(|d| d.send_time.text.as_str()),
+            lag: &latency_us.delivery_lag,
+            spread: &Summary::of(&h.read_spread_us),
+            events_without_send_time: rec.send_time_missing,
+            negative_lag_events: rec.negative_lag,
+            compressed_streams: rec.compressed.gzip + rec.compressed.deflate + rec.compressed.br,
+            cut_idle: &h.cut_idle_us,
+            cut_flowing: &h.cut_flowing_us,
+            generator_saturated: generator.saturated,
+            head_wait: &latency_us.head_wait,
+            first_event: &latency_us.first_event,
+            stream: &latency_us.stream,
+            reads_held_1s: h.read_spread_us.count_between(delivery::BUFFERED_FROM_US, u64::MAX),
+            events_timed_in_whole_seconds: rec.send_time_whole_seconds,
         });
         Figures {
             streams: Streams {
@@ -475,41 +509,10 @@ impl Figures {
                 duplicates: rec.duplicate_events,
                 ids_not_numeric: rec.ids_not_numeric,
             },
-            latency_us: Latencies {
-                connect: Summary::of(&h.connect_us),
-                headers: Summary::of(&h.headers_us),
-                first_event: Summary::of(&h.first_event_us),
-                gap: Summary::of(&h.gap_us),
-                stream: Summary::of(&h.stream_us),
-                max_gap: Summary::of(&h.max_gap_us),
-                premature_end: Summary::of(&h.premature_end_us),
-                reconnect_delay: Summary::of(&h.reconnect_delay_us),
-                start_lag: Summary::of(&h.start_lag_us),
-                tls_handshake: Summary::of(&h.tls_handshake_us),
-                head_wait: Summary::of(&h.head_wait_us),
-                delivery_lag: Summary::of(&h.delivery_lag_us),
-            },
-            delivery: delivery::Delivery::judge(delivery::Seen {
-                events: rec.events,
-                reads_with_events: rec.reads_with_events,
-                events_in_shared_reads: rec.events_in_shared_reads,
-                send_time: rec.delivery.as_deref().map(|d| d.send_time.text.as_str()),
-                lag: &Summary::of(&h.delivery_lag_us),
-                spread: &Summary::of(&h.read_spread_us),
-                events_without_send_time: rec.send_time_missing,
-                negative_lag_events: rec.negative_lag,
-                compressed_streams: rec.compressed.gzip + rec.compressed.deflate + rec.compressed.br,
-                cut_idle: &h.cut_idle_us,
-                cut_flowing: &h.cut_flowing_us,
-                generator_saturated: generator.saturated,
-                head_wait: &Summary::of(&h.head_wait_us),
-                first_event: &Summary::of(&h.first_event_us),
-                stream: &Summary::of(&h.stream_us),
-                reads_held_1s: h.read_spread_us.count_between(delivery::BUFFERED_FROM_US, u64::MAX),
-                events_timed_in_whole_seconds: rec.send_time_whole_seconds,
-            }),
+            latency_us,
+            delivery,
             // Not measured in a run or stage shorter than one --report-interval: none rather than a false "kept up".
-            generator: (rec.load_intervals > 0).then(|| generator.clone()),
+            generator: (rec.load_intervals > 0).then_some(generator),
             events_per_stream: Summary::of(&h.events_per_stream),
             llm: rec.llm.as_deref().map(|llm| LlmReport::of(llm, duration_s, step_names)),
             tls_handshakes: (rec.tls_full_handshakes + rec.tls_resumed_handshakes > 0)

@@ -217,22 +217,19 @@ fn generator(out: &mut String, f: &Figures) {
     let cores = if cores.is_empty() { String::new() } else { format!("; each core over the run {}", cores.join(", ")) };
     let pct = g.busy_max * 100.0;
     let lag = crate::units::format_micros(g.loop_lag_max_us as f64, 1);
-    if !g.saturated {
+    if g.saturated {
+        let _ = writeln!(
+            out,
+            "Generator saturated: latencies in these intervals include ssebench's own queueing (busiest core {pct:.0}% \
+             busy, timers up to {lag} late{}{cores})",
+            if g.late_starts > 0 { format!(", {} starts behind schedule", g.late_starts) } else { String::new() }
+        );
+    } else {
         let _ = writeln!(
             out,
             "Generator kept up: busiest core {pct:.0}% busy in an interval, timers at most {lag} late{cores}"
         );
-        if let Some(contention) = g.contention() {
-            let _ = writeln!(out, "          {contention}");
-        }
-        return;
     }
-    let _ = writeln!(
-        out,
-        "Generator saturated: latencies in these intervals include ssebench's own queueing (busiest core {pct:.0}% \
-         busy, timers up to {lag} late{}{cores})",
-        if g.late_starts > 0 { format!(", {} starts behind schedule", g.late_starts) } else { String::new() }
-    );
     if let Some(contention) = g.contention() {
         let _ = writeln!(out, "          {contention}");
     }
