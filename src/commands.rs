@@ -403,7 +403,7 @@ fn demo_openai(demo: &DemoConfig) -> Result<bool, String> {
     );
     let llm = LlmConfig {
         api: Api::Chat,
-        model: "ssebench-sim".into(),
+        model: serve_cfg.model_name.clone(),
         max_tokens: Some(32),
         extra_body: None,
         prompts: std::sync::Arc::new(PromptSource::synthetic(64, 512)),

@@ -142,6 +142,9 @@ struct ServeArgs {
     /// With --openai: tokens an answer has when max_tokens does not cut it short
     #[arg(long, default_value_t = 128, requires = "openai")]
     output_tokens: u64,
+    /// With --openai: the served model's name, listed by GET /v1/models
+    #[arg(long, default_value = crate::server::DEFAULT_MODEL_NAME, requires = "openai")]
+    model_name: String,
     /// Serve HTTPS with this certificate chain (PEM)
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -414,6 +417,7 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
             prefill_us_per_token: args.prefill_us_per_token,
             output_tokens: args.output_tokens,
         }),
+        model_name: args.model_name,
         tls,
     })
 }

@@ -231,7 +231,7 @@ struct LlmArgs {
     #[arg(long, value_enum)]
     openai: Option<OpenAiArg>,
     /// The model each request names
-    #[arg(long, default_value = "ssebench-sim", requires = "openai")]
+    #[arg(long, default_value = crate::server::DEFAULT_MODEL_NAME, requires = "openai")]
     model: String,
     /// max_tokens of each request [default: none, the server decides]
     #[arg(long, requires = "openai")]

@@ -9,6 +9,9 @@ use crate::config::DriverChoice;
 use crate::limits;
 use crate::server::openai::ModelShape;
 
+/// The model `serve --openai` serves unless `--model-name` names another (and `run --openai` asks for by default).
+pub const DEFAULT_MODEL_NAME: &str = "ssebench-sim";
+
 /// Everything `ssebench serve` needs, checked.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -37,6 +40,9 @@ pub struct ServeConfig {
     pub accel_buffering: AccelBuffering,
     /// `--openai`: answer `/v1/chat/completions` and `/v1/completions` as a model would.
     pub openai: Option<ModelShape>,
+    /// `--model-name`: the model `--openai` serves, listed by `GET /v1/models` and named in answers to requests
+    /// that name none.
+    pub model_name: String,
     /// `--tls-cert`/`--tls-key`: serve HTTPS with this config.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -61,6 +67,7 @@ impl ServeConfig {
             pauses: None,
             accel_buffering: AccelBuffering::No,
             openai: None,
+            model_name: DEFAULT_MODEL_NAME.into(),
             tls: None,
         }
     }

@@ -33,10 +33,49 @@ impl<S: AsyncReadRent + AsyncWriteRent> Wire for S {}
 
 /// What the request asked for that changes the answer.
 struct Request {
-    head_len: usize,
-    body_len: usize,
+    /// u32s, as the head and body limits allow: the request lives in every connection's future.
+    head_len: u32,
+    body_len: u32,
     /// A numeric `Last-Event-ID` (0 when none): the stream resumes with the event after it.
     resume_after: u64,
+    route: Route,
+}
+
+impl Request {
+    /// Where the request's body ends in the input.
+    fn end(&self) -> usize {
+        self.head_len as usize + self.body_len as usize
+    }
+}
+
+/// What a request names besides "a stream". Only `--openai` tells these apart: the generated streams answer every
+/// method and path alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Anything that is not one of the GETs below: a stream, or with `--openai` a completion request.
+    Stream,
+    /// `GET /health`: vLLM answers 200 with no body; GuideLLM and orchestrators probe it before a run.
+    Health,
+    /// `GET /v1/models`: the served model's name, which clients read before they send requests.
+    Models,
+    /// `GET` of a completion path, which only takes POSTs.
+    GetCompletion,
+    /// Any other `GET`.
+    OtherGet,
+}
+
+impl Route {
+    fn of(method: &str, path: &str) -> Route {
+        if method != "GET" {
+            return Route::Stream;
+        }
+        match path.split_once('?').map_or(path, |(path, _query)| path) {
+            "/health" => Route::Health,
+            "/v1/models" => Route::Models,
+            "/v1/chat/completions" | "/v1/completions" => Route::GetCompletion,
+            _ => Route::OtherGet,
+        }
+    }
 }
 
 enum ReadOutcome {
@@ -69,7 +108,7 @@ pub async fn serve<S: Wire>(mut stream: S, core: Rc<ServeCore>) {
             };
             continue;
         }
-        if !skip_body(&mut stream, &mut input, request).await {
+        if !skip_body(&mut stream, &mut input, request.end()).await {
             return;
         }
         if input.is_empty() {
@@ -131,7 +170,14 @@ fn parse_request(input: &[u8]) -> Option<ReadOutcome> {
             if body_len > MAX_REQUEST_BODY_BYTES {
                 return Some(ReadOutcome::Refuse(refusal!("413 Content Too Large")));
             }
-            Some(ReadOutcome::Request(Request { head_len, body_len, resume_after }))
+            let route = Route::of(request.method.unwrap_or(""), request.path.unwrap_or(""));
+            // Both fit: the head is at most one read past MAX_REQUEST_HEAD_BYTES, the body was checked above.
+            Some(ReadOutcome::Request(Request {
+                head_len: head_len as u32,
+                body_len: body_len as u32,
+                resume_after,
+                route,
+            }))
         }
         Ok(httparse::Status::Partial) if input.len() >= MAX_REQUEST_HEAD_BYTES => {
             Some(ReadOutcome::Refuse(refusal!("431 Request Header Fields Too Large")))
@@ -158,8 +204,8 @@ async fn read_more<S: Wire>(stream: &mut S, input: &mut Vec<u8>) -> bool {
 
 /// Drops the request head and body from `input`, reading the rest of the body if needed;
 /// pipelined bytes after it stay.
-async fn skip_body<S: Wire>(stream: &mut S, input: &mut Vec<u8>, request: Request) -> bool {
-    let mut to_drop = request.head_len + request.body_len;
+async fn skip_body<S: Wire>(stream: &mut S, input: &mut Vec<u8>, request_end: usize) -> bool {
+    let mut to_drop = request_end;
     while input.len() < to_drop {
         to_drop -= input.len();
         input.clear();
@@ -171,8 +217,31 @@ async fn skip_body<S: Wire>(stream: &mut S, input: &mut Vec<u8>, request: Reques
     true
 }
 
-/// `serve --openai`: reads the request body, then streams the simulated model's answer (or
-/// answers 400 and closes). Returns the buffer for reuse, or None if the connection is done.
+/// `serve --openai`: answers a GET (health, the model list, or an error) as vLLM's server does. False if the
+/// connection is done: the answer was an error (which closes it) or the peer went away.
+async fn answer_model_get<S: Wire>(stream: &mut S, model_name: &str, input: &mut Vec<u8>, request: &Request) -> bool {
+    let route = request.route;
+    if !skip_body(stream, input, request.end()).await {
+        return false;
+    }
+    let fixed: &'static [u8] = match route {
+        Route::Models => {
+            let (result, _) = stream.write_all(openai::models_answer(model_name)).await;
+            return result.is_ok();
+        }
+        Route::Health => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        Route::GetCompletion => {
+            b"HTTP/1.1 405 Method Not Allowed\r\nAllow: POST\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        }
+        Route::OtherGet | Route::Stream => refusal!("404 Not Found"),
+    };
+    let (result, _) = stream.write_all(fixed).await;
+    route == Route::Health && result.is_ok()
+}
+
+/// `serve --openai`: reads the request body, then streams the simulated model's answer (or answers 400 and
+/// closes); a GET gets [`answer_model_get`]'s answer. Returns the buffer for reuse, or None if the connection is
+/// done.
 async fn answer_completion<S: Wire>(
     stream: &mut S,
     core: &ServeCore,
@@ -181,13 +250,16 @@ async fn answer_completion<S: Wire>(
     request: Request,
     out: Vec<u8>,
 ) -> Option<Vec<u8>> {
-    let body_end = request.head_len + request.body_len;
+    if request.route != Route::Stream {
+        return answer_model_get(stream, &core.cfg.model_name, input, &request).await.then_some(out);
+    }
+    let body_end = request.end();
     while input.len() < body_end {
         if !read_more(stream, input).await {
             return None;
         }
     }
-    let completion = openai::parse_request(&input[request.head_len..body_end], shape);
+    let completion = openai::parse_request(&input[request.head_len as usize..body_end], shape, &core.cfg.model_name);
     input.drain(..body_end);
     let completion = match completion {
         Ok(completion) => completion,
@@ -338,6 +410,21 @@ mod tests {
     }
 
     #[test]
+    fn gets_are_routed_by_path_and_everything_else_is_a_stream() {
+        let route = |input: &str| match parse_request(input.as_bytes()) {
+            Some(ReadOutcome::Request(r)) => r.route,
+            _ => panic!("not a request: {input}"),
+        };
+        assert_eq!(route("GET /health HTTP/1.1\r\n\r\n"), Route::Health);
+        assert_eq!(route("GET /v1/models?x=1 HTTP/1.1\r\n\r\n"), Route::Models);
+        assert_eq!(route("GET /v1/chat/completions HTTP/1.1\r\n\r\n"), Route::GetCompletion);
+        assert_eq!(route("GET /v1/completions HTTP/1.1\r\n\r\n"), Route::GetCompletion);
+        assert_eq!(route("GET /healthz HTTP/1.1\r\n\r\n"), Route::OtherGet);
+        assert_eq!(route("POST /health HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), Route::Stream);
+        assert_eq!(route("POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), Route::Stream);
+    }
+
+    #[test]
     fn connection_future_stays_small() {
         let core = Rc::new(super::super::ServeCore::for_tests());
         crate::runtime::block_on(crate::runtime::Driver::Epoll, async move {
@@ -345,9 +432,10 @@ mod tests {
             let stream = TcpStream::connect_addr(listener.local_addr().unwrap()).await.unwrap();
             let size = std::mem::size_of_val(&serve(stream, core));
             eprintln!("server connection future: {size} bytes");
-            // 632 B before Last-Event-ID resume (+24 B), 672 B with --heartbeat's loop (+16 B); the budget
-            // catches kilobyte regressions such as a header array held across an await.
-            assert!(size <= 672, "server connection future is {size} bytes");
+            // 632 B before Last-Event-ID resume (+24 B), 672 B with --heartbeat's loop (+16 B), 696 B with
+            // --openai's GET routes (+24 B, though the request itself kept its size); the budget catches kilobyte
+            // regressions such as a header array held across an await.
+            assert!(size <= 696, "server connection future is {size} bytes");
         })
         .unwrap();
     }

@@ -8,7 +8,7 @@ mod schedule;
 mod timer;
 mod tls;
 
-pub use self::config::{AccelBuffering, Pauses, ServeConfig};
+pub use self::config::{AccelBuffering, DEFAULT_MODEL_NAME, Pauses, ServeConfig};
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -54,6 +54,7 @@ impl ServeCore {
                 replay_pause: Duration::ZERO,
                 disconnect_after: None,
                 openai: None,
+                model_name: DEFAULT_MODEL_NAME.into(),
                 tls: None,
             },
             stopping: Cell::new(false),
@@ -86,6 +87,8 @@ pub(crate) struct ServeConfigShared {
     disconnect_after: Option<u64>,
     /// `--openai`: answer as a model server instead of generating events.
     openai: Option<openai::ModelShape>,
+    /// `--model-name`: the model `--openai` serves.
+    model_name: String,
     /// `--tls-cert`: every connection is HTTPS.
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -171,6 +174,7 @@ async fn serve_core(listeners: Vec<std::net::TcpListener>, cfg: ServeConfig, sto
         replay_pause: cfg.replay_pause,
         disconnect_after: cfg.disconnect_after,
         openai: cfg.openai,
+        model_name: cfg.model_name,
         tls: cfg.tls,
     };
     let core = Rc::new(ServeCore {

@@ -43,8 +43,9 @@ pub struct Completion {
 /// Text of every generated token: one word, so a client counting words counts tokens.
 const TOKEN_TEXT: &str = " tok";
 
-/// Reads a request body. Errors name what is wrong (they become a 400 answer).
-pub fn parse_request(body: &[u8], shape: &ModelShape) -> Result<Completion, &'static str> {
+/// Reads a request body; a request that names no model gets `default_model`. Errors name what is wrong (they
+/// become a 400 answer).
+pub fn parse_request(body: &[u8], shape: &ModelShape, default_model: &str) -> Result<Completion, &'static str> {
     let value: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON")?;
     let object = value.as_object().ok_or("the body is not a JSON object")?;
     if object.get("stream").and_then(Value::as_bool) != Some(true) {
@@ -61,12 +62,34 @@ pub fn parse_request(body: &[u8], shape: &ModelShape) -> Result<Completion, &'st
         object.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
     Ok(Completion {
         chat,
-        model_json: Value::from(object.get("model").and_then(Value::as_str).unwrap_or("ssebench-sim")).to_string(),
+        model_json: Value::from(object.get("model").and_then(Value::as_str).unwrap_or(default_model)).to_string(),
         prompt_tokens,
         output_tokens,
         truncated: max_tokens.is_some_and(|max| max < shape.output_tokens),
         include_usage,
     })
+}
+
+/// The whole HTTP answer to `GET /v1/models`: a list holding the one served model, in the shape of vLLM's
+/// `ModelList` (`object`, `data[]` of cards with `id`, `object`, `created`, `owned_by`, `root`, `parent`,
+/// `max_model_len`, `permission`), so clients that discover the model name read it as they would from vLLM.
+pub fn models_answer(model_name: &str) -> Vec<u8> {
+    let body = serde_json::json!({
+        "object": "list",
+        "data": [{
+            "id": model_name,
+            "object": "model",
+            "created": unix_seconds(),
+            "owned_by": "ssebench",
+            "root": model_name,
+            "parent": null,
+            "max_model_len": null,
+            "permission": [],
+        }],
+    })
+    .to_string();
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    [head.into_bytes(), body.into_bytes()].concat()
 }
 
 /// Whitespace-separated words in a prompt: a string, an array of strings, or chat content
@@ -263,24 +286,42 @@ mod tests {
     fn requests_are_read_like_a_model_server() {
         let chat = br#"{"model":"m1","stream":true,"max_tokens":20,"stream_options":{"include_usage":true},
             "messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"one two three"}]}]}"#;
-        let c = parse_request(chat, &SHAPE).unwrap();
+        let c = parse_request(chat, &SHAPE, "sim").unwrap();
         assert_eq!((c.chat, c.model_json.as_str(), c.prompt_tokens, c.output_tokens), (true, "\"m1\"", 5, 20));
         assert!(c.truncated && c.include_usage);
         let completions = br#"{"model":"m2","stream":true,"prompt":"a b c d","max_tokens":500}"#;
-        let c = parse_request(completions, &SHAPE).unwrap();
+        let c = parse_request(completions, &SHAPE, "sim").unwrap();
         assert_eq!(
             (c.chat, c.prompt_tokens, c.output_tokens, c.truncated, c.include_usage),
             (false, 4, 50, false, false)
         );
         for bad in [&b"nope"[..], b"[]", br#"{"stream":true}"#, br#"{"prompt":"x"}"#] {
-            assert!(parse_request(bad, &SHAPE).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(parse_request(bad, &SHAPE, "sim").is_err(), "{}", String::from_utf8_lossy(bad));
         }
+        // A request that names no model is answered as the served model's.
+        let c = parse_request(br#"{"stream":true,"prompt":"a"}"#, &SHAPE, "served \"x\"").unwrap();
+        assert_eq!(c.model_json, r#""served \"x\"""#);
+    }
+
+    #[test]
+    fn the_model_list_names_the_served_model_as_vllm_does() {
+        let answer = String::from_utf8(models_answer("my-model")).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("Content-Type: application/json"), "{head}");
+        assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
+        let list: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(list["object"], "list");
+        let cards = list["data"].as_array().unwrap();
+        assert_eq!(cards.len(), 1);
+        assert_eq!((cards[0]["id"].as_str(), cards[0]["object"].as_str()), (Some("my-model"), Some("model")));
+        assert!(cards[0]["created"].as_u64().unwrap() > 1_700_000_000);
     }
 
     /// Every piece is one HTTP chunk holding one SSE event whose data is valid JSON (or [DONE]).
     #[test]
     fn pieces_are_chunked_events_of_json() {
-        let c = parse_request(br#"{"model":"q\"m","stream":true,"messages":[],"max_tokens":3}"#, &SHAPE).unwrap();
+        let c =
+            parse_request(br#"{"model":"q\"m","stream":true,"messages":[],"max_tokens":3}"#, &SHAPE, "sim").unwrap();
         let mut out = Vec::new();
         for piece in [Piece::Role, Piece::Content { tokens: 2 }, Piece::Finish, Piece::Usage, Piece::Done] {
             encode(&mut out, &c, 7, piece);
@@ -308,7 +349,7 @@ mod tests {
     fn answers_follow_the_model_shape() {
         let body = br#"{"stream":true,"messages":[{"role":"user","content":"a b c"}],"max_tokens":5,
             "stream_options":{"include_usage":true}}"#;
-        let c = parse_request(body, &SHAPE).unwrap();
+        let c = parse_request(body, &SHAPE, "sim").unwrap();
         let mut answer = Answer::new(&c, &SHAPE, Duration::from_millis(1));
         let ms = |d: Duration| d.as_micros() as u64;
         let got: Vec<(u64, Piece)> = std::iter::from_fn(|| answer.next()).map(|(at, p)| (ms(at), p)).collect();
@@ -325,7 +366,7 @@ mod tests {
                 (41_030, Piece::Done),
             ]
         );
-        let c = parse_request(br#"{"stream":true,"prompt":"","max_tokens":0}"#, &SHAPE).unwrap();
+        let c = parse_request(br#"{"stream":true,"prompt":"","max_tokens":0}"#, &SHAPE, "sim").unwrap();
         let pieces: Vec<Piece> = std::iter::from_fn({
             let mut a = Answer::new(&c, &SHAPE, Duration::ZERO);
             move || a.next()
