@@ -311,6 +311,11 @@ pub struct LlmRecorder {
     pub output_tokens_per_s: Histogram<u64>,
     /// Output tokens: `usage.completion_tokens`, or the output chunks counted where a stream had no usage.
     pub output_tokens: u64,
+    /// Per completed stream: its output tokens (usage or chunks, as `output_tokens`).
+    pub output_tokens_per_stream: Histogram<u64>,
+    /// The output tokens apart by how their streams ended: a cut stream's count says when it was cut, not how long
+    /// the model's answers are, so averages are taken over completed streams only.
+    pub ended: TokensByEnd,
     pub input_tokens: u64,
     pub reasoning_tokens: u64,
     /// Streams whose token counts came from a `usage` chunk, and those whose output was counted by chunks.
@@ -336,6 +341,31 @@ pub struct LlmRecorder {
     pub steps: Vec<StepRecorder>,
 }
 
+/// Streams that reached the token timeline, and their output tokens, by how they ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokensByEnd {
+    /// Ended by their own framing.
+    pub completed_streams: u64,
+    pub completed_output_tokens: u64,
+    /// Still streaming when the run ended (`-d`).
+    pub cut_streams: u64,
+    pub cut_output_tokens: u64,
+    /// Failed after their request started (a status, a reset, a stall, an error chunk ...).
+    pub failed_streams: u64,
+    pub failed_output_tokens: u64,
+}
+
+impl TokensByEnd {
+    fn add(&mut self, other: &TokensByEnd) {
+        self.completed_streams += other.completed_streams;
+        self.completed_output_tokens = self.completed_output_tokens.saturating_add(other.completed_output_tokens);
+        self.cut_streams += other.cut_streams;
+        self.cut_output_tokens = self.cut_output_tokens.saturating_add(other.cut_output_tokens);
+        self.failed_streams += other.failed_streams;
+        self.failed_output_tokens = self.failed_output_tokens.saturating_add(other.failed_output_tokens);
+    }
+}
+
 /// One turn number of a `--scenario` conversation, over every user.
 #[derive(Debug, Clone)]
 pub struct TurnRecorder {
@@ -343,6 +373,8 @@ pub struct TurnRecorder {
     pub itl_us: Histogram<u64>,
     pub streams: u64,
     pub failed: u64,
+    /// Completed streams of this turn, and their tokens (a cut or failed turn's counts are no answer's length).
+    pub completed: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
 }
@@ -366,6 +398,8 @@ impl LlmRecorder {
             tokens_per_chunk_x100: histogram(),
             output_tokens_per_s: histogram(),
             output_tokens: 0,
+            output_tokens_per_stream: histogram(),
+            ended: TokensByEnd::default(),
             input_tokens: 0,
             reasoning_tokens: 0,
             usage_streams: 0,
@@ -385,6 +419,7 @@ impl LlmRecorder {
                     itl_us: histogram(),
                     streams: 0,
                     failed: 0,
+                    completed: 0,
                     input_tokens: 0,
                     output_tokens: 0,
                 })
@@ -410,6 +445,8 @@ impl LlmRecorder {
         add(&mut self.output_tokens_per_s, &other.output_tokens_per_s);
         // Token counts come from servers' usage numbers, which may be absurd: they saturate.
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        add(&mut self.output_tokens_per_stream, &other.output_tokens_per_stream);
+        self.ended.add(&other.ended);
         self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
         self.reasoning_tokens = self.reasoning_tokens.saturating_add(other.reasoning_tokens);
         self.usage_streams += other.usage_streams;
@@ -428,6 +465,7 @@ impl LlmRecorder {
             add(&mut mine.itl_us, &theirs.itl_us);
             mine.streams += theirs.streams;
             mine.failed += theirs.failed;
+            mine.completed += theirs.completed;
             mine.input_tokens = mine.input_tokens.saturating_add(theirs.input_tokens);
             mine.output_tokens = mine.output_tokens.saturating_add(theirs.output_tokens);
         }

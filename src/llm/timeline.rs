@@ -177,11 +177,23 @@ impl Timeline {
             Some(_) => rec.finish_other += 1,
             None => {}
         }
+        let ended = &mut rec.ended;
+        let (streams, tokens) = match (completed, failed) {
+            (true, _) => (&mut ended.completed_streams, &mut ended.completed_output_tokens),
+            (false, true) => (&mut ended.failed_streams, &mut ended.failed_output_tokens),
+            (false, false) => (&mut ended.cut_streams, &mut ended.cut_output_tokens),
+        };
+        *streams += 1;
+        *tokens = tokens.saturating_add(output_tokens);
         if let Some(turn) = self.turn.and_then(|t| rec.turns.get_mut(t)) {
             turn.streams += 1;
             turn.failed += u64::from(failed);
-            turn.input_tokens = turn.input_tokens.saturating_add(input_tokens);
-            turn.output_tokens = turn.output_tokens.saturating_add(output_tokens);
+            // A turn's mean tokens are its completed streams': a cut answer's count is no answer's length.
+            if completed {
+                turn.completed += 1;
+                turn.input_tokens = turn.input_tokens.saturating_add(input_tokens);
+                turn.output_tokens = turn.output_tokens.saturating_add(output_tokens);
+            }
         }
         let tokens = StreamTokens {
             ttft_us: self.ttft_us,
@@ -194,6 +206,7 @@ impl Timeline {
         }
         rec.missing_done += u64::from(!self.done);
         rec.completed_without_usage += u64::from(estimated);
+        rec.output_tokens_per_stream.saturating_record(output_tokens);
         if let Some(first) = self.first_output {
             let generation_us = micros_between(first, self.last_output);
             rec.generation_us.saturating_record(generation_us);
@@ -274,6 +287,48 @@ mod tests {
         assert!(timeline.saw_done());
         let turn = &rec.turns[1];
         assert_eq!((turn.streams, turn.ttft_us.min(), turn.itl_us.len(), turn.output_tokens), (1, 40_000, 2, 6));
+    }
+
+    /// Completed, cut and failed streams' tokens are kept apart; the per-stream histogram and a turn's means are the
+    /// completed streams' alone, so a cut answer's few chunks do not read as a short answer.
+    #[test]
+    fn tokens_are_apart_by_how_the_stream_ended() {
+        let mut rec = LlmRecorder::new(1, 0);
+        let mut timeline = Timeline::new(0);
+        timeline.set_turn(Some(0));
+        let t0 = Instant::now();
+        let token = chat("t");
+        // (content chunks, usage sent, completed, failed)
+        for (chunks, usage, completed, failed) in
+            [(6, true, true, false), (6, true, true, false), (2, false, false, false), (3, false, false, true)]
+        {
+            timeline.begin(t0);
+            for i in 0..chunks {
+                timeline.on_data(t0 + Duration::from_millis(i + 1), token.as_bytes(), &mut rec);
+            }
+            if usage {
+                timeline.on_data(t0 + Duration::from_millis(10), USAGE.as_bytes(), &mut rec);
+            }
+            timeline.finish(t0 + Duration::from_millis(11), completed, failed, &mut rec);
+        }
+        let e = rec.ended;
+        assert_eq!((e.completed_streams, e.completed_output_tokens), (2, 12));
+        assert_eq!((e.cut_streams, e.cut_output_tokens, e.failed_streams, e.failed_output_tokens), (1, 2, 1, 3));
+        assert_eq!(rec.output_tokens, 17);
+        let h = &rec.output_tokens_per_stream;
+        assert_eq!((h.len(), h.min(), h.max()), (2, 6, 6));
+        let turn = &rec.turns[0];
+        assert_eq!((turn.streams, turn.failed, turn.completed), (4, 1, 2));
+        assert_eq!((turn.output_tokens, turn.input_tokens), (12, 14));
+        // Merged per core, the split adds up.
+        let mut sum = rec.empty_like();
+        sum.merge(&rec);
+        sum.merge(&rec);
+        assert_eq!(
+            (sum.ended.completed_streams, sum.ended.cut_output_tokens, sum.output_tokens_per_stream.len()),
+            (4, 4, 4)
+        );
+        assert_eq!(sum.turns[0].completed, 4);
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub fn named(rec: &Recorder) -> Vec<(String, &Histogram<u64>)> {
             ("tpot", &llm.tpot_us),
             ("generation", &llm.generation_us),
             ("output_tokens_per_s_per_stream", &llm.output_tokens_per_s),
+            ("output_tokens_per_stream", &llm.output_tokens_per_stream),
             ("tokens_per_chunk", &llm.tokens_per_chunk_x100),
         ];
         all.extend(flat.into_iter().map(|(name, h)| (name.to_string(), h)));

@@ -14,7 +14,8 @@ use crate::report::generator::Generator;
 use crate::report::histograms;
 use crate::report::{
     Arrivals, Breakpoint, Compressed, Engine, Events, Figures, FinishReasons, Latencies, LlmReport, Part, Report,
-    ScaledSummary, StageReport, StepReport, Streams, Summary, TlsHandshakes, TurnReport, rate, success_rate, verdict,
+    ScaledSummary, StageReport, StepReport, Streams, Summary, TlsHandshakes, TokensByEnd, TurnReport, rate,
+    success_rate, verdict,
 };
 use crate::slo::Slo;
 
@@ -338,6 +339,23 @@ fn merge_streams(all: &[&Figures]) -> Streams {
     }
 }
 
+/// The parts' streams by how they ended, summed; the mean is the merged totals'.
+fn merge_by_end<'a>(parts: impl Iterator<Item = &'a TokensByEnd>) -> TokensByEnd {
+    let mut sum = TokensByEnd::default();
+    for p in parts {
+        sum.completed_streams += p.completed_streams;
+        sum.completed_output_tokens = sum.completed_output_tokens.saturating_add(p.completed_output_tokens);
+        sum.cut_streams += p.cut_streams;
+        sum.cut_output_tokens = sum.cut_output_tokens.saturating_add(p.cut_output_tokens);
+        sum.failed_streams += p.failed_streams;
+        sum.failed_output_tokens = sum.failed_output_tokens.saturating_add(p.failed_output_tokens);
+    }
+    if sum.completed_streams > 0 {
+        sum.completed_output_tokens_mean = sum.completed_output_tokens as f64 / sum.completed_streams as f64;
+    }
+    sum
+}
+
 fn merge_llm(all: &[&LlmReport], sums: &BTreeMap<String, Histogram<u64>>, duration_s: f64) -> LlmReport {
     let empty = Histogram::new(1).unwrap();
     let hist = |name: &str| sums.get(name).unwrap_or(&empty);
@@ -349,15 +367,19 @@ fn merge_llm(all: &[&LlmReport], sums: &BTreeMap<String, Histogram<u64>>, durati
         .map(|i| {
             let each: Vec<&TurnReport> = all.iter().filter_map(|l| l.turns.get(i)).collect();
             let streams: u64 = each.iter().map(|t| t.streams).sum();
+            // The streams a turn's means are over: its completed ones (every one in reports written before that).
+            let weight = |t: &TurnReport| t.completed.unwrap_or(t.streams);
+            let weights: u64 = each.iter().map(|t| weight(t)).sum();
             // A mean's total is mean x count; the merged mean is the totals over the streams (never a mean of means).
             let mean = |f: &dyn Fn(&TurnReport) -> f64| {
-                let sum: f64 = each.iter().map(|t| (f(t) * t.streams as f64).round()).sum();
-                if streams == 0 { 0.0 } else { sum / streams as f64 }
+                let sum: f64 = each.iter().map(|t| (f(t) * weight(t) as f64).round()).sum();
+                if weights == 0 { 0.0 } else { sum / weights as f64 }
             };
             TurnReport {
                 turn: i + 1,
                 streams,
                 failed: each.iter().map(|t| t.failed).sum(),
+                completed: each.iter().all(|t| t.completed.is_some()).then_some(weights),
                 ttft_us: Summary::of(hist(&format!("turn{}.ttft", i + 1))),
                 itl_us: Summary::of(hist(&format!("turn{}.itl", i + 1))),
                 input_tokens_mean: mean(&|t| t.input_tokens_mean),
@@ -386,6 +408,8 @@ fn merge_llm(all: &[&LlmReport], sums: &BTreeMap<String, Histogram<u64>>, durati
         output_tokens_per_s_per_stream: Summary::of(hist("output_tokens_per_s_per_stream")),
         tokens_per_chunk: ScaledSummary::of_hundredths(hist("tokens_per_chunk")),
         output_tokens,
+        output_tokens_per_stream: Summary::of(hist("output_tokens_per_stream")),
+        by_end: merge_by_end(all.iter().map(|l| &l.by_end)),
         output_tokens_estimated: all.iter().any(|l| l.output_tokens_estimated),
         input_tokens,
         reasoning_tokens: total(&|l| l.reasoning_tokens),
@@ -467,6 +491,31 @@ mod tests {
         let err = merge(&[a.clone(), b.clone()], &[], false).unwrap_err();
         assert_eq!(err.to_string(), "different targets: http://a/ and http://b/ (--force merges them anyway)");
         assert_eq!(merge(&[a, b], &[], true).unwrap().figures.streams.started, 2);
+    }
+
+    #[test]
+    fn streams_by_end_add_up_and_the_mean_is_the_totals() {
+        let a = TokensByEnd {
+            completed_streams: 3,
+            completed_output_tokens: 30,
+            completed_output_tokens_mean: 10.0,
+            cut_streams: 1,
+            cut_output_tokens: 4,
+            failed_streams: 0,
+            failed_output_tokens: 0,
+        };
+        let b = TokensByEnd {
+            completed_streams: 1,
+            completed_output_tokens: 50,
+            completed_output_tokens_mean: 50.0,
+            failed_streams: 2,
+            failed_output_tokens: 7,
+            ..TokensByEnd::default()
+        };
+        let m = merge_by_end([a, b].iter());
+        assert_eq!((m.completed_streams, m.completed_output_tokens, m.completed_output_tokens_mean), (4, 80, 20.0));
+        assert_eq!((m.cut_streams, m.cut_output_tokens, m.failed_streams, m.failed_output_tokens), (1, 4, 2, 7));
+        assert_eq!(merge_by_end([].iter()), TokensByEnd::default());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::{RunOutcome, StageOutcome};
-use crate::recorder::{Failure, LATE_START_US, LlmRecorder, Recorder};
+use crate::recorder::{self, Failure, LATE_START_US, LlmRecorder, Recorder};
 use crate::slo::Slo;
 
 pub use self::verdict::Verdict;
@@ -260,6 +260,13 @@ pub struct LlmReport {
     /// Per stream: output tokens / output chunks (above 1: chunks carry several tokens).
     pub tokens_per_chunk: ScaledSummary,
     pub output_tokens: u64,
+    /// Per completed stream: its output tokens. Absent in reports written before it existed.
+    #[serde(default)]
+    pub output_tokens_per_stream: Summary,
+    /// The streams and their output tokens apart by how they ended (completed, cut by the run's end, failed):
+    /// `output_tokens` is their sum. Absent in reports written before it existed.
+    #[serde(default)]
+    pub by_end: TokensByEnd,
     /// Some streams had no `usage`: their output tokens are their output chunks.
     pub output_tokens_estimated: bool,
     pub input_tokens: u64,
@@ -283,6 +290,40 @@ pub struct LlmReport {
     /// `--scenario`: each HTTP step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepReport>,
+}
+
+/// Streams of an `--openai` run and their output tokens, by how the streams ended. Only completed streams say how
+/// long the model's answers are: a stream cut by the end of `-d` counts the chunks it got so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokensByEnd {
+    pub completed_streams: u64,
+    pub completed_output_tokens: u64,
+    /// Output tokens per completed stream.
+    pub completed_output_tokens_mean: f64,
+    /// Still streaming when the run ended.
+    pub cut_streams: u64,
+    pub cut_output_tokens: u64,
+    /// Failed after the request started.
+    pub failed_streams: u64,
+    pub failed_output_tokens: u64,
+}
+
+impl TokensByEnd {
+    fn of(t: &recorder::TokensByEnd) -> TokensByEnd {
+        TokensByEnd {
+            completed_streams: t.completed_streams,
+            completed_output_tokens: t.completed_output_tokens,
+            completed_output_tokens_mean: mean(t.completed_output_tokens, t.completed_streams),
+            cut_streams: t.cut_streams,
+            cut_output_tokens: t.cut_output_tokens,
+            failed_streams: t.failed_streams,
+            failed_output_tokens: t.failed_output_tokens,
+        }
+    }
+}
+
+fn mean(total: u64, n: u64) -> f64 {
+    if n == 0 { 0.0 } else { total as f64 / n as f64 }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -327,9 +368,13 @@ pub struct TurnReport {
     pub turn: usize,
     pub streams: u64,
     pub failed: u64,
+    /// Completed streams of this turn: the token means are theirs. Absent in reports written before it existed
+    /// (their means were over every stream of the turn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<u64>,
     pub ttft_us: Summary,
     pub itl_us: Summary,
-    /// Mean tokens per stream of this turn (input grows with the conversation).
+    /// Mean tokens per completed stream of this turn (input grows with the conversation).
     pub input_tokens_mean: f64,
     pub output_tokens_mean: f64,
 }
@@ -346,7 +391,6 @@ pub struct StepReport {
 impl LlmReport {
     fn of(llm: &LlmRecorder, duration_s: f64, step_names: &[String]) -> LlmReport {
         let per_s = |n: u64| rate(n, duration_s);
-        let mean = |total: u64, n: u64| if n == 0 { 0.0 } else { total as f64 / n as f64 };
         LlmReport {
             ttft_us: Summary::of(&llm.ttft_us),
             first_reasoning_us: Summary::of(&llm.first_reasoning_us),
@@ -356,6 +400,8 @@ impl LlmReport {
             output_tokens_per_s_per_stream: Summary::of(&llm.output_tokens_per_s),
             tokens_per_chunk: ScaledSummary::of_hundredths(&llm.tokens_per_chunk_x100),
             output_tokens: llm.output_tokens,
+            output_tokens_per_stream: Summary::of(&llm.output_tokens_per_stream),
+            by_end: TokensByEnd::of(&llm.ended),
             output_tokens_estimated: llm.completed_without_usage > 0,
             input_tokens: llm.input_tokens,
             reasoning_tokens: llm.reasoning_tokens,
@@ -377,10 +423,11 @@ impl LlmReport {
                     turn: i + 1,
                     streams: t.streams,
                     failed: t.failed,
+                    completed: Some(t.completed),
                     ttft_us: Summary::of(&t.ttft_us),
                     itl_us: Summary::of(&t.itl_us),
-                    input_tokens_mean: mean(t.input_tokens, t.streams),
-                    output_tokens_mean: mean(t.output_tokens, t.streams),
+                    input_tokens_mean: mean(t.input_tokens, t.completed),
+                    output_tokens_mean: mean(t.output_tokens, t.completed),
                 })
                 .collect(),
             steps: llm

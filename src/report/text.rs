@@ -358,6 +358,19 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
         l.streams_estimated,
         l.usage_unreadable
     );
+    let e = &l.by_end;
+    let _ = writeln!(
+        out,
+        "Streams   {} completed with {:.1} output tokens each (p50 {}, max {}); apart from them: {} cut by the run's end with {} tokens, {} failed with {}",
+        e.completed_streams,
+        e.completed_output_tokens_mean,
+        l.output_tokens_per_stream.p50,
+        l.output_tokens_per_stream.max,
+        e.cut_streams,
+        e.cut_output_tokens,
+        e.failed_streams,
+        e.failed_output_tokens
+    );
     let _ = writeln!(
         out,
         "Chunks    {} with output, {} role-only, {} not JSON; {} streams without [DONE]; finish: {} stop, {} length, {} other",
@@ -384,6 +397,7 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
         row(out, name, h, duration);
     }
     row(out, "out tok/s", &l.output_tokens_per_s_per_stream, |v| format!("{v:.0}"));
+    row(out, "out tokens", &l.output_tokens_per_stream, |v| format!("{v:.0}"));
     let t = &l.tokens_per_chunk;
     if t.count > 0 {
         let _ = writeln!(
