@@ -11,7 +11,8 @@ use std::time::Duration;
 use ssebench::cli;
 
 use crate::util::{
-    Request, SSE_HEAD_CLOSE, llm, model_server, run_args, scripted_server, ssebench, temp_dir, write_scenario,
+    Request, SSE_HEAD_CLOSE, llm, model_server, read_head, read_request, run_args, scripted_server, serve_args,
+    ssebench, temp_dir, write_scenario,
 };
 
 /// 100 tokens/s, one token per chunk, 1 ms prefill per prompt word: 20-word prompts get their first token after
@@ -41,6 +42,82 @@ fn usage_gives_exact_token_counts_and_ttft_waits_for_the_first_content_chunk() {
     assert!(l.itl_us.min <= l.tpot_us.min && l.tpot_us.max <= l.itl_us.max, "ITL {:?}, TPOT {:?}", l.itl_us, l.tpot_us);
     assert!(l.itl_us.p50 <= l.itl_us.max && l.tpot_us.p50 <= l.tpot_us.max);
     assert_eq!((l.tokens_per_chunk.count, l.tokens_per_chunk.p50), (6, 1.0));
+    server.stop();
+}
+
+/// `serve --openai` answers the GETs clients make before a run as vLLM does, on the same kept-alive connection as
+/// the completion after them: `/health` 200 with no body, `/v1/models` the `--model-name` (which a request naming no
+/// model is answered as); other GETs are refused with 404, and 405 on a completion path.
+#[test]
+fn health_and_model_list_answer_as_vllm_does() {
+    use std::io::Read;
+    let server = serve_args(&["--openai", "--model-name", "my-llm", "--tokens-per-s", "1000"]);
+    let mut conn = std::net::TcpStream::connect(server.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let health = read_request(&mut conn).expect("a /health answer");
+    assert!(health.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", health.head);
+    assert_eq!(health.body, "");
+    conn.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let models = read_request(&mut conn).expect("a /v1/models answer on the same connection");
+    assert!(models.head.starts_with("HTTP/1.1 200 OK\r\n"), "{}", models.head);
+    assert!(models.head.to_ascii_lowercase().contains("content-type: application/json"), "{}", models.head);
+    let list: serde_json::Value = serde_json::from_str(&models.body).unwrap();
+    assert_eq!(list["object"], "list");
+    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["my-llm"]);
+    assert_eq!(list["data"][0]["object"], "model");
+    // The completion after them, on the same connection, names the served model.
+    let body = r#"{"stream":true,"prompt":"a b","max_tokens":2}"#;
+    let post = format!("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    conn.write_all(post.as_bytes()).unwrap();
+    let head = read_head(&mut conn).expect("a completion answer");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let mut stream = Vec::new();
+    let mut piece = [0u8; 4096];
+    while !stream.ends_with(b"0\r\n\r\n") {
+        let n = conn.read(&mut piece).unwrap();
+        assert!(n > 0, "closed before the last chunk: {}", String::from_utf8_lossy(&stream));
+        stream.extend_from_slice(&piece[..n]);
+    }
+    let stream = String::from_utf8(stream).unwrap();
+    assert!(stream.contains(r#""model":"my-llm""#) && stream.contains("data: [DONE]"), "{stream}");
+    for (request, status) in [
+        ("GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n", "405"),
+        ("GET /v1/engines HTTP/1.1\r\nHost: x\r\n\r\n", "404"),
+    ] {
+        let mut conn = std::net::TcpStream::connect(server.addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        let answer = read_request(&mut conn).expect("an answer");
+        assert_eq!(&answer.head[9..12], status, "{request}: {}", answer.head);
+        // Refusals close the connection.
+        assert_eq!(conn.read(&mut piece).unwrap_or(0), 0);
+    }
+    server.stop();
+}
+
+/// A stream cut by the end of `-d` counts the chunks it got so far; the per-stream token figures are the completed
+/// streams' alone (the issue: 20 streams at concurrency 1 read as 62.5 tokens each where every completed one had 64).
+/// 64 tokens at 100/s take 640 ms: in 1 s one stream completes and the next is cut about 360 ms into its answer.
+#[test]
+fn completed_streams_tokens_are_reported_apart_from_cut_ones() {
+    let server = model_server(100.0, 1, 0);
+    let url = format!("http://{}/v1", server.addr);
+    let report = run_args(&[&url, "--openai", "chat", "--prompt-tokens", "4", "-c", "1", "-d", "1s"]);
+    let l = llm(&report);
+    let e = &l.by_end;
+    assert_eq!((e.completed_streams, e.cut_streams, e.failed_streams), (1, 1, 0), "{e:?}");
+    assert_eq!((e.completed_output_tokens, e.completed_output_tokens_mean), (64, 64.0), "{e:?}");
+    // The cut stream counted its chunks: some, fewer than an answer.
+    assert!(e.cut_output_tokens > 0 && e.cut_output_tokens < 64, "{e:?}");
+    assert_eq!(l.output_tokens, e.completed_output_tokens + e.cut_output_tokens);
+    let per_stream = &l.output_tokens_per_stream;
+    assert_eq!((per_stream.count, per_stream.min, per_stream.max), (1, 64, 64), "{per_stream:?}");
+    // The text report prints the split and the per-stream row.
+    let text = ssebench::report::render_text(&report);
+    assert!(text.contains("1 completed with 64.0 output tokens each"), "{text}");
+    assert!(text.lines().any(|line| line.starts_with("out tokens")), "{text}");
     server.stop();
 }
 
