@@ -184,17 +184,25 @@
       ['streams estimated', int(l.streams_estimated)], ['unparsed chunks', int(l.unparsed_chunks)],
       ['missing [DONE]', int(l.missing_done)],
       ['finish reasons', `stop ${int(fr.stop)}, length ${int(fr.length)}, other ${int(fr.other)}`],
-    ]);
+    ].concat(l.by_end ? [
+      // Apart by how streams ended: a cut stream's count says when it was cut, not how long answers are.
+      ['completed streams', int(l.by_end.completed_streams)],
+      ['output tokens per completed stream', fig('llm.by_end.completed_output_tokens_mean', fixed(l.by_end.completed_output_tokens_mean, 1))],
+      ['cut by the run\'s end', `${int(l.by_end.cut_streams)} streams, ${int(l.by_end.cut_output_tokens)} tokens`],
+      ['failed', `${int(l.by_end.failed_streams)} streams, ${int(l.by_end.failed_output_tokens)} tokens`],
+    ] : []));
     const rows = [
       ['ttft_us', 'TTFT', us], ['first_reasoning_us', 'first reasoning', us], ['itl_us', 'ITL', us],
       ['tpot_us', 'TPOT', us], ['generation_us', 'generation', us],
       ['output_tokens_per_s_per_stream', 'output tokens/s per stream', int],
+      ['output_tokens_per_stream', 'output tokens per completed stream', int],
       ['tokens_per_chunk', 'tokens per chunk', (x) => fixed(x, 2)],
     ].filter(([k]) => l[k] && l[k].count > 0).map(([k, label, f]) => summaryRow(label, l[k], f, 'llm.' + k));
     const parts = [el('div', { class: 'tables' }, tokens, table('Token timings', SUMMARY_HEAD, rows))];
     if (l.turns && l.turns.length) {
-      parts.push(table('Per turn', ['turn', 'streams', 'failed', 'TTFT p50', 'TTFT p99', 'ITL p50', 'ITL p99', 'input tokens', 'output tokens'],
+      parts.push(table('Per turn', ['turn', 'streams', 'failed', 'completed', 'TTFT p50', 'TTFT p99', 'ITL p50', 'ITL p99', 'input tokens', 'output tokens'],
         l.turns.map((t) => el('tr', {}, el('td', {}, t.turn), el('td', {}, int(t.streams)), el('td', {}, int(t.failed)),
+          el('td', {}, t.completed == null ? '-' : int(t.completed)),
           el('td', {}, us(t.ttft_us.p50)), el('td', {}, us(t.ttft_us.p99)), el('td', {}, us(t.itl_us.p50)), el('td', {}, us(t.itl_us.p99)),
           el('td', {}, fixed(t.input_tokens_mean, 1)), el('td', {}, fixed(t.output_tokens_mean, 1))))));
     }

@@ -408,8 +408,16 @@ fn merge_llm(all: &[&LlmReport], sums: &BTreeMap<String, Histogram<u64>>, durati
         output_tokens_per_s_per_stream: Summary::of(hist("output_tokens_per_s_per_stream")),
         tokens_per_chunk: ScaledSummary::of_hundredths(hist("tokens_per_chunk")),
         output_tokens,
-        output_tokens_per_stream: Summary::of(hist("output_tokens_per_stream")),
-        by_end: merge_by_end(all.iter().map(|l| &l.by_end)),
+        // Only when every part counted them: a sum over some parts would pass for the whole run's.
+        output_tokens_per_stream: all
+            .iter()
+            .all(|l| l.output_tokens_per_stream.is_some())
+            .then(|| Summary::of(hist("output_tokens_per_stream"))),
+        by_end: all
+            .iter()
+            .map(|l| l.by_end.as_ref())
+            .collect::<Option<Vec<_>>>()
+            .map(|parts| merge_by_end(parts.into_iter())),
         output_tokens_estimated: all.iter().any(|l| l.output_tokens_estimated),
         input_tokens,
         reasoning_tokens: total(&|l| l.reasoning_tokens),

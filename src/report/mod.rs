@@ -260,13 +260,13 @@ pub struct LlmReport {
     /// Per stream: output tokens / output chunks (above 1: chunks carry several tokens).
     pub tokens_per_chunk: ScaledSummary,
     pub output_tokens: u64,
-    /// Per completed stream: its output tokens. Absent in reports written before it existed.
-    #[serde(default)]
-    pub output_tokens_per_stream: Summary,
+    /// Per completed stream: its output tokens. None in reports written before it existed (and in a merge of one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens_per_stream: Option<Summary>,
     /// The streams and their output tokens apart by how they ended (completed, cut by the run's end, failed):
-    /// `output_tokens` is their sum. Absent in reports written before it existed.
-    #[serde(default)]
-    pub by_end: TokensByEnd,
+    /// `output_tokens` is their sum. None in reports written before it existed (and in a merge of one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_end: Option<TokensByEnd>,
     /// Some streams had no `usage`: their output tokens are their output chunks.
     pub output_tokens_estimated: bool,
     pub input_tokens: u64,
@@ -400,8 +400,8 @@ impl LlmReport {
             output_tokens_per_s_per_stream: Summary::of(&llm.output_tokens_per_s),
             tokens_per_chunk: ScaledSummary::of_hundredths(&llm.tokens_per_chunk_x100),
             output_tokens: llm.output_tokens,
-            output_tokens_per_stream: Summary::of(&llm.output_tokens_per_stream),
-            by_end: TokensByEnd::of(&llm.ended),
+            output_tokens_per_stream: Some(Summary::of(&llm.output_tokens_per_stream)),
+            by_end: Some(TokensByEnd::of(&llm.ended)),
             output_tokens_estimated: llm.completed_without_usage > 0,
             input_tokens: llm.input_tokens,
             reasoning_tokens: llm.reasoning_tokens,

@@ -358,19 +358,20 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
         l.streams_estimated,
         l.usage_unreadable
     );
-    let e = &l.by_end;
-    let _ = writeln!(
-        out,
-        "Streams   {} completed with {:.1} output tokens each (p50 {}, max {}); apart from them: {} cut by the run's end with {} tokens, {} failed with {}",
-        e.completed_streams,
-        e.completed_output_tokens_mean,
-        l.output_tokens_per_stream.p50,
-        l.output_tokens_per_stream.max,
-        e.cut_streams,
-        e.cut_output_tokens,
-        e.failed_streams,
-        e.failed_output_tokens
-    );
+    if let (Some(e), Some(per_stream)) = (&l.by_end, &l.output_tokens_per_stream) {
+        let _ = writeln!(
+            out,
+            "Answers   {} completed with {:.1} output tokens each (p50 {}, max {}); apart from them: {} cut by the run's end with {} tokens, {} failed with {}",
+            e.completed_streams,
+            e.completed_output_tokens_mean,
+            per_stream.p50,
+            per_stream.max,
+            e.cut_streams,
+            e.cut_output_tokens,
+            e.failed_streams,
+            e.failed_output_tokens
+        );
+    }
     let _ = writeln!(
         out,
         "Chunks    {} with output, {} role-only, {} not JSON; {} streams without [DONE]; finish: {} stop, {} length, {} other",
@@ -397,7 +398,9 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
         row(out, name, h, duration);
     }
     row(out, "out tok/s", &l.output_tokens_per_s_per_stream, |v| format!("{v:.0}"));
-    row(out, "out tokens", &l.output_tokens_per_stream, |v| format!("{v:.0}"));
+    if let Some(per_stream) = &l.output_tokens_per_stream {
+        row(out, "out tokens", per_stream, |v| format!("{v:.0}"));
+    }
     let t = &l.tokens_per_chunk;
     if t.count > 0 {
         let _ = writeln!(
@@ -422,18 +425,20 @@ fn llm_tables(out: &mut String, l: &LlmReport) {
         }
     }
     if !l.turns.is_empty() {
+        // The token means are over each turn's completed streams (every stream's, in reports before that).
         let _ = writeln!(
             out,
-            "\n{:>5}{:>9}{:>9}{:>11}{:>11}{:>11}{:>11}{:>11}",
-            "turn", "streams", "failed", "TTFT p50", "TTFT p99", "ITL p50", "in tok", "out tok"
+            "\n{:>5}{:>9}{:>9}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}",
+            "turn", "streams", "failed", "completed", "TTFT p50", "TTFT p99", "ITL p50", "in tok", "out tok"
         );
         for t in &l.turns {
             let _ = writeln!(
                 out,
-                "{:>5}{:>9}{:>9}{:>11}{:>11}{:>11}{:>11.1}{:>11.1}",
+                "{:>5}{:>9}{:>9}{:>11}{:>11}{:>11}{:>11}{:>11.1}{:>11.1}",
                 t.turn,
                 t.streams,
                 t.failed,
+                t.completed.map_or("-".to_string(), |n| n.to_string()),
                 duration(t.ttft_us.p50 as f64),
                 duration(t.ttft_us.p99 as f64),
                 duration(t.itl_us.p50 as f64),

@@ -45,8 +45,10 @@ pub fn of(r: &Report) -> Vec<String> {
         ));
     }
     if let Some(llm) = r.figures.llm.as_ref().filter(|l| l.output_tokens_estimated) {
+        // `streams_estimated` also holds streams cut before their usage chunk: say so, not "sent no usage".
         out.push(format!(
-            "{} streams sent no usage: their output tokens are their output chunks (estimated).",
+            "Completed streams sent no usage: {} streams' output tokens are their output chunks (estimated), those \
+             of streams cut before their usage included.",
             llm.streams_estimated
         ));
     }

@@ -298,6 +298,10 @@ fn an_llm_run_draws_its_token_charts_with_the_json_figures() {
     let llm = &json["llm"];
     assert!(llm["output_tokens"].as_u64().unwrap() > 0);
     assert_eq!(count(&dom, "llm.output_tokens"), llm["output_tokens"].as_u64().unwrap());
+    // The completed streams' tokens, apart from cut ones, as the JSON has them.
+    let per_stream = &llm["output_tokens_per_stream"];
+    assert!(per_stream["count"].as_u64().unwrap() > 0, "{per_stream}");
+    assert_eq!(count(&dom, "llm.output_tokens_per_stream.max"), per_stream["max"].as_u64().unwrap());
     assert_latency(&dom, "llm.ttft_us.p50", llm["ttft_us"]["p50"].as_u64().unwrap());
 }
 
