@@ -25,6 +25,10 @@ pub(crate) const READS_PER_WAKE: u8 = 16;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Interest {
     Read,
+    /// Readable, after a read that found the socket empty (EAGAIN, or a read shorter than the buffer) with no await
+    /// since: readiness left from before that read is stale, so the wait need not ask the socket again (on epoll,
+    /// the `poll(2)` per event that a plain `Read` wait makes).
+    Drained,
     Write,
     /// Writable, or readable: the request is going out, and the server may answer before it has read all of it
     /// (RFC 9112 §9.5: a 413 or a 401 at once, then no more reading). Waiting for writability alone would wait
@@ -399,7 +403,7 @@ impl Attempt {
         if spent || tls_of(conn).is_some_and(|tls| wire::has_plaintext(tls)) {
             return Some(Next::Wait(Interest::Yield));
         }
-        Some(Next::Wait(Interest::Read))
+        Some(Next::Wait(Interest::Drained))
     }
 
     /// Reads what the socket has, up to READS_PER_WAKE reads, into the machine, moving the stream's deadlines on.
@@ -637,7 +641,7 @@ mod tests {
     /// Blocks until `fd` is ready for `interest`. The 10 s bound only keeps a broken test from hanging.
     fn wait_for(fd: RawFd, interest: Interest) {
         let events = match interest {
-            Interest::Read => libc::POLLIN,
+            Interest::Read | Interest::Drained => libc::POLLIN,
             Interest::Write => libc::POLLOUT,
             Interest::ReadOrWrite => libc::POLLIN | libc::POLLOUT,
             Interest::Yield => return,
@@ -704,7 +708,7 @@ mod tests {
 
             // The head: still reading, now for the first event.
             server.write_all(ONE_EVENT_HEAD).unwrap();
-            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Drained));
             assert!(matches!(h.attempt.phase, Phase::Reading { got_bytes: true, .. }));
             assert!(h.machine.head_received());
             assert_eq!(slot.deadline.get(), Expiry::FirstEventTimeout);
@@ -832,12 +836,12 @@ mod tests {
             server.write_all(OPEN_HEAD).unwrap();
             server.write_all(EVENT).unwrap();
 
-            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Drained));
             assert!(h.machine.head_received());
             assert_eq!((h.machine.events(), unread(h.fd())), (0, EVENT.len()));
             assert_eq!(ctx.core.borrow().rec.bytes, OPEN_HEAD.len() as u64);
 
-            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Drained));
             assert_eq!((h.machine.events(), unread(h.fd())), (1, 0));
         });
     }
@@ -862,7 +866,7 @@ mod tests {
             // More than three buffers: one wake-up reads them all, up to the short read.
             let response = [OPEN_HEAD, &events_past(3 * SCRATCH)].concat();
             server.write_all(&response).unwrap();
-            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Read));
+            assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Drained));
             assert_eq!((bytes(), unread(h.fd())), (response.len(), 0));
 
             // More than READS_PER_WAKE buffers: one wake-up reads READS_PER_WAKE full ones and yields; the turn
@@ -872,7 +876,7 @@ mod tests {
             assert_eq!(h.wake(Interest::Read), Next::Wait(Interest::Yield));
             assert_eq!(bytes(), response.len() + budget * SCRATCH);
             assert_eq!(unread(h.fd()), events.len() - budget * SCRATCH);
-            assert_eq!(h.wake(Interest::Yield), Next::Wait(Interest::Read));
+            assert_eq!(h.wake(Interest::Yield), Next::Wait(Interest::Drained));
             assert_eq!((bytes(), unread(h.fd())), (response.len() + events.len(), 0));
             let total = response.len() + events.len();
             assert_eq!(h.machine.events() as usize, (total - OPEN_HEAD.len()) / EVENT.len());
@@ -882,13 +886,13 @@ mod tests {
             h.attempt.rested();
             for read in 1..=budget {
                 server.write_all(EVENT).unwrap();
-                let asks = if read < budget { Interest::Read } else { Interest::Yield };
+                let asks = if read < budget { Interest::Drained } else { Interest::Yield };
                 assert_eq!(h.advance(), Next::Wait(asks), "read {read}");
             }
             server.write_all(EVENT).unwrap();
             assert_eq!(h.advance(), Next::Wait(Interest::Yield));
             assert_eq!(unread(h.fd()), EVENT.len());
-            assert_eq!(h.wake(Interest::Yield), Next::Wait(Interest::Read));
+            assert_eq!(h.wake(Interest::Yield), Next::Wait(Interest::Drained));
             assert_eq!(unread(h.fd()), 0);
         });
     }

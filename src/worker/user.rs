@@ -100,6 +100,7 @@ pub(crate) async fn virtual_user(ctx: Rc<CoreCtx>, index: usize) {
             };
             let (woke, suspended) = match interest {
                 Interest::Read => Noting::new(live.stream.readable(false), true).await,
+                Interest::Drained => Noting::new(live.stream.readable_drained(), true).await,
                 Interest::Write => Noting::new(live.stream.writable(false), false).await,
                 // Boxed: only a request larger than the socket takes at once waits to be written.
                 Interest::ReadOrWrite => Noting::new(Box::pin(readable_or_writable(&live.stream)), false).await,
@@ -230,10 +231,12 @@ fn record_end(ctx: &CoreCtx, machine: &mut StreamMachine, ended: Ended, reached_
 ///
 /// With `woken_means_ready` (reads) it takes being woken as the answer: once the wait has pended, the next poll is
 /// Ready without asking the wait again, and the read that follows finds out (a spurious wake-up reads nothing and
-/// waits again). Asking again costs a `poll(2)` per event on the epoll driver (monoio's strict readiness check,
-/// made once before the wait and once after it) and a pass through the op's bookkeeping on io_uring; the wait is
-/// dropped instead, which on io_uring frees its completed operation and on epoll leaves its waker to the next.
-/// Not for writes: a connect's wait must not take a stray wake-up for the handshake's end.
+/// waits again). Asking again costs a `poll(2)` per event on the epoll driver (monoio's strict readiness check after
+/// the wake-up) and a pass through the op's bookkeeping on io_uring; the wait is dropped instead, which on io_uring
+/// frees its completed operation and on epoll leaves its waker to the next. The check *before* the wait is the
+/// other `poll(2)` per event: `Interest::Drained` waits with `readable_drained` (vendor/monoio/PATCH.md), which
+/// skips it after a read that found the socket empty. Not for writes: a connect's wait must not take a stray
+/// wake-up for the handshake's end.
 struct Noting<F> {
     wait: F,
     pended: bool,

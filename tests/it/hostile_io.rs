@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{LOOPBACK, SSE_HEAD, read_head, read_request, scripted_server, ssebench, temp_dir};
+use crate::util::{LOOPBACK, SSE_HEAD, SSE_HEAD_CLOSE, read_head, read_request, scripted_server, ssebench, temp_dir};
 
 const DRIVERS: [&str; 2] = ["epoll", "io_uring"];
 /// A run still going this long after its start hangs: its deadline or timeout is a second or two.
@@ -261,5 +261,30 @@ fn bytes_on_an_idle_kept_alive_connection_make_it_stale() {
         assert_eq!(ran.count("streams.stale_keepalive"), 2, "{driver}: {}", ran.stdout);
         assert!(ran.stdout.contains("Stale     2 kept-alive"), "{driver}: {}", ran.stdout);
         assert_eq!(requests.try_iter().count(), 3, "{driver}: one connection per request");
+    }
+}
+
+/// Reads the request head, sends the head, and a moment later the last event and the end of the connection together.
+fn event_then_close(conn: &mut TcpStream) {
+    if read_head(conn).is_none() || conn.write_all(SSE_HEAD_CLOSE).is_err() {
+        return;
+    }
+    // The client has read the head by now and waits for more, after a read that found the socket empty.
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = conn.write_all(b"data: last\n\n");
+    let _ = conn.shutdown(std::net::Shutdown::Both);
+}
+
+/// The last bytes and the close come together, after the client's wait began: a read returns the bytes and leaves
+/// the end for the next, so the wait after it must still see the close (on epoll, the close's readiness is never
+/// taken for stale, vendor/monoio/PATCH.md). Every stream ends by the server's close, none by a hang.
+#[test]
+fn the_last_event_and_the_close_together_end_the_stream() {
+    let addr = server(event_then_close);
+    for driver in DRIVERS {
+        let ran = run_bin(addr, driver, &["-c", "2", "-n", "6", "--idle-timeout", "10s"], None);
+        assert_eq!(ran.count("streams.started"), 6, "{driver}: {}", ran.stdout);
+        assert_eq!(ran.count("events.received"), 6, "{driver}: {}", ran.stdout);
+        assert_eq!(ran.count("streams.completed"), 6, "{driver}: {}", ran.stdout);
     }
 }
