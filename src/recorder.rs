@@ -356,7 +356,7 @@ pub struct TokensByEnd {
 }
 
 impl TokensByEnd {
-    fn add(&mut self, other: &TokensByEnd) {
+    pub fn add(&mut self, other: &TokensByEnd) {
         self.completed_streams += other.completed_streams;
         self.completed_output_tokens = self.completed_output_tokens.saturating_add(other.completed_output_tokens);
         self.cut_streams += other.cut_streams;

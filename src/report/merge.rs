@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+use crate::recorder;
 use crate::report::delivery::{self, Delivery, Seen};
 use crate::report::generator::Generator;
 use crate::report::histograms;
@@ -341,19 +342,11 @@ fn merge_streams(all: &[&Figures]) -> Streams {
 
 /// The parts' streams by how they ended, summed; the mean is the merged totals'.
 fn merge_by_end<'a>(parts: impl Iterator<Item = &'a TokensByEnd>) -> TokensByEnd {
-    let mut sum = TokensByEnd::default();
-    for p in parts {
-        sum.completed_streams += p.completed_streams;
-        sum.completed_output_tokens = sum.completed_output_tokens.saturating_add(p.completed_output_tokens);
-        sum.cut_streams += p.cut_streams;
-        sum.cut_output_tokens = sum.cut_output_tokens.saturating_add(p.cut_output_tokens);
-        sum.failed_streams += p.failed_streams;
-        sum.failed_output_tokens = sum.failed_output_tokens.saturating_add(p.failed_output_tokens);
+    let mut sum = recorder::TokensByEnd::default();
+    for part in parts {
+        sum.add(&part.counts());
     }
-    if sum.completed_streams > 0 {
-        sum.completed_output_tokens_mean = sum.completed_output_tokens as f64 / sum.completed_streams as f64;
-    }
-    sum
+    TokensByEnd::of(&sum)
 }
 
 fn merge_llm(all: &[&LlmReport], sums: &BTreeMap<String, Histogram<u64>>, duration_s: f64) -> LlmReport {

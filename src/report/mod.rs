@@ -309,6 +309,18 @@ pub struct TokensByEnd {
 }
 
 impl TokensByEnd {
+    /// The counts back, for summing reports (the mean is worked out again from the sums).
+    fn counts(&self) -> recorder::TokensByEnd {
+        recorder::TokensByEnd {
+            completed_streams: self.completed_streams,
+            completed_output_tokens: self.completed_output_tokens,
+            cut_streams: self.cut_streams,
+            cut_output_tokens: self.cut_output_tokens,
+            failed_streams: self.failed_streams,
+            failed_output_tokens: self.failed_output_tokens,
+        }
+    }
+
     fn of(t: &recorder::TokensByEnd) -> TokensByEnd {
         TokensByEnd {
             completed_streams: t.completed_streams,

@@ -73,14 +73,7 @@ fn health_and_model_list_answer_as_vllm_does() {
     conn.write_all(post.as_bytes()).unwrap();
     let head = read_head(&mut conn).expect("a completion answer");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    let mut stream = Vec::new();
-    let mut piece = [0u8; 4096];
-    while !stream.ends_with(b"0\r\n\r\n") {
-        let n = conn.read(&mut piece).unwrap();
-        assert!(n > 0, "closed before the last chunk: {}", String::from_utf8_lossy(&stream));
-        stream.extend_from_slice(&piece[..n]);
-    }
-    let stream = String::from_utf8(stream).unwrap();
+    let stream = read_to_last_chunk(&mut conn);
     assert!(stream.contains(r#""model":"my-llm""#) && stream.contains("data: [DONE]"), "{stream}");
     for (request, status) in [
         ("GET /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n", "405"),
@@ -92,7 +85,7 @@ fn health_and_model_list_answer_as_vllm_does() {
         let answer = read_request(&mut conn).expect("an answer");
         assert_eq!(&answer.head[9..12], status, "{request}: {}", answer.head);
         // Refusals close the connection: end of file (or a reset), never a read that times out.
-        match conn.read(&mut piece) {
+        match conn.read(&mut [0u8; 64]) {
             Ok(0) => {}
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
             other => panic!("{request}: the connection stayed open: {other:?}"),
@@ -101,10 +94,22 @@ fn health_and_model_list_answer_as_vllm_does() {
     server.stop();
 }
 
+/// A chunked body read up to its last chunk, which the connection (kept alive) is not closed after.
+fn read_to_last_chunk(conn: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut body = Vec::new();
+    let mut piece = [0u8; 4096];
+    while !body.ends_with(b"0\r\n\r\n") {
+        let n = conn.read(&mut piece).unwrap();
+        assert!(n > 0, "closed before the last chunk: {}", String::from_utf8_lossy(&body));
+        body.extend_from_slice(&piece[..n]);
+    }
+    String::from_utf8(body).unwrap()
+}
+
 /// The GETs and a completion sent in one write, as a pipelining client would: three answers, in order.
 #[test]
 fn pipelined_gets_and_a_completion_are_answered_in_order() {
-    use std::io::Read;
     let server = serve_args(&["--openai", "--tokens-per-s", "1000"]);
     let mut conn = std::net::TcpStream::connect(server.addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -121,14 +126,7 @@ fn pipelined_gets_and_a_completion_are_answered_in_order() {
     assert!(models.body.contains(r#""id":"ssebench-sim""#), "{}", models.body);
     let head = read_head(&mut conn).expect("the completion's head");
     assert!(head.contains("text/event-stream"), "{head}");
-    let mut rest = Vec::new();
-    let mut piece = [0u8; 4096];
-    while !rest.ends_with(b"0\r\n\r\n") {
-        let n = conn.read(&mut piece).unwrap();
-        assert!(n > 0, "closed before the last chunk");
-        rest.extend_from_slice(&piece[..n]);
-    }
-    assert!(String::from_utf8_lossy(&rest).contains("data: [DONE]"));
+    assert!(read_to_last_chunk(&mut conn).contains("data: [DONE]"));
     server.stop();
 }
 
