@@ -325,7 +325,7 @@ impl TokensByEnd {
         TokensByEnd {
             completed_streams: t.completed_streams,
             completed_output_tokens: t.completed_output_tokens,
-            completed_output_tokens_mean: mean(t.completed_output_tokens, t.completed_streams),
+            completed_output_tokens_mean: ratio(t.completed_output_tokens, t.completed_streams),
             cut_streams: t.cut_streams,
             cut_output_tokens: t.cut_output_tokens,
             failed_streams: t.failed_streams,
@@ -334,8 +334,9 @@ impl TokensByEnd {
     }
 }
 
-fn mean(total: u64, n: u64) -> f64 {
-    if n == 0 { 0.0 } else { total as f64 / n as f64 }
+/// `part / whole`, 0 when there is no whole: a mean over no streams, a share of nothing.
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -438,8 +439,8 @@ impl LlmReport {
                     completed: Some(t.completed),
                     ttft_us: Summary::of(&t.ttft_us),
                     itl_us: Summary::of(&t.itl_us),
-                    input_tokens_mean: mean(t.input_tokens, t.completed),
-                    output_tokens_mean: mean(t.output_tokens, t.completed),
+                    input_tokens_mean: ratio(t.input_tokens, t.completed),
+                    output_tokens_mean: ratio(t.output_tokens, t.completed),
                 })
                 .collect(),
             steps: llm

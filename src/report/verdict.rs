@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Figures, Summary};
+use crate::report::{Figures, Summary, ratio};
 use crate::slo::{Histogram, Metric, Op, Slo, Stat};
 
 /// The unit of a measured value.
@@ -57,10 +57,9 @@ fn stat_of(summary: &Summary, stat: Stat) -> f64 {
 
 fn measure(metric: Metric, r: &Figures) -> f64 {
     let l = &r.latency_us;
-    let ratio = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
     let llm = r.llm.as_ref();
     // Without --openai there are no token figures (validation refuses such objectives on a run).
-    let empty = Summary { count: 0, min: 0, mean: 0.0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
+    let empty = Summary::default();
     match metric {
         Metric::Latency(h, stat) => {
             let summary = match h {
