@@ -155,6 +155,8 @@ impl<D> Runtime<D> {
                         // Consume all tasks(with max round to prevent io starvation)
                         let mut max_round = self.context.tasks.len() * 2;
                         while let Some(t) = self.context.tasks.pop() {
+                            // ssebench patch: see `TaskQueue::prefetch_next`.
+                            self.context.tasks.prefetch_next();
                             t.run();
                             if max_round == 0 {
                                 // maybe there's a looping task

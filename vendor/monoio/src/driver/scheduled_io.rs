@@ -9,6 +9,10 @@ pub(crate) struct ScheduledIo {
     reader: Option<Waker>,
     /// Waker used for AsyncWrite.
     writer: Option<Waker>,
+
+    /// ssebench patch: the memory a read on this fd touches first (the `SharedFd`'s shared state), hinted into the
+    /// cache with the task a readiness wakes; null when unknown.
+    hint: *const (),
 }
 
 impl Default for ScheduledIo {
@@ -24,6 +28,7 @@ impl ScheduledIo {
             readiness: Ready::EMPTY,
             reader: None,
             writer: None,
+            hint: std::ptr::null(),
         }
     }
 
@@ -49,6 +54,22 @@ impl ScheduledIo {
             if let Some(waker) = self.writer.take() {
                 waker.wake();
             }
+        }
+    }
+
+    /// ssebench patch: see `hint`.
+    #[inline]
+    pub(crate) fn set_hint(&mut self, hint: *const ()) {
+        self.hint = hint;
+    }
+
+    /// ssebench patch: hints the header of the task a read readiness would wake, and the fd's shared state, which
+    /// that task reads first (see `LegacyDriver::inner_park`).
+    #[inline]
+    pub(crate) fn prefetch_reader(&self) {
+        if let Some(waker) = &self.reader {
+            crate::utils::prefetch::line(waker.data());
+            crate::utils::prefetch::line(self.hint);
         }
     }
 

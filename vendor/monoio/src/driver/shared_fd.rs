@@ -231,12 +231,23 @@ impl SharedFd {
         let state = super::util::feature_panic();
 
         #[allow(unreachable_code)]
-        Ok(SharedFd {
+        let shared = SharedFd {
             inner: Rc::new(Inner {
                 fd,
                 state: UnsafeCell::new(state),
             }),
-        })
+        };
+        // ssebench patch: the driver hints this state into the cache with the task a readiness wakes.
+        #[cfg(feature = "legacy")]
+        if let State::Legacy(Some(token)) = unsafe { &*shared.inner.state.get() } {
+            let hint = Rc::as_ptr(&shared.inner).cast::<()>();
+            CURRENT.with(|inner| {
+                if let super::Inner::Legacy(legacy) = inner {
+                    super::legacy::LegacyDriver::set_hint(legacy, *token, hint);
+                }
+            });
+        }
+        Ok(shared)
     }
 
     #[cfg(windows)]

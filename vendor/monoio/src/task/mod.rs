@@ -47,6 +47,18 @@ impl<S: 'static> Task<S> {
         self.raw.poll();
     }
 
+    /// ssebench patch: see `RawTask::prefetch`.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        self.raw.prefetch();
+    }
+
+    /// ssebench patch: hints the task's header only, without reading it.
+    #[inline]
+    pub(crate) fn prefetch_header(&self) {
+        crate::utils::prefetch::line(self.raw.header_ptr());
+    }
+
     #[cfg(feature = "sync")]
     pub(crate) unsafe fn finish(&mut self, val_slot: *mut ()) {
         self.raw.finish(val_slot);

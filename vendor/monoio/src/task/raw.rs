@@ -33,6 +33,9 @@ pub(crate) struct Vtable {
     /// Set future output
     #[cfg(feature = "sync")]
     pub(crate) finish: unsafe fn(NonNull<Header>, *mut ()),
+
+    /// ssebench patch: bytes of the task's allocation, header and future included, for `RawTask::prefetch`.
+    pub(crate) cell_bytes: usize,
 }
 
 /// Get the vtable for the requested `T` and `S` generics.
@@ -44,6 +47,7 @@ pub(super) fn vtable<T: Future, S: Schedule>() -> &'static Vtable {
         drop_join_handle_slow: drop_join_handle_slow::<T, S>,
         #[cfg(feature = "sync")]
         finish: finish::<T, S>,
+        cell_bytes: std::mem::size_of::<Cell<T, S>>(),
     }
 }
 
@@ -63,8 +67,22 @@ impl RawTask {
         RawTask { ptr }
     }
 
+    /// ssebench patch: the header's address, for a prefetch hint.
+    pub(crate) fn header_ptr(&self) -> *const Header {
+        self.ptr.as_ptr()
+    }
+
     pub(crate) fn header(&self) -> &Header {
         unsafe { self.ptr.as_ref() }
+    }
+
+    /// ssebench patch: hints the task's memory (header, future, trailer) into the cache, for a task about to run.
+    /// At most `MAX_PREFETCH_BYTES`, so a huge future does not flush what the running task uses.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        const MAX_PREFETCH_BYTES: usize = 2048;
+        let bytes = self.header().vtable.cell_bytes.min(MAX_PREFETCH_BYTES);
+        crate::utils::prefetch::span(self.ptr.as_ptr(), bytes);
     }
 
     /// Safety: mutual exclusion is required to call this function.

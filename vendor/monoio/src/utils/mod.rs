@@ -3,6 +3,7 @@
 pub(crate) mod box_into_inner;
 pub(crate) mod linked_list;
 #[allow(dead_code)]
+pub(crate) mod prefetch;
 pub(crate) mod slab;
 #[allow(dead_code)]
 pub(crate) mod thread_id;

@@ -42,6 +42,10 @@ pub(crate) struct LegacyInner {
     // Waker receiver
     #[cfg(feature = "sync")]
     waker_receiver: flume::Receiver<std::task::Waker>,
+
+    // ssebench patch: one `epoll_wait`'s events, so that dispatching can read ahead (see `inner_park`).
+    #[cfg(unix)]
+    batch: Vec<(mio::Token, Ready)>,
 }
 
 /// Driver with Poll-like syscall.
@@ -100,6 +104,8 @@ impl LegacyDriver {
             shared_waker,
             #[cfg(feature = "sync")]
             waker_receiver,
+            #[cfg(unix)]
+            batch: Vec::with_capacity(entries as usize),
         };
         let driver = Self {
             inner: Rc::new(UnsafeCell::new(inner)),
@@ -157,10 +163,39 @@ impl LegacyDriver {
             Err(ref e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+        // ssebench patch: with thousands of sockets, each event's slab entry and the task it wakes are cold, and
+        // a miss costs more than the rest of the dispatch does. Reading events ahead (the entry 16 ahead; the task
+        // header and fd state of the entry 8 ahead, by then cached) overlaps those misses instead of taking them in
+        // turn.
         #[cfg(unix)]
-        let iter = events.iter();
+        {
+            const ENTRY_AHEAD: usize = 16;
+            const TASK_AHEAD: usize = 8;
+            let mut batch = std::mem::take(&mut inner.batch);
+            batch.clear();
+            batch.extend(events.iter().map(|event| (event.token(), Ready::from_mio(event))));
+            for i in 0..batch.len() {
+                if let Some((token, _)) = batch.get(i + ENTRY_AHEAD) {
+                    inner.io_dispatch.prefetch(token.0);
+                }
+                if let Some((token, _)) = batch.get(i + TASK_AHEAD) {
+                    if let Some(io) = inner.io_dispatch.peek(token.0) {
+                        io.prefetch_reader();
+                    }
+                }
+                let (token, ready) = batch[i];
+                #[cfg(feature = "sync")]
+                if token != TOKEN_WAKEUP {
+                    inner.dispatch(token, ready);
+                }
+                #[cfg(not(feature = "sync"))]
+                inner.dispatch(token, ready);
+            }
+            inner.batch = batch;
+        }
         #[cfg(windows)]
         let iter = events.events.iter();
+        #[cfg(windows)]
         for event in iter {
             let token = event.token();
 
@@ -228,6 +263,15 @@ impl LegacyDriver {
                 inner.io_dispatch.remove(token);
                 Err(e)
             }
+        }
+    }
+
+    /// ssebench patch: see `ScheduledIo::hint`.
+    #[cfg(unix)]
+    pub(crate) fn set_hint(this: &Rc<UnsafeCell<LegacyInner>>, token: usize, hint: *const ()) {
+        let inner = unsafe { &mut *this.get() };
+        if let Some(mut io) = inner.io_dispatch.get(token) {
+            io.as_mut().set_hint(hint);
         }
     }
 
