@@ -1,4 +1,5 @@
-//! Runs a load test: plan the shards, start one pinned runtime per core, join them, merge their recorders.
+//! Runs a load test: plan the shards, start one runtime per core (pinned unless the target is on loopback), join
+//! them, merge their recorders.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -230,6 +231,8 @@ pub fn run_live(
     // Built once here, before anything connects: a bad template stops the run now, never midway.
     let requests = requests::build(cfg, &|name| std::env::var(name).ok())?;
     let driver = runtime::resolve_for_streams(cfg.driver).map_err(EngineError::Start)?;
+    let target_addrs: Vec<_> = cfg.targets.iter().map(|t| t.addr).collect();
+    let pin = runtime::pin_for_streams(cfg.pin, &target_addrs);
     let plan = Plan::new(cfg);
     // Refuse before anything connects: a run that hits EMFILE halfway measures the host, not the target.
     // This process's users (with --shard, its share of the run's), one descriptor each at most.
@@ -318,8 +321,10 @@ pub fn run_live(
             streams_log.is_some().then(|| StreamsLogLink { to_writer: log_tx.clone(), back: log_back_rx });
         let link = IntervalLink { to_collector: snapshot_tx.clone(), back: back_rx, streams_log };
         // On failure the senders drop, so the workers already started return at once.
-        let handle = runtime::spawn_pinned(name, slot, driver, move || worker::run(shard, shared, ready, go_rx, link))
-            .map_err(|e| EngineError::Start(format!("cannot start a worker thread: {e}")))?;
+        let handle = runtime::spawn_core(name, pin.then_some(slot), driver, move || {
+            worker::run(shard, shared, ready, go_rx, link)
+        })
+        .map_err(|e| EngineError::Start(format!("cannot start a worker thread: {e}")))?;
         handles.push(handle);
     }
     drop(ready_tx);

@@ -1,12 +1,13 @@
-//! Per-core runtimes: picks the monoio driver (io_uring, else epoll) and runs one pinned thread per core.
+//! Per-core runtimes: picks the monoio driver (io_uring, else epoll) and whether to pin, and runs one thread per core.
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::thread::JoinHandle;
 
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
-use crate::config::DriverChoice;
+use crate::config::{DriverChoice, PinChoice};
 
 /// Submission queue entries per runtime. In-flight operations are not bounded by it; it only
 /// sets how many can be queued between two `io_uring_enter` calls.
@@ -66,11 +67,25 @@ pub fn block_on<F: Future>(driver: Driver, fut: F) -> io::Result<F::Output> {
     })
 }
 
-/// Starts a thread pinned to core `core_slot` (modulo the cores this process may use) that runs
-/// `make()`'s future on its own runtime. The future is built on the thread, so it need not be `Send`.
-pub fn spawn_pinned<T, F, M>(
+/// Resolves `--pin` for `run`: `Auto` pins each worker to its core unless every target is a loopback address.
+/// A loopback target is a server on this machine's cores, and pinned workers then contend with it on fixed cores:
+/// a worker woken while the server's thread runs on its core waits for it, even with the other core idle, where
+/// an unpinned one is moved by the scheduler (ARCHITECTURE.md, "CPU per event": about a fifth of the generator's
+/// CPU per event at 10,000 loopback streams on 2 cores). A remote target leaves the cores to the generator, which
+/// then keeps each core's sockets, runtime and caches together.
+pub fn pin_for_streams(choice: PinChoice, targets: &[SocketAddr]) -> bool {
+    match choice {
+        PinChoice::Always => true,
+        PinChoice::Never => false,
+        PinChoice::Auto => !targets.iter().all(|addr| addr.ip().is_loopback()),
+    }
+}
+
+/// Starts a thread that runs `make()`'s future on its own runtime, pinned to core `core_slot` (modulo the cores
+/// this process may use) when one is given. The future is built on the thread, so it need not be `Send`.
+pub fn spawn_core<T, F, M>(
     name: String,
-    core_slot: usize,
+    core_slot: Option<usize>,
     driver: Driver,
     make: M,
 ) -> io::Result<JoinHandle<io::Result<T>>>
@@ -80,10 +95,33 @@ where
     M: FnOnce() -> F + Send + 'static,
 {
     std::thread::Builder::new().name(name).spawn(move || {
-        if let Some(cores) = core_affinity::get_core_ids().filter(|c| !c.is_empty()) {
+        if let Some(slot) = core_slot
+            && let Some(cores) = core_affinity::get_core_ids().filter(|c| !c.is_empty())
+        {
             // Pinning can fail in restricted containers; the run is still valid, only noisier.
-            let _ = core_affinity::set_for_current(cores[core_slot % cores.len()]);
+            let _ = core_affinity::set_for_current(cores[slot % cores.len()]);
         }
         block_on(driver, make())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn auto_pins_unless_every_target_is_on_loopback() {
+        let loopback = addrs(&["127.0.0.1:80", "127.0.0.2:80", "[::1]:80"]);
+        let mixed = addrs(&["127.0.0.1:80", "10.0.0.5:80"]);
+        let remote = addrs(&["192.0.2.7:443"]);
+        assert!(!pin_for_streams(PinChoice::Auto, &loopback));
+        assert!(pin_for_streams(PinChoice::Auto, &mixed));
+        assert!(pin_for_streams(PinChoice::Auto, &remote));
+        assert!(pin_for_streams(PinChoice::Always, &loopback));
+        assert!(!pin_for_streams(PinChoice::Never, &remote));
+    }
 }

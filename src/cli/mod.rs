@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::cli::run::{RunArgs, run_config};
-use crate::config::{ConfigError, DriverChoice, RunConfig};
+use crate::config::{ConfigError, DriverChoice, PinChoice, RunConfig};
 use crate::limits;
 use crate::server::openai::ModelShape;
 use crate::server::{AccelBuffering, Pauses, ServeConfig};
@@ -95,14 +95,35 @@ impl From<DriverArg> for DriverChoice {
     }
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PinArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<PinArg> for PinChoice {
+    fn from(p: PinArg) -> PinChoice {
+        match p {
+            PinArg::Auto => PinChoice::Auto,
+            PinArg::Always => PinChoice::Always,
+            PinArg::Never => PinChoice::Never,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct EngineArgs {
-    /// Worker threads, one pinned runtime each [default: every available core]
+    /// Worker threads, one runtime each [default: every available core]
     #[arg(short = 't', long)]
     threads: Option<usize>,
     /// IO driver. auto: for run, epoll (it reads many streams for less CPU); for serve, io_uring where usable, else epoll
     #[arg(long, value_enum, default_value = "auto")]
     driver: DriverArg,
+    /// Pin each worker thread to its own core. auto: for run, pinned unless every target is on loopback (a server
+    /// on the same cores, which pinned workers contend with); for serve, pinned
+    #[arg(long, value_enum, default_value = "auto")]
+    pin: PinArg,
 }
 
 impl EngineArgs {
@@ -400,6 +421,7 @@ fn serve_config(args: ServeArgs) -> Result<ServeConfig, ConfigError> {
         addrs: args.addrs,
         threads,
         driver: args.engine.driver.into(),
+        pin: args.engine.pin.into(),
         events: shape.events,
         interval: shape.interval,
         size_bytes: shape.size,

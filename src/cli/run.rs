@@ -469,6 +469,7 @@ pub(crate) fn run_config(args: RunArgs) -> Result<RunConfig, ConfigError> {
         compressed: args.compressed,
         threads: args.engine.threads(),
         driver: args.engine.driver.into(),
+        pin: args.engine.pin.into(),
         json_path: args.json,
         html_path: args.html,
         command_line: Vec::new(),
@@ -501,6 +502,18 @@ mod tests {
             Ok(other) => panic!("{other:?}"),
             Err(ParseError::Config(err)) => Err(err),
             Err(other) => panic!("not a config error: {other}"),
+        }
+    }
+
+    #[test]
+    fn pin_is_auto_unless_asked_and_a_wrong_value_is_refused() {
+        assert_eq!(run(&["http://127.0.0.1:9/"]).unwrap().pin, crate::config::PinChoice::Auto);
+        assert_eq!(run(&["http://127.0.0.1:9/", "--pin", "always"]).unwrap().pin, crate::config::PinChoice::Always);
+        assert_eq!(run(&["http://127.0.0.1:9/", "--pin", "never"]).unwrap().pin, crate::config::PinChoice::Never);
+        let argv = ["ssebench", "run", "http://127.0.0.1:9/", "--pin", "sometimes"];
+        match parse_from(argv) {
+            Err(ParseError::Usage(msg)) => assert!(msg.contains("--pin"), "{msg}"),
+            other => panic!("{other:?}"),
         }
     }
 

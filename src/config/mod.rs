@@ -41,6 +41,15 @@ pub enum DriverChoice {
     Epoll,
 }
 
+/// Whether each worker thread is pinned to its own core (`--pin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinChoice {
+    /// `run`: pinned unless every target is a loopback address; `serve`: pinned.
+    Auto,
+    Always,
+    Never,
+}
+
 /// The shortest `--report-interval`: the engine's collector drains snapshots every 10 ms or so, and a core with no
 /// emptied snapshot back yet folds its interval into the next.
 pub const MIN_REPORT_INTERVAL: Duration = Duration::from_millis(10);
@@ -113,6 +122,7 @@ pub struct RunConfig {
     pub compressed: bool,
     pub threads: usize,
     pub driver: DriverChoice,
+    pub pin: PinChoice,
     pub json_path: Option<PathBuf>,
     /// `--html`: also write the report as one self-contained HTML page to this file.
     pub html_path: Option<PathBuf>,
@@ -368,6 +378,7 @@ impl RunConfig {
             compressed: false,
             threads: crate::limits::available_cores(),
             driver: DriverChoice::Auto,
+            pin: PinChoice::Auto,
             json_path: None,
             html_path: None,
             command_line: Vec::new(),

@@ -5,7 +5,7 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::DriverChoice;
+use crate::config::{DriverChoice, PinChoice};
 use crate::limits;
 use crate::server::openai::ModelShape;
 
@@ -19,6 +19,8 @@ pub struct ServeConfig {
     pub addrs: Vec<SocketAddr>,
     pub threads: usize,
     pub driver: DriverChoice,
+    /// `Auto` pins: the server was not measured unpinned.
+    pub pin: PinChoice,
     /// Events per stream; 0 streams forever.
     pub events: u64,
     pub interval: Duration,
@@ -55,6 +57,7 @@ impl ServeConfig {
             addrs: vec![addr],
             threads: limits::available_cores(),
             driver: DriverChoice::Auto,
+            pin: PinChoice::Auto,
             events: 100,
             interval: Duration::from_millis(100),
             size_bytes: 100,

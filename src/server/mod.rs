@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::config::PinChoice;
 use crate::runtime::{self, Driver};
 use crate::sys;
 
@@ -127,6 +128,8 @@ impl ServerHandle {
 /// `first_core` shifts the pinning so an in-process generator can keep other cores.
 pub fn start(cfg: &ServeConfig, first_core: usize) -> Result<ServerHandle, String> {
     let driver = runtime::resolve(cfg.driver)?;
+    // `Auto` pins: the server was not measured unpinned.
+    let pin = cfg.pin != PinChoice::Never;
     let threads = cfg.threads.max(1);
     // Every accepted stream is a descriptor: take all the soft limit may be raised to.
     crate::limits::raise_nofile().map_err(|e| format!("cannot raise RLIMIT_NOFILE: {e}"))?;
@@ -152,9 +155,10 @@ pub fn start(cfg: &ServeConfig, first_core: usize) -> Result<ServerHandle, Strin
         let cfg = cfg.clone();
         let stop = stop.clone();
         let name = format!("ssebench-serve-{index}");
-        let handle =
-            runtime::spawn_pinned(name, first_core + index, driver, move || serve_core(listeners, cfg, stop, index))
-                .map_err(|e| format!("cannot start a server thread: {e}"))?;
+        let handle = runtime::spawn_core(name, pin.then_some(first_core + index), driver, move || {
+            serve_core(listeners, cfg, stop, index)
+        })
+        .map_err(|e| format!("cannot start a server thread: {e}"))?;
         handles.push(handle);
     }
     Ok(ServerHandle { addr: addrs[0], addrs, driver, stop, threads: handles })
