@@ -231,8 +231,7 @@ pub fn run_live(
     // Built once here, before anything connects: a bad template stops the run now, never midway.
     let requests = requests::build(cfg, &|name| std::env::var(name).ok())?;
     let driver = runtime::resolve_for_streams(cfg.driver).map_err(EngineError::Start)?;
-    let target_addrs: Vec<_> = cfg.targets.iter().map(|t| t.addr).collect();
-    let pin = runtime::pin_for_streams(cfg.pin, &target_addrs);
+    let pin = runtime::pin_for_streams(cfg.pin, cfg.targets.iter().map(|t| t.addr));
     let plan = Plan::new(cfg);
     // Refuse before anything connects: a run that hits EMFILE halfway measures the host, not the target.
     // This process's users (with --shard, its share of the run's), one descriptor each at most.

@@ -70,15 +70,20 @@ pub fn block_on<F: Future>(driver: Driver, fut: F) -> io::Result<F::Output> {
 /// Resolves `--pin` for `run`: `Auto` pins each worker to its core unless every target is a loopback address.
 /// A loopback target is a server on this machine's cores, and pinned workers then contend with it on fixed cores:
 /// a worker woken while the server's thread runs on its core waits for it, even with the other core idle, where
-/// an unpinned one is moved by the scheduler (ARCHITECTURE.md, "CPU per event": about a fifth of the generator's
-/// CPU per event at 10,000 loopback streams on 2 cores). A remote target leaves the cores to the generator, which
-/// then keeps each core's sockets, runtime and caches together.
-pub fn pin_for_streams(choice: PinChoice, targets: &[SocketAddr]) -> bool {
+/// an unpinned one is moved by the scheduler (ARCHITECTURE.md, "CPU per event": pinned workers cost about a
+/// quarter more CPU per event at 10,000 loopback streams on 2 cores). A remote target leaves the cores to the
+/// generator, which then keeps each core's sockets, runtime and caches together.
+pub fn pin_for_streams(choice: PinChoice, targets: impl IntoIterator<Item = SocketAddr>) -> bool {
     match choice {
         PinChoice::Always => true,
         PinChoice::Never => false,
-        PinChoice::Auto => !targets.iter().all(|addr| addr.ip().is_loopback()),
+        PinChoice::Auto => !targets.into_iter().all(|addr| addr.ip().is_loopback()),
     }
+}
+
+/// Resolves `--pin` for `serve`: `Auto` pins, as the server always did; it was not measured unpinned.
+pub fn pin_for_serving(choice: PinChoice) -> bool {
+    choice != PinChoice::Never
 }
 
 /// Starts a thread that runs `make()`'s future on its own runtime, pinned to core `core_slot` (modulo the cores
@@ -109,8 +114,8 @@ where
 mod tests {
     use super::*;
 
-    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
-        list.iter().map(|a| a.parse().unwrap()).collect()
+    fn addrs<'a>(list: &'a [&str]) -> impl Iterator<Item = SocketAddr> + Clone + 'a {
+        list.iter().map(|a| a.parse().unwrap())
     }
 
     #[test]
@@ -118,10 +123,10 @@ mod tests {
         let loopback = addrs(&["127.0.0.1:80", "127.0.0.2:80", "[::1]:80"]);
         let mixed = addrs(&["127.0.0.1:80", "10.0.0.5:80"]);
         let remote = addrs(&["192.0.2.7:443"]);
-        assert!(!pin_for_streams(PinChoice::Auto, &loopback));
-        assert!(pin_for_streams(PinChoice::Auto, &mixed));
-        assert!(pin_for_streams(PinChoice::Auto, &remote));
-        assert!(pin_for_streams(PinChoice::Always, &loopback));
-        assert!(!pin_for_streams(PinChoice::Never, &remote));
+        assert!(!pin_for_streams(PinChoice::Auto, loopback.clone()));
+        assert!(pin_for_streams(PinChoice::Auto, mixed));
+        assert!(pin_for_streams(PinChoice::Auto, remote.clone()));
+        assert!(pin_for_streams(PinChoice::Always, loopback));
+        assert!(!pin_for_streams(PinChoice::Never, remote));
     }
 }

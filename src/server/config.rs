@@ -19,7 +19,7 @@ pub struct ServeConfig {
     pub addrs: Vec<SocketAddr>,
     pub threads: usize,
     pub driver: DriverChoice,
-    /// `Auto` pins: the server was not measured unpinned.
+    /// `Auto` pins (`runtime::pin_for_serving`).
     pub pin: PinChoice,
     /// Events per stream; 0 streams forever.
     pub events: u64,

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::config::PinChoice;
 use crate::runtime::{self, Driver};
 use crate::sys;
 
@@ -128,8 +127,7 @@ impl ServerHandle {
 /// `first_core` shifts the pinning so an in-process generator can keep other cores.
 pub fn start(cfg: &ServeConfig, first_core: usize) -> Result<ServerHandle, String> {
     let driver = runtime::resolve(cfg.driver)?;
-    // `Auto` pins: the server was not measured unpinned.
-    let pin = cfg.pin != PinChoice::Never;
+    let pin = runtime::pin_for_serving(cfg.pin);
     let threads = cfg.threads.max(1);
     // Every accepted stream is a descriptor: take all the soft limit may be raised to.
     crate::limits::raise_nofile().map_err(|e| format!("cannot raise RLIMIT_NOFILE: {e}"))?;
